@@ -1,0 +1,159 @@
+"""DLRM configuration: what each sparse feature looks like and how big the MLPs are.
+
+The configs are frozen dataclasses validated in ``__post_init__`` so that a bad sweep
+point fails before any trial starts; ``dataclasses.asdict`` is what gets logged. The
+size helpers at the bottom are pure arithmetic on a config: they never build a model,
+so the size of a full (uncompressed) model can be computed without allocating it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+COMBINES = ("none", "sum", "mult", "add", "concat")
+POOLINGS = ("sum", "mean")
+INTERACTIONS = ("dot", "cat")
+BYTES_PER_FLOAT = 4
+
+
+def _check_positive_ints(name: str, values: tuple[int, ...], allow_empty: bool) -> None:
+    if not isinstance(values, tuple):
+        raise TypeError(f"{name} must be a tuple of ints, got {type(values).__name__}")
+    if not values and not allow_empty:
+        raise ValueError(f"{name} must not be empty, got {values}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ValueError(f"{name} must hold positive ints, got {values}")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One categorical feature and the embedding table(s) behind it."""
+
+    name: str
+    table_sizes: tuple[int, ...]  # rows of each of its tables: 1 table, or 2 for double hash / QR
+    combine: str = "none"  # "none" (1 table) | "sum" (double hash) | "mult" | "add" | "concat" (QR)
+    multi_valued: bool = False  # a bag of ids per sample, pooled into one vector
+    pooling: str = "sum"  # "sum" | "mean": how a multi-valued bag is pooled
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"FeatureSpec.name must be a non-empty str, got {self.name!r}")
+        _check_positive_ints(f"table_sizes of feature {self.name!r}", self.table_sizes, False)
+        if self.combine not in COMBINES:
+            raise ValueError(
+                f"combine of feature {self.name!r} must be one of {COMBINES}, got {self.combine!r}"
+            )
+        expected = 1 if self.combine == "none" else 2
+        if len(self.table_sizes) != expected:
+            raise ValueError(
+                f"feature {self.name!r} with combine={self.combine!r} needs {expected} table "
+                f"size(s), got table_sizes={self.table_sizes}"
+            )
+        if self.pooling not in POOLINGS:
+            raise ValueError(
+                f"pooling of feature {self.name!r} must be one of {POOLINGS}, got {self.pooling!r}"
+            )
+        if not isinstance(self.multi_valued, bool):
+            raise TypeError(f"multi_valued must be a bool, got {self.multi_valued!r}")
+
+
+@dataclass(frozen=True)
+class DLRMConfig:
+    """DLRM architecture (Naumov et al., 2019, arXiv 1906.00091), torchrec-style.
+
+    The bottom MLP is ``num_dense -> *bottom_mlp -> embedding_dim`` (its last layer is always
+    the embedding dim, as the reference requires); the top MLP is
+    ``interaction_dim -> *top_mlp -> 1`` (a logit).
+    """
+
+    num_dense: int  # dense (continuous) inputs per sample; 0 means no bottom MLP
+    features: tuple[FeatureSpec, ...]  # sparse features, in input order
+    embedding_dim: int = 16  # D: width of every feature's embedding vector
+    bottom_mlp: tuple[int, ...] = (64, 32)  # hidden widths of the bottom MLP (D is appended)
+    top_mlp: tuple[int, ...] = (64, 32)  # hidden widths of the top MLP (a 1-unit logit follows)
+    interaction: str = "dot"  # "dot": pairwise dots, no self-interaction | "cat": concatenate
+
+    def __post_init__(self) -> None:
+        if isinstance(self.num_dense, bool) or not isinstance(self.num_dense, int):
+            raise TypeError(f"num_dense must be an int, got {self.num_dense!r}")
+        if self.num_dense < 0:
+            raise ValueError(f"num_dense must be >= 0, got {self.num_dense}")
+        if not isinstance(self.features, tuple) or not self.features:
+            raise ValueError(f"features must be a non-empty tuple of FeatureSpec, got {self.features!r}")
+        for f in self.features:
+            if not isinstance(f, FeatureSpec):
+                raise TypeError(f"features must hold FeatureSpec, got {type(f).__name__}")
+        names = [f.name for f in self.features]
+        if len(set(names)) != len(names):
+            raise ValueError(f"feature names must be unique, got {names}")
+        d = self.embedding_dim
+        if isinstance(d, bool) or not isinstance(d, int) or d <= 0:
+            raise ValueError(f"embedding_dim must be a positive int, got {d!r}")
+        concat = [f.name for f in self.features if f.combine == "concat"]
+        if concat and d % 2:
+            raise ValueError(
+                f"embedding_dim must be even when a feature uses combine='concat' "
+                f"(each half table has dim D/2), got {d} with {concat}"
+            )
+        _check_positive_ints("bottom_mlp", self.bottom_mlp, True)
+        _check_positive_ints("top_mlp", self.top_mlp, True)
+        if self.interaction not in INTERACTIONS:
+            raise ValueError(f"interaction must be one of {INTERACTIONS}, got {self.interaction!r}")
+        if self.interaction == "dot" and self.num_dense == 0 and len(self.features) < 2:
+            raise ValueError(
+                "interaction='dot' with num_dense=0 needs at least 2 features (it has no "
+                f"dense vector to pair with), got {len(self.features)}; use interaction='cat'"
+            )
+
+    @property
+    def num_features(self) -> int:  # F
+        return len(self.features)
+
+    @property
+    def table_shapes(self) -> tuple[tuple[int, int], ...]:
+        """(rows, dim) of every table in config order; concat halves have dim D/2."""
+        shapes = []
+        for f in self.features:
+            dim = self.embedding_dim // 2 if f.combine == "concat" else self.embedding_dim
+            shapes.extend((rows, dim) for rows in f.table_sizes)
+        return tuple(shapes)
+
+    @property
+    def interaction_dim(self) -> int:
+        """Width of the interaction output, i.e. the top MLP's input."""
+        n_dense_vec = 1 if self.num_dense > 0 else 0
+        dense_width = self.embedding_dim * n_dense_vec
+        if self.interaction == "cat":
+            return dense_width + self.num_features * self.embedding_dim
+        n = self.num_features + n_dense_vec
+        return dense_width + n * (n - 1) // 2
+
+
+def _mlp_param_count(widths: list[int]) -> int:
+    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+
+
+def embedding_bytes(config: DLRMConfig) -> int:
+    """Bytes of all embedding tables in fp32: rows x dim x 4 summed over tables."""
+    return sum(rows * dim * BYTES_PER_FLOAT for rows, dim in config.table_shapes)
+
+
+def dense_param_count(config: DLRMConfig) -> int:
+    """Number of MLP parameters (weights + biases of bottom and top MLP)."""
+    bottom = 0
+    if config.num_dense > 0:
+        bottom = _mlp_param_count([config.num_dense, *config.bottom_mlp, config.embedding_dim])
+    top = _mlp_param_count([config.interaction_dim, *config.top_mlp, 1])
+    return bottom + top
+
+
+def dense_bytes(config: DLRMConfig) -> int:
+    """Bytes of the MLPs in fp32."""
+    return dense_param_count(config) * BYTES_PER_FLOAT
+
+
+def embedding_init_bound(num_rows: int) -> float:
+    """Half-width of the uniform init of a table, sqrt(1 / rows) as in reference DLRM."""
+    return math.sqrt(1.0 / num_rows)

@@ -1,0 +1,79 @@
+"""The data-source contract: a frozen config, a schema, and a stream of chunks.
+
+Each source is one module with a `Config` frozen dataclass (validated in `__post_init__`,
+one `help` string per field in its metadata) and a `Source` subclass. `collide prepare`
+builds its command-line options from the config fields, so options are written once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from sweep.datasets.store import Chunk, Schema, SplitSpec
+
+__all__ = ["Source", "config_to_params"]
+
+
+def config_to_params(config: Any) -> dict:
+    """JSON-safe dict of a source config (paths as strings, tuples as lists)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        return value
+
+    return {key: plain(value) for key, value in asdict(config).items()}
+
+
+class Source(ABC):
+    """A data source: `chunks()` yields consecutive rows in the prepared form."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    version: ClassVar[int] = 1  # bump when preprocessing changes, so old caches rebuild
+
+    def __init__(self, config: Any):
+        if not isinstance(config, self.Config):
+            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}, got {type(config).__name__}")
+        self.config = config
+
+    @classmethod
+    def from_params(cls, **params: Any) -> Source:
+        """Build from keyword params; an unknown key is an error naming the valid ones."""
+        known = {f.name for f in fields(cls.Config)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown} for source {cls.name!r}; valid: {sorted(known)}")
+        return cls(cls.Config(**params))
+
+    @abstractmethod
+    def schema(self) -> Schema: ...
+
+    @abstractmethod
+    def split_spec(self) -> SplitSpec: ...
+
+    @abstractmethod
+    def chunks(self) -> Iterator[Chunk]: ...
+
+    def input_files(self) -> list[Path]:
+        """Files whose identity (path, size, mtime) is part of the cache fingerprint."""
+        return []
+
+    def feature_meta(self) -> Mapping[str, Mapping[str, np.ndarray]]:
+        """Per-feature arrays to keep with the data; called after `chunks()` is exhausted."""
+        return {}
+
+    def report(self) -> dict:
+        """Facts about the read to keep in the manifest, e.g. skipped malformed lines."""
+        return {}
+
+    def params(self) -> dict:
+        return config_to_params(self.config)

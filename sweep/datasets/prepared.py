@@ -1,0 +1,129 @@
+"""Loading a prepared dataset: verify its manifest, memory-map every column.
+
+See `sweep.datasets.store` for the on-disk layout. Nothing here copies a column: every
+array is a read-only `np.memmap`, so many Ray trials on one node share the page cache.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "FORMAT_VERSION",
+    "PreparedDataError",
+    "PreparedDataset",
+    "SparseColumn",
+    "Vocabulary",
+    "load_prepared",
+    "read_manifest",
+]
+
+FORMAT_VERSION = 1
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+
+
+class PreparedDataError(ValueError):
+    """A prepared-data directory is missing, incomplete or corrupt."""
+
+
+@dataclass(frozen=True)
+class SparseColumn:
+    values: np.ndarray  # int64 [N] or [nnz]
+    offsets: np.ndarray | None  # int64 [N + 1] for multi-valued features
+
+    @property
+    def multi_valued(self) -> bool:
+        return self.offsets is not None
+
+    def rows_of(self, row_mask: np.ndarray) -> np.ndarray:
+        """Raw ids of the rows selected by a boolean mask [N] (flattened for bags)."""
+        if self.offsets is None:
+            return np.asarray(self.values[row_mask])
+        lengths = np.diff(self.offsets)
+        return np.asarray(self.values[np.repeat(row_mask, lengths)])
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    ids: np.ndarray  # int64 [V], sorted distinct raw ids of the train split
+    counts: np.ndarray  # int64 [V], occurrences in the train split
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    path: Path
+    manifest: dict
+    labels: np.ndarray  # float32 [N]
+    dense: np.ndarray  # float32 [N, num_dense]
+    split: np.ndarray  # int8 [N]: 0 train, 1 val, 2 test
+    sparse: dict[str, SparseColumn]
+    vocab: dict[str, Vocabulary]  # empty while the writer is still counting
+    extras: dict[str, np.ndarray]  # per-row extras, e.g. "true_prob"
+    meta: dict[str, dict[str, np.ndarray]]  # per-feature extras, e.g. planted clusters
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f["name"] for f in self.manifest["features"]]
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.manifest["num_rows"])
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.manifest["fingerprint"])
+
+    def split_indices(self, name: str) -> np.ndarray:
+        """Row indices (int64) of split `name`: 'train', 'val' or 'test'."""
+        if name not in SPLIT_CODES:
+            raise ValueError(f"split must be one of {sorted(SPLIT_CODES)}, got {name!r}")
+        return np.flatnonzero(np.asarray(self.split) == SPLIT_CODES[name])
+
+
+def read_manifest(path: Path) -> dict:
+    """Parse and check `path/manifest.json`; raise PreparedDataError naming what is wrong."""
+    manifest_path = Path(path) / "manifest.json"
+    if not manifest_path.is_file():
+        raise PreparedDataError(f"{manifest_path}: missing; {path} is not a complete prepared dataset")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PreparedDataError(f"{manifest_path}: not valid JSON ({exc})") from exc
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise PreparedDataError(
+            f"{manifest_path}: format_version {manifest.get('format_version')!r}, expected {FORMAT_VERSION}; "
+            "prepare the data again"
+        )
+    for rel, size in manifest.get("files", {}).items():
+        file = Path(path) / rel
+        if not file.is_file() or file.stat().st_size != size:
+            found = file.stat().st_size if file.is_file() else "missing"
+            raise PreparedDataError(f"{file}: expected {size} bytes, found {found}; the cache is damaged")
+    return manifest
+
+
+def load_prepared(path: str | Path, _manifest: dict | None = None) -> PreparedDataset:
+    """Memory-map a prepared dataset written by `collide prepare`."""
+    path = Path(path)
+    manifest = _manifest if _manifest is not None else read_manifest(path)
+
+    def column(rel: str) -> np.ndarray:
+        return np.load(path / rel, mmap_mode="r", allow_pickle=False)
+
+    sparse, vocab, meta = {}, {}, {}
+    for i, feature in enumerate(manifest["features"]):
+        name = feature["name"]
+        offsets = column(f"sparse/{i}.offsets.npy") if feature.get("multi_valued") else None
+        sparse[name] = SparseColumn(values=column(f"sparse/{i}.values.npy"), offsets=offsets)
+        if (path / "vocab" / f"{i}.ids.npy").is_file():
+            vocab[name] = Vocabulary(ids=column(f"vocab/{i}.ids.npy"), counts=column(f"vocab/{i}.counts.npy"))
+        meta[name] = {key: column(f"meta/{i}.{key}.npy") for key in feature.get("meta", [])}
+    extras = {name: column(f"extras/{name}.npy") for name in manifest.get("extras", [])}
+    return PreparedDataset(
+        path=path, manifest=manifest, labels=column("labels.npy"), dense=column("dense.npy"),
+        split=column("split.npy"), sparse=sparse, vocab=vocab, extras=extras, meta=meta,
+    )

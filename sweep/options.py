@@ -1,0 +1,87 @@
+"""Command-line options generated from frozen config dataclasses, so each option is written once.
+
+A field `num_rows: int | None = field(default=None, metadata={"help": ...})` becomes
+`--num-rows INT`; `bool` fields become `--flag / --no-flag`; tuples take comma-separated
+values. Only options the user gave are passed on, so the dataclass defaults stay the one
+source of truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_dataclass_options", "describe_dataclass", "given_options"]
+
+
+def _unwrap(annotation: Any) -> tuple[Any, bool]:
+    """(inner type, optional?) for `X | None`."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0], True
+    return annotation, False
+
+
+def _parser_for(annotation: Any, option: str) -> tuple[Any, str]:
+    """(argparse type callable, metavar) for a field annotation."""
+    inner, _ = _unwrap(annotation)
+    if typing.get_origin(inner) is tuple:
+        item = typing.get_args(inner)[0]
+
+        def parse_tuple(text: str) -> tuple:
+            try:
+                return tuple(item(part.strip()) for part in text.split(",") if part.strip())
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(
+                    f"{option} takes comma-separated {item.__name__} values, got {text!r}"
+                ) from exc
+
+        return parse_tuple, f"{item.__name__.upper()},..."
+    if inner in (int, float, str, Path):
+        return inner, inner.__name__.upper() if inner is not Path else "PATH"
+    raise TypeError(f"option {option}: unsupported field type {annotation!r}")
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        option = "--" + f.name.replace("_", "-")
+        text = f.metadata.get("help", "")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        inner, _ = _unwrap(hints[f.name])
+        if inner is bool:
+            parser.add_argument(option, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=f"{text} (default: {default})")
+            continue
+        convert, metavar = _parser_for(hints[f.name], option)
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        shown = "required" if required else f"default: {_show(default)}"
+        parser.add_argument(option, dest=f.name, type=convert, metavar=metavar, required=required,
+                            default=argparse.SUPPRESS, help=f"{text} ({shown})")
+
+
+def given_options(args: argparse.Namespace, cls: type) -> dict:
+    """The dataclass fields the user actually gave on the command line."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
+def describe_dataclass(cls: type) -> list[tuple[str, str, str]]:
+    """(option, default, help) rows, for `collide datasets`."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        default = "required" if required else _show(f.default)
+        rows.append(("--" + f.name.replace("_", "-"), default, f.metadata.get("help", "")))
+    return rows
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)

@@ -1,0 +1,213 @@
+"""Write a Pareto table (from ``sweep.pareto.frontier_table``) as CSV, Markdown and PNG.
+
+The table is a list of trial rows with ``on_frontier`` set. Column names the Markdown
+report looks for: ``strategy``, ``compression``, ``dim``, ``seed`` (always shown, blank when
+missing), ``test_logloss`` and ``compression_ratio`` (shown when any frontier row has them).
+The plot uses matplotlib's object API with the Agg canvas, so importing or calling this
+module never changes the global matplotlib backend or pyplot state.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import numbers
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sweep.pareto import format_bytes
+
+__all__ = ["plot_pareto", "write_pareto_csv", "write_pareto_md"]
+
+# CSV columns put first when present; every other key follows in first-seen order.
+_LEADING_COLUMNS = (
+    "trial_id", "strategy", "compression", "dim", "seed", "total_bytes", "val_logloss",
+    "test_logloss", "compression_ratio", "on_frontier",
+)
+_AXIS_LABELS = {
+    "total_bytes": "total bytes (embedding + mapping + dense), log scale",
+    "val_logloss": "validation log loss (nats, lower is better)",
+    "test_logloss": "test log loss (nats, lower is better)",
+}
+
+
+def write_pareto_csv(table: Iterable[Mapping[str, Any]], path: str | os.PathLike) -> Path:
+    """Write every row (frontier or not) to ``path`` as CSV; returns the path.
+
+    Missing values and None are empty cells; floats are written exactly (repr), lists and
+    dicts as JSON.
+    """
+    rows = _frontier_rows(table, need_flag=False)
+    columns = [c for c in _LEADING_COLUMNS if any(c in row for row in rows)]
+    for row in rows:
+        columns.extend(key for key in row if key not in columns)
+    path = _prepare(path)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_csv_cell(row.get(column)) for column in columns])
+    return path
+
+
+def write_pareto_md(
+    table: Iterable[Mapping[str, Any]],
+    path: str | os.PathLike,
+    *,
+    title: str = "Pareto frontier",
+    x: str = "total_bytes",
+    y: str = "val_logloss",
+) -> Path:
+    """Markdown report: the frontier rows sorted by ``x``, then trial and frontier counts."""
+    rows = _frontier_rows(table, need_flag=True)
+    front = sorted((r for r in rows if r["on_frontier"]), key=lambda r: _number(r.get(x)))
+    completed = sum(1 for r in rows if _is_number(r.get(x)) and _is_number(r.get(y)))
+    optional = [c for c in ("test_logloss", "compression_ratio") if c not in (x, y)]
+    optional = [c for c in optional if any(r.get(c) is not None for r in front)]
+    header = ["strategy", "compression", "dim", "seed", x, f"{x} (raw)", y, *optional]
+    lines = [f"# {title}", "", f"Frontier of {x} vs {y}, both minimised, sorted by {x}.", ""]
+    if front:
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row in front:
+            cells = [_md_cell(row.get(c)) for c in ("strategy", "compression", "dim", "seed")]
+            cells += [_md_size(row.get(x)) if x.endswith("bytes") else _md_cell(row.get(x))]
+            cells += [_md_cell(row.get(x)), _md_cell(row.get(y))]
+            for column in optional:
+                value = row.get(column)
+                ratio = column == "compression_ratio" and _is_number(value)
+                cells.append(f"{value:.1f}x" if ratio else _md_cell(value))
+            lines.append("| " + " | ".join(cells) + " |")
+    else:
+        lines.append("No completed trials, so no frontier.")
+    lines += [
+        "",
+        f"{len(rows)} trials: {completed} completed, {len(rows) - completed} failed "
+        f"(missing {x} or {y}); {len(front)} on the frontier.",
+        "",
+    ]
+    path = _prepare(path)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def plot_pareto(
+    table: Iterable[Mapping[str, Any]],
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+    x: str = "total_bytes",
+    y: str = "val_logloss",
+) -> Path:
+    """Scatter of every completed trial (log-x), coloured by strategy, frontier as a step line.
+
+    Rows whose x is not finite and positive, or whose y is not finite, cannot be drawn on a
+    log axis; their count is noted in the legend. Returns the path of the PNG.
+    """
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = _frontier_rows(table, need_flag=True)
+    drawable = [r for r in rows if _drawable(r.get(x), log=True) and _drawable(r.get(y))]
+    skipped = len(rows) - len(drawable)
+    figure = Figure(figsize=(8, 5), dpi=120)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    strategies = sorted({str(r.get("strategy", "unknown")) for r in drawable})
+    palette = colormaps["tab10"]
+    for k, strategy in enumerate(strategies):
+        points = [r for r in drawable if str(r.get("strategy", "unknown")) == strategy]
+        axes.scatter(
+            [float(r[x]) for r in points], [float(r[y]) for r in points],
+            color=palette(k % 10), label=strategy, s=28, alpha=0.8,
+            edgecolors=["black" if r["on_frontier"] else "none" for r in points],
+        )
+    front = sorted((r for r in drawable if r["on_frontier"]), key=lambda r: float(r[x]))
+    if front:
+        axes.step(
+            [float(r[x]) for r in front], [float(r[y]) for r in front], where="post",
+            color="black", linewidth=1.2, label=f"Pareto frontier ({len(front)} points)",
+        )
+    if skipped:
+        axes.plot([], [], " ", label=f"{skipped} failed / not drawable")
+    if drawable:
+        axes.set_xscale("log")
+        axes.legend(fontsize="small", loc="best")
+    else:
+        axes.text(0.5, 0.5, "no completed trials", ha="center", va="center",
+                  transform=axes.transAxes)
+    axes.set_xlabel(_AXIS_LABELS.get(x, x))
+    axes.set_ylabel(_AXIS_LABELS.get(y, y))
+    axes.set_title(title or f"Pareto frontier: {x} vs {y} ({len(rows)} trials)")
+    axes.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    path = _prepare(path)
+    figure.savefig(path, format="png")
+    return path
+
+
+def _frontier_rows(table: Iterable[Mapping[str, Any]], *, need_flag: bool) -> list[Mapping]:
+    if isinstance(table, Mapping | str | bytes):
+        raise TypeError(f"table must be a list of row mappings, got {type(table).__name__}")
+    rows = list(table)
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise TypeError(f"table[{i}] must be a mapping, got {type(row).__name__}")
+        if need_flag and "on_frontier" not in row:
+            raise ValueError(
+                f"table[{i}] has no 'on_frontier' field; build the table with "
+                "sweep.pareto.frontier_table(rows)"
+            )
+    return rows
+
+
+def _prepare(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _is_number(value: Any) -> bool:
+    """A real number that is not NaN (numpy scalars included, bools excluded)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return not math.isnan(float(value))
+
+
+def _number(value: Any) -> float:
+    return float(value) if _is_number(value) else math.inf
+
+
+def _drawable(value: Any, *, log: bool = False) -> bool:
+    return _is_number(value) and math.isfinite(float(value)) and (not log or float(value) > 0)
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return repr(float(value))  # shortest text that reads back to the same float
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, Mapping | Sequence) and not isinstance(value, str | bytes):
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)
+
+
+def _md_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    real = isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)
+    text = f"{float(value):.6g}" if real else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_size(value: Any) -> str:
+    return format_bytes(float(value)) if _is_number(value) else _md_cell(value)
