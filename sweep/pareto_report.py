@@ -122,10 +122,11 @@ def plot_pareto(
     palette = colormaps["tab10"]
     for k, strategy in enumerate(strategies):
         points = [r for r in drawable if str(r.get("strategy", "unknown")) == strategy]
-        axes.scatter(
-            [float(r[x]) for r in points], [float(r[y]) for r in points],
-            color=palette(k % 10), label=strategy, s=28, alpha=0.8,
-            edgecolors=["black" if r["on_frontier"] else "none" for r in points],
+        on_front = [bool(r["on_frontier"]) for r in points]
+        axes.scatter(  # frontier points larger, with a black edge
+            [float(r[x]) for r in points], [float(r[y]) for r in points], label=strategy,
+            facecolors=[palette(k % 10)] * len(points), s=[44 if f else 22 for f in on_front],
+            edgecolors=[(0.0, 0.0, 0.0, 1.0 if f else 0.0) for f in on_front],
         )
     front = sorted((r for r in drawable if r["on_frontier"]), key=lambda r: float(r[x]))
     if front:
