@@ -1,4 +1,4 @@
-"""Write a Pareto table (from ``sweep.pareto.frontier_table``) as CSV, Markdown and PNG.
+"""Write a Pareto table (from ``sweep.frontier.frontier_table``) as CSV, Markdown and PNG.
 
 The table is a list of trial rows with ``on_frontier`` set. Column names the Markdown
 report looks for: ``strategy``, ``compression``, ``dim``, ``seed`` (always shown, blank when
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sweep.pareto import format_bytes
+from sweep.frontier import format_bytes
 
 __all__ = ["plot_pareto", "write_pareto_csv", "write_pareto_md"]
 
@@ -162,7 +162,7 @@ def _frontier_rows(table: Iterable[Mapping[str, Any]], *, need_flag: bool) -> li
         if need_flag and "on_frontier" not in row:
             raise ValueError(
                 f"table[{i}] has no 'on_frontier' field; build the table with "
-                "sweep.pareto.frontier_table(rows)"
+                "sweep.frontier.frontier_table(rows)"
             )
     return rows
 

@@ -1,0 +1,226 @@
+"""Sweep configuration: YAML (or a shipped preset) -> frozen dataclasses, validated before Ray starts.
+
+Every section is a frozen dataclass; an unknown key or a bad value raises `ConfigError`
+naming the key path (e.g. `grid.compressions`), so a typo never reaches a Ray trial.
+`asdict(SweepConfig)` is what the MLflow parent run records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mappers import MAPPERS
+from models import ProbeConfig, TrainConfig
+from sweep.datasets import SOURCES
+
+__all__ = [
+    "PRESETS",
+    "ConfigError",
+    "DataConfig",
+    "GridConfig",
+    "ModelConfig",
+    "ResourcesConfig",
+    "SweepConfig",
+    "load_config",
+    "load_preset",
+]
+
+PRESETS = ("smoke", "quick", "movielens", "criteo")
+SEARCHES = ("grid", "optuna")
+SCHEDULERS = ("none", "asha")
+
+
+class ConfigError(ValueError):
+    """A sweep config that cannot run: names the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "synthetic"  # a key of sweep.datasets.SOURCES
+    params: Mapping[str, Any] = field(default_factory=dict)  # the source's options (collide datasets)
+    prepared_dir: str | None = None  # where to prepare; None: .collide/prepared/SOURCE-FINGERPRINT
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {sorted(SOURCES)}, got {self.source!r}")
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    strategies: tuple[str, ...] = tuple(MAPPERS)  # mapping strategies
+    compressions: tuple[float, ...] = (4.0, 16.0, 64.0)  # rows = ceil(vocab / compression)
+    dims: tuple[int, ...] = (8, 16)  # embedding dims
+    seeds: tuple[int, ...] = (0,)  # seeds (mapper, model, probe)
+
+    def __post_init__(self) -> None:
+        for name in ("strategies", "compressions", "dims", "seeds"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} must not be empty")
+        unknown = [s for s in self.strategies if s not in MAPPERS]
+        if unknown:
+            raise ValueError(f"strategies {unknown} are unknown; valid: {sorted(MAPPERS)}")
+        if any(c < 1 for c in self.compressions):
+            raise ValueError(f"compressions must all be >= 1, got {list(self.compressions)}")
+        if any(d < 1 for d in self.dims):
+            raise ValueError(f"dims must all be >= 1, got {list(self.dims)}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    bottom_mlp: tuple[int, ...] = (64, 32)  # hidden widths; the embedding dim is appended
+    top_mlp: tuple[int, ...] = (64, 32)  # hidden widths; a 1-unit logit follows
+    interaction: str = "dot"  # "dot" | "cat"
+    pooling: str = "sum"  # multi-valued features: "sum" | "mean"
+    full_threshold: int = 256  # features with vocab <= this keep a full table
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    cpus_per_trial: float = 1.0  # also the trial's torch threads
+    gpus_per_trial: float = 0.0  # a fraction shares one GPU between trials
+    max_concurrent_trials: int | None = None  # None: as many as the resources allow
+    num_cpus: int | None = None  # local ray.init only; None: all cores
+
+    def __post_init__(self) -> None:
+        if self.cpus_per_trial <= 0:
+            raise ValueError(f"cpus_per_trial must be > 0, got {self.cpus_per_trial}")
+        if self.gpus_per_trial < 0:
+            raise ValueError(f"gpus_per_trial must be >= 0, got {self.gpus_per_trial}")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    name: str = "collide"  # MLflow experiment and Ray Tune run name
+    data: DataConfig = field(default_factory=DataConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
+    strategy_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # per-strategy mapper params
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    search: str = "grid"  # "grid" | "optuna" (multi-objective: val_logloss, total_bytes)
+    num_samples: int = 6  # optuna: trials to sample
+    scheduler: str = "none"  # "none" | "asha" (single objective val_logloss; grid search only)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    address: str | None = None  # Ray cluster address; None: RAY_ADDRESS or a local Ray
+    tracking_uri: str | None = None  # None: MLFLOW_TRACKING_URI or sqlite:///<launch dir>/mlflow.db
+    storage_path: str | None = None  # Ray Tune results; None: <launch dir>/.collide/ray_results
+    results_dir: str | None = None  # also write pareto.csv/png/md here
+    fail_trials: tuple[str, ...] = ()  # fault injection: trial names that raise (tests of failure handling)
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name:
+            raise ValueError(f"name must be a non-empty string without '/', got {self.name!r}")
+        if self.search not in SEARCHES:
+            raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
+        if self.scheduler == "asha" and self.search == "optuna":
+            raise ValueError("scheduler 'asha' is single-objective; it cannot run with the multi-objective optuna search")
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
+        unknown = sorted(set(self.strategy_params) - set(MAPPERS))
+        if unknown:
+            raise ValueError(f"strategy_params has unknown strategies {unknown}; valid: {sorted(MAPPERS)}")
+
+
+def _build(cls: type, values: Any, path: str) -> Any:
+    """Build dataclass `cls` from a mapping, recursively; errors name the key path."""
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{path or 'config'} must be a mapping, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ConfigError(f"unknown key {where}{unknown[0]}; valid keys{' of ' + path if path else ''}: {sorted(known)}")
+    kwargs = {}
+    for key, value in values.items():
+        key_path = f"{path}.{key}" if path else key
+        kwargs[key] = _convert(hints[key], value, key_path)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{path or 'config'}: {exc}") from exc
+
+
+def _convert(annotation: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if value is None:
+        return None
+    if origin in (typing.Union, types.UnionType):
+        return _convert(args[0], value, path)
+    if dataclasses.is_dataclass(annotation):
+        return _build(annotation, value, path)
+    if origin is tuple:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return tuple(_convert(args[0], v, path) for v in items)
+    if annotation in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ConfigError(f"{path} must be a number, got {value!r}")
+    if annotation is int and isinstance(value, float) and not value.is_integer():
+        raise ConfigError(f"{path} must be an integer, got {value!r}")
+    if annotation is str and not isinstance(value, str):
+        raise ConfigError(f"{path} must be a string, got {value!r}")
+    if annotation is bool and not isinstance(value, bool):
+        raise ConfigError(f"{path} must be true or false, got {value!r}")
+    if origin is not None and issubclass(origin, Mapping) and not isinstance(value, Mapping):
+        raise ConfigError(f"{path} must be a mapping, got {value!r}")
+    return int(value) if annotation is int else float(value) if annotation is float else value
+
+
+def merge(base: Mapping, override: Mapping) -> dict:
+    """Deep-merge two nested mappings (override wins)."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
+    return out
+
+
+def preset_values(name: str) -> dict:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; valid: {list(PRESETS)}")
+    return yaml.safe_load(resources.files("sweep.presets").joinpath(f"{name}.yaml").read_text()) or {}
+
+
+def file_values(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(values).__name__}")
+    return dict(values)
+
+
+def load_config(values: Mapping, overrides: Mapping | None = None) -> SweepConfig:
+    """A validated SweepConfig from nested values plus nested overrides."""
+    return _build(SweepConfig, merge(values, overrides or {}), "")
+
+
+def load_preset(name: str, overrides: Mapping | None = None) -> SweepConfig:
+    return load_config(preset_values(name), overrides)
+
+
+def set_override(text: str) -> dict:
+    """`a.b.c=VALUE` (VALUE parsed as YAML) -> {"a": {"b": {"c": VALUE}}}."""
+    if "=" not in text:
+        raise ConfigError(f"--set takes KEY=VALUE (e.g. train.epochs=2), got {text!r}")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw)
+    for part in reversed(key.strip().split(".")):
+        value = {part: value}
+    return value

@@ -1,0 +1,180 @@
+"""`criteo`: raw Criteo Kaggle / Terabyte click logs (TSV, plain or gzip), streamed.
+
+Each line holds 40 tab-separated fields: label (0/1), I1..I13 (integers, may be empty or
+negative), C1..C26 (hex ids, may be empty). No header. Preprocessing follows the
+reference DLRM (facebookresearch/dlrm, `dlrm_data_pytorch.py`):
+
+- dense: empty -> 0, negative -> 0, then log(1 + x), computed in float64, stored float32;
+- categorical: the hex string -> int64 (up to 16 digits, the 64-bit pattern, so the usual
+  8-digit ids are 0 .. 2**32 - 1); an empty categorical -> `MISSING_ID` (-1), which no id
+  of at most 15 hex digits can produce (only "ffffffffffffffff" would).
+
+Lines are parsed a block at a time with `textscan` (vectorised, no Python per line). A
+malformed line (wrong field count, label not 0/1, a dense value that is not an integer of
+at most 16 digits, a categorical that is not 1-16 hex digits) raises a ValueError naming
+the file and 1-based line; with `skip_malformed` it is skipped, counted, logged and
+listed in `report()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from sweep.datasets.base import Source
+from sweep.datasets.linereader import LineBlockReader, open_maybe_gzip
+from sweep.datasets.store import Chunk, FeatureSchema, Schema, SplitSpec
+from sweep.datasets.textscan import field_text, parse_decimal, parse_hex, split_lines, words_view
+from sweep.datasets.tokens import MISSING_ID
+
+__all__ = ["DENSE_NAMES", "MISSING_ID", "SPARSE_NAMES", "CriteoConfig", "CriteoSource"]
+
+log = logging.getLogger(__name__)
+
+DENSE_NAMES = tuple(f"I{i}" for i in range(1, 14))
+SPARSE_NAMES = tuple(f"C{i}" for i in range(1, 27))
+NUM_FIELDS = 1 + len(DENSE_NAMES) + len(SPARSE_NAMES)  # 40
+MAX_EXAMPLES = 10  # skipped lines listed in the report and logged one by one
+
+
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class CriteoConfig:
+    path: Path = field(metadata=_help("raw Criteo TSV: Kaggle train.txt or a Terabyte day file, plain or gzip"))
+    extra_files: tuple[str, ...] = field(default=(), metadata=_help("more files read after PATH, in order (e.g. Terabyte days)"))
+    split: str = field(default="random", metadata=_help("'random' (seeded per row) or 'sequential' (train first, then val, test)"))
+    val_fraction: float = field(default=0.1, metadata=_help("share of rows in the validation split"))
+    test_fraction: float = field(default=0.1, metadata=_help("share of rows in the test split"))
+    seed: int = field(default=0, metadata=_help("seed of the random split"))
+    skip_malformed: bool = field(default=False, metadata=_help("skip (count, log, report) malformed lines instead of failing"))
+    chunk_rows: int = field(default=1 << 17, metadata=_help("lines parsed per chunk, about (bounds memory)"))
+    progress: bool = field(default=True, metadata=_help("show a progress bar over bytes read (only on a terminal)"))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+        object.__setattr__(self, "extra_files", tuple(str(f) for f in self.extra_files))
+        if self.split not in ("random", "sequential"):
+            raise ValueError(f"split must be 'random' or 'sequential', got {self.split!r}")
+        if not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be an int >= 1, got {self.chunk_rows!r}")
+        SplitSpec(self.split, self.val_fraction, self.test_fraction, self.seed)  # validates the fractions
+
+
+class CriteoSource(Source):
+    name = "criteo"
+    Config = CriteoConfig
+
+    def __init__(self, config: CriteoConfig):
+        super().__init__(config)
+        self._reset_counts()
+
+    def _reset_counts(self) -> None:
+        self.num_lines = 0
+        self.num_skipped = 0
+        self.skipped_examples: list[str] = []
+
+    def input_files(self) -> list[Path]:
+        return [self.config.path, *(Path(f) for f in self.config.extra_files)]
+
+    def schema(self) -> Schema:
+        return Schema(dense=DENSE_NAMES, features=tuple(FeatureSchema(name) for name in SPARSE_NAMES))
+
+    def split_spec(self) -> SplitSpec:
+        c = self.config
+        return SplitSpec(c.split, c.val_fraction, c.test_fraction, c.seed)
+
+    def chunks(self) -> Iterator[Chunk]:
+        self._reset_counts()
+        for path in self.input_files():
+            yield from self._file_chunks(path)
+        if self.num_skipped:
+            log.warning("skipped %d malformed line(s) of %d; first: %s",
+                        self.num_skipped, self.num_lines, "; ".join(self.skipped_examples[:3]))
+
+    def report(self) -> dict:
+        return {"lines": self.num_lines, "skipped_lines": self.num_skipped,
+                "skipped_examples": list(self.skipped_examples)}
+
+    def _file_chunks(self, path: Path) -> Iterator[Chunk]:
+        show = self.config.progress and sys.stderr.isatty()
+        with open_maybe_gzip(path) as (stream, position), \
+                tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name,
+                     disable=not show, leave=False) as bar:
+            reader = LineBlockReader(stream, self.config.chunk_rows)
+            first_line = 1
+            for block in reader:
+                chunk, num_lines = self._parse_block(block, path, first_line)
+                reader.observe(len(block), num_lines)
+                first_line += num_lines
+                self.num_lines += num_lines
+                bar.update(position() - bar.n)
+                if chunk is not None:
+                    yield chunk
+
+    def _parse_block(self, block: np.ndarray, path: Path, first_line: int) -> tuple[Chunk | None, int]:
+        """Parse one block of whole lines; (chunk of its good rows or None, lines in the block)."""
+        lines = split_lines(block, NUM_FIELDS)
+        words = words_view(block)
+        ends, lengths = lines.ends, lines.lengths  # [k, 40]
+        label_byte = block[ends[:, 0] - 1]
+        label_ok = (lengths[:, 0] == 1) & ((label_byte == ord("0")) | (label_byte == ord("1")))
+        value, negative, dense_ok = parse_decimal(block, words, ends[:, 1:14], lengths[:, 1:14])  # [k, 13]
+        value[negative] = 0
+        dense = np.log1p(value.astype(np.float64)).astype(np.float32)
+        sparse_ends = np.ascontiguousarray(ends[:, 14:].T)  # [26, k]: one contiguous row per feature
+        sparse_lengths = np.ascontiguousarray(lengths[:, 14:].T)
+        ids, hex_ok = parse_hex(words, sparse_ends, sparse_lengths)
+        ids[sparse_lengths == 0] = MISSING_ID
+        row_ok = label_ok & dense_ok.all(axis=1) & hex_ok.all(axis=0)
+        labels = (label_byte == ord("1")).astype(np.float32)
+        if len(lines.bad) or not row_ok.all():
+            problems = self._problems(block, lines, label_ok, dense_ok, hex_ok, row_ok)
+            self._handle_malformed(path, first_line, problems)
+            labels, dense, ids = labels[row_ok], dense[row_ok], ids[:, row_ok]
+        if len(labels) == 0:
+            return None, lines.num_lines
+        sparse = {name: ids[i] for i, name in enumerate(SPARSE_NAMES)}
+        return Chunk(labels=labels, dense=dense, sparse=sparse), lines.num_lines
+
+    @staticmethod
+    def _problems(block: np.ndarray, lines, label_ok, dense_ok, hex_ok, row_ok) -> list[tuple[int, str]]:
+        """(0-based line in block, what is wrong) for every malformed line, in line order."""
+        problems = []
+        for line, found in zip(lines.bad.tolist(), lines.bad_fields.tolist(), strict=True):
+            what = "has a control character" if found < 0 else f"has {found} tab-separated fields"
+            problems.append((line, f"{what}, expected {NUM_FIELDS}"))
+        for row in np.flatnonzero(~row_ok).tolist():
+            ends, lengths = lines.ends[row], lines.lengths[row]
+            if not label_ok[row]:
+                reason = f"label must be 0 or 1, got {field_text(block, ends[0], lengths[0])!r}"
+            elif not dense_ok[row].all():
+                j = int(np.flatnonzero(~dense_ok[row])[0]) + 1
+                text = field_text(block, ends[j], lengths[j])
+                reason = f"{DENSE_NAMES[j - 1]} must be an integer of at most 16 digits, got {text!r}"
+            else:
+                j = int(np.flatnonzero(~hex_ok[:, row])[0]) + 14
+                text = field_text(block, ends[j], lengths[j])
+                reason = f"{SPARSE_NAMES[j - 14]} must be 1 to 16 hex digits or empty, got {text!r}"
+            problems.append((int(lines.good[row]), reason))
+        return sorted(problems)
+
+    def _handle_malformed(self, path: Path, first_line: int, problems: list[tuple[int, str]]) -> None:
+        if not self.config.skip_malformed:
+            line, reason = problems[0]
+            raise ValueError(f"{path}:{first_line + line}: malformed Criteo line: {reason} "
+                             "(skip_malformed=True / --skip-malformed skips such lines)")
+        for line, reason in problems:
+            if len(self.skipped_examples) < MAX_EXAMPLES:
+                example = f"{path}:{first_line + line}: {reason}"
+                self.skipped_examples.append(example)
+                log.warning("skipping malformed line %s", example)
+        self.num_skipped += len(problems)

@@ -1,0 +1,71 @@
+"""From a prepared dataset and fitted mappers to the arrays the trainer takes.
+
+Every raw id of a feature is transformed once, vectorised, over the whole column; the
+train / val / test `EncodedSplit`s are then row selections of those rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from mappers import get_mapper
+from models import EncodedSplit, FeatureSpec
+from sweep.datasets import PreparedDataset
+
+__all__ = ["encode_splits", "feature_specs", "fit_full_mappers", "take_bags", "transform_columns"]
+
+
+def take_bags(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bags of `rows` from a ragged column: (values [nnz'], offsets [len(rows) + 1])."""
+    starts = np.asarray(offsets[rows], dtype=np.int64)
+    lengths = np.asarray(offsets[rows + 1], dtype=np.int64) - starts
+    new_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_offsets[1:])
+    # position j of the output belongs to bag b: source index = starts[b] + (j - new_offsets[b])
+    source = np.repeat(starts - new_offsets[:-1], lengths) + np.arange(new_offsets[-1], dtype=np.int64)
+    return np.asarray(values[source]), new_offsets
+
+
+def fit_full_mappers(dataset: PreparedDataset) -> dict:
+    """A fitted `full` mapper per feature (row i = i-th id of the sorted train vocabulary)."""
+    return {name: get_mapper("full").fit(np.asarray(v.ids), np.asarray(v.counts))
+            for name, v in dataset.vocab.items()}
+
+
+def transform_columns(dataset: PreparedDataset, mappers: Mapping) -> dict[str, tuple[np.ndarray, ...]]:
+    """Rows of every stored value, per feature and table: one vectorised transform per column."""
+    columns = {}
+    for name in dataset.feature_names:
+        rows = mappers[name].transform(np.asarray(dataset.sparse[name].values))
+        columns[name] = tuple(rows) if isinstance(rows, tuple) else (rows,)
+    return columns
+
+
+def feature_specs(dataset: PreparedDataset, mappers: Mapping, pooling: str = "sum") -> tuple[FeatureSpec, ...]:
+    return tuple(
+        FeatureSpec(name=name, table_sizes=tuple(int(s) for s in mappers[name].table_sizes),
+                    combine=mappers[name].combine, multi_valued=dataset.sparse[name].multi_valued,
+                    pooling=pooling)
+        for name in dataset.feature_names
+    )
+
+
+def encode_splits(dataset: PreparedDataset, columns: Mapping[str, tuple[np.ndarray, ...]],
+                  splits: Sequence[str] = ("train", "val", "test")) -> list[EncodedSplit]:
+    """One EncodedSplit per split name, tables in feature order (each feature's tables in order)."""
+    encoded = []
+    for split in splits:
+        rows = dataset.split_indices(split)
+        tables: list = []
+        for name in dataset.feature_names:
+            offsets = dataset.sparse[name].offsets
+            for table_rows in columns[name]:
+                if offsets is None:
+                    tables.append(np.ascontiguousarray(table_rows[rows]))
+                else:
+                    tables.append(take_bags(table_rows, offsets, rows))
+        encoded.append(EncodedSplit(dense=np.asarray(dataset.dense[rows]), labels=np.asarray(dataset.labels[rows]),
+                                    tables=tables))
+    return encoded

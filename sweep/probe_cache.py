@@ -1,0 +1,58 @@
+"""The probe's embeddings, computed once per (dataset, probe params, seed) and cached on disk.
+
+The learned strategies cluster a low-dimensional embedding of every known id. Learning it
+is a whole (small) training run, so a sweep computes it once per seed, before any trial
+needs it, and every trial of that seed reuses the file. The key covers the dataset
+fingerprint, every probe parameter and the seed; anything else changing means a new file.
+Writes are atomic (temporary file + rename), so a killed probe never leaves a bad cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from models import ProbeConfig, train_probe
+from sweep.datasets import PreparedDataset
+from sweep.encoding import encode_splits, feature_specs, fit_full_mappers, transform_columns
+
+__all__ = ["probe_cache_key", "probe_embeddings"]
+
+log = logging.getLogger(__name__)
+
+
+def probe_cache_key(dataset: PreparedDataset, config: ProbeConfig) -> str:
+    key = {"dataset": dataset.fingerprint, "probe": asdict(config)}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def probe_embeddings(dataset: PreparedDataset, config: ProbeConfig, seed: int,
+                     cache_dir: str | Path) -> dict[str, np.ndarray]:
+    """Per feature, float32 [vocab_size, probe dim] aligned with the sorted train vocabulary."""
+    config = replace(config, seed=seed)
+    path = Path(cache_dir) / f"probe-{probe_cache_key(dataset, config)}.npz"
+    names = dataset.feature_names
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as stored:
+            if stored["feature_names"].tolist() == names:
+                log.info("reusing probe embeddings %s", path)
+                return {name: stored[f"f{i}"] for i, name in enumerate(names)}
+        log.warning("probe cache %s does not match the dataset's features; recomputing", path)
+    log.info("training the probe (dim %d, seed %d) on %s", config.dim, seed, dataset.path)
+    mappers = fit_full_mappers(dataset)
+    train, val = encode_splits(dataset, transform_columns(dataset, mappers), splits=("train", "val"))
+    embeddings = train_probe(config, dataset.dense.shape[1], feature_specs(dataset, mappers), train, val)
+    result = {name: np.asarray(e, dtype=np.float32) for name, e in zip(names, embeddings, strict=True)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.npz")
+    np.savez(tmp, feature_names=np.array(names), **{f"f{i}": result[name] for i, name in enumerate(names)})
+    os.replace(tmp, path)
+    return result
+

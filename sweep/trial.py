@@ -1,0 +1,233 @@
+"""One sweep point end to end: `run_trial(config) -> metrics`, with no Ray and no MLflow.
+
+Steps: load the prepared data; fit one mapper per feature on the train vocabulary (rows =
+ceil(vocab / compression), or explicit rows; features with vocab <= full_threshold stay
+`full`); transform every id once; train the DLRM; size it honestly; write the mapper
+bundles and metrics.json. The Ray trainable in `sweep.tune` is a thin adapter over this.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mappers import MAPPERS, collision_stats, get_mapper, save_bundle
+from models import DLRMConfig, FeatureSpec, ProbeConfig, TrainConfig, metrics, size_report, train
+from sweep.datasets import PreparedDataset, load_prepared
+from sweep.encoding import encode_splits, feature_specs, fit_full_mappers, transform_columns
+from sweep.probe_cache import probe_embeddings
+
+__all__ = ["LEARNED", "TrialConfig", "run_trial", "trial_name"]
+
+log = logging.getLogger(__name__)
+
+LEARNED = ("embedding", "frequency_embedding")  # strategies that need the probe
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    data: str  # absolute path of a prepared dataset (collide prepare --out)
+    strategy: str = "hash"  # a key of mappers.MAPPERS
+    compression: float | None = 16.0  # rows per feature = ceil(vocab / compression)
+    rows: int | None = None  # explicit rows per feature instead of compression
+    dim: int = 16  # embedding dim D
+    seed: int = 0  # mapper, model init, shuffling and probe seed
+    mapper_params: Mapping[str, Any] = field(default_factory=dict)  # strategy params, e.g. hot_fraction
+    full_threshold: int = 256  # features with vocab <= this stay `full`
+    bottom_mlp: tuple[int, ...] = (64, 32)
+    top_mlp: tuple[int, ...] = (64, 32)
+    interaction: str = "dot"
+    pooling: str = "sum"  # pooling of multi-valued features
+    train: TrainConfig = field(default_factory=TrainConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    cache_dir: str = ".collide/probes"  # where probe embeddings are cached
+    out_dir: str | None = None  # bundles + metrics.json; None: write nothing
+
+    def __post_init__(self) -> None:
+        if self.strategy not in MAPPERS:
+            raise ValueError(f"strategy must be one of {sorted(MAPPERS)}, got {self.strategy!r}")
+        if (self.compression is None) == (self.rows is None) and self.strategy != "full":
+            raise ValueError(
+                f"give exactly one of compression or rows, got compression={self.compression}, rows={self.rows}"
+            )
+        if self.compression is not None and not (self.compression >= 1):
+            raise ValueError(f"compression must be >= 1, got {self.compression}")
+        if self.rows is not None and self.rows < 1:
+            raise ValueError(f"rows must be >= 1, got {self.rows}")
+        if self.dim < 1:
+            raise ValueError(f"dim must be >= 1, got {self.dim}")
+        if self.full_threshold < 0:
+            raise ValueError(f"full_threshold must be >= 0, got {self.full_threshold}")
+        # Bad mapper params fail here, before any data is read or a Ray trial starts.
+        if self.strategy != "full":
+            get_mapper(self.strategy, num_rows=64, seed=self.seed, **dict(self.mapper_params))
+        # Model options are checked on a two-feature stand-in of the real architecture.
+        stand_in = (FeatureSpec("a", (2,)), FeatureSpec("b", (2,)))
+        DLRMConfig(num_dense=1, features=stand_in, embedding_dim=self.dim, bottom_mlp=tuple(self.bottom_mlp),
+                   top_mlp=tuple(self.top_mlp), interaction=self.interaction)
+
+
+def trial_name(strategy: str, compression: float | None, dim: int, seed: int, rows: int | None = None) -> str:
+    """Readable run name, e.g. `frequency_embedding-c16-d16-s0`; `full-d16-s0` for the full table."""
+    if strategy == "full":
+        return f"full-d{dim}-s{seed}"
+    size = f"c{compression:g}" if compression is not None else f"r{rows}"
+    return f"{strategy}-{size}-d{dim}-s{seed}"
+
+
+def _rows_for(config: TrialConfig, vocab_size: int) -> int:
+    if config.rows is not None:
+        return config.rows
+    return max(1, math.ceil(vocab_size / config.compression))
+
+
+def fit_mappers(config: TrialConfig, dataset: PreparedDataset,
+                probe: Mapping[str, np.ndarray] | None) -> dict:
+    """One fitted mapper per feature; small vocabularies (and strategy `full`) stay full."""
+    fitted = {}
+    for name in dataset.feature_names:
+        vocab = dataset.vocab[name]
+        ids, counts = np.asarray(vocab.ids), np.asarray(vocab.counts)
+        if config.strategy == "full" or len(ids) <= config.full_threshold:
+            fitted[name] = get_mapper("full").fit(ids, counts)
+            continue
+        mapper = get_mapper(config.strategy, num_rows=_rows_for(config, len(ids)), seed=config.seed,
+                            **dict(config.mapper_params))
+        embeddings = probe[name] if config.strategy in LEARNED else None
+        fitted[name] = mapper.fit(ids, counts, embeddings=embeddings)
+    return fitted
+
+
+def _mapping_bytes(mappers: Mapping) -> int:
+    return int(sum(m.nbytes for m in mappers.values()))
+
+
+def _model_config(config: TrialConfig, dataset: PreparedDataset, mappers: Mapping) -> DLRMConfig:
+    return DLRMConfig(num_dense=int(dataset.dense.shape[1]), features=feature_specs(dataset, mappers, config.pooling),
+                      embedding_dim=config.dim, bottom_mlp=tuple(config.bottom_mlp), top_mlp=tuple(config.top_mlp),
+                      interaction=config.interaction)
+
+
+def _collisions(dataset: PreparedDataset, mappers: Mapping) -> dict[str, dict]:
+    """collision_stats per feature over the train vocabulary (with planted clusters when known)."""
+    stats = {}
+    for name, mapper in mappers.items():
+        vocab = dataset.vocab[name]
+        ids, counts = np.asarray(vocab.ids), np.asarray(vocab.counts)
+        clusters = None
+        meta = dataset.meta.get(name, {})
+        if "planted_cluster" in meta:
+            order = np.argsort(meta["planted_ids"])
+            planted_ids = np.asarray(meta["planted_ids"])[order]
+            clusters = np.asarray(meta["planted_cluster"])[order][np.searchsorted(planted_ids, ids)]
+        stats[name] = collision_stats(mapper.transform(ids), ids, counts, clusters=clusters)
+    return stats
+
+
+def _frequency_weighted_mean(per_feature: Mapping[str, dict], dataset: PreparedDataset, key: str) -> float:
+    weights = {n: float(np.asarray(dataset.vocab[n].counts).sum()) for n in per_feature}
+    total = sum(weights.values())
+    return float(sum(per_feature[n][key] * weights[n] for n in per_feature) / total) if total else 0.0
+
+
+def _signal(dataset: PreparedDataset, test_logloss: float) -> dict[str, float]:
+    """Bayes and constant-predictor test logloss, and the share of learnable signal captured."""
+    test = dataset.split_indices("test")
+    labels = np.asarray(dataset.labels)[test]
+    rate = float(np.asarray(dataset.labels)[dataset.split_indices("train")].mean())
+    out = {"constant_test_logloss": metrics.logloss(labels, np.full(len(labels), rate))}
+    if "true_prob" in dataset.extras:
+        out["bayes_test_logloss"] = metrics.logloss(labels, np.asarray(dataset.extras["true_prob"])[test])
+        out["signal_captured"] = metrics.signal_captured(test_logloss, out["constant_test_logloss"],
+                                                         out["bayes_test_logloss"])
+    return out
+
+
+def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
+              probe: Mapping[str, np.ndarray] | None = None,
+              on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+    """Fit, train, evaluate and size one variant; returns a flat dict of metrics."""
+    started = time.perf_counter()
+    dataset = dataset if dataset is not None else load_prepared(config.data)
+    if config.strategy in LEARNED and probe is None:
+        probe = probe_embeddings(dataset, config.probe, config.seed, config.cache_dir)
+    fit_started = time.perf_counter()
+    mappers = fit_mappers(config, dataset, probe)
+    columns = transform_columns(dataset, mappers)
+    unseen = {name: int(m.num_unseen_) for name, m in mappers.items()}
+    fit_seconds = time.perf_counter() - fit_started
+    train_split, val_split, test_split = encode_splits(dataset, columns)
+    model_config = _model_config(config, dataset, mappers)
+    full_mappers = fit_full_mappers(dataset)
+    full_total = size_report(_model_config(config, dataset, full_mappers), _mapping_bytes(full_mappers)).total_bytes
+    sizes = size_report(model_config, _mapping_bytes(mappers), full_total_bytes=full_total)
+    size_metrics = asdict(sizes)
+
+    def report_epoch(epoch: int, entry: dict) -> None:
+        if on_epoch is not None:
+            on_epoch(epoch, {**entry, **size_metrics})
+
+    result = train(model_config, replace(config.train, seed=config.seed), train_split, val_split, test_split,
+                   on_epoch=report_epoch)
+    best = result.history[result.best_epoch - 1] if result.history else {}
+    per_feature = _collisions(dataset, mappers)
+    num_values = sum(len(dataset.sparse[n].values) for n in dataset.feature_names)
+    out = {
+        "strategy": config.strategy, "compression": config.compression, "rows": config.rows,
+        "dim": config.dim, "seed": config.seed,
+        "val_logloss": best.get("val_logloss", math.nan), "val_auc": best.get("val_auc", math.nan),
+        "val_ne": best.get("val_ne", math.nan), "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history), "stopped_early": result.stopped_early,
+        **(result.test_metrics or {}),
+        **size_metrics,
+        "collision_rate": _frequency_weighted_mean(per_feature, dataset, "collision_rate"),
+        "unseen_value_rate": sum(unseen.values()) / max(num_values, 1),
+        "fit_seconds": fit_seconds,
+        "train_seconds": float(sum(h.get("epoch_seconds", 0.0) for h in result.history)),
+        "total_seconds": time.perf_counter() - started,
+    }
+    if "test_logloss" in out:
+        out.update(_signal(dataset, out["test_logloss"]))
+    details = {"config": _jsonable(asdict(config)), "metrics": out, "history": result.history,
+               "feature_order": dataset.feature_names,
+               "features": {n: {"strategy": mappers[n].name, "table_sizes": list(mappers[n].table_sizes),
+                                "bundle": f"bundles/{bundle_dir_name(i, n)}",
+                                "nbytes": int(mappers[n].nbytes), "vocab_size": int(len(dataset.vocab[n].ids)),
+                                "unseen_values": unseen[n], "collisions": per_feature[n]}
+                            for i, n in enumerate(dataset.feature_names)}}
+    if config.out_dir is not None:
+        write_trial_outputs(Path(config.out_dir), mappers, details)
+    return out
+
+
+def bundle_dir_name(index: int, feature: str) -> str:
+    return f"{index:02d}-{re.sub(r'[^A-Za-z0-9_.-]', '_', feature)}"
+
+
+def write_trial_outputs(out_dir: Path, mappers: Mapping, details: dict) -> None:
+    """bundles/<NN-feature>/ per feature, plus metrics.json (config, metrics, history, per-feature facts)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in details["feature_order"]:
+        save_bundle(mappers[name], out_dir / details["features"][name]["bundle"])
+    (out_dir / "metrics.json").write_text(json.dumps(_jsonable(details), indent=2, sort_keys=True))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    return value
