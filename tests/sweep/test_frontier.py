@@ -1,4 +1,4 @@
-"""Tests for sweep.pareto (frontier, table, selection) and sweep.pareto_report (writers)."""
+"""Tests for sweep.frontier (frontier, table, selection) and sweep.frontier_report (writers)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import sweep.pareto as pareto
-from sweep.pareto import format_bytes, frontier_table, pareto_mask, select_point
-from sweep.pareto_report import plot_pareto, write_pareto_csv, write_pareto_md
+import sweep.frontier as pareto
+from sweep.frontier import format_bytes, frontier_table, pareto_mask, select_point
+from sweep.frontier_report import plot_pareto, write_pareto_csv, write_pareto_md
 
 INF = math.inf
 NAN = math.nan
