@@ -1,0 +1,68 @@
+"""DLRM, the probe, the training loop, metrics and size accounting. torch only; arrays in."""
+
+from __future__ import annotations
+
+from models.batch import Batch, EncodedSplit, FusedSplit, GroupLookup
+from models.config import (
+    DLRMConfig,
+    FeatureSpec,
+    dense_bytes,
+    dense_param_count,
+    embedding_bytes,
+)
+from models.dlrm import DLRM, DenseArch, InteractionArch, OverArch, SparseArch
+from models.layout import TableLayout
+from models.metrics import (
+    SizeReport,
+    accuracy,
+    auc,
+    binary_entropy,
+    logloss,
+    normalized_entropy,
+    signal_captured,
+    size_report,
+)
+from models.probe import ProbeConfig, probe_fingerprint, train_probe
+from models.train import (
+    NonFiniteLossError,
+    TrainConfig,
+    TrainResult,
+    evaluate,
+    predict_proba,
+    train,
+)
+
+__all__ = [
+    "DLRM",
+    "Batch",
+    "DLRMConfig",
+    "DenseArch",
+    "EncodedSplit",
+    "FeatureSpec",
+    "FusedSplit",
+    "GroupLookup",
+    "InteractionArch",
+    "NonFiniteLossError",
+    "OverArch",
+    "ProbeConfig",
+    "SizeReport",
+    "SparseArch",
+    "TableLayout",
+    "TrainConfig",
+    "TrainResult",
+    "accuracy",
+    "auc",
+    "binary_entropy",
+    "dense_bytes",
+    "dense_param_count",
+    "embedding_bytes",
+    "evaluate",
+    "logloss",
+    "normalized_entropy",
+    "predict_proba",
+    "probe_fingerprint",
+    "signal_captured",
+    "size_report",
+    "train",
+    "train_probe",
+]

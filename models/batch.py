@@ -57,8 +57,10 @@ class EncodedSplit:
                         f"tables[{t}] must be rows [nnz] and offsets [{n + 1}], got shapes "
                         f"{np.shape(rows)} and {np.shape(offsets)}"
                     )
-                if n + 1 and (offsets[0] != 0 or offsets[-1] != len(rows)):
-                    raise ValueError(f"tables[{t}] offsets must run from 0 to len(rows)={len(rows)}")
+                if offsets[0] != 0 or offsets[-1] != len(rows):
+                    raise ValueError(
+                        f"tables[{t}] offsets must run from 0 to len(rows)={len(rows)}"
+                    )
                 if np.any(np.diff(offsets) < 0):
                     raise ValueError(f"tables[{t}] offsets must be non-decreasing")
             elif np.shape(entry) != (n,):
@@ -82,7 +84,9 @@ class GroupLookup:
         def move(x: Tensor | None) -> Tensor | None:
             return None if x is None else x.to(device, non_blocking=True)
 
-        return GroupLookup(*(move(x) for x in (self.rows, self.bag_rows, self.bag_offsets, self.bag_weights)))
+        return GroupLookup(
+            *(move(x) for x in (self.rows, self.bag_rows, self.bag_offsets, self.bag_weights))
+        )
 
 
 @dataclass
@@ -114,63 +118,87 @@ def _checked_rows(rows: np.ndarray, num_rows: int, t: int) -> np.ndarray:
         raise TypeError(f"tables[{t}] rows must be integers, got dtype {rows.dtype}")
     if rows.size and (rows.min() < 0 or rows.max() >= num_rows):
         raise ValueError(
-            f"tables[{t}] rows must be in [0, {num_rows}), got range "
-            f"[{rows.min()}, {rows.max()}]"
+            f"tables[{t}] rows must be in [0, {num_rows}), got range [{rows.min()}, {rows.max()}]"
         )
     return rows
 
 
-class FusedSplit:
-    """A split converted once to fused lookup arrays; ``batch(indices)`` builds a Batch."""
+@dataclass
+class _FusedGroup:
+    """One group's lookup arrays for a whole split (see the module docstring)."""
 
-    def __init__(self, split: EncodedSplit, layout: TableLayout, device: str | torch.device = "cpu"):
+    rows: Tensor | None = None  # (N, S) int64 single-valued rows, row offsets added
+    values: Tensor | None = None  # (nnz,) int64 rows of all multi-valued tables, offsets added
+    starts: Tensor | None = (
+        None  # (N + 1, M) int64: bag (i, m) is values[starts[i, m]:starts[i + 1, m]]
+    )
+    mean: Tensor | None = None  # (M,) bool mean pooling per multi-valued table; None: all sum
+
+
+def _fuse_single(split: EncodedSplit, layout: TableLayout, tables: tuple[int, ...]) -> Tensor:
+    matrix = np.empty((split.num_samples, len(tables)), dtype=np.int64)  # the one copy
+    for j, t in enumerate(tables):
+        entry = split.tables[t]
+        if isinstance(entry, tuple):
+            raise TypeError(f"tables[{t}] is single-valued: pass rows, not (rows, offsets)")
+        place = layout.tables[t]
+        np.add(_checked_rows(entry, place.num_rows, t), place.row_offset, out=matrix[:, j])
+    return torch.from_numpy(matrix)
+
+
+def _fuse_multi(
+    split: EncodedSplit, layout: TableLayout, tables: tuple[int, ...]
+) -> tuple[Tensor, Tensor]:
+    values, starts, base = [], np.empty((split.num_samples + 1, len(tables)), np.int64), 0
+    for m, t in enumerate(tables):
+        entry = split.tables[t]
+        if not isinstance(entry, tuple):
+            raise TypeError(f"tables[{t}] is multi-valued: pass (rows, offsets)")
+        place = layout.tables[t]
+        rows = _checked_rows(entry[0], place.num_rows, t)
+        values.append(np.add(rows, place.row_offset, dtype=np.int64))
+        starts[:, m] = np.asarray(entry[1], dtype=np.int64) + base
+        base += len(rows)
+    return torch.from_numpy(np.concatenate(values)), torch.from_numpy(starts)
+
+
+class FusedSplit:
+    """A split converted once to fused lookup arrays; ``batch(indices)`` builds a Batch.
+
+    With a CUDA ``device`` the whole split is moved to the GPU once, so batches are built
+    there without host-to-device copies.
+    """
+
+    def __init__(
+        self, split: EncodedSplit, layout: TableLayout, device: str | torch.device = "cpu"
+    ):
         if len(split.tables) != len(layout.tables):
             raise ValueError(
                 f"split has {len(split.tables)} tables, the model config has {len(layout.tables)}"
             )
-        n = split.num_samples
-        self.num_samples = n
         device = torch.device(device)
-        self.dense = _tensor(split.dense).to(device)
-        self.labels = _tensor(split.labels).to(device)
-        self.groups: list[dict[str, Tensor | None]] = []
+        self.num_samples = split.num_samples
+        self.dense = _tensor(split.dense).to(device)  # (N, num_dense)
+        self.labels = _tensor(split.labels).to(device)  # (N,)
+        self.groups: list[_FusedGroup] = []
         for group in layout.groups:
-            fused: dict[str, Tensor | None] = dict.fromkeys(("rows", "values", "starts", "mean"))
+            fused = _FusedGroup()
             if group.single_tables:
-                matrix = np.empty((n, len(group.single_tables)), dtype=np.int64)
-                for j, t in enumerate(group.single_tables):
-                    entry = split.tables[t]
-                    if isinstance(entry, tuple):
-                        raise TypeError(f"tables[{t}] is single-valued: pass rows, not (rows, offsets)")
-                    place = layout.tables[t]
-                    np.add(_checked_rows(entry, place.num_rows, t), place.row_offset, out=matrix[:, j])
-                fused["rows"] = torch.from_numpy(matrix).to(device)
+                fused.rows = _fuse_single(split, layout, group.single_tables).to(device)
             if group.multi_tables:
-                values, starts, base = [], np.empty((n + 1, len(group.multi_tables)), np.int64), 0
-                for m, t in enumerate(group.multi_tables):
-                    entry = split.tables[t]
-                    if not isinstance(entry, tuple):
-                        raise TypeError(f"tables[{t}] is multi-valued: pass (rows, offsets)")
-                    place = layout.tables[t]
-                    rows = _checked_rows(entry[0], place.num_rows, t)
-                    values.append(rows.astype(np.int64) + place.row_offset)
-                    starts[:, m] = np.asarray(entry[1], dtype=np.int64) + base
-                    base += len(rows)
-                fused["values"] = torch.from_numpy(np.concatenate(values)).to(device)
-                fused["starts"] = torch.from_numpy(starts).to(device)
+                values, starts = _fuse_multi(split, layout, group.multi_tables)
+                fused.values, fused.starts = values.to(device), starts.to(device)
                 mean = [layout.tables[t].mean_pooling for t in group.multi_tables]
                 if any(mean):
-                    fused["mean"] = torch.tensor(mean, device=device)
+                    fused.mean = torch.tensor(mean, device=device)
             self.groups.append(fused)
 
     def batch(self, indices: Tensor) -> Batch:
         """The samples at ``indices`` (int64 (B,), on this split's device) as a Batch."""
         lookups = []
         for g in self.groups:
-            rows = None if g["rows"] is None else g["rows"].index_select(0, indices)  # (B, S)
-            bags = (None, None, None)
-            if g["values"] is not None:
-                bags = self._bags(g, indices)
+            rows = None if g.rows is None else g.rows.index_select(0, indices)  # (B, S)
+            bags = (None, None, None) if g.values is None else self._bags(g, indices)
             lookups.append(GroupLookup(rows, *bags))
         return Batch(
             self.dense.index_select(0, indices),
@@ -179,18 +207,17 @@ class FusedSplit:
         )
 
     @staticmethod
-    def _bags(g: dict[str, Tensor | None], indices: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    def _bags(g: _FusedGroup, indices: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """Vectorised ragged gather of the bags of ``indices`` for all multi-valued tables."""
-        starts, values, mean = g["starts"], g["values"], g["mean"]
-        begin = starts.index_select(0, indices)  # (B, M)
-        lengths = (starts.index_select(0, indices + 1) - begin).flatten()  # (B * M,)
+        begin = g.starts.index_select(0, indices)  # (B, M)
+        lengths = (g.starts.index_select(0, indices + 1) - begin).flatten()  # (B * M,)
         offsets = torch.cumsum(lengths, 0) - lengths  # (B * M,) exclusive prefix sum
         total = int(lengths.sum())
-        # position of element k of bag j in `values`: begin[j] + (k - offsets[j])
+        # element k of bag j sits at values[begin[j] + k] and goes to position offsets[j] + k
         shift = torch.repeat_interleave(begin.flatten() - offsets, lengths, output_size=total)
-        positions = torch.arange(total, device=values.device) + shift
+        positions = torch.arange(total, device=g.values.device) + shift
         weights = None
-        if mean is not None:
-            per_bag = torch.where(mean, 1.0 / lengths.view(-1, len(mean)).clamp(min=1), 1.0)
+        if g.mean is not None:
+            per_bag = torch.where(g.mean, 1.0 / lengths.view(-1, len(g.mean)).clamp(min=1), 1.0)
             weights = torch.repeat_interleave(per_bag.flatten().float(), lengths, output_size=total)
-        return values.index_select(0, positions), offsets, weights
+        return g.values.index_select(0, positions), offsets, weights

@@ -17,9 +17,16 @@ INTERACTIONS = ("dot", "cat")
 BYTES_PER_FLOAT = 4
 
 
+def _as_tuple(obj: object, field: str, name: str) -> None:
+    """Freeze a list (e.g. from YAML/JSON) into the tuple the frozen dataclass stores."""
+    value = getattr(obj, field)
+    if isinstance(value, list):
+        object.__setattr__(obj, field, tuple(value))
+    elif not isinstance(value, tuple):
+        raise TypeError(f"{name} must be a tuple or list of ints, got {type(value).__name__}")
+
+
 def _check_positive_ints(name: str, values: tuple[int, ...], allow_empty: bool) -> None:
-    if not isinstance(values, tuple):
-        raise TypeError(f"{name} must be a tuple of ints, got {type(values).__name__}")
     if not values and not allow_empty:
         raise ValueError(f"{name} must not be empty, got {values}")
     for v in values:
@@ -40,6 +47,7 @@ class FeatureSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"FeatureSpec.name must be a non-empty str, got {self.name!r}")
+        _as_tuple(self, "table_sizes", f"table_sizes of feature {self.name!r}")
         _check_positive_ints(f"table_sizes of feature {self.name!r}", self.table_sizes, False)
         if self.combine not in COMBINES:
             raise ValueError(
@@ -80,8 +88,12 @@ class DLRMConfig:
             raise TypeError(f"num_dense must be an int, got {self.num_dense!r}")
         if self.num_dense < 0:
             raise ValueError(f"num_dense must be >= 0, got {self.num_dense}")
+        if isinstance(self.features, list):
+            object.__setattr__(self, "features", tuple(self.features))
         if not isinstance(self.features, tuple) or not self.features:
-            raise ValueError(f"features must be a non-empty tuple of FeatureSpec, got {self.features!r}")
+            raise ValueError(
+                f"features must be a non-empty tuple of FeatureSpec, got {self.features!r}"
+            )
         for f in self.features:
             if not isinstance(f, FeatureSpec):
                 raise TypeError(f"features must hold FeatureSpec, got {type(f).__name__}")
@@ -97,8 +109,9 @@ class DLRMConfig:
                 f"embedding_dim must be even when a feature uses combine='concat' "
                 f"(each half table has dim D/2), got {d} with {concat}"
             )
-        _check_positive_ints("bottom_mlp", self.bottom_mlp, True)
-        _check_positive_ints("top_mlp", self.top_mlp, True)
+        for name in ("bottom_mlp", "top_mlp"):
+            _as_tuple(self, name, name)
+            _check_positive_ints(name, getattr(self, name), True)
         if self.interaction not in INTERACTIONS:
             raise ValueError(f"interaction must be one of {INTERACTIONS}, got {self.interaction!r}")
         if self.interaction == "dot" and self.num_dense == 0 and len(self.features) < 2:

@@ -136,6 +136,11 @@ def _search(config: SweepConfig, points: list[dict]) -> tuple[dict, dict]:
     return space, {"search_alg": search, "num_samples": config.num_samples}
 
 
+def _trial_label(trial: Any) -> str:
+    """Readable Tune trial names, e.g. `hash-c16-d8-s0_00003` (the suffix keeps them unique)."""
+    return f"{point_name(point_of(trial.config))}_{trial.trial_id.rsplit('_', 1)[-1]}"
+
+
 def write_pareto_files(rows: list[dict], out_dir: Path, title: str) -> tuple[list[dict], dict[str, Path]]:
     table = frontier_table(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -180,7 +185,7 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None) -> Swee
     _init_ray(config)
     tracker = SweepTracker(tracking_uri, config.name, asdict(config))
     shared = {k: v for k, v in asdict(base).items() if k not in ("strategy", "compression", "rows", "dim", "seed",
-                                                                  "out_dir", "data", "cache_dir")}
+                                                                  "out_dir", "cache_dir", "mapper_params")}
     param_space, tune_kwargs = _search(config, points)
     resources = {"cpu": config.resources.cpus_per_trial, "gpu": config.resources.gpus_per_trial}
     trainable = tune.with_resources(
@@ -192,9 +197,11 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None) -> Swee
                            metric_columns=PROGRESS_METRICS, max_report_frequency=15)
     tuner = tune.Tuner(
         trainable, param_space=param_space,
-        tune_config=tune.TuneConfig(max_concurrent_trials=config.resources.max_concurrent_trials, **tune_kwargs),
+        tune_config=tune.TuneConfig(max_concurrent_trials=config.resources.max_concurrent_trials,
+                                    trial_name_creator=_trial_label, trial_dirname_creator=_trial_label,
+                                    **tune_kwargs),
         run_config=RunConfig(name=tracker.parent_run_id, storage_path=str(storage_path),
-                             callbacks=[MlflowTrialCallback(tracker, flatten(shared))],
+                             callbacks=[MlflowTrialCallback(tracker, flatten(shared), config.strategy_params)],
                              progress_reporter=reporter, failure_config=FailureConfig(max_failures=0), verbose=1),
     )
     grid = tuner.fit()
@@ -204,6 +211,6 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None) -> Swee
     table, files = write_pareto_files(trial_rows(runs), out_dir, title=f"{config.name}: size vs val logloss")
     for path in files.values():
         tracker.client.log_artifact(tracker.parent_run_id, str(path))
-    tracker.end_sweep(num_failed)
     frontier = [row for row in table if row["on_frontier"]]
+    tracker.end_sweep(len(table), num_failed, len(frontier))
     return SweepResult(config.name, tracker.parent_run_id, tracking_uri, table, frontier, files, num_failed)

@@ -25,6 +25,7 @@ from typing import Any
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
+from ray.tune.result import AUTO_RESULT_KEYS
 
 from sweep.points import point_name, point_of
 
@@ -40,7 +41,9 @@ log = logging.getLogger(__name__)
 
 EPOCH_METRICS = ("val_logloss", "val_auc", "val_ne", "val_accuracy", "train_loss", "epoch_seconds",
                  "samples_per_second", "best_val_logloss")
-PARAM_KEYS = ("strategy", "compression", "rows", "dim", "seed")
+# Keys of a final result that are not metrics: Tune's bookkeeping and the trial's point (logged as params).
+NOT_METRICS = frozenset(AUTO_RESULT_KEYS) | {"done", "final", "should_checkpoint", "trial_id", "experiment_tag",
+                                             "epoch", "strategy", "compression", "rows", "dim", "seed"}
 ERROR_TAG_CHARS = 5000
 
 
@@ -123,29 +126,34 @@ class SweepTracker:
             self.client.set_tag(run_id, "error", error[-ERROR_TAG_CHARS:])
         self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED if error else RunStatus.FINISHED))
 
-    def end_sweep(self, failed: int) -> None:
-        self.client.set_tag(self.parent_run_id, "collide.failed_trials", str(failed))
+    def end_sweep(self, trials: int, failed: int, frontier: int) -> None:
+        self.client.log_batch(self.parent_run_id, metrics=[
+            Metric(k, float(v), int(time.time() * 1000), 0)
+            for k, v in (("num_trials", trials), ("num_failed", failed), ("frontier_size", frontier))])
         self.client.set_terminated(self.parent_run_id, RunStatus.to_string(RunStatus.FINISHED))
 
 
 class MlflowTrialCallback(Callback):
     """Tune callback: mirror each trial's lifecycle, results and checkpoint into MLflow."""
 
-    def __init__(self, tracker: SweepTracker, trial_params: Mapping[str, Any]):
+    def __init__(self, tracker: SweepTracker, trial_params: Mapping[str, Any],
+                 strategy_params: Mapping[str, Mapping[str, Any]]):
         self.tracker = tracker
         self.trial_params = trial_params  # params shared by every trial (flattened config)
+        self.strategy_params = strategy_params  # mapper params per strategy
         self._best: dict[str, float] = {}
 
     def on_trial_start(self, iteration, trials, trial, **info):
         point = point_of(trial.config)
-        self.tracker.start_trial(trial.trial_id, point_name(point), {**self.trial_params, **point})
+        mapper_params = {"mapper_params": dict(self.strategy_params.get(point["strategy"], {}))}
+        self.tracker.start_trial(trial.trial_id, point_name(point), {**self.trial_params, **mapper_params, **point})
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if result.get("final"):
-            final = {k: v for k, v in result.items() if k not in EPOCH_METRICS or k == "val_logloss"}
+            # the final val_logloss is the best epoch's; the per-epoch history keeps val_logloss itself
+            final = {k: v for k, v in result.items() if k not in NOT_METRICS and k not in EPOCH_METRICS}
             final["best_val_logloss"] = result.get("val_logloss")
-            self.tracker.log_metrics(trial.trial_id, {k: v for k, v in final.items() if k != "val_logloss"},
-                                     step=int(result.get("epochs_run", 0)))
+            self.tracker.log_metrics(trial.trial_id, final, step=int(result.get("epochs_run", 0)))
             return
         epoch = int(result.get("epoch", result.get("training_iteration", 0)))
         keep = {k: result[k] for k in EPOCH_METRICS if k in result}
@@ -166,8 +174,14 @@ class MlflowTrialCallback(Callback):
         self.tracker.end_trial(trial.trial_id)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        error = trial.get_error() if hasattr(trial, "get_error") else None
-        self.tracker.end_trial(trial.trial_id, error=str(error or "trial failed (no error text recorded)"))
+        self.tracker.end_trial(trial.trial_id, error=_error_text(trial))
+
+
+def _error_text(trial: Any) -> str:
+    """The trial's error trace: Tune writes it to the trial's local dir first, storage later."""
+    if trial.error_file and Path(trial.error_file).is_file():
+        return Path(trial.error_file).read_text()
+    return str(trial.get_error() or "trial failed (Tune recorded no error text)")
 
 
 def runs_of_sweep(client: MlflowClient, experiment: str, parent_run_id: str | None = None) -> tuple[str, list]:

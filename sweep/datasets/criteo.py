@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +32,15 @@ from tqdm import tqdm
 from sweep.datasets.base import Source
 from sweep.datasets.linereader import LineBlockReader, open_maybe_gzip
 from sweep.datasets.store import Chunk, FeatureSchema, Schema, SplitSpec
-from sweep.datasets.textscan import field_text, parse_decimal, parse_hex, split_lines, words_view
+from sweep.datasets.textscan import (
+    PAD,
+    SplitLines,
+    field_text,
+    parse_decimal,
+    parse_hex,
+    split_lines,
+    words_view,
+)
 from sweep.datasets.tokens import MISSING_ID
 
 __all__ = ["DENSE_NAMES", "MISSING_ID", "SPARSE_NAMES", "CriteoConfig", "CriteoSource"]
@@ -56,16 +66,19 @@ class CriteoConfig:
     test_fraction: float = field(default=0.1, metadata=_help("share of rows in the test split"))
     seed: int = field(default=0, metadata=_help("seed of the random split"))
     skip_malformed: bool = field(default=False, metadata=_help("skip (count, log, report) malformed lines instead of failing"))
-    chunk_rows: int = field(default=1 << 17, metadata=_help("lines parsed per chunk, about (bounds memory)"))
+    chunk_rows: int = field(default=1 << 16, metadata=_help("lines parsed per chunk, about (bounds memory)"))
     progress: bool = field(default=True, metadata=_help("show a progress bar over bytes read (only on a terminal)"))
+    workers: int = field(default=2, metadata=_help("threads parsing blocks in parallel (results do not depend on it)"))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
         object.__setattr__(self, "extra_files", tuple(str(f) for f in self.extra_files))
         if self.split not in ("random", "sequential"):
             raise ValueError(f"split must be 'random' or 'sequential', got {self.split!r}")
-        if not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
-            raise ValueError(f"chunk_rows must be an int >= 1, got {self.chunk_rows!r}")
+        for name in ("chunk_rows", "workers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         SplitSpec(self.split, self.val_fraction, self.test_fraction, self.seed)  # validates the fractions
 
 
@@ -84,6 +97,10 @@ class CriteoSource(Source):
 
     def input_files(self) -> list[Path]:
         return [self.config.path, *(Path(f) for f in self.config.extra_files)]
+
+    def params(self) -> dict:
+        """The config minus the options that cannot change the output (so they do not rebuild a cache)."""
+        return {k: v for k, v in super().params().items() if k not in ("chunk_rows", "progress", "workers")}
 
     def schema(self) -> Schema:
         return Schema(dense=DENSE_NAMES, features=tuple(FeatureSchema(name) for name in SPARSE_NAMES))
@@ -105,76 +122,107 @@ class CriteoSource(Source):
                 "skipped_examples": list(self.skipped_examples)}
 
     def _file_chunks(self, path: Path) -> Iterator[Chunk]:
-        show = self.config.progress and sys.stderr.isatty()
+        """Read blocks in order, parse up to `workers` of them at once, yield in order."""
+        c = self.config
+        show = c.progress and sys.stderr.isatty()
         with open_maybe_gzip(path) as (stream, position), \
                 tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name,
-                     disable=not show, leave=False) as bar:
-            reader = LineBlockReader(stream, self.config.chunk_rows)
-            first_line = 1
+                     disable=not show, leave=False) as bar, \
+                ThreadPoolExecutor(max_workers=c.workers) as pool:
+            reader = LineBlockReader(stream, c.chunk_rows)
+            pending: deque[Future[_Parsed]] = deque()
+            next_line = 1
+
+            def finish_oldest() -> Chunk | None:
+                nonlocal next_line
+                parsed = pending.popleft().result()
+                reader.observe(parsed.num_bytes, parsed.num_lines)
+                chunk = self._accept(parsed, path, next_line)
+                next_line += parsed.num_lines
+                return chunk
+
             for block in reader:
-                chunk, num_lines = self._parse_block(block, path, first_line)
-                reader.observe(len(block), num_lines)
-                first_line += num_lines
-                self.num_lines += num_lines
+                pending.append(pool.submit(_parse_block, block))
                 bar.update(position() - bar.n)
-                if chunk is not None:
+                while len(pending) > c.workers or (pending and pending[0].done()):
+                    if (chunk := finish_oldest()) is not None:
+                        yield chunk
+            while pending:
+                if (chunk := finish_oldest()) is not None:
                     yield chunk
 
-    def _parse_block(self, block: np.ndarray, path: Path, first_line: int) -> tuple[Chunk | None, int]:
-        """Parse one block of whole lines; (chunk of its good rows or None, lines in the block)."""
-        lines = split_lines(block, NUM_FIELDS)
-        words = words_view(block)
-        ends, lengths = lines.ends, lines.lengths  # [k, 40]
-        label_byte = block[ends[:, 0] - 1]
-        label_ok = (lengths[:, 0] == 1) & ((label_byte == ord("0")) | (label_byte == ord("1")))
-        value, negative, dense_ok = parse_decimal(block, words, ends[:, 1:14], lengths[:, 1:14])  # [k, 13]
-        value[negative] = 0
-        dense = np.log1p(value.astype(np.float64)).astype(np.float32)
-        sparse_ends = np.ascontiguousarray(ends[:, 14:].T)  # [26, k]: one contiguous row per feature
-        sparse_lengths = np.ascontiguousarray(lengths[:, 14:].T)
-        ids, hex_ok = parse_hex(words, sparse_ends, sparse_lengths)
-        ids[sparse_lengths == 0] = MISSING_ID
-        row_ok = label_ok & dense_ok.all(axis=1) & hex_ok.all(axis=0)
-        labels = (label_byte == ord("1")).astype(np.float32)
-        if len(lines.bad) or not row_ok.all():
-            problems = self._problems(block, lines, label_ok, dense_ok, hex_ok, row_ok)
-            self._handle_malformed(path, first_line, problems)
-            labels, dense, ids = labels[row_ok], dense[row_ok], ids[:, row_ok]
-        if len(labels) == 0:
-            return None, lines.num_lines
-        sparse = {name: ids[i] for i, name in enumerate(SPARSE_NAMES)}
-        return Chunk(labels=labels, dense=dense, sparse=sparse), lines.num_lines
+    def _accept(self, parsed: _Parsed, path: Path, first_line: int) -> Chunk | None:
+        """Count the block's lines, deal with its malformed ones, and make its chunk."""
+        self.num_lines += parsed.num_lines
+        if parsed.problems:
+            if not self.config.skip_malformed:
+                line, reason = parsed.problems[0]
+                raise ValueError(f"{path}:{first_line + line}: malformed Criteo line: {reason} "
+                                 "(skip_malformed=True / --skip-malformed skips such lines)")
+            for line, reason in parsed.problems:
+                if len(self.skipped_examples) < MAX_EXAMPLES:
+                    example = f"{path}:{first_line + line}: {reason}"
+                    self.skipped_examples.append(example)
+                    log.warning("skipping malformed line %s", example)
+            self.num_skipped += len(parsed.problems)
+        if len(parsed.labels) == 0:
+            return None
+        sparse = {name: parsed.ids[i] for i, name in enumerate(SPARSE_NAMES)}
+        return Chunk(labels=parsed.labels, dense=parsed.dense, sparse=sparse)
 
-    @staticmethod
-    def _problems(block: np.ndarray, lines, label_ok, dense_ok, hex_ok, row_ok) -> list[tuple[int, str]]:
-        """(0-based line in block, what is wrong) for every malformed line, in line order."""
-        problems = []
-        for line, found in zip(lines.bad.tolist(), lines.bad_fields.tolist(), strict=True):
-            what = "has a control character" if found < 0 else f"has {found} tab-separated fields"
-            problems.append((line, f"{what}, expected {NUM_FIELDS}"))
-        for row in np.flatnonzero(~row_ok).tolist():
-            ends, lengths = lines.ends[row], lines.lengths[row]
-            if not label_ok[row]:
-                reason = f"label must be 0 or 1, got {field_text(block, ends[0], lengths[0])!r}"
-            elif not dense_ok[row].all():
-                j = int(np.flatnonzero(~dense_ok[row])[0]) + 1
-                text = field_text(block, ends[j], lengths[j])
-                reason = f"{DENSE_NAMES[j - 1]} must be an integer of at most 16 digits, got {text!r}"
-            else:
-                j = int(np.flatnonzero(~hex_ok[:, row])[0]) + 14
-                text = field_text(block, ends[j], lengths[j])
-                reason = f"{SPARSE_NAMES[j - 14]} must be 1 to 16 hex digits or empty, got {text!r}"
-            problems.append((int(lines.good[row]), reason))
-        return sorted(problems)
 
-    def _handle_malformed(self, path: Path, first_line: int, problems: list[tuple[int, str]]) -> None:
-        if not self.config.skip_malformed:
-            line, reason = problems[0]
-            raise ValueError(f"{path}:{first_line + line}: malformed Criteo line: {reason} "
-                             "(skip_malformed=True / --skip-malformed skips such lines)")
-        for line, reason in problems:
-            if len(self.skipped_examples) < MAX_EXAMPLES:
-                example = f"{path}:{first_line + line}: {reason}"
-                self.skipped_examples.append(example)
-                log.warning("skipping malformed line %s", example)
-        self.num_skipped += len(problems)
+@dataclass
+class _Parsed:
+    labels: np.ndarray  # float32 [k]
+    dense: np.ndarray  # float32 [k, 13]
+    ids: np.ndarray  # int64 [26, k]: one contiguous row per feature
+    num_lines: int
+    num_bytes: int
+    problems: list[tuple[int, str]]  # (0-based line in the block, what is wrong), in line order
+
+
+def _parse_block(block: np.ndarray) -> _Parsed:
+    """Parse one block of whole lines (pure, so blocks can be parsed in parallel threads)."""
+    lines = split_lines(block, NUM_FIELDS)
+    words = words_view(block)
+    ends, lengths = lines.ends, lines.lengths  # [k, 40]
+    label_byte = block[ends[:, 0] - 1]
+    label_ok = (lengths[:, 0] == 1) & ((label_byte == ord("0")) | (label_byte == ord("1")))
+    dense_ends, dense_lengths = np.ascontiguousarray(ends[:, 1:14]), np.ascontiguousarray(lengths[:, 1:14])
+    value, negative, dense_ok = parse_decimal(block, words, dense_ends, dense_lengths)  # [k, 13]
+    value[negative] = 0
+    dense = np.log1p(value.astype(np.float64)).astype(np.float32)
+    hex_ends, hex_lengths = np.ascontiguousarray(ends[:, 14:]), np.ascontiguousarray(lengths[:, 14:])
+    ids, hex_ok = parse_hex(words, hex_ends, hex_lengths)  # [k, 26]
+    ids[hex_lengths == 0] = MISSING_ID
+    row_ok = label_ok & dense_ok.all(axis=1) & hex_ok.all(axis=1)
+    labels = (label_byte == ord("1")).astype(np.float32)
+    problems: list[tuple[int, str]] = []
+    if len(lines.bad) or not row_ok.all():
+        problems = _problems(block, lines, label_ok, dense_ok, hex_ok, row_ok)
+        labels, dense, ids = labels[row_ok], dense[row_ok], ids[row_ok]
+    return _Parsed(labels=labels, dense=dense, ids=np.ascontiguousarray(ids.T), num_lines=lines.num_lines,
+                   num_bytes=len(block) - PAD, problems=problems)
+
+
+def _problems(block: np.ndarray, lines: SplitLines, label_ok: np.ndarray, dense_ok: np.ndarray,
+              hex_ok: np.ndarray, row_ok: np.ndarray) -> list[tuple[int, str]]:
+    """(0-based line in the block, what is wrong) for every malformed line, in line order."""
+    problems = []
+    for line, found in zip(lines.bad.tolist(), lines.bad_fields.tolist(), strict=True):
+        what = "has a control character" if found < 0 else f"has {found} tab-separated fields"
+        problems.append((line, f"{what}, expected {NUM_FIELDS}"))
+    for row in np.flatnonzero(~row_ok).tolist():
+        ends, lengths = lines.ends[row], lines.lengths[row]
+        if not label_ok[row]:
+            reason = f"label must be 0 or 1, got {field_text(block, ends[0], lengths[0])!r}"
+        elif not dense_ok[row].all():
+            j = int(np.flatnonzero(~dense_ok[row])[0])
+            text = field_text(block, ends[1 + j], lengths[1 + j])
+            reason = f"{DENSE_NAMES[j]} must be an integer of at most 16 digits, got {text!r}"
+        else:
+            j = int(np.flatnonzero(~hex_ok[row])[0])
+            text = field_text(block, ends[14 + j], lengths[14 + j])
+            reason = f"{SPARSE_NAMES[j]} must be 1 to 16 hex digits or empty, got {text!r}"
+        problems.append((int(lines.good[row]), reason))
+    return sorted(problems)

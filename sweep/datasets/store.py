@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from sweep.datasets.columns import NpyAppender
-from sweep.datasets.prepared import FORMAT_VERSION, load_prepared
+from sweep.datasets.prepared import FORMAT_VERSION, SparseColumn, load_prepared
 from sweep.hashing import mix64
 
 __all__ = [
@@ -202,8 +202,7 @@ class PreparedWriter:
         dataset = load_prepared(self.out_dir, _manifest=draft)
         train_mask = np.asarray(dataset.split) == 0
         with ThreadPoolExecutor(max_workers=2) as pool:  # np.unique releases the GIL while sorting
-            vocabs = list(pool.map(lambda f: np.unique(dataset.sparse[f.name].rows_of(train_mask), return_counts=True),
-                                   self.schema.features))
+            vocabs = list(pool.map(lambda i: self._count_train(i, train_mask), range(len(self.schema.features))))
         features = []
         for i, (feature, (ids, counts)) in enumerate(zip(self.schema.features, vocabs, strict=True)):
             np.save(self.out_dir / "vocab" / f"{i}.ids.npy", ids.astype(np.int64))
@@ -224,6 +223,15 @@ class PreparedWriter:
                              for p in sorted(self.out_dir.rglob("*.npy"))}
         (self.out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         return manifest
+
+    def _count_train(self, i: int, train_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct train ids of feature i and their counts. The column is mapped here and unmapped
+        on return, so the pages it touched do not stay in this process's RSS for all features."""
+        def column(kind: str) -> np.ndarray:
+            return np.load(self._sparse_path(i, kind), mmap_mode="r", allow_pickle=False)
+
+        offsets = column("offsets") if self.schema.features[i].multi_valued else None
+        return np.unique(SparseColumn(values=column("values"), offsets=offsets).rows_of(train_mask), return_counts=True)
 
     def _draft_manifest(self, source: str, params: Mapping, fingerprint: str) -> dict:
         return {

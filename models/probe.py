@@ -1,0 +1,91 @@
+"""The probe: a small-dim DLRM with full tables, trained to embed every known id.
+
+Learning to Collide (Ghaemmaghami et al., 2022, arXiv 2203.15837) maps ids to rows by
+their similarity in a learned low-dimensional embedding. The probe learns that embedding:
+a DLRM with one row per training-vocabulary id (plus an out-of-vocabulary row) and a small
+embedding dim, fitted on the training split only. Its table rows, in vocabulary order,
+are what the ``embedding`` / ``frequency_embedding`` mappers cluster. Caching the result
+on disk is the caller's job; ``probe_fingerprint`` gives stable key material for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from models.batch import EncodedSplit
+from models.config import DLRMConfig, FeatureSpec
+from models.train import TrainConfig
+from models.train import train as train_dlrm
+
+PROBE_FORMAT = 1  # bump when a change to the probe changes its output for the same inputs
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    dim: int = 8  # embedding dim of the probe, the dimension the mappers cluster in
+    epochs: int = 2  # passes over the training split
+    lr: float = 1e-3  # learning rate (tables and MLPs)
+    batch_size: int = 2048  # samples per optimizer step
+    seed: int = 0  # init and shuffling
+    bottom_mlp: tuple[int, ...] = (32,)  # hidden widths of the probe's bottom MLP
+    top_mlp: tuple[int, ...] = (32,)  # hidden widths of the probe's top MLP
+    interaction: str = "dot"  # "dot" | "cat", as DLRMConfig
+    optimizer: str = "adam"  # as TrainConfig
+    device: str = "cpu"  # "cpu" | "cuda" | "auto"
+    num_threads: int | None = None  # torch threads; None: leave torch's setting
+
+    def __post_init__(self) -> None:
+        if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim <= 0:
+            raise ValueError(f"dim must be a positive int, got {self.dim!r}")
+        self.train_config()  # validates the training fields with TrainConfig's messages
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            lr=self.lr,
+            optimizer=self.optimizer,
+            device=self.device,
+            seed=self.seed,
+            num_threads=self.num_threads,
+        )
+
+
+def probe_fingerprint(config: ProbeConfig) -> dict:
+    """Stable, JSON-able description of the probe: combine with a data fingerprint to cache."""
+    return {"probe_format": PROBE_FORMAT, **asdict(config)}
+
+
+def train_probe(
+    config: ProbeConfig,
+    num_dense: int,
+    feature_specs_full: tuple[FeatureSpec, ...] | list[FeatureSpec],
+    train: EncodedSplit,
+    val: EncodedSplit | None = None,
+) -> list[np.ndarray]:
+    """Per feature, float32 [vocab_size, dim]: row i embeds the i-th id of the sorted vocabulary.
+
+    Each spec must be one plain table of vocab_size + 1 rows (row i = i-th vocabulary id,
+    the last row = unseen ids); the OOV row is dropped from the result. Only
+    ``train`` is fitted; ``val`` is only evaluated and logged per epoch.
+    """
+    specs = tuple(feature_specs_full)
+    for spec in specs:
+        if spec.combine != "none" or spec.table_sizes[0] < 2:
+            raise ValueError(
+                f"probe features need one full table of vocab_size + 1 >= 2 rows, got "
+                f"{spec.name!r} with combine={spec.combine!r}, table_sizes={spec.table_sizes}"
+            )
+    model_config = DLRMConfig(
+        num_dense=num_dense,
+        features=specs,
+        embedding_dim=config.dim,
+        bottom_mlp=config.bottom_mlp,
+        top_mlp=config.top_mlp,
+        interaction=config.interaction,
+    )
+    result = train_dlrm(model_config, config.train_config(), train, val)
+    tables = result.model.sparse_arch.table_weights()
+    return [w[:-1].detach().cpu().numpy().copy() for w in tables]

@@ -1,0 +1,254 @@
+"""`table`: any CSV or Parquet file plus a small schema (label, dense, categorical, multi-valued).
+
+The schema comes from config fields and/or a YAML file (`schema_file`, read with
+yaml.safe_load) with the same keys: `label`, `label_threshold`, `dense`, `categorical`,
+`multi_valued`, `separator`. A key set in both places must agree.
+
+- format by suffix: .csv (comma), .tsv (tab), .parquet / .pq. The file is read whole.
+- label: `label_threshold` set -> label = value >= threshold; unset -> the column must hold 0/1.
+  A missing label is an error naming the line (CSV) or row (Parquet).
+- dense: numbers (text is parsed); missing -> 0.0.
+- categorical: integers stay their int64 value (a CSV column whose non-empty values all
+  parse as int64 counts as integer); strings -> `stable_hash_strings`; missing or "" ->
+  `MISSING_ID` (-1, which a real integer -1 also maps to).
+- multi_valued: text joined by `separator` (each token hashed as a string), or a Parquet
+  list column (strings hashed, integers kept); an empty bag -> [MISSING_ID].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+
+from sweep.datasets.base import Source
+from sweep.datasets.delimited import parse_floats, read_header, read_text_table
+from sweep.datasets.store import Chunk, FeatureSchema, Schema, SplitSpec
+from sweep.datasets.tokens import MISSING_ID, bags_from_lists, hash_tokens, integer_ids, split_bags
+
+__all__ = ["SCHEMA_KEYS", "TableConfig", "TableSource"]
+
+SCHEMA_KEYS = ("label", "label_threshold", "dense", "categorical", "multi_valued", "separator")
+SUFFIXES = {".csv": ",", ".tsv": "\t", ".parquet": None, ".pq": None}
+
+
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    path: Path = field(metadata=_help("CSV (.csv, .tsv) or Parquet (.parquet, .pq) file"))
+    schema_file: Path | None = field(default=None, metadata=_help("YAML file with any of: " + ", ".join(SCHEMA_KEYS)))
+    label: str | None = field(default=None, metadata=_help("label column"))
+    label_threshold: float | None = field(default=None, metadata=_help("label = value >= this; unset: the column holds 0/1"))
+    dense: tuple[str, ...] = field(default=(), metadata=_help("dense (numeric) columns"))
+    categorical: tuple[str, ...] = field(default=(), metadata=_help("single-valued categorical columns"))
+    multi_valued: tuple[str, ...] = field(default=(), metadata=_help("multi-valued columns: separator-joined text or Parquet lists"))
+    separator: str = field(default="|", metadata=_help("separator of the ids in a multi-valued text column"))
+    split: str = field(default="random", metadata=_help("'random' (seeded per row) or 'sequential' (train first, then val, test)"))
+    val_fraction: float = field(default=0.1, metadata=_help("share of rows in the validation split"))
+    test_fraction: float = field(default=0.1, metadata=_help("share of rows in the test split"))
+    seed: int = field(default=0, metadata=_help("seed of the random split"))
+    chunk_rows: int = field(default=1 << 16, metadata=_help("rows per chunk written"))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+        if self.schema_file is not None:
+            object.__setattr__(self, "schema_file", Path(self.schema_file))
+        for name in ("dense", "categorical", "multi_valued"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.path.suffix.lower() not in SUFFIXES:
+            raise ValueError(f"path must end in one of {sorted(SUFFIXES)}, got {str(self.path)!r}")
+        if self.split not in ("random", "sequential"):
+            raise ValueError(f"split must be 'random' or 'sequential', got {self.split!r}")
+        if not isinstance(self.chunk_rows, int) or isinstance(self.chunk_rows, bool) or self.chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be an int >= 1, got {self.chunk_rows!r}")
+        SplitSpec(self.split, self.val_fraction, self.test_fraction, self.seed)  # validates the fractions
+        self.resolved()  # validates the schema, the YAML file included
+
+    def resolved(self) -> dict:
+        """The effective schema: config fields merged with `schema_file`."""
+        defaults = {f.name: f.default for f in fields(self)}
+        merged = {key: getattr(self, key) for key in SCHEMA_KEYS}
+        if self.schema_file is not None:
+            for key, value in _load_schema_file(self.schema_file).items():
+                mine = getattr(self, key)
+                if mine != defaults[key] and mine != value:
+                    raise ValueError(f"{key} is {mine!r} in the config but {value!r} in {self.schema_file}; "
+                                     "set it in one place")
+                merged[key] = value
+        if not merged["label"]:
+            raise ValueError("label must name the label column (set label, or label: in a schema_file), got None")
+        if not merged["categorical"] and not merged["multi_valued"]:
+            raise ValueError("categorical and multi_valued are both empty; name at least one categorical column")
+        if not merged["separator"]:
+            raise ValueError(f"separator must be a non-empty string, got {merged['separator']!r}")
+        roles = [merged["label"], *merged["dense"], *merged["categorical"], *merged["multi_valued"]]
+        repeated = sorted({c for c in roles if roles.count(c) > 1})
+        if repeated:
+            raise ValueError(f"each column may have one role (label, dense, categorical, multi_valued); "
+                             f"repeated: {repeated}")
+        return merged
+
+
+def _load_schema_file(path: Path) -> dict:
+    """Keys of a YAML schema file, type-checked; an unknown key names the allowed ones."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ValueError(f"schema_file {str(path)!r} cannot be read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of {', '.join(SCHEMA_KEYS)}, got {type(raw).__name__}")
+    out = {}
+    for key, value in raw.items():
+        if key not in SCHEMA_KEYS:
+            raise ValueError(f"{path}: unknown key {key!r}; allowed: {', '.join(SCHEMA_KEYS)}")
+        if key in ("dense", "categorical", "multi_valued"):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{path}: {key} must be a list of column names, got {value!r}")
+            value = tuple(value)
+        elif key == "label_threshold":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{path}: label_threshold must be a number, got {value!r}")
+            value = float(value)
+        elif not isinstance(value, str):
+            raise ValueError(f"{path}: {key} must be a string, got {value!r}")
+        out[key] = value
+    return out
+
+
+class TableSource(Source):
+    name = "table"
+    Config = TableConfig
+
+    def __init__(self, config: TableConfig):
+        super().__init__(config)
+        self.spec = config.resolved()
+        self.delimiter = SUFFIXES[config.path.suffix.lower()]
+
+    def input_files(self) -> list[Path]:
+        return [self.config.path] + ([self.config.schema_file] if self.config.schema_file else [])
+
+    def schema(self) -> Schema:
+        s = self.spec
+        features = [FeatureSchema(c) for c in s["categorical"]] + [FeatureSchema(c, True) for c in s["multi_valued"]]
+        return Schema(dense=tuple(s["dense"]), features=tuple(features))
+
+    def params(self) -> dict:
+        """The config minus chunk_rows, which cannot change the output (so it does not rebuild a cache)."""
+        return {k: v for k, v in super().params().items() if k != "chunk_rows"}
+
+    def split_spec(self) -> SplitSpec:
+        c = self.config
+        return SplitSpec(c.split, c.val_fraction, c.test_fraction, c.seed)
+
+    def report(self) -> dict:
+        return {"rows": len(self._data["labels"]), "blank_lines": self._data["blank"]}
+
+    def chunks(self) -> Iterator[Chunk]:
+        data = self._data
+        n = len(data["labels"])
+        offsets = {name: np.concatenate([[0], np.cumsum(col[1])]) for name, col in data["sparse"].items()
+                   if isinstance(col, tuple)}
+        for a in range(0, n, self.config.chunk_rows):
+            b = min(a + self.config.chunk_rows, n)
+            sparse = {name: (col[0][offsets[name][a]:offsets[name][b]], col[1][a:b]) if isinstance(col, tuple)
+                      else col[a:b] for name, col in data["sparse"].items()}
+            yield Chunk(labels=data["labels"][a:b], dense=data["dense"][a:b], sparse=sparse)
+
+    def _where(self, row: int, lines: np.ndarray | None) -> str:
+        return f"{self.config.path}:{lines[row]}" if lines is not None else f"{self.config.path}: row {row + 1}"
+
+    def _read(self) -> tuple[pa.Table, np.ndarray | None, int]:
+        """(table of the needed columns, line of each row for CSV or None, blank lines)."""
+        s, path = self.spec, self.config.path
+        needed = {"label": [s["label"]], "dense": s["dense"], "categorical": s["categorical"],
+                  "multi_valued": s["multi_valued"]}
+        present = read_header(path, self.delimiter, quoting=True) if self.delimiter else pq.read_schema(path).names
+        for role, names in needed.items():
+            for name in names:
+                if name not in present:
+                    raise ValueError(f"{path}: {role} column {name!r} not found; columns present: {list(present)}")
+        columns = [c for names in needed.values() for c in names]
+        if self.delimiter is None:
+            return pq.read_table(path, columns=columns), None, 0
+        text = read_text_table(path, self.delimiter, quoting=True)
+        return text.table.select(columns), text.lines, text.blank
+
+    @cached_property
+    def _data(self) -> dict:
+        s = self.spec
+        table, lines, blank = self._read()
+        n = table.num_rows
+        label = self._numbers(table.column(s["label"]), lines, s["label"])
+        missing = np.flatnonzero(np.isnan(label))
+        if len(missing):
+            raise ValueError(f"{self._where(int(missing[0]), lines)}: label column {s['label']!r} is missing")
+        if s["label_threshold"] is not None:
+            labels = (label >= s["label_threshold"]).astype(np.float32)
+        else:
+            bad = np.flatnonzero((label != 0) & (label != 1))
+            if len(bad):
+                raise ValueError(f"{self._where(int(bad[0]), lines)}: label column {s['label']!r} must be 0 or 1 "
+                                 f"(or set label_threshold), got {float(label[bad[0]])!r}")
+            labels = label.astype(np.float32)
+        dense = np.zeros((n, len(s["dense"])), dtype=np.float32)
+        for j, name in enumerate(s["dense"]):
+            dense[:, j] = np.nan_to_num(self._numbers(table.column(name), lines, name), nan=0.0)
+        sparse: dict[str, np.ndarray | tuple[np.ndarray, np.ndarray]] = {}
+        for name in s["categorical"]:
+            sparse[name] = self._ids(table.column(name).combine_chunks(), lines, name)
+        for name in s["multi_valued"]:
+            column = table.column(name).combine_chunks()
+            if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+                sparse[name] = bags_from_lists(column)
+            elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                sparse[name] = split_bags(column, s["separator"])
+            else:
+                raise ValueError(f"{self.config.path}: multi_valued column {name!r} has type {column.type}; "
+                                 "expected separator-joined text or a list")
+        return {"labels": labels, "dense": dense, "sparse": sparse, "blank": blank}
+
+    def _numbers(self, column: pa.ChunkedArray, lines: np.ndarray | None, name: str) -> np.ndarray:
+        column = column.combine_chunks()
+        if pa.types.is_dictionary(column.type):
+            column = column.dictionary_decode()
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            return parse_floats(column, name, lambda row: self._where(row, lines))
+        if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+                or pa.types.is_boolean(column.type)):
+            raise ValueError(f"{self.config.path}: column {name!r} has type {column.type}; expected numbers")
+        return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+
+    def _ids(self, column: pa.Array, lines: np.ndarray | None, name: str) -> np.ndarray:
+        """int64 raw ids of a categorical column (see the module docstring)."""
+        if pa.types.is_dictionary(column.type):
+            column = column.dictionary_decode()
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            if lines is not None:  # CSV text: integers if every non-empty value is one
+                try:
+                    return integer_ids(pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column))
+                except pa.ArrowInvalid:
+                    pass
+            return hash_tokens(column)
+        if pa.types.is_integer(column.type) or pa.types.is_boolean(column.type):
+            return integer_ids(column)
+        if pa.types.is_floating(column.type):
+            values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+            bad = np.flatnonzero(~np.isnan(values) & ~(np.isfinite(values) & (values == np.round(values))))
+            if len(bad):
+                raise ValueError(f"{self._where(int(bad[0]), lines)}: categorical column {name!r} must hold "
+                                 f"integers or strings, got {float(values[bad[0]])!r}")
+            return np.where(np.isnan(values), MISSING_ID, values).astype(np.int64)
+        raise ValueError(f"{self.config.path}: categorical column {name!r} has type {column.type}; "
+                         "expected integers or strings")
