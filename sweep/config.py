@@ -52,6 +52,13 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {sorted(SOURCES)}, got {self.source!r}")
+        required = [f.name for f in dataclasses.fields(SOURCES[self.source].Config)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        missing = [name for name in required if name not in self.params]
+        if missing:
+            raise ValueError(f"params.{missing[0]} is required for source {self.source!r} "
+                             "(on the command line: --data-path)")
+        SOURCES[self.source].from_params(**dict(self.params))  # the source validates its own options
 
 
 @dataclass(frozen=True)

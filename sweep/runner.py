@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -96,8 +97,13 @@ def _trainable(tune_config: dict, dataset: PreparedDataset, probes: dict, base: 
     def on_epoch(epoch: int, metrics: dict) -> None:
         tune.report({**metrics, "epoch": epoch})
 
-    metrics = run_trial(trial_config, dataset=dataset, probe=probes.get(point["seed"]), on_epoch=on_epoch)
-    tune.report({**metrics, "final": True}, checkpoint=tune.Checkpoint.from_directory(out_dir))
+    try:
+        metrics = run_trial(trial_config, dataset=dataset, probe=probes.get(point["seed"]), on_epoch=on_epoch)
+        # The checkpoint carries the bundles to storage_path; the driver logs them to MLflow from there.
+        tune.report({**metrics, "epoch": metrics["epochs_run"], "final": True},
+                    checkpoint=tune.Checkpoint.from_directory(out_dir))
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def _in_memory(dataset: PreparedDataset) -> PreparedDataset:

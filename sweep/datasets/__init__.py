@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sweep.datasets.base import Source
 from sweep.datasets.cache import default_out_dir, fingerprint, prepare
+from sweep.datasets.criteo import CriteoSource
 from sweep.datasets.prepared import (
     PreparedDataError,
     PreparedDataset,
@@ -11,8 +12,10 @@ from sweep.datasets.prepared import (
     Vocabulary,
     load_prepared,
 )
+from sweep.datasets.recbole import RecBoleSource
 from sweep.datasets.store import Chunk, FeatureSchema, Schema, SplitSpec
 from sweep.datasets.synthetic import SyntheticSource
+from sweep.datasets.table import TableSource
 
 __all__ = [
     "SOURCES",
@@ -34,6 +37,9 @@ __all__ = [
 
 SOURCES: dict[str, type[Source]] = {
     "synthetic": SyntheticSource,
+    "criteo": CriteoSource,
+    "recbole": RecBoleSource,
+    "table": TableSource,
 }
 
 
