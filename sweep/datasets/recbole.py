@@ -211,9 +211,8 @@ class RecBoleSource(Source):
         sparse: dict[str, np.ndarray | tuple[np.ndarray, np.ndarray]] = {}
         dense: dict[str, np.ndarray] = {}
         owner: dict[str, Path] = {}
-        not_features = {c.label_field, c.time_field}
-        self._add_fields(inter, np.arange(n), not_features, sparse, dense, owner)
         self.skipped_fields, self.rows_without = [], {}
+        self._add_fields(inter, np.arange(n), {c.label_field, c.time_field}, sparse, dense, owner)
         for kind, key in (("user", c.user_field), ("item", c.item_field)):
             side_path = self._side_path(kind)
             if side_path is None:

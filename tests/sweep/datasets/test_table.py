@@ -1,0 +1,210 @@
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sweep.datasets.cache import prepare
+from sweep.datasets.table import TableConfig, TableSource
+from sweep.datasets.tokens import MISSING_ID
+from sweep.hashing import stable_hash_strings
+
+
+def h(*words: str) -> list[int]:
+    return stable_hash_strings(list(words)).tolist()
+
+
+def bags(ds, name: str) -> list[list[int]]:
+    column = ds.sparse[name]
+    offsets = np.asarray(column.offsets)
+    return [np.asarray(column.values[a:b]).tolist() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+
+
+CSV_ROWS = [
+    ["click", "price", "age", "user", "item", "tags", "mixed", "unused"],
+    ["1", "1.5", "30", "alice", "7", "a|b", "7", "z"],
+    ["0", "", "41", "smith, j", "", "c", "x", "z"],
+    ["1", "2.25", "", "alice", "12", "", "", "z"],
+    ["0", "3", "22", "", "7", "a||d", "7", "z"],
+]
+CSV_SCHEMA = {"label": "click", "dense": ("price", "age"), "categorical": ("user", "item", "mixed"),
+              "multi_valued": ("tags",)}
+
+
+def write_csv(path: Path, rows: list[list[str]], delimiter: str = ",") -> Path:
+    with open(path, "w", newline="") as f:
+        csv.writer(f, delimiter=delimiter).writerows(rows)
+    return path
+
+
+def check_csv_result(ds) -> None:
+    assert ds.num_rows == 4
+    np.testing.assert_array_equal(np.asarray(ds.labels), [1, 0, 1, 0])
+    np.testing.assert_array_equal(np.asarray(ds.dense), np.array([[1.5, 30], [0, 41], [2.25, 0], [3, 22]], np.float32))
+    assert np.asarray(ds.sparse["user"].values).tolist() == [*h("alice", "smith, j", "alice"), MISSING_ID]
+    assert np.asarray(ds.sparse["item"].values).tolist() == [7, MISSING_ID, 12, 7]  # integers stay integers
+    assert np.asarray(ds.sparse["mixed"].values).tolist() == [*h("7", "x"), MISSING_ID, *h("7")]  # text: hashed
+    assert bags(ds, "tags") == [h("a", "b"), h("c"), [MISSING_ID], h("a", "d")]
+
+
+@pytest.mark.parametrize(("suffix", "delimiter"), [(".csv", ","), (".tsv", "\t")])
+def test_csv_round_trip(tmp_path, suffix, delimiter):
+    path = write_csv(tmp_path / f"data{suffix}", CSV_ROWS, delimiter)
+    ds = prepare(TableSource.from_params(path=path, **CSV_SCHEMA), tmp_path / "p")
+    check_csv_result(ds)
+    assert ds.manifest["report"] == {"rows": 4, "blank_lines": 0}
+
+
+def test_yaml_schema_file_gives_the_same_result(tmp_path):
+    path = write_csv(tmp_path / "data.csv", CSV_ROWS)
+    schema = tmp_path / "schema.yaml"
+    schema.write_text("label: click\ndense: [price, age]\ncategorical: [user, item, mixed]\n"
+                      "multi_valued: [tags]\nseparator: '|'\n")
+    source = TableSource.from_params(path=path, schema_file=schema, label="click")  # agreeing twice is fine
+    assert source.input_files() == [path, schema]
+    check_csv_result(prepare(source, tmp_path / "p"))
+
+
+def test_parquet_round_trip(tmp_path):
+    table = pa.table({
+        "rating": pa.array([5.0, 3.0, 4.0, 1.0]),
+        "price": pa.array([1.5, None, 2.0, float("nan")], pa.float32()),
+        "user": pa.array(["alice", None, "bob", ""]),
+        "item": pa.array([7, None, -3, 2**40], pa.int64()),
+        "shop": pa.array([1.0, float("nan"), 3.0, 1.0]),  # integral floats (pandas ints with NaN)
+        "genres": pa.array([["x", "y"], None, [], ["y", None, ""]], pa.list_(pa.string())),
+        "ids": pa.array([[1, 2], [3], None, [2**62]], pa.list_(pa.int64())),
+        "tags": pa.array(["p;q", "q", None, ""]),
+    })
+    path = tmp_path / "data.parquet"
+    pq.write_table(table, path)
+    ds = prepare(TableSource.from_params(path=path, label="rating", label_threshold=4.0, dense=("price",),
+                                         categorical=("user", "item", "shop"), multi_valued=("genres", "ids", "tags"),
+                                         separator=";", split="sequential"), tmp_path / "p")
+    np.testing.assert_array_equal(np.asarray(ds.labels), [1, 0, 1, 0])
+    np.testing.assert_array_equal(np.asarray(ds.dense)[:, 0], [1.5, 0, 2.0, 0])
+    assert np.asarray(ds.sparse["user"].values).tolist() == [*h("alice"), MISSING_ID, *h("bob"), MISSING_ID]
+    assert np.asarray(ds.sparse["item"].values).tolist() == [7, MISSING_ID, -3, 2**40]
+    assert np.asarray(ds.sparse["shop"].values).tolist() == [1, MISSING_ID, 3, 1]
+    assert bags(ds, "genres") == [h("x", "y"), [MISSING_ID], [MISSING_ID], h("y")]
+    assert bags(ds, "ids") == [[1, 2], [3], [MISSING_ID], [2**62]]
+    assert bags(ds, "tags") == [h("p", "q"), h("q"), [MISSING_ID], [MISSING_ID]]
+    assert np.asarray(ds.split).tolist() == [0, 0, 0, 2]  # sequential: 3 train rows first, (4 - 3) // 2 = 0 val
+
+
+def test_missing_column_names_file_and_present_columns(tmp_path):
+    path = write_csv(tmp_path / "data.csv", CSV_ROWS)
+    source = TableSource.from_params(path=path, label="click", categorical=("user", "nope"))
+    present = r"\['click', 'price', 'age', 'user', 'item', 'tags', 'mixed', 'unused'\]"
+    with pytest.raises(ValueError, match=rf"data\.csv: categorical column 'nope' not found; columns present: {present}"):
+        prepare(source, tmp_path / "p")
+    pq.write_table(pa.table({"y": [1, 0]}), tmp_path / "d.parquet")
+    with pytest.raises(ValueError, match=r"d\.parquet: label column 'click' not found; columns present: \['y'\]"):
+        prepare(TableSource.from_params(path=tmp_path / "d.parquet", label="click", categorical=("y",)), tmp_path / "q")
+
+
+def csv_with(tmp_path: Path, column: str, values: list[str]) -> Path:
+    rows = [row[:] for row in CSV_ROWS]
+    j = rows[0].index(column)
+    for row, value in zip(rows[1:], values, strict=True):
+        row[j] = value
+    return write_csv(tmp_path / "data.csv", rows)
+
+
+@pytest.mark.parametrize(("column", "values", "message"), [
+    ("click", ["1", "0", "2", "0"], r"data\.csv:4: label column 'click' must be 0 or 1 \(or set label_threshold\), got 2.0"),
+    ("click", ["1", "", "1", "0"], r"data\.csv:3: label column 'click' is missing"),
+    ("price", ["1", "2", "cheap", "3"], r"data\.csv:4: column 'price' must be a number, got 'cheap'"),
+])
+def test_csv_value_errors_name_the_line(tmp_path, column, values, message):
+    path = csv_with(tmp_path, column, values)
+    with pytest.raises(ValueError, match=message):
+        prepare(TableSource.from_params(path=path, **CSV_SCHEMA), tmp_path / "p")
+
+
+def test_csv_field_count_and_encoding_errors(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("click,user\n1,a\n0,b,extra\n")
+    with pytest.raises(ValueError, match=r"data\.csv:3: expected 2 fields \(as in the header\), found 3: '0,b,extra'"):
+        prepare(TableSource.from_params(path=path, label="click", categorical=("user",)), tmp_path / "p")
+    path.write_bytes(b"click,user\n1,\xff\n")
+    with pytest.raises(ValueError, match=r"data\.csv: cannot read as delimited text: .*UTF"):
+        prepare(TableSource.from_params(path=path, label="click", categorical=("user",)), tmp_path / "p")
+    path.write_bytes(b"cl\xffick,user\n1,a\n")
+    with pytest.raises(ValueError, match=r"data\.csv:1: the header is not valid UTF-8 \(invalid start byte at byte 2\)"):
+        prepare(TableSource.from_params(path=path, label="click", categorical=("user",)), tmp_path / "p")
+    for text, message in [("", r"data\.csv:1: expected a header line of column names, found an empty line"),
+                          ("click,user,click\n1,2,3\n", r"data\.csv:1: column names must be unique, repeated: \['click'\]")]:
+        path.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            prepare(TableSource.from_params(path=path, label="click", categorical=("user",)), tmp_path / "p")
+
+
+@pytest.mark.parametrize(("column", "role", "message"), [
+    (pa.array([1.0, 2.5]), "categorical", r"d\.parquet: row 2: categorical column 'c' must hold integers or strings, got 2.5"),
+    (pa.array([1.0, float("inf")]), "categorical", r"row 2: categorical column 'c' must hold integers or strings, got inf"),
+    (pa.array([[1.0], [2.0]]), "categorical", r"categorical column 'c' has type list<.*double>; expected integers"),
+    (pa.array([1, 2]), "multi_valued", r"multi_valued column 'c' has type int64; expected separator-joined text or a list"),
+    (pa.array([[1.5], [2.0]]), "multi_valued", r"bag elements must be strings or integers, got double"),
+    (pa.array([[1], [2]]), "dense", r"d\.parquet: column 'c' has type list<.*int64>; expected numbers"),
+    (pa.array(["1", "x"]), "dense", r"d\.parquet: row 2: column 'c' must be a number, got 'x'"),
+])
+def test_parquet_type_errors(tmp_path, column, role, message):
+    pq.write_table(pa.table({"y": [1, 0], "k": ["a", "b"], "c": column}), tmp_path / "d.parquet")
+    params = {"categorical": ("k",), role: ("c",)} if role != "categorical" else {"categorical": ("c",)}
+    with pytest.raises((ValueError, TypeError), match=message):
+        prepare(TableSource.from_params(path=tmp_path / "d.parquet", label="y", **params), tmp_path / "p")
+
+
+def test_parquet_missing_label_names_the_row(tmp_path):
+    pq.write_table(pa.table({"y": [1, None, 0], "k": ["a", "b", "c"]}), tmp_path / "d.parquet")
+    with pytest.raises(ValueError, match=r"d\.parquet: row 2: label column 'y' is missing"):
+        prepare(TableSource.from_params(path=tmp_path / "d.parquet", label="y", categorical=("k",)), tmp_path / "p")
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"path": "data.xlsx"}, r"path must end in one of \['.csv', '.parquet', '.pq', '.tsv'\], got 'data.xlsx'"),
+    ({"split": "time"}, r"split must be 'random' or 'sequential', got 'time'"),
+    ({"chunk_rows": -1}, r"chunk_rows must be an int >= 1, got -1"),
+    ({"label": None}, r"label must name the label column \(set label, or label: in a schema_file\), got None"),
+    ({"categorical": ()}, r"categorical and multi_valued are both empty; name at least one categorical column"),
+    ({"separator": ""}, r"separator must be a non-empty string, got ''"),
+    ({"dense": ("user",)}, r"each column may have one role .*; repeated: \['user'\]"),
+    ({"val_fraction": 0.6, "test_fraction": 0.4}, r"val_fraction \+ test_fraction must be < 1"),
+])
+def test_config_errors(params, message):
+    full = {"path": "data.csv", "label": "click", "categorical": ("user",), **params}
+    with pytest.raises(ValueError, match=message):
+        TableConfig(**full)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("label: y\nlabels: [a]\n", r"schema\.yaml: unknown key 'labels'; allowed: label, label_threshold, dense"),
+    ("- label\n", r"schema\.yaml: expected a mapping of label, .*, got list"),
+    ("label: [y\n", r"schema\.yaml: not valid YAML"),
+    ("label: y\ndense: price\n", r"schema\.yaml: dense must be a list of column names, got 'price'"),
+    ("label: y\nlabel_threshold: high\n", r"schema\.yaml: label_threshold must be a number, got 'high'"),
+    ("label: 3\n", r"schema\.yaml: label must be a string, got 3"),
+    ("label: other\n", r"label is 'click' in the config but 'other' in .*schema\.yaml; set it in one place"),
+])
+def test_schema_file_errors(tmp_path, text, message):
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        TableConfig(path=Path("data.csv"), schema_file=schema, label="click", categorical=("user",))
+
+
+def test_unreadable_schema_file(tmp_path):
+    with pytest.raises(ValueError, match=r"schema_file '.*nope\.yaml' cannot be read: No such file"):
+        TableConfig(path=Path("data.csv"), schema_file=tmp_path / "nope.yaml")
+
+
+def test_csv_with_byte_order_mark(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbfclick,user\n1,a\n0,b\n")
+    ds = prepare(TableSource.from_params(path=path, label="click", categorical=("user",)), tmp_path / "p")
+    assert np.asarray(ds.labels).tolist() == [1, 0] and np.asarray(ds.sparse["user"].values).tolist() == h("a", "b")
