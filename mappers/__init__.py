@@ -1,0 +1,84 @@
+"""Id -> row mapping strategies for compressed embedding tables (numpy / scikit-learn only).
+
+    from mappers import get_mapper
+    mapper = get_mapper("frequency_embedding", num_rows=65536, hot_fraction=0.1, seed=0)
+    mapper.fit(ids, counts, embeddings)          # training vocabulary
+    rows = mapper.transform(raw_ids)             # any shape of int64 -> int64 rows
+    save_bundle(mapper, "bundle_dir"); same = load_bundle("bundle_dir")
+
+See mappers/base.py for the contract every strategy in MAPPERS follows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .base import Mapper, NotFittedError, UnseenIdError
+from .bundle import FORMAT_VERSION, read_bundle, save_bundle
+from .clustering import weighted_inertia, weighted_kmeans
+from .diagnostics import collision_stats
+from .double_hash import DoubleHashMapper
+from .embedding import EmbeddingMapper
+from .frequency import FrequencyMapper
+from .frequency_embedding import FrequencyEmbeddingMapper
+from .full import FullMapper
+from .hash import HashMapper
+from .qr import QRMapper
+
+MAPPERS: dict[str, type[Mapper]] = {
+    "full": FullMapper,
+    "hash": HashMapper,
+    "double_hash": DoubleHashMapper,
+    "frequency": FrequencyMapper,
+    "qr": QRMapper,
+    "embedding": EmbeddingMapper,
+    "frequency_embedding": FrequencyEmbeddingMapper,
+}
+
+
+def _mapper_class(name: Any) -> type[Mapper]:
+    if not isinstance(name, str) or name not in MAPPERS:
+        raise ValueError(f"unknown mapper {name!r}; valid names: {', '.join(MAPPERS)}")
+    return MAPPERS[name]
+
+
+def get_mapper(name: str, **params: Any) -> Mapper:
+    """A new, unfitted mapper `name` (a MAPPERS key) built with `params`."""
+    cls = _mapper_class(name)
+    try:
+        return cls(**params)
+    except TypeError as err:  # unknown or missing keyword
+        raise ValueError(f"bad params for mapper {name!r}: {err}") from err
+
+
+def load_bundle(path: str | Path) -> Mapper:
+    """Read, verify (checksums, no pickle) and rebuild the mapper saved in directory `path`."""
+    manifest, arrays = read_bundle(path)
+    try:
+        cls = _mapper_class(manifest.get("strategy"))
+    except ValueError as err:
+        raise ValueError(f"{Path(path) / 'manifest.json'}: {err}") from err
+    return cls.from_bundle(manifest, arrays)
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MAPPERS",
+    "DoubleHashMapper",
+    "EmbeddingMapper",
+    "FrequencyEmbeddingMapper",
+    "FrequencyMapper",
+    "FullMapper",
+    "HashMapper",
+    "Mapper",
+    "NotFittedError",
+    "QRMapper",
+    "UnseenIdError",
+    "collision_stats",
+    "get_mapper",
+    "load_bundle",
+    "save_bundle",
+    "weighted_inertia",
+    "weighted_kmeans",
+]
