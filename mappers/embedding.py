@@ -8,7 +8,7 @@ their neighbourhoods are split finer) and uses the scalable two-level k-means of
 mappers/clustering.py. Unseen ids (and ids beyond max_explicit_ids) are hashed into all
 usable rows under unseen="hash".
 
-nbytes = 12 * min(V, max_explicit_ids) + 32.
+nbytes = 12 * min(V_min_count, max_explicit_ids) + 32, V_min_count = ids seen >= min_count times.
 """
 
 from __future__ import annotations
@@ -49,10 +49,15 @@ class EmbeddingMapper(LearnedMapper):
         count_weighted: bool = True,
         unseen: str = "hash",
         max_explicit_ids: int | None = None,
+        min_count: int = 1,
         seed: int = 0,
     ) -> None:
         super().__init__(
-            num_rows=num_rows, unseen=unseen, max_explicit_ids=max_explicit_ids, seed=seed
+            num_rows=num_rows,
+            unseen=unseen,
+            max_explicit_ids=max_explicit_ids,
+            min_count=min_count,
+            seed=seed,
         )
         if not isinstance(count_weighted, bool | np.bool_):
             raise ValueError(f"count_weighted must be a bool, got {count_weighted!r}")

@@ -14,7 +14,7 @@ rather than being crammed into one row.
 Tail ids are hashed with the same seeded hash whether stored or not, so
 max_explicit_ids=K stores just the hot ids (nbytes = 12 K + 32) and gives the same rows as
 storing all; it only turns num_unseen_ into an upper bound (see mappers/learned.py).
-nbytes = 12 * min(V, max_explicit_ids) + 32.
+nbytes = 12 * min(V_min_count, max_explicit_ids) + 32, V_min_count = ids seen >= min_count times.
 """
 
 from __future__ import annotations
@@ -56,10 +56,15 @@ class FrequencyMapper(LearnedMapper):
         hot_fraction: float = 0.5,
         unseen: str = "hash",
         max_explicit_ids: int | None = None,
+        min_count: int = 1,
         seed: int = 0,
     ) -> None:
         super().__init__(
-            num_rows=num_rows, unseen=unseen, max_explicit_ids=max_explicit_ids, seed=seed
+            num_rows=num_rows,
+            unseen=unseen,
+            max_explicit_ids=max_explicit_ids,
+            min_count=min_count,
+            seed=seed,
         )
         self.hot_fraction = check_float("hot_fraction", hot_fraction, 0.0, 1.0, low_open=True)
         self._params = {**self._params, "hot_fraction": self.hot_fraction}

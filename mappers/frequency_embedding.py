@@ -23,7 +23,7 @@ MiniBatchKMeans baseline at lam = 0 / 0.25 / 0.5 (benchmarks/README.md). lam is 
 hyperparameter for the sweep; the default keeps the embedding geometry primary.
 
 If the hot ids take every usable row, the rest are hashed over all usable rows (as in
-`frequency`). nbytes = 12 * min(V, max_explicit_ids) + 32.
+`frequency`). nbytes = 12 * min(V_min_count, max_explicit_ids) + 32, V_min_count = ids seen >= min_count times.
 """
 
 from __future__ import annotations
@@ -62,10 +62,15 @@ class FrequencyEmbeddingMapper(LearnedMapper):
         lam: float = 0.25,
         unseen: str = "hash",
         max_explicit_ids: int | None = None,
+        min_count: int = 1,
         seed: int = 0,
     ) -> None:
         super().__init__(
-            num_rows=num_rows, unseen=unseen, max_explicit_ids=max_explicit_ids, seed=seed
+            num_rows=num_rows,
+            unseen=unseen,
+            max_explicit_ids=max_explicit_ids,
+            min_count=min_count,
+            seed=seed,
         )
         self.hot_fraction = check_float("hot_fraction", hot_fraction, 0.0, 1.0, low_open=True)
         self.lam = check_float("lam", lam, 0.0, 1e6, low_open=False)

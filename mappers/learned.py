@@ -3,9 +3,13 @@
 A learned strategy decides a row for every id of the SORTED training vocabulary
 (`_learn_rows`). This base class then:
 
-- stores the hottest `max_explicit_ids` ids (all when None) as explicit (key, row) pairs in
-  an `IdIndex`; every other id takes the fallback: a seeded hash into the strategy's
-  fallback range [lo, hi) (e.g. the tail rows of `frequency`);
+- learns rows only for ids seen at least `min_count` times (default 1: all), and stores the
+  hottest `max_explicit_ids` of them (all when None) as explicit (key, row) pairs in an
+  `IdIndex`; every other id takes the fallback: a seeded hash into the strategy's
+  fallback range [lo, hi) (e.g. the tail rows of `frequency`). `min_count` matters when
+  the embeddings were learned from the same labels (the probe): a rare id's embedding
+  memorises its few training labels, so clustering rare ids by it groups them by label
+  noise and leaks training labels into the rows (measured: results/README.md);
 - applies the unseen-id policy to ids absent from the explicit table:
   "hash" (default: the fallback hash), "oov_row" (one reserved row: the LAST of the
   num_rows budget, so learned rows use [0, num_rows - 1)), or "error" (UnseenIdError);
@@ -66,10 +70,12 @@ class LearnedMapper(Mapper):
         num_rows: int | None,
         unseen: str = "hash",
         max_explicit_ids: int | None = None,
+        min_count: int = 1,
         seed: int = 0,
     ) -> None:
         super().__init__(seed=seed)
         self.unseen = check_choice("unseen", unseen, UNSEEN_POLICIES)
+        self.min_count = check_int("min_count", min_count, 1)
         min_rows = 2 if self.unseen == "oov_row" else 1
         self.num_rows = (
             None if num_rows is None else check_int("num_rows", num_rows, min_rows, MAX_ROWS)
@@ -81,10 +87,16 @@ class LearnedMapper(Mapper):
                 f"the cap are hashed and cannot be told apart from unseen ids), "
                 f"got unseen={self.unseen!r}"
             )
+        if self.min_count > 1 and self.unseen != "hash":
+            raise ValueError(
+                f"min_count={self.min_count} requires unseen='hash' (rarer ids are hashed and "
+                f"cannot be told apart from unseen ids), got unseen={self.unseen!r}"
+            )
         self._params = {
             "num_rows": self.num_rows,
             "unseen": self.unseen,
             "max_explicit_ids": self.max_explicit_ids,
+            "min_count": self.min_count,
             "seed": self.seed,
         }
         self._hash_keys = np.array([derive_key(self.seed, 0)], dtype=np.uint64)
@@ -113,6 +125,10 @@ class LearnedMapper(Mapper):
 
     # -- Mapper hooks
     def _fit(self, ids: np.ndarray, counts: np.ndarray, embeddings: np.ndarray | None) -> None:
+        if self.min_count > 1:  # rarer ids take the fallback hash, like unseen ones
+            eligible = counts >= self.min_count
+            ids, counts = ids[eligible], counts[eligible]
+            embeddings = None if embeddings is None else embeddings[eligible]
         learned = self._learn_rows(ids, counts, embeddings)
         lo, hi = learned.fallback
         assert 0 <= lo < hi <= learned.num_rows and 0 <= learned.oov_row < learned.num_rows

@@ -88,6 +88,7 @@ class ModelConfig:
     interaction: str = "dot"  # "dot" | "cat"
     pooling: str = "sum"  # multi-valued features: "sum" | "mean"
     full_threshold: int = 256  # features with vocab <= this keep a full table
+    learned_min_count: int = 20  # embedding strategies hash ids seen fewer times (label leakage)
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ import json
 import logging
 import os
 import uuid
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from models import ProbeConfig, train_probe
+from models import ProbeConfig, probe_fingerprint, train_probe
 from sweep.datasets import PreparedDataset
 from sweep.encoding import encode_splits, feature_specs, fit_full_mappers, transform_columns
 
@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def probe_cache_key(dataset: PreparedDataset, config: ProbeConfig) -> str:
-    key = {"dataset": dataset.fingerprint, "probe": asdict(config)}
+    probe = {k: v for k, v in probe_fingerprint(config).items() if k != "num_threads"}  # threads: same probe
+    key = {"dataset": dataset.fingerprint, "probe": probe}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
 
 
