@@ -12,6 +12,7 @@ Regenerates the tables in results/README.md, e.g.:
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -78,9 +79,10 @@ def render(rows: list[dict], args: argparse.Namespace, manifest: dict) -> str:
         "",
         f"Regenerate: `{command}`",
         "",
-        f"Data: {manifest['num_rows']:,} rows ({manifest['split_sizes']}), fingerprint "
-        f"{manifest['fingerprint'][:12]}. Machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
-        f"torch threads {args.threads}.",
+        f"Data: {manifest['num_rows']:,} rows (train {manifest['split_sizes']['train']:,}, val "
+        f"{manifest['split_sizes']['val']:,}, test {manifest['split_sizes']['test']:,}), fingerprint "
+        f"{manifest['fingerprint'][:12]}. Machine: {machine()}, torch threads {args.threads}. "
+        "Seeds vary the mapper, model and probe; the data is fixed.",
         "",
         "| strategy | seed | " + " | ".join(COLUMNS) + " |",
         "|---|---|" + "---|" * len(COLUMNS),
@@ -96,6 +98,19 @@ def render(rows: list[dict], args: argparse.Namespace, manifest: dict) -> str:
         lines.append(f"| {strategy} | {mean['test_logloss']:.5f} | {mean['test_auc']:.4f} | {mean['test_ne']:.4f} "
                      f"| {group[0]['total_bytes']:,} |")
     return "\n".join(lines) + "\n"
+
+
+def machine() -> str:
+    """CPU model and core count, e.g. 'AMD EPYC 9R14, 2 cores'."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
 
 
 def _cell(value: object) -> str:
