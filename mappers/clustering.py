@@ -12,7 +12,7 @@ inertia sum_i w_i ||x_i - c_{label_i}||^2 and is deterministic for a seed.
 
 Measured (benchmarks/README.md): 10^6 x 16 Zipf-weighted points -> 65,536 clusters in
 ~4-5 s on 2 cores at ~0.55x the weighted inertia of flat MiniBatchKMeans(batch_size=131072,
-max_iter=3, init="random"), which takes ~200-350 s. Without weights (or with mild ones) it
+max_iter=3, init="random"), which takes ~200-475 s. Without weights (or with mild ones) it
 is about as good as that baseline, not better: its edge comes from seeding heavy points.
 
 Edge cases: k == 1 -> all zeros; no more positive-weight points than k -> each distinct

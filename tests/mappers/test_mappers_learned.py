@@ -191,14 +191,18 @@ def test_min_count_hashes_rare_ids_like_unseen_ones(name: str, min_count: int) -
     eligible = counts >= min_count
     assert mapper.nbytes == ID_BYTES * int(eligible.sum()) + LEARNED_HEADER_BYTES
     rare = ids[~eligible]
-    unseen_like = get_mapper(name, num_rows=37).fallback_rows(rare, (int(mapper.layout_[1]), int(mapper.layout_[2])))
+    unseen_like = get_mapper(name, num_rows=37).fallback_rows(
+        rare, (int(mapper.layout_[1]), int(mapper.layout_[2]))
+    )
     np.testing.assert_array_equal(mapper.transform(rare), unseen_like)
     assert mapper.num_unseen_ == rare.size  # counted with the ids served by the fallback
 
 
 @pytest.mark.parametrize("name", CAPPABLE)
 def test_min_count_requires_hash_policy(name: str) -> None:
-    with pytest.raises(ValueError, match=r"min_count=3 requires unseen='hash'.*got unseen='oov_row'"):
+    with pytest.raises(
+        ValueError, match=r"min_count=3 requires unseen='hash'.*got unseen='oov_row'"
+    ):
         get_mapper(name, num_rows=37, min_count=3, unseen="oov_row")
     with pytest.raises(ValueError, match=r"min_count must be an int >= 1"):
         get_mapper(name, num_rows=37, min_count=0)
