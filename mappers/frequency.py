@@ -11,10 +11,11 @@ When the hot ids take every usable row (hot_fraction == 1 and V >= num_rows), no
 remain: the remaining ids are then hashed over ALL usable rows, sharing them with hot ids,
 rather than being crammed into one row.
 
-Tail ids are hashed with the same seeded hash whether stored or not, so
-max_explicit_ids=K stores just the hot ids (nbytes = 12 K + 32) and gives the same rows as
-storing all; it only turns num_unseen_ into an upper bound (see mappers/learned.py).
-nbytes = 12 * min(V_min_count, max_explicit_ids) + 32, V_min_count = ids seen >= min_count times.
+Tail ids are hashed with the same seeded hash whether stored or not, so under unseen="hash"
+(the default) only the hot ids are stored: the same rows as storing all, at
+nbytes = 12 * min(K, V, max_explicit_ids) + 32; num_unseen_ then counts the tail ids too
+(an upper bound, see mappers/learned.py). Under unseen="oov_row" or "error" every training
+id is stored (nbytes = 12 * V + 32), since seen tail ids must be told apart from unseen ones.
 """
 
 from __future__ import annotations
@@ -68,6 +69,13 @@ class FrequencyMapper(LearnedMapper):
         )
         self.hot_fraction = check_float("hot_fraction", hot_fraction, 0.0, 1.0, low_open=True)
         self._params = {**self._params, "hot_fraction": self.hot_fraction}
+
+    def explicit_cap(self) -> int | None:
+        """Under unseen="hash" the tail needs no storage: keep the hot ids only."""
+        if self.unseen != "hash":
+            return self.max_explicit_ids
+        hot = min(num_hot_ids(self.hot_fraction, self.num_rows), self.usable_rows())
+        return hot if self.max_explicit_ids is None else min(hot, self.max_explicit_ids)
 
     def _learn_rows(
         self, ids: np.ndarray, counts: np.ndarray, embeddings: np.ndarray | None

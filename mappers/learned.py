@@ -108,6 +108,10 @@ class LearnedMapper(Mapper):
     ) -> LearnedRows:
         """Rows for the sorted vocabulary, within the usable rows (see `usable_rows`)."""
 
+    def explicit_cap(self) -> int | None:
+        """How many of the hottest ids to store explicitly (None: all): max_explicit_ids."""
+        return self.max_explicit_ids
+
     def usable_rows(self) -> int:
         """Rows available to training ids: num_rows, less the reserved OOV row if any."""
         assert self.num_rows is not None
@@ -134,8 +138,9 @@ class LearnedMapper(Mapper):
         assert 0 <= lo < hi <= learned.num_rows and 0 <= learned.oov_row < learned.num_rows
         assert learned.rows.shape == ids.shape
         assert ids.size == 0 or 0 <= learned.rows.min() <= learned.rows.max() < learned.num_rows
-        if self.max_explicit_ids is not None and self.max_explicit_ids < ids.size:
-            keep = np.sort(hottest(ids, counts, self.max_explicit_ids))
+        cap = self.explicit_cap()
+        if cap is not None and cap < ids.size:
+            keep = np.sort(hottest(ids, counts, cap))
         else:
             keep = slice(None)
         self._set_state(

@@ -137,7 +137,7 @@ def format_metrics(metrics: dict) -> str:
     from sweep.frontier import format_bytes
 
     keys = ["val_logloss", "test_logloss", "test_auc", "test_ne", "test_accuracy", "constant_test_logloss",
-            "bayes_test_logloss", "signal_captured", "collision_rate", "unseen_value_rate", "train_seconds",
+            "bayes_test_logloss", "signal_captured", "collision_rate", "unseen_value_rate", "fallback_value_rate", "train_seconds",
             "total_seconds"]
     lines = [f"{'metric':<24}{'value':>14}"]
     lines += [f"{k:<24}{metrics[k]:>14.4f}" for k in keys if isinstance(metrics.get(k), (int, float))]

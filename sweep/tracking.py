@@ -220,6 +220,9 @@ def trial_rows(runs: list) -> list[dict]:
                     "embedding_bytes", "mapping_bytes", "dense_bytes", "compression_ratio", "collision_rate",
                     "signal_captured"):
             row[key] = metrics.get(key)
+        for key in ("total_bytes", "embedding_bytes", "mapping_bytes", "dense_bytes"):
+            if row[key] is not None:
+                row[key] = int(row[key])  # MLflow stores metrics as floats; bytes are whole
         row["val_logloss"] = row.pop("best_val_logloss")
         if run.info.status != "FINISHED":
             row["val_logloss"] = None  # failed or unfinished trials never sit on the frontier

@@ -150,6 +150,19 @@ def _frequency_weighted_mean(per_feature: Mapping[str, dict], dataset: PreparedD
     return float(sum(per_feature[n][key] * weights[n] for n in per_feature) / total) if total else 0.0
 
 
+def _unseen_rate(dataset: PreparedDataset) -> float:
+    """Share of val + test values whose raw id never occurs in the training split."""
+    held_out = np.asarray(dataset.split) != 0
+    unseen = total = 0
+    for name in dataset.feature_names:
+        values = dataset.sparse[name].rows_of(held_out)
+        ids = np.asarray(dataset.vocab[name].ids)
+        position = np.minimum(np.searchsorted(ids, values), max(len(ids) - 1, 0))
+        unseen += int((ids[position] != values).sum()) if len(ids) else len(values)
+        total += len(values)
+    return unseen / max(total, 1)
+
+
 def _signal(dataset: PreparedDataset, test_logloss: float) -> dict[str, float]:
     """Bayes and constant-predictor test logloss, and the share of learnable signal captured."""
     test = dataset.split_indices("test")
@@ -177,7 +190,7 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
     fit_started = time.perf_counter()
     mappers = fit_mappers(config, dataset, probe)
     columns = transform_columns(dataset, mappers)
-    unseen = {name: int(m.num_unseen_) for name, m in mappers.items()}
+    fallback = {name: int(m.num_unseen_) for name, m in mappers.items()}  # values the hash fallback served
     fit_seconds = time.perf_counter() - fit_started
     train_split, val_split, test_split = encode_splits(dataset, columns)
     model_config = _model_config(config, dataset, mappers)
@@ -204,7 +217,8 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
         **(result.test_metrics or {}),
         **size_metrics,
         "collision_rate": _frequency_weighted_mean(per_feature, dataset, "collision_rate"),
-        "unseen_value_rate": sum(unseen.values()) / max(num_values, 1),
+        "unseen_value_rate": _unseen_rate(dataset),
+        "fallback_value_rate": sum(fallback.values()) / max(num_values, 1),
         "fit_seconds": fit_seconds,
         "train_seconds": float(sum(h.get("epoch_seconds", 0.0) for h in result.history)),
         "total_seconds": time.perf_counter() - started,
@@ -216,7 +230,7 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
                "features": {n: {"strategy": mappers[n].name, "table_sizes": list(mappers[n].table_sizes),
                                 "bundle": f"bundles/{bundle_dir_name(i, n)}",
                                 "nbytes": int(mappers[n].nbytes), "vocab_size": int(len(dataset.vocab[n].ids)),
-                                "unseen_values": unseen[n], "collisions": per_feature[n]}
+                                "fallback_values": fallback[n], "collisions": per_feature[n]}
                             for i, n in enumerate(dataset.feature_names)}}
     if config.out_dir is not None:
         write_trial_outputs(Path(config.out_dir), mappers, details)

@@ -11,6 +11,7 @@ from mappers.base import ID_BYTES, LEARNED_HEADER_BYTES
 
 LEARNED = ["full", "frequency", "embedding", "frequency_embedding"]
 CAPPABLE = ["frequency", "embedding", "frequency_embedding"]
+HOT_FREQUENCY_IDS = 11  # floor(hot_fraction 0.3 * 37 rows): all frequency stores under unseen="hash"
 UNSEEN = np.array([1, 2, 3, 4, 5], dtype=np.int64)  # not in VOCAB (ids are random int64)
 assert not np.isin(UNSEEN, VOCAB[0]).any()
 
@@ -77,7 +78,10 @@ def test_frequency_cap_stores_only_hot_ids_and_gives_the_same_rows() -> None:
 
 @pytest.mark.parametrize("name", LEARNED)
 def test_learned_nbytes_follows_the_per_id_formula(name: str) -> None:
-    assert fitted(name).nbytes == ID_BYTES * VOCAB[0].size + LEARNED_HEADER_BYTES
+    stored = HOT_FREQUENCY_IDS if name == "frequency" else VOCAB[0].size
+    assert fitted(name).nbytes == ID_BYTES * stored + LEARNED_HEADER_BYTES
+    if name == "frequency":  # storing the tail too is needed only to tell seen from unseen
+        assert fitted(name, unseen="oov_row").nbytes == ID_BYTES * VOCAB[0].size + LEARNED_HEADER_BYTES
 
 
 @pytest.mark.parametrize("name", CAPPABLE)
@@ -85,7 +89,8 @@ def test_learned_nbytes_follows_the_per_id_formula(name: str) -> None:
 def test_max_explicit_ids_bounds_nbytes(name: str, cap: int) -> None:
     mapper = fitted(name, max_explicit_ids=cap)
     assert mapper.nbytes <= ID_BYTES * cap + LEARNED_HEADER_BYTES
-    assert mapper.nbytes == ID_BYTES * min(cap, VOCAB[0].size) + LEARNED_HEADER_BYTES
+    limit = HOT_FREQUENCY_IDS if name == "frequency" else VOCAB[0].size
+    assert mapper.nbytes == ID_BYTES * min(cap, limit) + LEARNED_HEADER_BYTES
     ids, counts, _ = VOCAB
     hottest = ids[np.lexsort((ids, -counts))[: min(cap, ids.size)]]
     np.testing.assert_array_equal(
@@ -98,7 +103,9 @@ def test_unseen_hash_policy_hashes_into_the_rows_and_counts(name: str) -> None:
     mapper = fitted(name)
     rows = mapper.transform(UNSEEN)
     assert np.all((rows >= 0) & (rows < 37)) and np.unique(rows).size > 1
-    mapper.transform(np.concatenate([UNSEEN, VOCAB[0][:3]]))
+    ids, counts, _ = VOCAB
+    hottest_three = ids[np.lexsort((ids, -counts))[:3]]  # stored by every strategy
+    mapper.transform(np.concatenate([UNSEEN, hottest_three]))
     assert mapper.num_unseen_ == 10  # cumulative
     mapper.fit(*VOCAB)
     assert mapper.num_unseen_ == 0  # reset by fit
@@ -189,13 +196,15 @@ def test_min_count_hashes_rare_ids_like_unseen_ones(name: str, min_count: int) -
     ids, counts, _ = VOCAB
     mapper = fitted(name, min_count=min_count)
     eligible = counts >= min_count
-    assert mapper.nbytes == ID_BYTES * int(eligible.sum()) + LEARNED_HEADER_BYTES
+    stored = min(int(eligible.sum()), HOT_FREQUENCY_IDS) if name == "frequency" else int(eligible.sum())
+    assert mapper.nbytes == ID_BYTES * stored + LEARNED_HEADER_BYTES
     rare = ids[~eligible]
     unseen_like = get_mapper(name, num_rows=37).fallback_rows(
         rare, (int(mapper.layout_[1]), int(mapper.layout_[2]))
     )
     np.testing.assert_array_equal(mapper.transform(rare), unseen_like)
     assert mapper.num_unseen_ == rare.size  # counted with the ids served by the fallback
+    assert mapper.transform(ids).size and mapper.num_unseen_ == rare.size + ids.size - stored
 
 
 @pytest.mark.parametrize("name", CAPPABLE)

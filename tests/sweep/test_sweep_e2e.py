@@ -207,3 +207,14 @@ def test_bundle_artifact_round_trips(grid_sweep, tmp_path):
     local = client.download_artifacts(runs[0].info.run_id, "bundles", str(tmp_path))
     mapper = load_bundle(next(Path(local).iterdir()))
     assert mapper.transform(np.arange(10)).shape == (10,)
+
+
+def test_asha_scheduler_stops_weak_trials_and_keeps_their_runs(launch):
+    code = main(["sweep", "--preset", "smoke", "--name", "e2e-asha", "--scheduler", "asha", "--strategies", "hash",
+                 "--compressions", "2,8,32,128", *TINY, "--epochs", "3"])  # the last --epochs wins
+    assert code == 0
+    client = MlflowClient(f"sqlite:///{launch / 'mlflow.db'}")
+    _, runs = runs_of_sweep(client, "e2e-asha")
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+    for run in runs:  # stopped or not, every run can be placed on the Pareto axes
+        assert {"best_val_logloss", "total_bytes"} <= set(run.data.metrics)

@@ -43,6 +43,10 @@ def test_run_trial_writes_bundles_and_metrics(tiny, tmp_path):
     assert out["embedding_bytes"] == sum(s[0] for s in sizes.values()) * 4 * 4
     assert 0 < out["compression_ratio"] and out["test_logloss"] < out["constant_test_logloss"]
     assert "signal_captured" in out and out["bayes_test_logloss"] < out["constant_test_logloss"]
+    held_out = np.asarray(tiny.split) != 0
+    unseen = sum(int((~np.isin(np.asarray(tiny.sparse[n].values)[held_out], tiny.vocab[n].ids)).sum())
+                 for n in tiny.feature_names)
+    assert out["unseen_value_rate"] == unseen / (held_out.sum() * len(tiny.feature_names)) > 0
     for name in tiny.feature_names:
         mapper = load_bundle(tmp_path / "out" / details["features"][name]["bundle"])
         assert mapper.name == details["features"][name]["strategy"]
