@@ -90,6 +90,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     parser.add_argument("--full-threshold", type=int, default=256,
                         help="features with vocab <= this keep a full table (default: 256)")
+    parser.add_argument("--learned-min-count", type=int, default=20,
+                        help="embedding strategies hash ids seen fewer times in training (default: 20)")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="mapper parameter, e.g. --param hot_fraction=0.25 (repeatable)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -119,7 +121,7 @@ def _run_train(args: argparse.Namespace) -> int:
     config = TrialConfig(data=str(Path(data).resolve()), strategy=args.strategy,
                          compression=None if args.strategy == "full" else compression,
                          rows=args.rows, dim=args.dim, seed=args.seed, mapper_params=params,
-                         full_threshold=args.full_threshold, train=train,
+                         full_threshold=args.full_threshold, learned_min_count=args.learned_min_count, train=train,
                          cache_dir=str(Path(".collide/probes").resolve()), out_dir=str(args.out.resolve()))
 
     def on_epoch(epoch: int, metrics: dict) -> None:
