@@ -50,6 +50,7 @@ class ProbeConfig:
             device=self.device,
             seed=self.seed,
             num_threads=self.num_threads,
+            early_stopping_patience=None,  # val only monitors the probe; it never selects weights
         )
 
 

@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -56,7 +56,10 @@ class TrainConfig:
     optimizer: str = "adam"  # "adam" | "adagrad" | "sgd", see the module docstring
     device: str = "cpu"  # "cpu" | "cuda" | "auto" (cuda if available)
     seed: int = 0  # model init and shuffling
-    early_stopping_patience: int | None = None  # epochs without val logloss gain; None: off
+    # Stop after this many epochs without a val logloss gain and restore the best epoch's
+    # weights, so test metrics belong to the model that val selected; None: train all epochs
+    # and keep the last weights.
+    early_stopping_patience: int | None = 1
     num_threads: int | None = None  # torch intra-op threads; None: leave torch's setting
     eval_batch_size: int = 16384  # samples per forward pass when evaluating
 
@@ -240,11 +243,12 @@ def train(
     samples_per_second (training samples per second of training time) and, with ``val``,
     val_logloss, val_auc, val_ne (against the training click rate), val_accuracy.
     ``on_epoch(epoch, entry)`` is called after each epoch's validation. Early stopping
-    (on val logloss, restoring the best weights) needs ``val``.
+    (on val logloss, restoring the best weights) works on ``val``; without ``val`` every
+    epoch runs and the last weights are kept.
     """
     cfg = train_config
-    if cfg.early_stopping_patience is not None and val is None:
-        raise ValueError("early_stopping_patience needs a val split, got val=None")
+    if val is None:
+        cfg = replace(cfg, early_stopping_patience=None)  # nothing to select on
     for name, split in (("train", train), ("val", val), ("test", test)):
         if split is not None and split.num_samples == 0:
             raise ValueError(f"{name} split must not be empty, got 0 samples")

@@ -131,8 +131,8 @@ def test_without_val():
     result = train(_config(), TrainConfig(batch_size=128, epochs=2), tr, None, te)
     assert set(result.history[1]) == {"epoch", "train_loss"} | TIMING
     assert result.best_epoch == 2
-    with pytest.raises(ValueError, match="early_stopping_patience needs a val split, got val=None"):
-        train(_config(), TrainConfig(early_stopping_patience=1), tr, None)
+    stopping = train(_config(), TrainConfig(batch_size=128, epochs=2, early_stopping_patience=1), tr, None, te)
+    assert len(stopping.history) == 2 and not stopping.stopped_early  # no val: every epoch runs
 
 
 def test_single_class_val_gives_nan_auc_with_a_warning(caplog):
