@@ -29,7 +29,7 @@ from sweep.trial import TrialConfig, fit_mappers
 pytestmark = pytest.mark.slow
 
 TINY = ["--set", "data.params={num_rows: 12000, vocab_sizes: [40, 600, 3000], num_dense: 2}",
-        "--set", "model={bottom_mlp: [8], top_mlp: [8]}", "--set", "probe={dim: 4, epochs: 1}",
+        "--set", "model={bottom_mlp: [8], top_mlp: [8]}", "--set", "probe={dim: 4, epochs: 1, lr: 0.01}",
         "--set", "train.batch_size=512", "--epochs", "2", "--num-cpus", "2", "--dims", "8", "--seeds", "0"]
 
 
@@ -116,7 +116,7 @@ def test_export_under_budget_picks_the_right_point_and_maps_like_the_trial(grid_
         from models import ProbeConfig
         from sweep.probe_cache import probe_embeddings
 
-        probe = probe_embeddings(data, ProbeConfig(dim=4, epochs=1), 0, launch / ".collide" / "probes")
+        probe = probe_embeddings(data, ProbeConfig(dim=4, epochs=1, lr=0.01), 0, launch / ".collide" / "probes")
     refit = fit_mappers(trial, data, probe)
     raw = np.random.default_rng(0).integers(-2**63, 2**63 - 1, size=10_000, dtype=np.int64)
     raw[:5000] = np.asarray(data.sparse["C3"].values[:5000])  # known ids as well as unseen ones
