@@ -84,7 +84,7 @@ def best_of(repeats: int, fn) -> float:
     return min(times)
 
 
-def bench_transform(ids, counts, queries, num_rows: int) -> list[dict]:
+def bench_transform(ids, counts, embeddings, queries, num_rows: int) -> list[dict]:
     """Throughput (ids/s) of transform for each strategy, and searchsorted for reference."""
     results = []
     specs = [
@@ -93,9 +93,11 @@ def bench_transform(ids, counts, queries, num_rows: int) -> list[dict]:
         ("qr", {"num_rows": num_rows}),
         ("full", {}),
         ("frequency", {"num_rows": num_rows, "hot_fraction": 0.5}),
+        ("embedding", {"num_rows": num_rows}),
+        ("frequency_embedding", {"num_rows": num_rows}),
     ]
     for name, params in specs:
-        mapper = get_mapper(name, **params).fit(ids, counts)
+        mapper = get_mapper(name, **params).fit(ids, counts, embeddings if "embedding" in name else None)
         mapper.transform(queries[:1000])
         seconds = best_of(3, lambda m=mapper: m.transform(queries))
         results.append({"strategy": name, "seconds": seconds, "ids_per_s": queries.size / seconds})
@@ -246,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ids, counts, embeddings = make_vocabulary(args.num_ids, args.dim, args.data, args.seed)
     queries = make_queries(ids, num_queries, args.seed + 1)
-    transform_rows = bench_transform(ids, counts, queries, args.num_rows)
+    transform_rows = bench_transform(ids, counts, embeddings, queries, args.num_rows)
     cluster_rows = bench_clustering(ids, counts, embeddings, args.num_rows, args)
     print(report(args, transform_rows, cluster_rows, num_queries))
     if args.json:
