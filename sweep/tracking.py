@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
@@ -66,6 +67,15 @@ def flatten(values: Mapping, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _plain(value: Any) -> Any:
+    """Mappings, tuples and scalars as plain YAML-safe Python values."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _numeric(value: Any) -> float | None:
     if isinstance(value, bool):
         return float(value)
@@ -85,6 +95,8 @@ class SweepTracker:
                                      tags={"collide.kind": "sweep"})
         self.parent_run_id = run.info.run_id
         self._log_params(self.parent_run_id, flatten(sweep_params))
+        self.client.log_text(self.parent_run_id, yaml.safe_dump(_plain(sweep_params), sort_keys=False),
+                             "sweep_config.yaml")  # the resolved config, loadable with --config
         self.run_ids: dict[str, str] = {}
 
     def _experiment(self, name: str) -> str:

@@ -223,6 +223,9 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
         "train_seconds": float(sum(h.get("epoch_seconds", 0.0) for h in result.history)),
         "total_seconds": time.perf_counter() - started,
     }
+    for name, stats in per_feature.items():  # per-feature collision stats, e.g. collision.C3.nmi
+        out.update({f"collision.{name}.{key}": value for key, value in stats.items()
+                    if key in ("collision_rate", "rows_used", "max_ids_per_row", "purity", "nmi")})
     if "test_logloss" in out:
         out.update(_signal(dataset, out["test_logloss"]))
     details = {"config": _jsonable(asdict(config)), "metrics": out, "history": result.history,

@@ -64,6 +64,9 @@ def test_grid_gives_four_finished_nested_runs_under_one_parent(grid_sweep):
     assert sorted(r.info.run_name for r in runs) == [
         "frequency_embedding-c16-d8-s0", "frequency_embedding-c4-d8-s0", "hash-c16-d8-s0", "hash-c4-d8-s0"]
     assert client.get_run(parent).data.params["grid.strategies"] == "('hash', 'frequency_embedding')"
+    resolved = client.download_artifacts(parent, "sweep_config.yaml")
+    again = load_config(yaml.safe_load(Path(resolved).read_text()))  # the parent's config runs as --config
+    assert again.name == "e2e" and again.grid.strategies == ("hash", "frequency_embedding")
 
 
 def test_nested_runs_hold_params_epochs_sizes_and_bundles(grid_sweep):
@@ -75,7 +78,7 @@ def test_nested_runs_hold_params_epochs_sizes_and_bundles(grid_sweep):
         assert [m.step for m in history] == [1, 2]
         metrics = run.data.metrics
         for key in ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes", "test_logloss",
-                    "collision_rate", "compression_ratio"):
+                    "collision_rate", "compression_ratio", "collision.C3.nmi", "collision.C3.collision_rate"):
             assert key in metrics, key
         assert metrics["total_bytes"] == metrics["embedding_bytes"] + metrics["mapping_bytes"] + metrics["dense_bytes"]
         bundles = [a.path for a in client.list_artifacts(run.info.run_id, "bundles")]
