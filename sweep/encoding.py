@@ -13,19 +13,9 @@ import numpy as np
 from mappers import get_mapper
 from models import EncodedSplit, FeatureSpec
 from sweep.datasets import PreparedDataset
+from sweep.datasets.prepared import take_bags
 
-__all__ = ["encode_splits", "feature_specs", "fit_full_mappers", "take_bags", "transform_columns"]
-
-
-def take_bags(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The bags of `rows` from a ragged column: (values [nnz'], offsets [len(rows) + 1])."""
-    starts = np.asarray(offsets[rows], dtype=np.int64)
-    lengths = np.asarray(offsets[rows + 1], dtype=np.int64) - starts
-    new_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=new_offsets[1:])
-    # position j of the output belongs to bag b: source index = starts[b] + (j - new_offsets[b])
-    source = np.repeat(starts - new_offsets[:-1], lengths) + np.arange(new_offsets[-1], dtype=np.int64)
-    return np.asarray(values[source]), new_offsets
+__all__ = ["encode_splits", "feature_specs", "fit_full_mappers", "transform_columns"]
 
 
 def fit_full_mappers(dataset: PreparedDataset) -> dict:

@@ -28,6 +28,7 @@ from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
+from sweep.plain import plain
 from sweep.points import point_name, point_of
 
 __all__ = [
@@ -67,15 +68,6 @@ def flatten(values: Mapping, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _plain(value: Any) -> Any:
-    """Mappings, tuples and scalars as plain YAML-safe Python values."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _numeric(value: Any) -> float | None:
     if isinstance(value, bool):
         return float(value)
@@ -95,7 +87,7 @@ class SweepTracker:
                                      tags={"collide.kind": "sweep"})
         self.parent_run_id = run.info.run_id
         self._log_params(self.parent_run_id, flatten(sweep_params))
-        self.client.log_text(self.parent_run_id, yaml.safe_dump(_plain(sweep_params), sort_keys=False),
+        self.client.log_text(self.parent_run_id, yaml.safe_dump(plain(sweep_params), sort_keys=False),
                              "sweep_config.yaml")  # the resolved config, loadable with --config
         self.run_ids: dict[str, str] = {}
 

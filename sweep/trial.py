@@ -24,6 +24,7 @@ from mappers import MAPPERS, collision_stats, get_mapper, save_bundle
 from models import DLRMConfig, FeatureSpec, ProbeConfig, TrainConfig, metrics, size_report, train
 from sweep.datasets import PreparedDataset, load_prepared
 from sweep.encoding import encode_splits, feature_specs, fit_full_mappers, transform_columns
+from sweep.plain import plain
 from sweep.probe_cache import probe_embeddings
 
 __all__ = ["LEARNED", "TrialConfig", "run_trial", "trial_name"]
@@ -228,7 +229,7 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
                     if key in ("collision_rate", "rows_used", "max_ids_per_row", "purity", "nmi")})
     if "test_logloss" in out:
         out.update(_signal(dataset, out["test_logloss"]))
-    details = {"config": _jsonable(asdict(config)), "metrics": out, "history": result.history,
+    details = {"config": plain(asdict(config)), "metrics": out, "history": result.history,
                "feature_order": dataset.feature_names,
                "features": {n: {"strategy": mappers[n].name, "table_sizes": list(mappers[n].table_sizes),
                                 "bundle": f"bundles/{bundle_dir_name(i, n)}",
@@ -249,16 +250,5 @@ def write_trial_outputs(out_dir: Path, mappers: Mapping, details: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in details["feature_order"]:
         save_bundle(mappers[name], out_dir / details["features"][name]["bundle"])
-    (out_dir / "metrics.json").write_text(json.dumps(_jsonable(details), indent=2, sort_keys=True))
+    (out_dir / "metrics.json").write_text(json.dumps(plain(details), indent=2, sort_keys=True))
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    return value

@@ -16,21 +16,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sweep.datasets.store import Chunk, Schema, SplitSpec
+from sweep.plain import plain
 
 __all__ = ["Source", "config_to_params"]
 
 
 def config_to_params(config: Any) -> dict:
     """JSON-safe dict of a source config (paths as strings, tuples as lists)."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, Path):
-            return str(value)
-        if isinstance(value, (tuple, list)):
-            return [plain(v) for v in value]
-        return value
-
-    return {key: plain(value) for key, value in asdict(config).items()}
+    return plain(asdict(config))
 
 
 class Source(ABC):

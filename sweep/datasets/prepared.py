@@ -20,6 +20,7 @@ __all__ = [
     "Vocabulary",
     "load_prepared",
     "read_manifest",
+    "take_bags",
 ]
 
 FORMAT_VERSION = 1
@@ -82,6 +83,17 @@ class PreparedDataset:
         if name not in SPLIT_CODES:
             raise ValueError(f"split must be one of {sorted(SPLIT_CODES)}, got {name!r}")
         return np.flatnonzero(np.asarray(self.split) == SPLIT_CODES[name])
+
+
+def take_bags(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bags of `rows` from a ragged column: (values [nnz'], offsets [len(rows) + 1])."""
+    starts = np.asarray(offsets[rows], dtype=np.int64)
+    lengths = np.asarray(offsets[rows + 1], dtype=np.int64) - starts
+    new_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_offsets[1:])
+    # position j of the output belongs to bag b: source index = starts[b] + (j - new_offsets[b])
+    source = np.repeat(starts - new_offsets[:-1], lengths) + np.arange(new_offsets[-1], dtype=np.int64)
+    return np.asarray(values[source]), new_offsets
 
 
 def read_manifest(path: Path) -> dict:

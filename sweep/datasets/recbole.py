@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from sweep.datasets.base import Source
 from sweep.datasets.delimited import TextTable, parse_floats, read_header, read_text_table
+from sweep.datasets.prepared import take_bags
 from sweep.datasets.store import Chunk, FeatureSchema, Schema, SplitSpec
 from sweep.datasets.tokens import MISSING_ID, hash_tokens, split_bags
 
@@ -127,14 +128,13 @@ def _join_index(side: _AtomicFile, key: str, wanted: np.ndarray) -> np.ndarray:
 
 
 def _take_bags(values: np.ndarray, lengths: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bags of rows `index` (-1: the bag [MISSING_ID]): a ragged gather."""
+    """Bags of rows `index` as (values, lengths); index -1 gives the bag [MISSING_ID]."""
     values = np.append(values, MISSING_ID)
-    lengths = np.append(lengths, 1)
-    starts = np.cumsum(lengths) - lengths
-    out_lengths = lengths[index]
-    out_starts = np.cumsum(out_lengths) - out_lengths
-    gather = np.repeat(starts[index] - out_starts, out_lengths) + np.arange(int(out_lengths.sum()))
-    return values[gather], out_lengths
+    offsets = np.zeros(len(lengths) + 2, dtype=np.int64)
+    np.cumsum(np.append(lengths, 1), out=offsets[1:])
+    rows = np.where(index < 0, len(lengths), index).astype(np.int64)  # the appended bag
+    bag_values, bag_offsets = take_bags(values, offsets, rows)
+    return bag_values, np.diff(bag_offsets)
 
 
 class RecBoleSource(Source):

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sweep.encoding import take_bags
+from sweep.datasets.prepared import take_bags
 
 
 @settings(max_examples=60, deadline=None)
