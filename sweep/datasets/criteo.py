@@ -11,13 +11,18 @@ reference DLRM (facebookresearch/dlrm, `dlrm_data_pytorch.py`):
 
 Lines are parsed a block at a time with `textscan` (vectorised, no Python per line). A
 malformed line (wrong field count, label not 0/1, a dense value that is not an integer of
-at most 16 digits, a categorical that is not 1-16 hex digits) raises a ValueError naming
-the file and 1-based line; with `skip_malformed` it is skipped, counted, logged and
-listed in `report()`.
+at most 16 digits, a categorical that is not 1-16 hex digits, a control byte, a byte that is
+not ASCII) raises a ValueError naming the file and 1-based line; with `skip_malformed` it is
+skipped, counted, logged and listed in `report()`.
+
+Also a ValueError naming the file: an empty file, a truncated or corrupt gzip file (with the
+line reached), a directory, and input whose every line was skipped. A missing file raises
+FileNotFoundError naming it.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 from collections import deque
@@ -30,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sweep.datasets.base import Source
-from sweep.datasets.linereader import LineBlockReader, open_maybe_gzip
+from sweep.datasets.linereader import READ_ERRORS, LineBlockReader, open_maybe_gzip, read_error
 from sweep.datasets.store import Chunk, FeatureSchema, Schema, SplitSpec
 from sweep.datasets.textscan import (
     PAD,
@@ -112,7 +117,13 @@ class CriteoSource(Source):
     def chunks(self) -> Iterator[Chunk]:
         self._reset_counts()
         for path in self.input_files():
+            lines_before = self.num_lines
             yield from self._file_chunks(path)
+            if self.num_lines == lines_before:
+                raise ValueError(f"{path}: the file is empty; expected Criteo TSV lines")
+        if self.num_skipped == self.num_lines:
+            files = ", ".join(str(p) for p in self.input_files())
+            raise ValueError(f"{files}: no usable lines: all {self.num_lines} were malformed and skipped")
         if self.num_skipped:
             log.warning("skipped %d malformed line(s) of %d; first: %s",
                         self.num_skipped, self.num_lines, "; ".join(self.skipped_examples[:3]))
@@ -141,12 +152,16 @@ class CriteoSource(Source):
                 next_line += parsed.num_lines
                 return chunk
 
-            for block in reader:
-                pending.append(pool.submit(_parse_block, block))
-                bar.update(position() - bar.n)
-                while len(pending) > c.workers or (pending and pending[0].done()):
-                    if (chunk := finish_oldest()) is not None:
-                        yield chunk
+            try:
+                for block in reader:
+                    pending.append(pool.submit(_parse_block, block))
+                    bar.update(position() - bar.n)
+                    while len(pending) > c.workers or (pending and pending[0].done()):
+                        if (chunk := finish_oldest()) is not None:
+                            yield chunk
+            except READ_ERRORS as exc:
+                reached = next_line - 1 + sum(future.result().num_lines for future in pending)
+                raise read_error(path, not isinstance(stream, io.RawIOBase), reached, exc) from exc
             while pending:
                 if (chunk := finish_oldest()) is not None:
                     yield chunk

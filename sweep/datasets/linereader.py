@@ -3,12 +3,18 @@
 Each block is a fresh uint8 array: `textscan.PAD` zero bytes, then whole lines, each
 ending in b"\\n" (a missing final newline is added). The bytes after the last newline of a
 read are carried into the next block, so no line is ever split.
+
+A file that does not exist raises FileNotFoundError naming it; a directory or an unreadable
+file is a ValueError naming it. Reading a truncated or corrupt gzip file raises one of
+`READ_ERRORS` (EOFError, gzip.BadGzipFile, zlib.error) mid-stream; `read_error` turns it into
+a ValueError naming the file and the line reached.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,9 +23,17 @@ import numpy as np
 
 from sweep.datasets.textscan import PAD
 
-__all__ = ["LineBlockReader", "open_maybe_gzip"]
+__all__ = ["READ_ERRORS", "LineBlockReader", "open_maybe_gzip", "read_error"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
+READ_ERRORS = (EOFError, OSError, zlib.error)  # gzip.BadGzipFile is an OSError
+
+
+def read_error(path: Path, gzipped: bool, line: int, exc: BaseException) -> ValueError:
+    """A mid-stream read failure (see READ_ERRORS) as an error naming the file and the line reached."""
+    what = "the gzip data is truncated or corrupt" if gzipped else "the file cannot be read"
+    reason = str(exc) or type(exc).__name__
+    return ValueError(f"{path}: {what}: reading stopped after line {line} ({reason})")
 
 
 @contextmanager
@@ -28,7 +42,12 @@ def open_maybe_gzip(path: Path) -> Iterator[tuple[io.RawIOBase | gzip.GzipFile, 
 
     `position()` is the offset in the file on disk (compressed bytes for gzip), for progress.
     """
-    raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below
+    try:
+        raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read as a file: {exc.strerror or exc}") from None
     try:
         magic = raw.read(2)
         raw.seek(0)

@@ -10,7 +10,13 @@ output has one row per interaction, in file order.
   space-separated tokens). Raw ids are `stable_hash_strings` of the token text, so the same
   token gives the same id on every machine (user "196" is hashed, not the int 196).
 - float -> a dense column (missing -> 0.0); float_seq -> skipped with a warning and listed
-  in `report()["skipped_fields"]` (a DLRM dense input has one value per column).
+  in `report()["skipped_fields"]` (a DLRM dense input has one value per column). "nan",
+  "inf" or a value beyond float32 is an error naming file, line and field, as is a label or
+  timestamp that is not a finite number.
+- text rules are those of `sweep.datasets.delimited` (no quoting): a blank line (no bytes,
+  or only "\r") is dropped and counted in `report()["blank_lines"]`; a line of tabs only is a
+  row of empty fields (so its label is missing, an error). An .inter file without data rows,
+  or a header that repeats a field name, is an error.
 - missing values (empty token, a user or item absent from its side file) -> `MISSING_ID`
   for tokens, the bag [MISSING_ID] for token_seq, 0.0 for floats; `report()` counts the
   interactions without a user / item row.
@@ -30,7 +36,13 @@ import numpy as np
 import pyarrow as pa
 
 from sweep.datasets.base import Source
-from sweep.datasets.delimited import TextTable, parse_floats, read_header, read_text_table
+from sweep.datasets.delimited import (
+    TextTable,
+    dense_float32,
+    parse_floats,
+    read_header,
+    read_text_table,
+)
 from sweep.datasets.prepared import take_bags
 from sweep.datasets.store import Chunk, FeatureSchema, Schema, SplitSpec
 from sweep.datasets.tokens import MISSING_ID, hash_tokens, split_bags
@@ -101,6 +113,8 @@ def _read_atomic(path: Path) -> _AtomicFile:
             raise ValueError(f"{path}:1: header field {raw!r} must look like name:type")
         if kind not in ATOMIC_TYPES:
             raise ValueError(f"{path}:1: field {name!r} has type {kind!r}; allowed: {', '.join(ATOMIC_TYPES)}")
+        if name in types:
+            raise ValueError(f"{path}:1: field {name!r} appears twice in the header; field names must be unique")
         types[name] = kind
     text = read_text_table(path, "\t", quoting=False)
     return _AtomicFile(path=path, types=types, text=TextTable(
@@ -147,7 +161,8 @@ class RecBoleSource(Source):
         self.dataset_name = c.name if c.name is not None else c.path.resolve().name
         self.inter_path = c.path / f"{self.dataset_name}.inter"
         if not self.inter_path.is_file():
-            found = sorted(p.name for p in c.path.glob("*.inter")) if c.path.is_dir() else "not a directory"
+            found = sorted(p.name for p in c.path.glob("*.inter") if p.is_file()) if c.path.is_dir() \
+                else "not a directory"
             raise ValueError(f"path {str(c.path)!r}: no {self.dataset_name}.inter file (found: {found}); "
                              "set name to the files' stem")
         self.skipped_fields: list[str] = []
@@ -155,6 +170,8 @@ class RecBoleSource(Source):
 
     def _side_path(self, kind: str) -> Path | None:
         path = self.config.path / f"{self.dataset_name}.{kind}"
+        if path.exists() and not path.is_file():
+            raise ValueError(f"{path}: expected the {kind} atomic file, found a directory or other non-file")
         return path if path.is_file() else None
 
     def input_files(self) -> list[Path]:
@@ -206,6 +223,9 @@ class RecBoleSource(Source):
             self._require(inter, c.time_field, ("float",), "time_field")
         self._require(inter, c.user_field, ("token",), "user_field")
         self._require(inter, c.item_field, ("token",), "item_field")
+        if n == 0:
+            raise ValueError(f"{self.inter_path}: no interactions after the header ({inter.text.blank} blank lines); "
+                             "expected at least one row")
         rating = parse_floats(inter.column(c.label_field), c.label_field, inter.where)
         self._no_missing(inter, rating, c.label_field)
         sparse: dict[str, np.ndarray | tuple[np.ndarray, np.ndarray]] = {}
@@ -245,8 +265,8 @@ class RecBoleSource(Source):
             elif kind == "token_seq":
                 sparse[name] = _take_bags(*split_bags(column, self.config.seq_separator), index)
             elif kind == "float":
-                values = np.nan_to_num(parse_floats(column, name, source.where), nan=0.0)
-                dense[name] = np.append(values, 0.0)[index]
+                values = dense_float32(parse_floats(column, name, source.where), name, source.where)
+                dense[name] = np.append(values, np.float32(0.0))[index]
             else:
                 self.skipped_fields.append(f"{source.path.name}:{name}")
                 log.warning("%s: skipping float_seq field %r (dense inputs take one value per column)",

@@ -183,7 +183,7 @@ class PreparedWriter:
                report: Mapping | None = None) -> dict:
         """Close every column, assign the split, count train vocabularies, write manifest.json."""
         if self.num_rows == 0:
-            raise ValueError(f"source {source!r} produced no rows")
+            raise ValueError(f"{_describe(source, params)} produced no rows")
         for appender in [self._labels, self._dense, *self._values, *self._offsets.values(), *self._extras.values()]:
             appender.close()
         if self.split_spec.kind != "given":
@@ -191,6 +191,8 @@ class PreparedWriter:
             for start in range(0, self.num_rows, step):
                 self._split.append(self.split_spec.assign(start, min(start + step, self.num_rows), self.num_rows))
         self._split.close()
+        sizes = self._split_sizes()
+        self._check_split_sizes(sizes, _describe(source, params))
         meta_names = {}
         for name, arrays in (feature_meta or {}).items():
             i = [f.name for f in self.schema.features].index(name)
@@ -210,11 +212,10 @@ class PreparedWriter:
             features.append({**asdict(feature), "vocab_size": int(len(ids)),
                              "num_values": int(len(dataset.sparse[feature.name].values)),
                              "meta": meta_names.get(feature.name, [])})
-        split = np.asarray(dataset.split)
         manifest = self._draft_manifest(source, params, fingerprint)
         manifest.update({
             "features": features,
-            "split_sizes": {name: int((split == code).sum()) for code, name in enumerate(SPLIT_NAMES)},
+            "split_sizes": {name: int(sizes[code]) for code, name in enumerate(SPLIT_NAMES)},
             "label_rate": float(np.asarray(dataset.labels).mean()),
             "extras": sorted(self._extras),
             "report": dict(report or {}),
@@ -223,6 +224,25 @@ class PreparedWriter:
                              for p in sorted(self.out_dir.rglob("*.npy"))}
         (self.out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         return manifest
+
+    def _split_sizes(self) -> list[int]:
+        """Rows of each split, counted a block at a time (split.npy may hold billions of rows)."""
+        split = np.load(self.out_dir / "split.npy", mmap_mode="r")
+        step = 1 << 24
+        return [sum(int((split[a:a + step] == code).sum()) for a in range(0, len(split), step))
+                for code in range(len(SPLIT_NAMES))]
+
+    def _check_split_sizes(self, sizes: list[int], described: str) -> None:
+        """Refuse an empty train, val or test split: every trial would fail on it later."""
+        spec = self.split_spec
+        fractions = {"train": 1.0 - spec.val_fraction - spec.test_fraction, "val": spec.val_fraction,
+                     "test": spec.test_fraction}
+        for code, name in enumerate(SPLIT_NAMES):
+            if sizes[code] == 0:
+                fix = ("use more rows or smaller val_fraction + test_fraction" if name == "train"
+                       else f"use more rows or a larger {name}_fraction")
+                raise ValueError(f"{described}: the {name} split is empty: {self.num_rows} rows with a {name} "
+                                 f"fraction of {fractions[name]:g} (split {spec.kind!r}) give it no rows; {fix}")
 
     def _count_train(self, i: int, train_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distinct train ids of feature i and their counts. The column is mapped here and unmapped
@@ -245,3 +265,8 @@ class PreparedWriter:
             "split": asdict(self.split_spec),
             "extras": sorted(self._extras),
         }
+
+
+def _describe(source: str, params: Mapping) -> str:
+    """The source and, where its params name one, its input: "source 'table' (path data.csv)"."""
+    return f"source {source!r}" + (f" (path {params['path']})" if "path" in params else "")

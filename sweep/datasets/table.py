@@ -4,23 +4,33 @@ The schema comes from config fields and/or a YAML file (`schema_file`, read with
 yaml.safe_load) with the same keys: `label`, `label_threshold`, `dense`, `categorical`,
 `multi_valued`, `separator`. A key set in both places must agree.
 
-- format by suffix: .csv (comma), .tsv (tab), .parquet / .pq. The file is read whole.
+- format by suffix: .csv (comma), .tsv (tab), .parquet / .pq. The file is read whole. Text
+  rules (line numbers, blank lines, quotes, encoding) are those of `sweep.datasets.delimited`:
+  a blank line (no bytes, or only "\r") is dropped and counted in `report()["blank_lines"]`;
+  a line of delimiters only (",,,") is a row whose label is missing, so an error.
+- errors name the file and the line (CSV) or the 1-based row (Parquet), the column and the value.
 - label: `label_threshold` set -> label = value >= threshold; unset -> the column must hold 0/1.
-  A missing label is an error naming the line (CSV) or row (Parquet).
-- dense: numbers (text is parsed); missing -> 0.0.
-- categorical: integers stay their int64 value (a CSV column whose non-empty values all
-  parse as int64 counts as integer); strings -> `stable_hash_strings`; missing or "" ->
-  `MISSING_ID` (-1, which a real integer -1 also maps to).
+  A missing label, or one that is NaN or infinite, is an error.
+- dense: numbers (text is parsed); missing (an empty field, a Parquet null) -> 0.0. NaN ("nan"
+  in any spelling, or a Parquet NaN), infinity, or |x| > float32's max is an error.
+- categorical: integers stay their int64 value; strings -> `stable_hash_strings`; missing or
+  "" -> `MISSING_ID` (-1, which a real integer -1 also maps to). A CSV column whose non-empty
+  values all look like integers (optional sign, ASCII digits) is an integer column: values in
+  [2**63, 2**64) keep their 64-bit pattern (two's complement, like a 16-hex-digit Criteo id;
+  Parquet uint64 likewise), any other value outside int64 is an error. A column with any other
+  value (" 7", "7.0", "x") is hashed as strings, all of it. Parquet floats must be integral and
+  in [-2**63, 2**63); NaN or null -> `MISSING_ID`.
 - multi_valued: text joined by `separator` (each token hashed as a string), or a Parquet
   list column (strings hashed, integers kept); an empty bag -> [MISSING_ID].
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -29,7 +39,15 @@ import pyarrow.parquet as pq
 import yaml
 
 from sweep.datasets.base import Source
-from sweep.datasets.delimited import parse_floats, read_header, read_text_table
+from sweep.datasets.delimited import (
+    check_finite,
+    dense_float32,
+    parse_floats,
+    parse_integer_ids,
+    read_header,
+    read_text_table,
+    value_error,
+)
 from sweep.datasets.store import Chunk, FeatureSchema, Schema, SplitSpec
 from sweep.datasets.tokens import MISSING_ID, bags_from_lists, hash_tokens, integer_ids, split_bags
 
@@ -174,16 +192,24 @@ class TableSource(Source):
         s, path = self.spec, self.config.path
         needed = {"label": [s["label"]], "dense": s["dense"], "categorical": s["categorical"],
                   "multi_valued": s["multi_valued"]}
-        present = read_header(path, self.delimiter, quoting=True) if self.delimiter else pq.read_schema(path).names
+        if self.delimiter:
+            present = read_header(path, self.delimiter, quoting=True)
+        else:
+            present = _parquet(path, lambda: pq.read_schema(path).names)
         for role, names in needed.items():
             for name in names:
                 if name not in present:
                     raise ValueError(f"{path}: {role} column {name!r} not found; columns present: {list(present)}")
         columns = [c for names in needed.values() for c in names]
         if self.delimiter is None:
-            return pq.read_table(path, columns=columns), None, 0
-        text = read_text_table(path, self.delimiter, quoting=True)
-        return text.table.select(columns), text.lines, text.blank
+            table, lines, blank = _parquet(path, lambda: pq.read_table(path, columns=columns)), None, 0
+        else:
+            text = read_text_table(path, self.delimiter, quoting=True)
+            table, lines, blank = text.table.select(columns), text.lines, text.blank
+        if table.num_rows == 0:
+            what = f"no data rows after the header ({blank} blank lines)" if lines is not None else "no rows"
+            raise ValueError(f"{path}: {what}; expected at least one row")
+        return table, lines, blank
 
     @cached_property
     def _data(self) -> dict:
@@ -204,14 +230,20 @@ class TableSource(Source):
             labels = label.astype(np.float32)
         dense = np.zeros((n, len(s["dense"])), dtype=np.float32)
         for j, name in enumerate(s["dense"]):
-            dense[:, j] = np.nan_to_num(self._numbers(table.column(name), lines, name), nan=0.0)
+            dense[:, j] = dense_float32(self._numbers(table.column(name), lines, name), name,
+                                        partial(self._where, lines=lines))
         sparse: dict[str, np.ndarray | tuple[np.ndarray, np.ndarray]] = {}
         for name in s["categorical"]:
             sparse[name] = self._ids(table.column(name).combine_chunks(), lines, name)
         for name in s["multi_valued"]:
             column = table.column(name).combine_chunks()
+            if pa.types.is_dictionary(column.type):
+                column = column.dictionary_decode()
             if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-                sparse[name] = bags_from_lists(column)
+                try:
+                    sparse[name] = bags_from_lists(column)
+                except TypeError as exc:  # elements that are neither strings nor integers
+                    raise ValueError(f"{self.config.path}: multi_valued column {name!r}: {exc}") from None
             elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
                 sparse[name] = split_bags(column, s["separator"])
             else:
@@ -220,35 +252,51 @@ class TableSource(Source):
         return {"labels": labels, "dense": dense, "sparse": sparse, "blank": blank}
 
     def _numbers(self, column: pa.ChunkedArray, lines: np.ndarray | None, name: str) -> np.ndarray:
+        """float64 [n] of a column, NaN where missing; NaN or infinite values are errors."""
         column = column.combine_chunks()
+        where = partial(self._where, lines=lines)
         if pa.types.is_dictionary(column.type):
             column = column.dictionary_decode()
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            return parse_floats(column, name, lambda row: self._where(row, lines))
+            return parse_floats(column, name, where)
         if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
                 or pa.types.is_boolean(column.type)):
             raise ValueError(f"{self.config.path}: column {name!r} has type {column.type}; expected numbers")
-        return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+        values = pc.cast(column, pa.float64(), safe=False).to_numpy(zero_copy_only=False).astype(np.float64)
+        check_finite(values, column.is_null().to_numpy(zero_copy_only=False), f"column {name!r}", where,
+                     lambda row: float(values[row]))
+        return values
 
     def _ids(self, column: pa.Array, lines: np.ndarray | None, name: str) -> np.ndarray:
         """int64 raw ids of a categorical column (see the module docstring)."""
+        where = partial(self._where, lines=lines)
         if pa.types.is_dictionary(column.type):
             column = column.dictionary_decode()
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            if lines is not None:  # CSV text: integers if every non-empty value is one
-                try:
-                    return integer_ids(pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column))
-                except pa.ArrowInvalid:
-                    pass
-            return hash_tokens(column)
+            ids = parse_integer_ids(column, name, where) if lines is not None else None  # CSV: integers?
+            return hash_tokens(column) if ids is None else ids
         if pa.types.is_integer(column.type) or pa.types.is_boolean(column.type):
             return integer_ids(column)
         if pa.types.is_floating(column.type):
             values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+            subject = f"categorical column {name!r}"
             bad = np.flatnonzero(~np.isnan(values) & ~(np.isfinite(values) & (values == np.round(values))))
             if len(bad):
-                raise ValueError(f"{self._where(int(bad[0]), lines)}: categorical column {name!r} must hold "
-                                 f"integers or strings, got {float(values[bad[0]])!r}")
+                raise value_error(where(int(bad[0])), subject, float(values[bad[0]]), "hold integers or strings")
+            bad = np.flatnonzero((values < -(2.0**63)) | (values >= 2.0**63))
+            if len(bad):
+                raise value_error(where(int(bad[0])), subject, float(values[bad[0]]),
+                                  "hold integers in [-2**63, 2**63)")
             return np.where(np.isnan(values), MISSING_ID, values).astype(np.int64)
         raise ValueError(f"{self.config.path}: categorical column {name!r} has type {column.type}; "
                          "expected integers or strings")
+
+
+def _parquet(path: Path, read: Callable[[], Any]) -> Any:
+    """`read()`, with pyarrow's errors turned into errors that name the file."""
+    try:
+        return read()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise ValueError(f"{path}: cannot read as Parquet: {exc}") from None

@@ -6,6 +6,9 @@ both (the first 8 bytes of blake2b of its UTF-8, see `sweep.hashing.stable_hash_
 Missing values: a null or empty string becomes `MISSING_ID`; a row whose bag has no id at
 all (null, empty, or only separators) becomes the one-id bag [MISSING_ID], so every row
 of a multi-valued feature has at least one id.
+
+Integers keep their int64 value; uint64 values keep their 64-bit pattern (2**64 - 1 -> -1,
+like a 16-hex-digit Criteo id), so every uint64 maps to a distinct int64.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ def hash_tokens(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def integer_ids(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """int64 [n] of an integer (or boolean) array; null -> MISSING_ID."""
-    values = pc.cast(_plain(values), pa.int64())
+    """int64 [n] of an integer (or boolean) array; uint64 by bit pattern; null -> MISSING_ID."""
+    values = _plain(values)
+    values = pc.cast(values, pa.int64(), safe=not pa.types.is_uint64(values.type))
     return pc.fill_null(values, MISSING_ID).to_numpy(zero_copy_only=False).astype(np.int64)
 
 

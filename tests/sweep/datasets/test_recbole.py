@@ -120,7 +120,8 @@ def test_joins_missing_keys_floats_and_float_seq(tiny, tmp_path, caplog):
 
 
 def test_random_split_and_explicit_name(tiny, tmp_path):
-    ds = prepare(RecBoleSource.from_params(path=tiny, name="tiny", split="random", seed=3), tmp_path / "p")
+    ds = prepare(RecBoleSource.from_params(path=tiny, name="tiny", split="random", seed=3, val_fraction=0.3,
+                                           test_fraction=0.3), tmp_path / "p")  # 5 rows: 2 train, 2 val, 1 test
     assert ds.manifest["split"]["kind"] == "random" and ds.num_rows == 5
 
 
