@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import Mapper, NotFittedError, UnseenIdError
-from .bundle import FORMAT_VERSION, read_bundle, save_bundle
+from .bundle import FORMAT_VERSION, MANIFEST_FILE, read_bundle, save_bundle
 from .clustering import weighted_inertia, weighted_kmeans
 from .diagnostics import collision_stats
 from .double_hash import DoubleHashMapper
@@ -52,14 +52,20 @@ def get_mapper(name: str, **params: Any) -> Mapper:
         raise ValueError(f"bad params for mapper {name!r}: {err}") from err
 
 
-def load_bundle(path: str | Path) -> Mapper:
-    """Read, verify (checksums, no pickle) and rebuild the mapper saved in directory `path`."""
+def load_bundle_with_manifest(path: str | Path) -> tuple[Mapper, dict[str, Any]]:
+    """`load_bundle(path)` and the bundle's verified manifest (its "digest" identifies it)."""
     manifest, arrays = read_bundle(path)
     try:
         cls = _mapper_class(manifest.get("strategy"))
     except ValueError as err:
-        raise ValueError(f"{Path(path) / 'manifest.json'}: {err}") from err
-    return cls.from_bundle(manifest, arrays)
+        raise ValueError(f"{Path(path) / MANIFEST_FILE}: {err}") from err
+    return cls.from_bundle(manifest, arrays), manifest
+
+
+def load_bundle(path: str | Path) -> Mapper:
+    """Read, verify (manifest digest, sizes before decompressing, checksums, no pickle) and
+    rebuild the mapper saved in directory `path`."""
+    return load_bundle_with_manifest(path)[0]
 
 
 __all__ = [
@@ -78,6 +84,7 @@ __all__ = [
     "collision_stats",
     "get_mapper",
     "load_bundle",
+    "load_bundle_with_manifest",
     "save_bundle",
     "weighted_inertia",
     "weighted_kmeans",

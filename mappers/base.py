@@ -12,7 +12,7 @@ Attributes the rest of the system relies on: `name` (registry key), `params` (co
 params, JSON-serialisable), `table_sizes` (rows per table), `combine` ("none" for one
 table, "sum" for double_hash, "mult" | "add" | "concat" for qr), `nbytes`, `num_unseen_`
 (ids transformed since the last fit that were not in the fitted vocabulary), and
-`to_bundle()` / `from_bundle()`.
+`to_bundle()` / `from_bundle()` (the bundle format and its digest: mappers/bundle.py).
 
 `nbytes` is mapping_bytes of DESIGN.md, the bytes serving must hold to map a raw id:
 - hash-based (hash, double_hash, qr): 8 bytes per hash key + 8 bytes per table size
@@ -96,8 +96,14 @@ def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
 
 
 def as_id_array(ids: Any, name: str = "ids") -> np.ndarray:
-    """Integer array-like -> int64 array of the same shape (uint64 reinterpreted)."""
+    """Integer array-like -> int64 array of the same shape (uint64 reinterpreted).
+
+    Floats, bools, strings and objects are refused, never cast; an empty Python
+    sequence (which numpy would type as float64) is an empty int64 array.
+    """
     array = np.asarray(ids)
+    if array.size == 0 and not isinstance(ids, np.ndarray):
+        return array.astype(np.int64)
     if array.dtype.kind not in "iu":
         raise ValueError(
             f"{name} must be an integer array (int64 raw ids), got dtype {array.dtype}"
@@ -218,7 +224,10 @@ class Mapper(ABC):
         return rows.reshape(array.shape)
 
     def to_bundle(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """(manifest, arrays) describing this fitted mapper; see mappers/bundle.py."""
+        """(manifest, arrays) describing this fitted mapper; see mappers/bundle.py.
+
+        The manifest has no "digest" yet: `save_bundle` adds it when writing.
+        """
         self._check_fitted("to_bundle")
         arrays = {"hash_keys": self._hash_keys.copy(), **self._state_arrays()}
         manifest = {
@@ -234,7 +243,11 @@ class Mapper(ABC):
 
     @classmethod
     def from_bundle(cls, manifest: dict[str, Any], arrays: dict[str, np.ndarray]) -> Mapper:
-        """Rebuild a fitted mapper from `to_bundle()` output; verifies every checksum."""
+        """Rebuild a fitted mapper from `to_bundle()` or `read_bundle()` output.
+
+        Verifies every array checksum and that the manifest's sizes are what the arrays
+        give; the manifest digest, if any, is `read_bundle`'s to check.
+        """
         if manifest.get("strategy") != cls.name:
             raise ValueError(
                 f"bundle strategy is {manifest.get('strategy')!r}, cannot load it as {cls.name!r}"
