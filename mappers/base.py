@@ -14,7 +14,7 @@ table, "sum" for double_hash, "mult" | "add" | "concat" for qr), `nbytes`, `num_
 (ids transformed since the last fit that were not in the fitted vocabulary), and
 `to_bundle()` / `from_bundle()` (the bundle format and its digest: mappers/bundle.py).
 
-`nbytes` is mapping_bytes of DESIGN.md, the bytes serving must hold to map a raw id:
+`nbytes` is mapping_bytes of docs/DESIGN.md, the bytes serving must hold to map a raw id:
 - hash-based (hash, double_hash, qr): 8 bytes per hash key + 8 bytes per table size
   (16, 32 and 24 bytes);
 - learned (full, frequency, embedding, frequency_embedding): 12 bytes per explicitly stored

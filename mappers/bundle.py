@@ -46,7 +46,9 @@ def array_sha256(array: np.ndarray) -> str:
 
 
 def manifest_digest(manifest: dict[str, Any]) -> str:
-    """Hex sha256 of a bundle manifest's canonical JSON (sorted keys), its own "digest" left out."""
+    """Hex sha256 of a manifest's canonical JSON (sorted keys), its own "digest" left out.
+
+    Used for bundle manifests and for export.json alike."""
     body = {k: v for k, v in manifest.items() if k != "digest"}
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -201,17 +203,23 @@ def save_bundle(mapper: Any, path: str | Path) -> Path:
     return directory
 
 
+def read_json_object(path: Path) -> dict:
+    """The JSON object in file `path`; ValueError naming the file if it is not one."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 def read_manifest(path: str | Path) -> dict:
     """The verified manifest of the bundle in directory `path`: format 2, digest matching."""
     manifest_path = Path(path) / MANIFEST_FILE
     if not manifest_path.is_file():
         raise FileNotFoundError(f"bundle file missing: {manifest_path}")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{manifest_path}: not valid JSON ({err})") from err
-    if not isinstance(manifest, dict):
-        raise ValueError(f"{manifest_path}: expected a JSON object, got {type(manifest).__name__}")
+    manifest = read_json_object(manifest_path)
     check_format_version(manifest, str(manifest_path))
     recorded, actual = manifest.get("digest"), manifest_digest(manifest)
     if recorded != actual:

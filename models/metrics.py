@@ -88,7 +88,7 @@ def signal_captured(model_logloss: float, constant_logloss: float, bayes_logloss
 
 @dataclass(frozen=True)
 class SizeReport:
-    """Bytes serving must hold (fp32 weights), see DESIGN.md "size"."""
+    """Bytes serving must hold (fp32 weights), see docs/DESIGN.md "size"."""
 
     embedding_bytes: int  # rows x dim x 4 summed over tables (QR concat tables at D/2)
     mapping_bytes: int  # what the mapper stores to map a raw id (from the mappers)

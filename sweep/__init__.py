@@ -4,8 +4,9 @@ Python API (the CLI is a thin layer over it)::
 
     import sweep
     config = sweep.load_preset("quick", {"train": {"epochs": 1}})
-    result = sweep.run_sweep(config)            # result.trials, result.frontier, result.files
-    table, files = sweep.pareto("quick")        # recompute from MLflow alone
+    result = sweep.run_sweep(config)            # result.state, result.trials, result.frontier, result.files
+    result = sweep.resume_sweep("quick")        # continue the latest sweep after a kill or Ctrl-C
+    table, files, used = sweep.pareto("quick")  # recompute from MLflow alone (latest completed sweep)
     sweep.export("quick", "exported", max_bytes=2_000_000)
     mapping = sweep.load_export("exported")
 
@@ -22,8 +23,10 @@ _PUBLIC = {
     "SweepConfig": "sweep.config",
     "load_config": "sweep.config",
     "load_preset": "sweep.config",
-    "SweepResult": "sweep.runner",
-    "run_sweep": "sweep.runner",
+    "SweepResult": "sweep.tune.ending",
+    "resume_sweep": "sweep.tune.runner",
+    "run_sweep": "sweep.tune.runner",
+    "sync_sweep": "sweep.tune.ending",
     "ExportedMapping": "sweep.serving",
     "load_export": "sweep.serving",
     "export": "sweep.api",

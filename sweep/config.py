@@ -122,7 +122,9 @@ class SweepConfig:
     tracking_uri: str | None = None  # None: MLFLOW_TRACKING_URI or sqlite:///<launch dir>/mlflow.db
     storage_path: str | None = None  # Ray Tune results; None: <launch dir>/.collide/ray_results
     results_dir: str | None = None  # also write pareto.csv/png/md here
+    tracking_retry_s: float = 60.0  # retry a failed MLflow write this long before storing it for `collide sync`
     fail_trials: tuple[str, ...] = ()  # fault injection: trial names that raise (tests of failure handling)
+    trial_start_log: str | None = None  # audit hook: each trainable start appends a JSON line to this file
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:
@@ -133,6 +135,11 @@ class SweepConfig:
             raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
         if self.scheduler == "asha" and self.search == "optuna":
             raise ValueError("scheduler 'asha' is single-objective; it cannot run with the multi-objective optuna search")
+        if not self.tracking_retry_s >= 0:
+            raise ValueError(f"tracking_retry_s must be >= 0 seconds, got {self.tracking_retry_s}")
+        if self.trial_start_log is not None and not Path(self.trial_start_log).is_absolute():
+            raise ValueError(f"trial_start_log must be an absolute path (trials run elsewhere), "
+                             f"got {self.trial_start_log!r}")
         if self.num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
         unknown = sorted(set(self.strategy_params) - set(MAPPERS))

@@ -22,6 +22,7 @@ import numpy as np
 from models import ProbeConfig, probe_fingerprint, train_probe
 from sweep.datasets import PreparedDataset
 from sweep.encoding import encode_splits, feature_specs, fit_full_mappers, transform_columns
+from sweep.outputs import pid_alive
 
 __all__ = ["probe_cache_key", "probe_embeddings"]
 
@@ -34,11 +35,20 @@ def probe_cache_key(dataset: PreparedDataset, config: ProbeConfig) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
 
 
+def _remove_stale_temporaries(cache_dir: Path) -> None:
+    """Remove `.probe-*.<pid>.<hex>.npz` files of probes whose process died before the rename."""
+    for stale in cache_dir.glob(".probe-*.npz"):
+        parts = stale.name.split(".")  # ["", "probe-KEY", pid, hex, "npz"]
+        if len(parts) == 5 and parts[2].isdigit() and not pid_alive(int(parts[2])):
+            stale.unlink(missing_ok=True)
+
+
 def probe_embeddings(dataset: PreparedDataset, config: ProbeConfig, seed: int,
                      cache_dir: str | Path) -> dict[str, np.ndarray]:
     """Per feature, float32 [vocab_size, probe dim] aligned with the sorted train vocabulary."""
     config = replace(config, seed=seed)
     path = Path(cache_dir) / f"probe-{probe_cache_key(dataset, config)}.npz"
+    _remove_stale_temporaries(Path(cache_dir))
     names = dataset.feature_names
     if path.is_file():
         with np.load(path, allow_pickle=False) as stored:

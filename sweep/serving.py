@@ -1,13 +1,19 @@
-"""Export the chosen frontier point's mapping for serving, and load it back.
+"""Load an exported mapping for serving (`collide export` writes it, see sweep.frontier.export).
 
-`export(...)` reads a sweep's trials from MLflow alone, picks a frontier point (the lowest
-val loss under a byte budget, or the smallest model within a loss bound), downloads that
-run's bundles through the tracking URI, verifies every checksum, and writes::
+An export directory holds `export.json` and one bundle per feature under `bundles/`::
 
-    DIR/export.json          source run, metrics, sizes, per-feature strategy and bundle
-    DIR/bundles/NN-feature/  one mapper bundle per feature (arrays.npz + manifest.json)
+    {"format": "collide-export", "format_version": 2, ...source run, metrics, sizes...,
+     "features": [{"name", "bundle", "strategy", "table_sizes", "combine", "nbytes",
+                   "digest", "vocab_size"}, ...],
+     "digest": export_digest(export.json)}
 
-`load_export(DIR)` verifies the bundles again and maps raw ids per feature:
+A feature's "digest" is its bundle's manifest digest (`mappers.bundle.manifest_digest`,
+covering params, sizes and array checksums); the top-level "digest" covers the whole file.
+`export_feature` / `export_manifest` build these entries for the writer.
+
+`load_export(DIR)` checks export.json's digest, loads and verifies every bundle, and
+refuses any feature whose bundle digest, strategy, table_sizes, combine or nbytes differ
+from what export.json records; then it maps raw ids per feature:
 
     >>> mapping = load_export("exported")
     >>> rows = mapping.transform("C3", raw_ids)   # int64 rows (a tuple for two-table strategies)
@@ -16,70 +22,52 @@ run's bundles through the tracking URI, verifies every checksum, and writes::
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from mlflow.artifacts import download_artifacts
-from mlflow.tracking import MlflowClient
 
-from mappers import load_bundle
-from sweep.frontier import frontier_table, select_point
-from sweep.tracking import runs_of_sweep, trial_rows
+from mappers import Mapper, load_bundle_with_manifest
+from mappers.base import as_id_array
+from mappers.bundle import MANIFEST_FILE, manifest_digest, read_json_object
 
-__all__ = ["EXPORT_FORMAT_VERSION", "ExportedMapping", "export", "load_export"]
+__all__ = ["EXPORT_FILE", "EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "ExportedMapping", "bundle_digest",
+           "export_digest", "export_feature", "export_manifest", "load_export"]
 
-EXPORT_FORMAT_VERSION = 1
+EXPORT_FORMAT = "collide-export"
+EXPORT_FORMAT_VERSION = 2  # 2: per-bundle manifest digests and the export's own digest
 EXPORT_FILE = "export.json"
 
 
-def export(experiment: str, out_dir: str | Path, *, tracking_uri: str, max_bytes: float | None = None,
-           max_val_loss: float | None = None, parent_run_id: str | None = None) -> Path:
-    """Write the selected frontier point's verified bundles and manifest to `out_dir`."""
-    client = MlflowClient(tracking_uri)
-    parent_run_id, runs = runs_of_sweep(client, experiment, parent_run_id)
-    table = frontier_table(trial_rows(runs))
-    point = select_point(table, max_bytes=max_bytes, max_val_loss=max_val_loss)
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    try:
-        with tempfile.TemporaryDirectory() as download:
-            download_artifacts(run_id=point["run_id"], tracking_uri=tracking_uri, dst_path=download)
-            details = json.loads((Path(download) / "metrics.json").read_text())
-            features = []
-            for name in details["feature_order"]:
-                info = details["features"][name]
-                bundle = Path(download) / info["bundle"]
-                mapper = load_bundle(bundle)  # verifies every checksum
-                shutil.copytree(bundle, staging / info["bundle"])
-                features.append({"name": name, "bundle": info["bundle"], "strategy": mapper.name,
-                                 "table_sizes": list(mapper.table_sizes), "combine": mapper.combine,
-                                 "nbytes": int(mapper.nbytes), "vocab_size": info["vocab_size"]})
-        manifest = {
-            "format_version": EXPORT_FORMAT_VERSION,
-            "experiment": experiment,
-            "parent_run_id": parent_run_id,
-            "source_run_id": point["run_id"],
-            "trial": point["name"],
-            "selection": {"max_bytes": max_bytes, "max_val_loss": max_val_loss},
-            "metrics": {k: point.get(k) for k in ("val_logloss", "test_logloss", "test_auc", "test_ne")},
-            "sizes": {k: point.get(k) for k in ("embedding_bytes", "mapping_bytes", "dense_bytes",
-                                                "total_bytes", "compression_ratio")},
-            "embedding_dim": point.get("dim"),
-            "features": features,
-        }
-        (staging / EXPORT_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return out_dir
+def bundle_digest(bundle_dir: str | Path) -> str:
+    """The digest of the manifest of the bundle in `bundle_dir` (covers params, sizes, array checksums)."""
+    return manifest_digest(json.loads((Path(bundle_dir) / MANIFEST_FILE).read_text(encoding="utf-8")))
+
+
+def export_digest(manifest: dict) -> str:
+    """Hex sha256 of export.json's canonical JSON, its own "digest" left out."""
+    return manifest_digest(manifest)
+
+
+def _mapper_fields(mapper: Mapper) -> dict[str, Any]:
+    """What export.json records about a feature's mapper, and load_export checks."""
+    return {"strategy": mapper.name, "table_sizes": [int(n) for n in mapper.table_sizes],
+            "combine": mapper.combine, "nbytes": int(mapper.nbytes)}
+
+
+def export_feature(name: str, bundle: str, mapper: Mapper, digest: str, **fields: Any) -> dict[str, Any]:
+    """One entry of export.json's "features": `bundle` is relative to the export directory,
+    `digest` the bundle's manifest digest; `fields` (e.g. vocab_size) are recorded as given."""
+    return {"name": name, "bundle": bundle, **_mapper_fields(mapper), "digest": digest, **fields}
+
+
+def export_manifest(features: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    """The content of export.json: format, version, `fields` (source run, metrics, ...),
+    `features` (from export_feature) and the digest over all of it."""
+    manifest = {"format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, **fields, "features": features}
+    manifest["digest"] = export_digest(manifest)
+    return manifest
 
 
 @dataclass(frozen=True)
@@ -93,27 +81,69 @@ class ExportedMapping:
     def features(self) -> list[str]:
         return list(self.mappers)
 
-    def transform(self, feature: str, raw_ids: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
-        """Rows for int64 raw ids of `feature` (a tuple of arrays for two-table strategies)."""
+    def transform(self, feature: str, raw_ids: Any) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Rows for integer raw ids of `feature` (a tuple of arrays for two-table strategies).
+
+        Any integer dtype or a list of Python ints; uint64 ids are reinterpreted as int64.
+        Floats, bools, strings and objects are refused, never rounded.
+        """
         if feature not in self.mappers:
             raise KeyError(f"unknown feature {feature!r}; this export maps {self.features}")
-        return self.mappers[feature].transform(np.asarray(raw_ids, dtype=np.int64))
+        return self.mappers[feature].transform(as_id_array(raw_ids, name=f"raw ids of feature {feature!r}"))
+
+
+def _read_export_manifest(manifest_path: Path) -> dict:
+    """export.json as a dict of the current format whose digest matches its contents."""
+    manifest = read_json_object(manifest_path)
+    version, form = manifest.get("format_version"), manifest.get("format")
+    if version == 1 and form is None:
+        raise ValueError(f"{manifest_path}: format_version 1 was written by an older collide (no digests); "
+                         f"re-export it with `collide export` to write format {EXPORT_FORMAT_VERSION}")
+    if form != EXPORT_FORMAT:
+        raise ValueError(f"{manifest_path}: format {form!r}, expected {EXPORT_FORMAT!r}; not a collide export")
+    if version != EXPORT_FORMAT_VERSION:
+        raise ValueError(f"{manifest_path}: format_version {version!r}, expected {EXPORT_FORMAT_VERSION}")
+    recorded, actual = manifest.get("digest"), export_digest(manifest)
+    if recorded != actual:
+        raise ValueError(f"{manifest_path}: digest {recorded!r} does not match its contents ({actual!r}); "
+                         f"export.json was changed after it was written")
+    return manifest
+
+
+def _checked_features(manifest: dict, manifest_path: Path) -> list[dict]:
+    """export.json's features: a non-empty list of objects with unique non-empty names."""
+    features = manifest.get("features")
+    if not isinstance(features, list) or not features or not all(isinstance(f, dict) for f in features):
+        raise ValueError(f"{manifest_path}: features must be a non-empty list of objects, got {features!r}")
+    names = [f.get("name") for f in features]
+    bad = [n for n in names if not isinstance(n, str) or not n]
+    if bad:
+        raise ValueError(f"{manifest_path}: feature names must be non-empty strings, got {bad[0]!r}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{manifest_path}: feature names must be unique, repeated: {repeated}")
+    return features
 
 
 def load_export(path: str | Path) -> ExportedMapping:
-    """Load a `collide export` directory; every bundle's checksums are verified."""
+    """Load a `collide export` directory, checking export.json against every bundle it loads."""
     path = Path(path)
     manifest_path = path / EXPORT_FILE
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{manifest_path}: missing; {path} is not a collide export")
-    manifest = json.loads(manifest_path.read_text())
-    if manifest.get("format_version") != EXPORT_FORMAT_VERSION:
-        raise ValueError(f"{manifest_path}: format_version {manifest.get('format_version')!r}, "
-                         f"expected {EXPORT_FORMAT_VERSION}")
+    manifest = _read_export_manifest(manifest_path)
     mappers = {}
-    for feature in manifest["features"]:
-        bundle = (path / feature["bundle"]).resolve()
-        if path.resolve() not in bundle.parents:
-            raise ValueError(f"{manifest_path}: bundle path {feature['bundle']!r} escapes the export directory")
-        mappers[feature["name"]] = load_bundle(bundle)
+    for feature in _checked_features(manifest, manifest_path):
+        name, relative = feature["name"], feature.get("bundle")
+        bundle = (path / relative).resolve() if isinstance(relative, str) else None
+        if bundle is None or path.resolve() not in bundle.parents:
+            raise ValueError(f"{manifest_path}: feature {name!r}: bundle path {relative!r} escapes the "
+                             f"export directory")
+        mapper, bundle_manifest = load_bundle_with_manifest(bundle)  # verifies the bundle itself
+        loaded = {"digest": bundle_manifest["digest"], **_mapper_fields(mapper)}
+        for field, value in loaded.items():
+            if feature.get(field) != value:
+                raise ValueError(f"{manifest_path}: feature {name!r}: {field} is {feature.get(field)!r} in "
+                                 f"{EXPORT_FILE} but {value!r} in its bundle {relative}")
+        mappers[name] = mapper
     return ExportedMapping(manifest=manifest, mappers=mappers)

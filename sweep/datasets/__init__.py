@@ -1,4 +1,4 @@
-"""Data sources and the prepared form they all produce (see DESIGN.md, Data sets)."""
+"""Data sources and the prepared form they all produce (see docs/DESIGN.md, Formats)."""
 
 from __future__ import annotations
 

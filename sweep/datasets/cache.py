@@ -4,10 +4,15 @@ The cache key (fingerprint) is a sha256 over the source name and version, its pa
 prepared-format version, and the identity of every input file (resolved path, size,
 mtime). The same call again only reads `manifest.json` and memory-maps the columns.
 
-Atomicity: the writer fills a sibling temporary directory; `manifest.json` is written
-last; the finished directory is renamed into place. A prepare killed at any point leaves
-either the old valid cache or no directory at `out_dir`, plus a stale temporary directory
-that the next prepare removes. A directory without a valid manifest is never accepted.
+Atomicity: the writer fills a sibling staging directory (`sweep.outputs`); `manifest.json`
+is written last; the finished directory is swapped into place. A prepare killed at any
+point leaves either the old valid cache or no directory at `out_dir`, plus a stale staging
+directory that the next prepare (or reuse) removes. A directory without a valid manifest
+is never accepted.
+
+Ownership: an existing `out_dir` is rebuilt only if collide wrote it (its marker, or a
+manifest of a prepared dataset); any other non-empty directory, or one that holds an input
+file, is refused with `OutputDirError` naming it, and nothing is deleted.
 """
 
 from __future__ import annotations
@@ -15,10 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
-import uuid
 from pathlib import Path
 
 from sweep.datasets.base import Source
@@ -30,6 +33,7 @@ from sweep.datasets.prepared import (
     read_manifest,
 )
 from sweep.datasets.store import PreparedWriter
+from sweep.outputs import check_replaceable, remove_stale_staging, replace_dir, staging_dir
 
 __all__ = ["DEFAULT_CACHE_DIR", "default_out_dir", "fingerprint", "prepare"]
 
@@ -60,28 +64,21 @@ def default_out_dir(source: Source, cache_dir: Path = DEFAULT_CACHE_DIR) -> Path
     return Path(cache_dir) / f"{source.name}-{fingerprint(source)[:12]}"
 
 
-def _remove_stale_temporaries(out_dir: Path) -> None:
-    """Remove temporaries of prepares that died (their pid is gone) and leftover old copies."""
-    for stale in out_dir.parent.glob(f".{out_dir.name}.*"):
-        owner = stale.name.rsplit(".", 2)[-2]
-        if not (owner.isdigit() and _pid_alive(int(owner))):
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
+def _legacy_prepared(path: Path) -> bool:
+    """A prepared dataset written before output markers: its manifest has collide's keys."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError):
         return False
-    except PermissionError:
-        return True
-    return True
+    return isinstance(manifest, dict) and {"format_version", "fingerprint", "source"} <= set(manifest)
 
 
 def prepare(source: Source, out_dir: str | Path | None = None, *, force: bool = False) -> PreparedDataset:
     """Prepare `source` into `out_dir` (default under .collide/prepared), or reuse a valid cache."""
     key = fingerprint(source)
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(source)
+    check_replaceable(out_dir, "prepared", legacy=_legacy_prepared, inputs=source.input_files())
+    remove_stale_staging(out_dir)
     if not force and out_dir.exists():
         try:
             manifest = read_manifest(out_dir)
@@ -92,25 +89,21 @@ def prepare(source: Source, out_dir: str | Path | None = None, *, force: bool = 
                 log.info("reusing prepared %s data at %s", source.name, out_dir)
                 return load_prepared(out_dir, _manifest=manifest)
             log.info("rebuilding %s: its inputs or parameters changed", out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(out_dir)
-    tmp = out_dir.parent / f".{out_dir.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    staging = staging_dir(out_dir)
     started = time.perf_counter()
     try:
-        writer = PreparedWriter(tmp, source.schema(), source.split_spec())
+        writer = PreparedWriter(staging, source.schema(), source.split_spec())
         for chunk in source.chunks():
             writer.append(chunk)
         writer.finish(source=source.name, params=source.params(), fingerprint=key,
                       feature_meta=source.feature_meta(), report=source.report())
-        if out_dir.exists():
-            old = out_dir.parent / f".{out_dir.name}.old.{uuid.uuid4().hex[:8]}"
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
+        replace_dir(staging, out_dir, "prepared")
+    except OSError as exc:
+        if exc.filename:
+            raise
+        raise OSError(exc.errno, f"{exc.strerror} (while writing the prepared data for {out_dir})",
+                      str(staging)) from exc
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
     log.info("prepared %s data at %s in %.1f s", source.name, out_dir, time.perf_counter() - started)
     return load_prepared(out_dir)

@@ -48,7 +48,10 @@ class NpyAppender:
             raise ValueError(
                 f"{self.path.name}: chunk has inner shape {array.shape[1:]}, expected {self.inner_shape}"
             )
-        self._file.write(np.ascontiguousarray(array, dtype=self.dtype).tobytes())
+        try:
+            self._file.write(np.ascontiguousarray(array, dtype=self.dtype).tobytes())
+        except OSError as exc:  # e.g. a full disk: name the file
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
         self.length += array.shape[0]
 
     def close(self) -> None:

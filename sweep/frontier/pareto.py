@@ -18,7 +18,7 @@ returned NaN as failed, so it never reaches ``best_trials``).
 two equal infinities tie like any other equal values.
 
 Trial rows are mappings (one per trial) holding at least the x and y keys, by default
-``total_bytes`` (the Pareto x-axis, see DESIGN.md: embedding + mapping + dense bytes) and
+``total_bytes`` (the Pareto x-axis, see docs/DESIGN.md: embedding + mapping + dense bytes) and
 ``val_logloss``. A row whose x or y is missing, None or NaN is a failed trial: it stays in
 the table with ``on_frontier`` False. Ties in sorting and selection are broken by the other
 objective, then by ``trial_id`` (numbers numerically, others as text; rows without one keep

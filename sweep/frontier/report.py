@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sweep.frontier import format_bytes
+from sweep.frontier.pareto import format_bytes
 
 __all__ = ["plot_pareto", "write_pareto_csv", "write_pareto_md"]
 
@@ -86,10 +86,15 @@ def write_pareto_md(
         lines.append("No completed trials, so no frontier.")
     lines += [
         "",
-        f"{len(rows)} trials: {completed} completed, {len(rows) - completed} failed "
-        f"(missing {x} or {y}); {len(front)} on the frontier.",
+        f"{len(rows)} trials: {completed} ranked, {len(rows) - completed} not ranked "
+        f"(no {x} or {y}); {len(front)} on the frontier.",
         "",
     ]
+    excluded = [r for r in rows if r.get("excluded")]
+    if excluded:
+        lines += ["Not ranked:", ""]
+        lines += [f"- {r.get('name') or r.get('trial_id')}: {r['excluded']}" for r in excluded]
+        lines.append("")
     path = _prepare(path)
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

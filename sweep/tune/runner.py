@@ -1,125 +1,62 @@
-"""`run_sweep(config) -> SweepResult`: Ray Tune over strategy x compression x dim x seed.
+"""`run_sweep(config)` and `resume_sweep(...)`: Ray Tune over strategy x compression x dim x seed.
 
-Flow (driver): validate the config; prepare the data (cached); train the probe once per
-seed if a learned strategy is in the grid (cached); put the dataset and probes in the
-object store once; run a Tuner whose function trainable is a thin adapter over
-`sweep.trial.run_trial`, reporting after every epoch; mirror everything into MLflow from
-the driver (`sweep.tracking`); finally read the trials back from MLflow and write the
-Pareto frontier (csv, png, md) to the parent run and `results_dir`.
+Flow (driver): check the tracking URI (fails in seconds, before anything else); validate
+the config; prepare the data (cached); train the probe once per seed if a learned strategy
+is in the grid (cached); put the dataset and probes in the object store once; run a Tuner
+whose trainable (`sweep.tune.trainable`) reports after every epoch; mirror everything into
+MLflow from the driver (`sweep.tune.tracking`); finally read the trials back from MLflow
+and write the Pareto frontier (csv, png, md) to the parent run and `results_dir`.
+
+How a sweep ends (`SweepResult.state`, and the parent run's `collide.state` tag):
+- "completed": every point ran (some may have failed: `num_failed`); parent FINISHED;
+- "interrupted": SIGINT / SIGTERM; the running trials' runs and the parent are KILLED, no
+  frontier is written; `collide sweep --resume PARENT` continues it;
+- "tracking_lost": every trial ran but MLflow stayed unreachable; the records wait in the
+  sweep's journal for `collide sync SWEEP_DIR`.
+
+`resume_sweep` continues a sweep through Ray Tune's `Tuner.restore` from its experiment
+directory (`<storage_path>/<parent run id>`): finished trials are not run again,
+unfinished and failed ones are.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
+import socket
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import yaml
 
-from sweep.config import SweepConfig
-from sweep.datasets import (
-    PreparedDataset,
-    SparseColumn,
-    Vocabulary,
-    default_out_dir,
-    get_source,
-    prepare,
-)
-from sweep.frontier import frontier_table
-from sweep.frontier_report import plot_pareto, write_pareto_csv, write_pareto_md
-from sweep.points import grid_points, point_name, point_of
+from sweep.config import SweepConfig, load_config
+from sweep.datasets import default_out_dir, get_source, prepare
+from sweep.plain import plain
 from sweep.probe_cache import probe_embeddings
-from sweep.tracking import (
-    MlflowTrialCallback,
-    SweepTracker,
-    default_tracking_uri,
-    flatten,
-    runs_of_sweep,
-    trial_rows,
-)
-from sweep.trial import LEARNED, TrialConfig, run_trial
+from sweep.tracking_uri import check_tracking_uri, default_tracking_uri, mlflow_http_policy, redact
+from sweep.trial import LEARNED, TrialConfig
+from sweep.tune.callback import MlflowTrialCallback
+from sweep.tune.ending import SweepResult, end_interrupted, finish, sync_now, sync_sweep
+from sweep.tune.interrupt import Interrupts, SweepInterrupted
+from sweep.tune.journal import pending_journal
+from sweep.tune.points import grid_points, point_name, point_of
+from sweep.tune.records import find_sweep
+from sweep.tune.tracking import SweepTracker, flatten, register
+from sweep.tune.trainable import base_trial_config, in_memory, trainable, trial_config_for
 
-__all__ = ["SweepResult", "run_sweep", "write_pareto_files"]
+__all__ = ["resume_sweep", "run_sweep"]
 
 log = logging.getLogger(__name__)
 
 PROGRESS_PARAMS = {"strategy": "strategy", "compression": "compression", "dim": "dim"}
 PROGRESS_METRICS = {"epoch": "epoch", "val_logloss": "val_logloss", "total_bytes": "total_bytes"}
+EXPERIMENT_DIR_TAG = "collide.experiment_dir"
 
 
-@dataclass
-class SweepResult:
-    experiment: str
-    parent_run_id: str
-    tracking_uri: str
-    trials: list[dict]  # one row per trial (Pareto table, with on_frontier)
-    frontier: list[dict]  # the rows on the frontier, by total_bytes
-    files: dict[str, Path]  # pareto.csv / pareto.png / pareto.md
-    num_failed: int
-
-
-def base_trial_config(config: SweepConfig, data_path: Path, cache_dir: Path) -> TrialConfig:
-    """Everything a trial needs except its point (strategy, compression, dim, seed)."""
-    cpus = max(1, int(config.resources.cpus_per_trial))
-    device = "cuda" if config.resources.gpus_per_trial > 0 else config.train.device
-    return TrialConfig(
-        data=str(data_path), strategy="hash", compression=16.0, dim=config.grid.dims[0],
-        full_threshold=config.model.full_threshold, learned_min_count=config.model.learned_min_count,
-        bottom_mlp=config.model.bottom_mlp,
-        top_mlp=config.model.top_mlp, interaction=config.model.interaction, pooling=config.model.pooling,
-        train=replace(config.train, num_threads=cpus, device=device), probe=config.probe,
-        cache_dir=str(cache_dir),
-    )
-
-
-def trial_config_for(base: TrialConfig, config: SweepConfig, point: dict, out_dir: str | None) -> TrialConfig:
-    strategy = point["strategy"]
-    return replace(base, strategy=strategy, compression=point["compression"] if strategy != "full" else None,
-                   dim=point["dim"], seed=point["seed"], out_dir=out_dir,
-                   mapper_params=dict(config.strategy_params.get(strategy, {})))
-
-
-def _trainable(tune_config: dict, dataset: PreparedDataset, probes: dict, base: TrialConfig,
-               sweep: SweepConfig) -> None:
-    """The Ray Tune function trainable: run_trial, reporting every epoch, then the bundles."""
-    from ray import tune
-
-    point = point_of(tune_config)
-    name = point_name(point)
-    if name in sweep.fail_trials:
-        raise RuntimeError(f"injected failure for trial {name} (fail_trials)")
-    out_dir = tempfile.mkdtemp(prefix=f"collide-{name}-")
-    trial_config = trial_config_for(base, sweep, point, out_dir)
-
-    def on_epoch(epoch: int, metrics: dict) -> None:
-        tune.report({**metrics, "epoch": epoch})
-
-    try:
-        metrics = run_trial(trial_config, dataset=dataset, probe=probes.get(point["seed"]), on_epoch=on_epoch)
-        # The checkpoint carries the bundles to storage_path; the driver logs them to MLflow from there.
-        tune.report({**metrics, "epoch": metrics["epochs_run"], "final": True},
-                    checkpoint=tune.Checkpoint.from_directory(out_dir))
-    finally:
-        shutil.rmtree(out_dir, ignore_errors=True)
-
-
-def _in_memory(dataset: PreparedDataset) -> PreparedDataset:
-    """Plain arrays (not memmaps), so the object store holds one shared copy for every trial."""
-    def arr(a: np.ndarray) -> np.ndarray:
-        return np.array(a, copy=True)
-
-    return replace(
-        dataset, labels=arr(dataset.labels), dense=arr(dataset.dense), split=arr(dataset.split),
-        sparse={n: SparseColumn(arr(c.values), None if c.offsets is None else arr(c.offsets))
-                for n, c in dataset.sparse.items()},
-        vocab={n: Vocabulary(arr(v.ids), arr(v.counts)) for n, v in dataset.vocab.items()},
-        extras={k: arr(v) for k, v in dataset.extras.items()},
-        meta={n: {k: arr(v) for k, v in m.items()} for n, m in dataset.meta.items()},
-    )
+def _recorded(config: SweepConfig) -> dict:
+    """The config as recorded in MLflow: plain values, the tracking URI without credentials."""
+    return plain({**asdict(config), "tracking_uri": redact(config.tracking_uri)})
 
 
 def _search(config: SweepConfig, points: list[dict]) -> tuple[dict, dict]:
@@ -148,17 +85,6 @@ def _trial_label(trial: Any) -> str:
     return f"{point_name(point_of(trial.config))}_{trial.trial_id.rsplit('_', 1)[-1]}"
 
 
-def write_pareto_files(rows: list[dict], out_dir: Path, title: str) -> tuple[list[dict], dict[str, Path]]:
-    table = frontier_table(rows)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {
-        "pareto.csv": write_pareto_csv(table, out_dir / "pareto.csv"),
-        "pareto.png": plot_pareto(table, out_dir / "pareto.png", title=title),
-        "pareto.md": write_pareto_md(table, out_dir / "pareto.md", title=title),
-    }
-    return table, files
-
-
 def _init_ray(config: SweepConfig) -> None:
     import ray
 
@@ -171,14 +97,21 @@ def _init_ray(config: SweepConfig) -> None:
         ray.init(num_cpus=config.resources.num_cpus, include_dashboard=False)
 
 
-def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None) -> SweepResult:
-    """Run a whole sweep; returns the trials table and frontier (also in MLflow)."""
-    from ray import tune
-    from ray.tune import CLIReporter, FailureConfig, RunConfig
+@dataclass
+class _Prepared:
+    """What both a new and a resumed sweep build before Ray Tune starts."""
 
-    launch_dir = Path(launch_dir or Path.cwd()).resolve()
-    tracking_uri = config.tracking_uri or default_tracking_uri(launch_dir)
-    storage_path = Path(config.storage_path or launch_dir / ".collide" / "ray_results").resolve()
+    config: SweepConfig
+    tracking_uri: str
+    points: list[dict]
+    base: TrialConfig  # every trial's config, but for its point
+    trainable: Any  # tune.with_resources(tune.with_parameters(trainable, ...))
+
+
+def _prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, interrupts: Interrupts) -> _Prepared:
+    """Data, probes and the trainable; every point's trial config is validated first."""
+    from ray import tune
+
     cache_dir = launch_dir / ".collide"
     points = grid_points(config)
     source = get_source(config.data.source, **dict(config.data.params))
@@ -188,36 +121,158 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None) -> Swee
         trial_config_for(base, config, point, None)
     seeds = sorted({p["seed"] for p in points if p["strategy"] in LEARNED})
     probes = {seed: probe_embeddings(dataset, config.probe, seed, cache_dir / "probes") for seed in seeds}
-
     _init_ray(config)
-    tracker = SweepTracker(tracking_uri, config.name, asdict(config))
-    shared = {k: v for k, v in asdict(base).items() if k not in ("strategy", "compression", "rows", "dim", "seed",
-                                                                  "out_dir", "cache_dir", "mapper_params")}
-    param_space, tune_kwargs = _search(config, points)
+    interrupts.reinstall()
+    for_trials = replace(config, tracking_uri=None)  # trials never see the tracking URI
     resources = {"cpu": config.resources.cpus_per_trial, "gpu": config.resources.gpus_per_trial}
-    trainable = tune.with_resources(
-        tune.with_parameters(_trainable, dataset=_in_memory(dataset), probes=probes, base=base, sweep=config),
+    wrapped = tune.with_resources(
+        tune.with_parameters(trainable, dataset=in_memory(dataset), probes=probes, base=base, sweep=for_trials),
         resources)
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table honours our trimmed columns
-    prefix = "point/" if config.search == "grid" else ""
-    reporter = CLIReporter(parameter_columns={prefix + k: v for k, v in PROGRESS_PARAMS.items()},
-                           metric_columns=PROGRESS_METRICS, max_report_frequency=15)
-    tuner = tune.Tuner(
-        trainable, param_space=param_space,
-        tune_config=tune.TuneConfig(max_concurrent_trials=config.resources.max_concurrent_trials,
-                                    trial_name_creator=_trial_label, trial_dirname_creator=_trial_label,
-                                    **tune_kwargs),
-        run_config=RunConfig(name=tracker.parent_run_id, storage_path=str(storage_path),
-                             callbacks=[MlflowTrialCallback(tracker, flatten(shared), config.strategy_params)],
-                             progress_reporter=reporter, failure_config=FailureConfig(max_failures=0), verbose=1),
-    )
-    grid = tuner.fit()
+    return _Prepared(config, tracking_uri, points, base, wrapped)
+
+
+def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None) -> SweepResult:
+    """Run a whole sweep; returns how it ended, the trials table and the frontier (also in MLflow)."""
+    from ray import tune
+    from ray.tune import CheckpointConfig, CLIReporter, FailureConfig, RunConfig
+
+    launch_dir = Path(launch_dir or Path.cwd()).resolve()
+    tracking_uri = config.tracking_uri or default_tracking_uri(launch_dir)
+    check_tracking_uri(tracking_uri)
+    storage_path = Path(config.storage_path or launch_dir / ".collide" / "ray_results").resolve()
+    with Interrupts() as interrupts:
+        prepared = _prepare_sweep(config, launch_dir, tracking_uri, interrupts)
+        config_yaml = yaml.safe_dump(_recorded(config), sort_keys=False)
+        tracker = SweepTracker.start(tracking_uri, config.name, _recorded(config), config_yaml,
+                                     retry_s=config.tracking_retry_s)
+        experiment_dir = storage_path / tracker.parent_run_id
+        tracker.write({"op": "set_tags", "ref": "parent", "tags": {EXPERIMENT_DIR_TAG: str(experiment_dir),
+                                                                   "collide.tracking_uri": redact(tracking_uri)}})
+        register(tracker)
+        tracker.attach_journal(experiment_dir)
+        param_space, tune_kwargs = _search(config, prepared.points)
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table honours our trimmed columns
+        prefix = "point/" if config.search == "grid" else ""
+        reporter = CLIReporter(parameter_columns={prefix + k: v for k, v in PROGRESS_PARAMS.items()},
+                               metric_columns=PROGRESS_METRICS, max_report_frequency=15)
+        callback = MlflowTrialCallback(tracker.parent_run_id, flatten(_shared_params(prepared.base)),
+                                       config.strategy_params)
+        tuner = tune.Tuner(
+            prepared.trainable, param_space=param_space,
+            tune_config=tune.TuneConfig(max_concurrent_trials=config.resources.max_concurrent_trials,
+                                        trial_name_creator=_trial_label, trial_dirname_creator=_trial_label,
+                                        **tune_kwargs),
+            run_config=RunConfig(name=tracker.parent_run_id, storage_path=str(storage_path), callbacks=[callback],
+                                 progress_reporter=reporter, failure_config=FailureConfig(max_failures=0),
+                                 checkpoint_config=CheckpointConfig(num_to_keep=1), verbose=1),
+        )
+        return _fit_and_finish(tuner, tracker, interrupts, prepared, experiment_dir)
+
+
+def _shared_params(base: TrialConfig) -> dict:
+    """Params every trial run records: the trial config minus the point and the probe cache."""
+    return {k: v for k, v in asdict(base).items() if k not in ("strategy", "compression", "rows", "dim", "seed",
+                                                                "out_dir", "cache_dir", "mapper_params")}
+
+
+def _expected_points(config: SweepConfig, points: list[dict]) -> int:
+    return len(points) if config.search == "grid" else config.num_samples
+
+
+def _fit_and_finish(tuner: Any, tracker: SweepTracker, interrupts: Interrupts, prepared: _Prepared,
+                    experiment_dir: Path) -> SweepResult:
+    config = prepared.config
+    expected = _expected_points(config, prepared.points)
+    try:
+        interrupts.in_tune = True
+        with mlflow_http_policy(max_retries=0):
+            grid = tuner.fit()
+    except SweepInterrupted:
+        return end_interrupted(tracker, config.name, interrupts.signal_name, expected, experiment_dir)
+    except BaseException as exc:
+        tracker.end_sweep("FAILED", {}, "failed")
+        log.error("sweep %s failed: %s", config.name, exc)
+        raise
+    finally:
+        interrupts.in_tune = False
+    if interrupts.interrupted:
+        return end_interrupted(tracker, config.name, interrupts.signal_name, expected, experiment_dir)
     num_failed = sum(1 for r in grid if r.error is not None)
-    _, runs = runs_of_sweep(tracker.client, config.name, tracker.parent_run_id)
-    out_dir = Path(config.results_dir).resolve() if config.results_dir else storage_path / tracker.parent_run_id
-    table, files = write_pareto_files(trial_rows(runs), out_dir, title=f"{config.name}: size vs val logloss")
-    for path in files.values():
-        tracker.client.log_artifact(tracker.parent_run_id, str(path))
-    frontier = [row for row in table if row["on_frontier"]]
-    tracker.end_sweep(len(table), num_failed, len(frontier))
-    return SweepResult(config.name, tracker.parent_run_id, tracking_uri, table, frontier, files, num_failed)
+    for trial_id in tracker.open_trials():  # Tune ended, so nothing is running any more
+        tracker.end_trial(trial_id, "killed")
+    base = SweepResult(config.name, tracker.parent_run_id, redact(tracker.tracking_uri), "completed", expected,
+                       len(tracker.completed), num_failed, experiment_dir)
+    if tracker.offline and not sync_now(tracker, experiment_dir):
+        tracker.journal_op({"op": "finish_sweep", "ref": "parent", "experiment": config.name,
+                          "results_dir": _results_dir(config, experiment_dir), "num_points": expected})
+        return replace(base, state="tracking_lost", message=tracker.offline_reason or "")
+    return finish(tracker.client, tracker.write, config.name, tracker.parent_run_id,
+                   _results_dir(config, experiment_dir), expected, base)
+
+
+def _results_dir(config: SweepConfig, experiment_dir: Path) -> str:
+    return str(Path(config.results_dir).resolve() if config.results_dir else experiment_dir)
+
+
+def resume_sweep(experiment: str | None, parent_run_id: str | None = None, *, tracking_uri: str | None = None,
+                 launch_dir: str | Path | None = None, storage_path: str | None = None,
+                 overrides: dict | None = None) -> SweepResult:
+    """Continue a sweep (the latest of `experiment` unless `parent_run_id`) from its Ray Tune state."""
+    from mlflow.tracking import MlflowClient
+    from ray import tune
+
+    launch_dir = Path(launch_dir or Path.cwd()).resolve()
+    tracking_uri = tracking_uri or default_tracking_uri(launch_dir)
+    check_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    if experiment is None:
+        if parent_run_id is None:
+            raise ValueError("resume needs the sweep's experiment name or its parent run id")
+        experiment = _experiment_of(client, parent_run_id)
+    sweep = find_sweep(client, experiment, parent_run_id, completed=False)
+    _refuse_live_driver(sweep.parent)
+    stored = Path(client.download_artifacts(sweep.parent_run_id, "sweep_config.yaml"))
+    values = yaml.safe_load(stored.read_text())
+    values["tracking_uri"] = None  # recorded redacted; the URI in use is the one we found it with
+    config = load_config(values, overrides or {})
+    config = replace(config, tracking_uri=tracking_uri)
+    experiment_dir = Path(storage_path).resolve() / sweep.parent_run_id if storage_path else \
+        Path(sweep.parent.data.tags.get(EXPERIMENT_DIR_TAG, launch_dir / ".collide" / "ray_results" /
+                                        sweep.parent_run_id))
+    if not (experiment_dir / "tuner.pkl").is_file():
+        raise ValueError(f"sweep {sweep.parent_run_id}: no Ray Tune state at {experiment_dir} (tuner.pkl missing); "
+                         "give --storage-path where its experiment directory lives")
+    log.info("resuming %s from %s", sweep.describe(), experiment_dir)
+    if pending_journal(experiment_dir) is not None:
+        log.info("uploading the records this sweep stored while MLflow was unreachable")
+        sync_sweep(experiment_dir, tracking_uri)
+        sweep = find_sweep(client, experiment, sweep.parent_run_id, completed=False)
+    with Interrupts() as interrupts:
+        prepared = _prepare_sweep(config, launch_dir, tracking_uri, interrupts)
+        tracker = SweepTracker.reopen(tracking_uri, sweep, retry_s=config.tracking_retry_s)
+        register(tracker)
+        tracker.attach_journal(experiment_dir)
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        tuner = tune.Tuner.restore(str(experiment_dir), trainable=prepared.trainable, resume_unfinished=True,
+                                   restart_errored=True)
+        return _fit_and_finish(tuner, tracker, interrupts, prepared, experiment_dir)
+
+
+def _experiment_of(client: Any, run_id: str) -> str:
+    try:
+        return client.get_experiment(client.get_run(run_id).info.experiment_id).name
+    except Exception as exc:  # noqa: BLE001 - MLflow raises MlflowException for unknown ids
+        raise ValueError(f"no run {run_id!r} in this tracking store ({exc})") from None
+
+
+def _refuse_live_driver(parent: Any) -> None:
+    """A RUNNING sweep whose driver is alive on this host must not get a second driver."""
+    tags = parent.data.tags
+    if parent.info.status != "RUNNING" or tags.get("collide.driver_host") != socket.gethostname():
+        return
+    pid = int(tags.get("collide.driver_pid", "0") or 0)
+    if pid and pid != os.getpid() and Path(f"/proc/{pid}").exists():
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        if "python" in cmdline or "collide" in cmdline:
+            raise ValueError(f"sweep {parent.info.run_id} is still running (driver pid {pid} on this host); "
+                             "stop it first (Ctrl-C), then resume")

@@ -1,15 +1,24 @@
-"""MLflow tracking for a sweep: one parent run per sweep, one nested run per trial.
+"""MLflow tracking for a sweep: one parent run per sweep, one nested run per trial attempt.
 
 Every write goes through `SweepTracker` in the driver process (from the Tune callback
-`MlflowTrialCallback`), so a sqlite store has a single writer and never reports
-"database is locked". Trials never talk to MLflow: their bundles reach the driver as
-Tune checkpoints (persisted to the run's storage_path, shared on a cluster) and are logged
-from there through the tracking URI, so a server with proxied artifacts works the same.
+`MlflowTrialCallback`), so a sqlite store has a single writer. Trials never talk to
+MLflow: their bundles reach the driver as Tune checkpoints and are logged from there
+through the tracking URI, so a server with proxied artifacts works the same.
+
+Faults:
+- every write is retried with backoff for up to `retry_s` seconds (MLflow's own HTTP
+  retries are turned off meanwhile, so this is the one policy); a blip loses nothing;
+- if the store stays down, the tracker goes offline: the sweep runs on and every further
+  write goes to the sweep's journal (`sweep.tune.journal`), replayed by `collide sync`;
+- the tracker never holds credentials in anything it pickles or writes: Ray Tune pickles
+  the callback into the experiment directory, so the callback finds its live tracker by
+  the parent run id in this process (`register` / `tracker_for`).
 
 Nested run contents: params (the flattened trial config), per-epoch metrics (step =
-epoch), final test metrics, the size report, collision stats, and artifacts `bundles/`
-(one mapper bundle per feature) plus `metrics.json`. A failed trial's run ends FAILED
-with its error in the `error` tag.
+epoch), final test metrics, the size report, collision stats, artifacts `bundles/` and
+`metrics.json`; tags `collide.trial_id`, `collide.attempt` and, when it ends,
+`collide.outcome` (completed | stopped | failed | killed). A failed trial's run ends
+FAILED with its error in the `error` tag.
 """
 
 from __future__ import annotations
@@ -17,43 +26,47 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
-from ray.tune import Callback
-from ray.tune.result import AUTO_RESULT_KEYS
 
-from sweep.plain import plain
-from sweep.points import point_name, point_of
+from sweep.tracking_uri import mlflow_http_policy, redact, redact_text
+from sweep.tune.journal import JOURNAL_DIR, TrackingJournal
+from sweep.tune.records import OUTCOME_TAG, SweepRuns
 
 __all__ = [
-    "EPOCH_METRICS",
-    "MlflowTrialCallback",
     "SweepTracker",
-    "default_tracking_uri",
+    "apply_op",
     "flatten",
+    "register",
+    "tracker_for",
 ]
 
 log = logging.getLogger(__name__)
 
-EPOCH_METRICS = ("val_logloss", "val_auc", "val_ne", "val_accuracy", "train_loss", "epoch_seconds",
-                 "samples_per_second", "best_val_logloss")
-# Keys of a final result that are not metrics: Tune's bookkeeping and the trial's point (logged as params).
-NOT_METRICS = frozenset(AUTO_RESULT_KEYS) | {"done", "final", "should_checkpoint", "trial_id", "experiment_tag",
-                                             "epoch", "strategy", "compression", "rows", "dim", "seed"}
 ERROR_TAG_CHARS = 5000
+# MLflow error codes that a retry cannot fix: go offline (journal) at once instead of waiting.
+NOT_RETRYABLE = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST",
+                           "BAD_REQUEST", "PERMISSION_DENIED", "UNAUTHENTICATED", "INVALID_STATE"})
+DEFAULT_RETRY_S = 60.0
+
+_TRACKERS: dict[str, SweepTracker] = {}
 
 
-def default_tracking_uri(launch_dir: str | Path | None = None) -> str:
-    """MLFLOW_TRACKING_URI, else an absolute sqlite file in the launch directory."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    return "sqlite:///" + str((Path(launch_dir or Path.cwd()) / "mlflow.db").resolve())
+def register(tracker: SweepTracker) -> None:
+    _TRACKERS[tracker.parent_run_id] = tracker
+
+
+def tracker_for(parent_run_id: str) -> SweepTracker:
+    if parent_run_id not in _TRACKERS:
+        raise RuntimeError(f"no live tracker for sweep {parent_run_id} in this process")
+    return _TRACKERS[parent_run_id]
 
 
 def flatten(values: Mapping, prefix: str = "") -> dict[str, Any]:
@@ -76,167 +89,225 @@ def _numeric(value: Any) -> float | None:
     return None
 
 
+def apply_op(client: MlflowClient, op: dict, refs: Mapping[str, str]) -> str | None:
+    """Perform one tracker write against MLflow; returns the run id when the op creates a run."""
+    kind = op["op"]
+    if kind == "create_run":
+        run = client.create_run(op["experiment_id"], run_name=op["name"], tags=op["tags"])
+        return run.info.run_id
+    run_id = refs[op["ref"]]
+    if kind == "log_params":
+        items = [Param(k, v) for k, v in sorted(op["params"].items())]
+        for start in range(0, len(items), 100):
+            client.log_batch(run_id, params=items[start:start + 100])
+    elif kind == "log_metrics":
+        client.log_batch(run_id, metrics=[Metric(k, v, ts, step) for k, v, ts, step in op["metrics"]])
+    elif kind == "set_tags":
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in sorted(op["tags"].items())])
+    elif kind == "log_artifacts":
+        client.log_artifacts(run_id, op["local_dir"], op.get("artifact_path"))
+    elif kind == "log_artifact":
+        client.log_artifact(run_id, op["local_path"], op.get("artifact_path"))
+    elif kind == "log_text":
+        client.log_text(run_id, op["text"], op["file"])
+    elif kind == "terminate":
+        client.set_terminated(run_id, op["status"], end_time=op.get("end_time"))
+    elif kind == "set_status":
+        client.update_run(run_id, status=op["status"])
+    else:
+        raise ValueError(f"unknown tracking op {kind!r}")
+    return None
+
+
+@dataclass
+class _Trial:
+    ref: str  # "trial/<trial id>/<attempt>"
+    attempt: int
+    open: bool = True  # started, not yet ended
+    skip: bool = False  # already completed in MLflow by an earlier driver: log nothing more
+
+
 class SweepTracker:
     """The sweep's parent run and its nested trial runs, written from one process."""
 
-    def __init__(self, tracking_uri: str, experiment: str, sweep_params: Mapping[str, Any]):
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, *,
+                 retry_s: float = DEFAULT_RETRY_S):
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri)
-        self.experiment_id = self._experiment(experiment)
-        run = self.client.create_run(self.experiment_id, run_name=f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}",
-                                     tags={"collide.kind": "sweep"})
-        self.parent_run_id = run.info.run_id
-        self._log_params(self.parent_run_id, flatten(sweep_params))
-        self.client.log_text(self.parent_run_id, yaml.safe_dump(plain(sweep_params), sort_keys=False),
-                             "sweep_config.yaml")  # the resolved config, loadable with --config
-        self.run_ids: dict[str, str] = {}
+        self.experiment_id = experiment_id
+        self.parent_run_id = parent_run_id
+        self.retry_s = retry_s
+        self.refs: dict[str, str] = {"parent": parent_run_id}
+        self.trials: dict[str, _Trial] = {}
+        self.completed: dict[str, str] = {}  # trial id -> run id of its completed run (from a resume)
+        self.attempts: dict[str, int] = {}  # trial id -> attempts seen so far
+        self.journal: TrackingJournal | None = None
+        self.offline_reason: str | None = None
 
-    def _experiment(self, name: str) -> str:
-        existing = self.client.get_experiment_by_name(name)
+    # -- creation
+    @classmethod
+    def start(cls, tracking_uri: str, experiment: str, sweep_params: Mapping[str, Any], config_yaml: str, *,
+              retry_s: float = DEFAULT_RETRY_S) -> SweepTracker:
+        """Create (or reuse) the experiment and a new parent run, and log the sweep's config."""
+        client = MlflowClient(tracking_uri)
+        existing = client.get_experiment_by_name(experiment)
         if existing is not None:
-            return existing.experiment_id
-        location = None
-        if self.tracking_uri.startswith("sqlite:///"):
-            db = Path(self.tracking_uri.removeprefix("sqlite:///"))
-            location = (db.parent / "mlartifacts").resolve().as_uri()
-        return self.client.create_experiment(name, artifact_location=location)
+            experiment_id = existing.experiment_id
+        else:
+            location = None
+            if tracking_uri.startswith("sqlite:///"):
+                db = Path(tracking_uri.removeprefix("sqlite:///"))
+                location = (db.parent / "mlartifacts").resolve().as_uri()
+            experiment_id = client.create_experiment(experiment, artifact_location=location)
+        run = client.create_run(experiment_id, run_name=f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}",
+                                tags={"collide.kind": "sweep", **driver_tags()})
+        tracker = cls(tracking_uri, experiment_id, run.info.run_id, retry_s=retry_s)
+        tracker.write({"op": "log_params", "ref": "parent", "params": _param_texts(flatten(sweep_params))})
+        tracker.write({"op": "log_text", "ref": "parent", "text": config_yaml, "file": "sweep_config.yaml"})
+        return tracker
 
-    def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
-        for start in range(0, len(items), 100):
-            self.client.log_batch(run_id, params=items[start:start + 100])
+    @classmethod
+    def reopen(cls, tracking_uri: str, sweep: SweepRuns, *, retry_s: float = DEFAULT_RETRY_S) -> SweepTracker:
+        """Continue an existing sweep (resume): stale RUNNING trial runs end KILLED; completed ones are kept."""
+        tracker = cls(tracking_uri, sweep.parent.info.experiment_id, sweep.parent_run_id, retry_s=retry_s)
+        for run in sweep.runs:
+            trial_id = run.data.tags.get("collide.trial_id")
+            if trial_id is None:
+                continue
+            attempt = int(run.data.tags.get("collide.attempt", "1"))
+            tracker.attempts[trial_id] = max(tracker.attempts.get(trial_id, 0), attempt)
+            ref = f"trial/{trial_id}/{attempt}"
+            tracker.refs[ref] = run.info.run_id
+            outcome = run.data.tags.get(OUTCOME_TAG, "completed" if run.info.status == "FINISHED" else None)
+            if run.info.status == "FINISHED" and outcome == "completed":
+                tracker.completed[trial_id] = run.info.run_id
+            elif run.info.status == "RUNNING":  # its driver is gone: this attempt will never end by itself
+                tracker.write({"op": "set_tags", "ref": ref, "tags": {
+                    OUTCOME_TAG: "killed", "collide.killed_reason": "the driver that ran it stopped; resumed"}})
+                tracker.write({"op": "terminate", "ref": ref, "status": "KILLED"})
+        tracker.write({"op": "set_tags", "ref": "parent", "tags": {
+            **driver_tags(), "collide.resumes": str(int(sweep.parent.data.tags.get("collide.resumes", "0")) + 1)}})
+        if sweep.parent.info.status != "RUNNING":
+            tracker.write({"op": "set_status", "ref": "parent", "status": "RUNNING"})
+        return tracker
 
-    def start_trial(self, trial_id: str, name: str, params: Mapping[str, Any]) -> str:
-        run = self.client.create_run(self.experiment_id, run_name=name, tags={
-            "mlflow.parentRunId": self.parent_run_id, "collide.kind": "trial", "collide.trial_id": trial_id})
-        self.run_ids[trial_id] = run.info.run_id
-        self._log_params(run.info.run_id, flatten(params))
-        return run.info.run_id
+    def attach_journal(self, sweep_dir: str | Path) -> None:
+        self.journal = TrackingJournal(Path(sweep_dir) / JOURNAL_DIR)
+
+    # -- writes with retry, then the journal
+    @property
+    def offline(self) -> bool:
+        return self.offline_reason is not None
+
+    def write(self, op: dict) -> str | None:
+        if self.offline:
+            self.journal_op(op)
+            return None
+        delay, deadline = 0.5, time.monotonic() + self.retry_s
+        while True:
+            try:
+                with mlflow_http_policy(max_retries=0):  # this loop is the retry policy
+                    created = apply_op(self.client, op, self.refs)
+            except Exception as exc:  # noqa: BLE001 - any failed write is retried, then journaled
+                reason = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                                     self.tracking_uri)
+                code = getattr(exc, "error_code", None)
+                if code in NOT_RETRYABLE or time.monotonic() + delay > deadline:
+                    self._go_offline(f"{op['op']} failed: {reason}")
+                    self.journal_op(op)
+                    return None
+                log.warning("MLflow %s failed (%s); retrying in %.1f s", op["op"], reason, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 15.0)
+                continue
+            if created is not None:
+                self.refs[op["ref"]] = created
+            return created
+
+    def _go_offline(self, reason: str) -> None:
+        if self.journal is None:
+            from sweep.tracking_uri import TrackingUnavailableError
+
+            raise TrackingUnavailableError(f"MLflow tracking URI {redact(self.tracking_uri)}: {reason}")
+        self.offline_reason = reason
+        log.error("MLflow at %s is unreachable (%s); the sweep continues and stores its records in %s",
+                  redact(self.tracking_uri), reason, self.journal.path)
+        self.journal.start(self.refs)
+
+    def journal_op(self, op: dict) -> None:
+        assert self.journal is not None
+        self.journal.append(op)
+
+    # -- trials
+    def start_trial(self, trial_id: str, name: str, params: Mapping[str, Any]) -> bool:
+        """Open a run for a trial attempt; False when the trial already completed (log nothing more)."""
+        if trial_id in self.completed:
+            self.trials[trial_id] = _Trial(ref=f"trial/{trial_id}/done", attempt=0, open=False, skip=True)
+            log.info("trial %s already completed in MLflow run %s; not logging it again", name,
+                     self.completed[trial_id])
+            return False
+        attempt = self.attempts.get(trial_id, 0) + 1
+        self.attempts[trial_id] = attempt
+        ref = f"trial/{trial_id}/{attempt}"
+        self.trials[trial_id] = _Trial(ref=ref, attempt=attempt)
+        self.write({"op": "create_run", "ref": ref, "experiment_id": self.experiment_id, "name": name, "tags": {
+            "mlflow.parentRunId": self.parent_run_id, "collide.kind": "trial", "collide.trial_id": trial_id,
+            "collide.attempt": str(attempt)}})
+        self.write({"op": "log_params", "ref": ref, "params": _param_texts(flatten(params))})
+        return True
+
+    def _live(self, trial_id: str) -> _Trial | None:
+        trial = self.trials.get(trial_id)
+        return trial if trial is not None and trial.open and not trial.skip else None
 
     def log_metrics(self, trial_id: str, metrics: Mapping[str, Any], step: int) -> None:
+        trial = self._live(trial_id)
         now = int(time.time() * 1000)
-        batch = [Metric(k, v, now, step) for k, v in ((k, _numeric(v)) for k, v in metrics.items()) if v is not None]
-        if batch:
-            self.client.log_batch(self.run_ids[trial_id], metrics=batch)
+        batch = [[k, v, now, step] for k, v in ((k, _numeric(v)) for k, v in metrics.items()) if v is not None]
+        if trial is not None and batch:
+            for start in range(0, len(batch), 500):
+                self.write({"op": "log_metrics", "ref": trial.ref, "metrics": batch[start:start + 500]})
 
     def log_artifacts(self, trial_id: str, local_dir: str) -> None:
-        self.client.log_artifacts(self.run_ids[trial_id], local_dir)
+        trial = self._live(trial_id)
+        if trial is not None:
+            self.write({"op": "log_artifacts", "ref": trial.ref, "local_dir": str(local_dir)})
 
-    def end_trial(self, trial_id: str, error: str | None = None) -> None:
-        run_id = self.run_ids.get(trial_id)
-        if run_id is None:
+    def end_trial(self, trial_id: str, outcome: str, error: str | None = None) -> None:
+        """End an open trial run: completed/stopped -> FINISHED, failed -> FAILED, killed -> KILLED."""
+        trial = self._live(trial_id)
+        if trial is None:
             return
+        trial.open = False
+        tags = {OUTCOME_TAG: outcome}
         if error is not None:
-            self.client.set_tag(run_id, "error", error[-ERROR_TAG_CHARS:])
-        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED if error else RunStatus.FINISHED))
+            tags["error"] = redact_text(error, self.tracking_uri)[-ERROR_TAG_CHARS:]
+        self.write({"op": "set_tags", "ref": trial.ref, "tags": tags})
+        status = {"completed": "FINISHED", "stopped": "FINISHED", "failed": "FAILED"}.get(outcome, "KILLED")
+        self.write({"op": "terminate", "ref": trial.ref, "status": status, "end_time": int(time.time() * 1000)})
+        if outcome == "completed":
+            self.completed[trial_id] = self.refs.get(trial.ref, trial.ref)
 
-    def end_sweep(self, trials: int, failed: int, frontier: int) -> None:
-        self.client.log_batch(self.parent_run_id, metrics=[
-            Metric(k, float(v), int(time.time() * 1000), 0)
-            for k, v in (("num_trials", trials), ("num_failed", failed), ("frontier_size", frontier))])
-        self.client.set_terminated(self.parent_run_id, RunStatus.to_string(RunStatus.FINISHED))
+    def open_trials(self) -> list[str]:
+        return [t for t, trial in self.trials.items() if trial.open and not trial.skip]
 
+    # -- the sweep
+    def log_parent_file(self, path: Path) -> None:
+        self.write({"op": "log_artifact", "ref": "parent", "local_path": str(path)})
 
-class MlflowTrialCallback(Callback):
-    """Tune callback: mirror each trial's lifecycle, results and checkpoint into MLflow."""
-
-    def __init__(self, tracker: SweepTracker, trial_params: Mapping[str, Any],
-                 strategy_params: Mapping[str, Mapping[str, Any]]):
-        self.tracker = tracker
-        self.trial_params = trial_params  # params shared by every trial (flattened config)
-        self.strategy_params = strategy_params  # mapper params per strategy
-        self._best: dict[str, float] = {}
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        point = point_of(trial.config)
-        mapper_params = {"mapper_params": dict(self.strategy_params.get(point["strategy"], {}))}
-        self.tracker.start_trial(trial.trial_id, point_name(point), {**self.trial_params, **mapper_params, **point})
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        if result.get("final"):
-            # the final val_logloss is the best epoch's; the per-epoch history keeps val_logloss itself
-            final = {k: v for k, v in result.items() if k not in NOT_METRICS and k not in EPOCH_METRICS}
-            final["best_val_logloss"] = result.get("val_logloss")
-            self.tracker.log_metrics(trial.trial_id, final, step=int(result.get("epochs_run", 0)))
-            return
-        epoch = int(result.get("epoch", result.get("training_iteration", 0)))
-        keep = {k: result[k] for k in EPOCH_METRICS if k in result}
-        if "val_logloss" in keep:
-            best = min(self._best.get(trial.trial_id, math.inf), float(keep["val_logloss"]))
-            self._best[trial.trial_id] = best
-            keep["best_val_logloss"] = best
-        for key in ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes", "compression_ratio"):
-            if key in result:
-                keep[key] = result[key]
-        self.tracker.log_metrics(trial.trial_id, keep, step=epoch)
-
-    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
-        with checkpoint.as_directory() as local_dir:
-            self.tracker.log_artifacts(trial.trial_id, local_dir)
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self.tracker.end_trial(trial.trial_id)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self.tracker.end_trial(trial.trial_id, error=_error_text(trial))
+    def end_sweep(self, status: str, summary: Mapping[str, float], state: str) -> None:
+        """Summary metrics, a `collide.state` tag and the parent's final status (FINISHED, KILLED, FAILED)."""
+        now = int(time.time() * 1000)
+        self.write({"op": "log_metrics", "ref": "parent",
+                     "metrics": [[k, float(v), now, 0] for k, v in summary.items()]})
+        self.write({"op": "set_tags", "ref": "parent", "tags": {"collide.state": state}})
+        self.write({"op": "terminate", "ref": "parent", "status": status, "end_time": now})
 
 
-def _error_text(trial: Any) -> str:
-    """The trial's error trace: Tune writes it to the trial's local dir first, storage later."""
-    if trial.error_file and Path(trial.error_file).is_file():
-        return Path(trial.error_file).read_text()
-    return str(trial.get_error() or "trial failed (Tune recorded no error text)")
+def driver_tags() -> dict[str, str]:
+    """Where the sweep's driver runs, so a later `--resume` can tell a dead driver from a live one."""
+    return {"collide.driver_host": socket.gethostname(), "collide.driver_pid": str(os.getpid())}
 
 
-def runs_of_sweep(client: MlflowClient, experiment: str, parent_run_id: str | None = None) -> tuple[str, list]:
-    """(parent run id, nested runs) of a sweep: the latest one in `experiment` unless given."""
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        names = sorted(e.name for e in client.search_experiments())
-        raise ValueError(f"no MLflow experiment named {experiment!r} at this tracking URI; found: {names}")
-    if parent_run_id is None:
-        parents = client.search_runs([exp.experiment_id], "tags.`collide.kind` = 'sweep'",
-                                     order_by=["attributes.start_time DESC"], max_results=1)
-        if not parents:
-            raise ValueError(f"experiment {experiment!r} holds no collide sweep run")
-        parent_run_id = parents[0].info.run_id
-    children = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
-                                  max_results=10_000)
-    return parent_run_id, children
-
-
-def trial_rows(runs: list) -> list[dict]:
-    """One row per nested run for the Pareto table: params, final metrics and status."""
-    rows = []
-    for run in runs:
-        params, metrics = run.data.params, run.data.metrics
-        row = {
-            "trial_id": run.data.tags.get("collide.trial_id", run.info.run_id),
-            "run_id": run.info.run_id,
-            "name": run.info.run_name,
-            "status": run.info.status,
-            "strategy": params.get("strategy"),
-            "compression": _param_number(params.get("compression")),
-            "dim": _param_number(params.get("dim")),
-            "seed": _param_number(params.get("seed")),
-        }
-        for key in ("best_val_logloss", "test_logloss", "test_auc", "test_ne", "total_bytes",
-                    "embedding_bytes", "mapping_bytes", "dense_bytes", "compression_ratio", "collision_rate",
-                    "signal_captured"):
-            row[key] = metrics.get(key)
-        for key in ("total_bytes", "embedding_bytes", "mapping_bytes", "dense_bytes"):
-            if row[key] is not None:
-                row[key] = int(row[key])  # MLflow stores metrics as floats; bytes are whole
-        row["val_logloss"] = row.pop("best_val_logloss")
-        if run.info.status != "FINISHED":
-            row["val_logloss"] = None  # failed or unfinished trials never sit on the frontier
-        rows.append(row)
-    return rows
-
-
-def _param_number(text: str | None) -> float | int | None:
-    if text in (None, "None", ""):
-        return None
-    number = float(text)
-    return int(number) if number.is_integer() else number
-
+def _param_texts(params: Mapping[str, Any]) -> dict[str, str]:
+    return {k: str(v)[:6000] for k, v in params.items()}

@@ -34,3 +34,34 @@ def test_datasets_lists_sources_and_options(capsys):
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out
     assert "synthetic:" in out and "--zipf-exponent" in out
+
+
+def test_resume_refuses_options_that_would_have_no_effect(capsys):
+    assert main(["sweep", "--resume", "--name", "x", "--epochs", "5", "--strategies", "hash"]) == 2
+    err = capsys.readouterr().err
+    assert "--resume continues the sweep as it was configured; --epochs, --strategies would have no effect" in err
+
+
+def test_errors_are_one_line_with_a_documented_code(tmp_path, capsys):
+    from mlflow.exceptions import MlflowException
+
+    from sweep.cli import _handled
+
+    assert _handled(MlflowException("the store said no"))  # exit 2, not a traceback
+    assert _handled(OSError(28, "No space left on device", "/data/x.npy"))
+    assert not _handled(KeyError("a bug"))  # exit 4 with the traceback
+    assert main(["pareto", "--experiment", "x", "--tracking-uri", f"sqlite:///{tmp_path / 'no' / 'mlflow.db'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("collide: error: MLflow tracking URI sqlite:///")
+
+
+def test_an_internal_error_exits_4_with_its_traceback(tmp_path, capsys, monkeypatch):
+    import sweep.cli as cli
+
+    def broken(args):
+        raise KeyError("not a user error")
+
+    monkeypatch.setattr(cli, "_run_datasets", broken)
+    assert main(["datasets"]) == 4
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "collide: internal error: KeyError" in err

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from sweep.config import PRESETS, ConfigError, file_values, load_config, load_preset, set_override
-from sweep.points import grid_points
+from sweep.tune.points import grid_points
 
 
 @pytest.mark.parametrize("name", PRESETS)

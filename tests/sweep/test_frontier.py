@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import sweep.frontier as pareto
+import sweep.frontier.pareto as pareto
 from sweep.frontier import format_bytes, frontier_table, pareto_mask, select_point
-from sweep.frontier_report import plot_pareto, write_pareto_csv, write_pareto_md
+from sweep.frontier.report import plot_pareto, write_pareto_csv, write_pareto_md
 
 INF = math.inf
 NAN = math.nan
@@ -328,14 +328,21 @@ def test_markdown_lists_frontier_rows_and_counts(tmp_path):
         "| embedding |  |  |  | 3.9 KiB | 4000 | 0.46 |  |  |",
         "| full | 1 | 16 | 0 | 97.7 KiB | 100000 | 0.44 |  | 1.0x |",
     ]
-    assert "8 trials: 5 completed, 3 failed (missing total_bytes or val_logloss); " \
+    assert "8 trials: 5 ranked, 3 not ranked (no total_bytes or val_logloss); " \
         "4 on the frontier." in text
 
 
 def test_markdown_without_completed_trials(tmp_path):
     text = write_pareto_md(frontier_table([ROWS[4]]), tmp_path / "p.md").read_text()
     assert "No completed trials, so no frontier." in text
-    assert "1 trials: 0 completed, 1 failed" in text
+    assert "1 trials: 0 ranked, 1 not ranked" in text
+
+
+def test_markdown_says_why_a_trial_is_not_ranked(tmp_path):
+    stopped = {"trial_id": "t9", "name": "hash-c64-d8-s0", "total_bytes": 10, "val_logloss": None,
+               "excluded": "stopped early by the scheduler after 1 epoch(s)"}
+    text = write_pareto_md(frontier_table([ROWS[0], stopped]), tmp_path / "p.md").read_text()
+    assert "Not ranked:\n\n- hash-c64-d8-s0: stopped early by the scheduler after 1 epoch(s)" in text
     with pytest.raises(ValueError, match=r"table\[0\] has no 'on_frontier' field"):
         write_pareto_md(ROWS, tmp_path / "q.md")
 

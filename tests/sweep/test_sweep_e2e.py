@@ -5,16 +5,17 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
+import pickle
+import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from e2e_support import TINY, free_port, wait_until
 from mlflow.tracking import MlflowClient
 
 from mappers import load_bundle
@@ -23,14 +24,15 @@ from sweep.config import load_config
 from sweep.datasets import load_prepared
 from sweep.frontier import pareto_mask
 from sweep.serving import load_export
-from sweep.tracking import runs_of_sweep
 from sweep.trial import TrialConfig, fit_mappers
+from sweep.tune.records import find_sweep
 
 pytestmark = pytest.mark.slow
 
-TINY = ["--set", "data.params={num_rows: 12000, vocab_sizes: [40, 600, 3000], num_dense: 2}",
-        "--set", "model={bottom_mlp: [8], top_mlp: [8]}", "--set", "probe={dim: 4, epochs: 1, lr: 0.01}",
-        "--set", "train.batch_size=512", "--epochs", "2", "--num-cpus", "2", "--dims", "8", "--seeds", "0"]
+
+def runs_of_sweep(client: MlflowClient, experiment: str) -> tuple[str, list]:
+    sweep = find_sweep(client, experiment, completed=False)
+    return sweep.parent_run_id, sweep.runs
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,7 @@ def test_grid_gives_four_finished_nested_runs_under_one_parent(grid_sweep):
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent}
     assert sorted(r.info.run_name for r in runs) == [
         "frequency_embedding-c16-d8-s0", "frequency_embedding-c4-d8-s0", "hash-c16-d8-s0", "hash-c4-d8-s0"]
-    assert client.get_run(parent).data.params["grid.strategies"] == "('hash', 'frequency_embedding')"
+    assert client.get_run(parent).data.params["grid.strategies"] == "['hash', 'frequency_embedding']"
     resolved = client.download_artifacts(parent, "sweep_config.yaml")
     again = load_config(yaml.safe_load(Path(resolved).read_text()))  # the parent's config runs as --config
     assert again.name == "e2e" and again.grid.strategies == ("hash", "frequency_embedding")
@@ -147,8 +149,19 @@ def test_optuna_multi_objective_search_produces_a_frontier(launch):
                  "--strategies", "hash,frequency,qr", "--compressions", "2,4,8,16", *TINY])
     assert code == 0
     client = MlflowClient(f"sqlite:///{launch / 'mlflow.db'}")
-    _, runs = runs_of_sweep(client, "e2e-optuna")
+    parent, runs = runs_of_sweep(client, "e2e-optuna")
     assert len(runs) == 6 and {r.info.status for r in runs} == {"FINISHED"}
+    # Optuna itself ran two objectives: its saved study has two directions and two values per trial.
+    experiment_dir = Path(client.get_run(parent).data.tags["collide.experiment_dir"])
+    (state_file,) = experiment_dir.glob("searcher-state-*.pkl")
+    with open(state_file, "rb") as f:
+        study = pickle.load(f)["_ot_study"]
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(done) == 6 and all(len(t.values) == 2 for t in done)
+    by_name = {r.info.run_name: r.data.metrics for r in runs}
+    for t in done:  # the values Optuna ranked are the runs' (val_logloss, total_bytes)
+        assert any(m["total_bytes"] == t.values[1] for m in by_name.values())
     assert main(["pareto", "--experiment", "e2e-optuna", "--out", str(launch / "optuna-pareto")]) == 0
     with open(launch / "optuna-pareto" / "pareto.csv", newline="") as f:
         flags = [r["on_frontier"] == "True" for r in csv.DictReader(f)]
@@ -172,37 +185,63 @@ def test_bad_config_fails_before_ray_starts(tmp_path, capsys):
         load_config({"grid": {"strategy": ["hash"]}})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _tree(root: int) -> set[int]:
+    """root and every live descendant (by /proc parent links)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+    tree, frontier = {root}, [root]
+    while frontier:
+        children = [pid for pid, ppid in parents.items() if ppid in frontier and pid not in tree]
+        tree.update(children)
+        frontier = children
+    return tree
 
 
-def test_ui_serves_the_sweep_runs(grid_sweep, launch):
-    port = _free_port()
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_ui_serves_the_sweep_runs_and_its_whole_tree_ends_on_a_signal(grid_sweep, launch, signum):
+    port = free_port()
     uri = f"sqlite:///{launch / 'mlflow.db'}"
     proc = subprocess.Popen([sys.executable, "-m", "sweep.cli", "ui", "--port", str(port), "--tracking-uri", uri],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
-        deadline = time.time() + 90
-        while True:
+
+        def experiment() -> dict | None:
             try:
                 with urllib.request.urlopen(f"{base}/experiments/get-by-name?experiment_name=e2e", timeout=5) as r:
-                    experiment = json.load(r)["experiment"]
-                break
+                    return json.load(r)["experiment"]
             except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(1)
-        body = json.dumps({"experiment_ids": [experiment["experiment_id"]], "max_results": 100}).encode()
+                assert proc.poll() is None, "collide ui exited"
+                return None
+
+        found = wait_until(experiment, 90, "the MLflow UI to answer")
+        body = json.dumps({"experiment_ids": [found["experiment_id"]], "max_results": 100}).encode()
         request = urllib.request.Request(f"{base}/runs/search", data=body, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as r:
             names = {run["info"]["run_name"] for run in json.load(r)["runs"]}
         assert {"hash-c4-d8-s0", "frequency_embedding-c16-d8-s0"} <= names
+        def full_tree() -> set[int] | None:
+            tree = _tree(proc.pid)
+            return tree if len(tree) >= 4 else None  # collide, mlflow, uvicorn, its workers, the job runner
+
+        tree = wait_until(full_tree, 60, "the UI's worker processes")
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        proc.send_signal(signum)
+        assert proc.wait(timeout=60) == 0
+    wait_until(lambda: not any(_alive(pid) for pid in tree), 30, "every process of the UI tree to exit")
 
 
 def test_bundle_artifact_round_trips(grid_sweep, tmp_path):
@@ -212,12 +251,29 @@ def test_bundle_artifact_round_trips(grid_sweep, tmp_path):
     assert mapper.transform(np.arange(10)).shape == (10,)
 
 
-def test_asha_scheduler_stops_weak_trials_and_keeps_their_runs(launch):
+def test_asha_stops_weak_trials_which_are_excluded_from_the_frontier_with_a_reason(launch, capsys):
     code = main(["sweep", "--preset", "smoke", "--name", "e2e-asha", "--scheduler", "asha", "--strategies", "hash",
-                 "--compressions", "2,8,32,128", *TINY, "--epochs", "3"])  # the last --epochs wins
+                 "--compressions", "2,8,32,128", *TINY, "--epochs", "3", "--set", "train.early_stopping_patience=null",
+                 "--set", "resources.max_concurrent_trials=1"])
     assert code == 0
+    out = capsys.readouterr().out
     client = MlflowClient(f"sqlite:///{launch / 'mlflow.db'}")
     _, runs = runs_of_sweep(client, "e2e-asha")
     assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
-    for run in runs:  # stopped or not, every run can be placed on the Pareto axes
-        assert {"best_val_logloss", "total_bytes"} <= set(run.data.metrics)
+    outcomes = {r.info.run_name: r.data.tags["collide.outcome"] for r in runs}
+    stopped = [r for r in runs if outcomes[r.info.run_name] == "stopped"]
+    assert stopped, f"ASHA stopped no trial: {outcomes}"
+    for run in stopped:  # really stopped early: fewer epochs than asked, no test metrics, no bundles
+        assert run.data.metrics["epochs_run"] < 3
+        assert "test_logloss" not in run.data.metrics
+        assert client.list_artifacts(run.info.run_id, "bundles") == []
+        assert f"not ranked: {run.info.run_name}: stopped early by the scheduler" in out
+    table, _, _ = __import__("sweep.api", fromlist=["pareto"]).pareto(
+        "e2e-asha", out_dir=launch / "asha-pareto", log_to_mlflow=False)
+    assert not any(row["on_frontier"] for row in table if row["excluded"])
+    # every point that can be on the frontier can be exported, whatever the budget
+    for row in (r for r in table if r["on_frontier"]):
+        out_dir = launch / f"asha-export-{row['trial_id']}"
+        assert main(["export", "--experiment", "e2e-asha", "--max-bytes", str(row["total_bytes"]),
+                     "--out", str(out_dir)]) == 0
+        assert load_export(out_dir).manifest["source_run_id"] == row["run_id"]

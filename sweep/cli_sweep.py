@@ -1,0 +1,236 @@
+"""The `collide` commands that run or read sweeps: sweep (and --resume), sync, pareto, export, ui.
+
+Each checks the tracking URI first, so an unreachable store fails in seconds (exit 2).
+A tracking URI that holds a credential is refused as a command-line argument: every user
+of the machine can read process arguments. Put it in MLFLOW_TRACKING_URI, or use
+MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD / MLFLOW_TRACKING_TOKEN. Everything
+printed shows the URI redacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from sweep.cli import EXIT_FAILED_TRIALS, EXIT_OK, EXIT_TRACKING_LOST, CliError
+
+__all__ = ["COMMANDS", "add_mlflow_commands"]
+
+# Sweep options that still mean something when resuming (the rest of the config is the stored one).
+RESUME_OPTIONS = ("name", "tracking_uri", "address", "num_cpus", "storage_path", "results_dir", "resume", "verbose",
+                  "command", "preset", "config")
+PLAIN_OPTIONS = {"name": ("name",), "search": ("search",), "num_samples": ("num_samples",),
+                 "scheduler": ("scheduler",), "address": ("address",), "tracking_uri": ("tracking_uri",),
+                 "storage_path": ("storage_path",), "results_dir": ("results_dir",), "epochs": ("train", "epochs"),
+                 "cpus_per_trial": ("resources", "cpus_per_trial"), "gpus_per_trial": ("resources", "gpus_per_trial"),
+                 "num_cpus": ("resources", "num_cpus"), "data_path": ("data", "params", "path")}
+LIST_OPTIONS = (("strategies", str), ("compressions", float), ("dims", int), ("seeds", int))
+
+
+def _add_tracking_uri(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlflow.db); "
+                        "one with a password must come through MLFLOW_TRACKING_URI instead")
+
+
+def _add_sweep(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "sweep", help="run a Ray Tune sweep; track it in MLflow; write the Pareto frontier",
+        description="Exit code: 0 all trials finished, 1 some trials failed (their MLflow runs are FAILED), "
+        "2 bad config or input, 3 MLflow lost (collide sync), 130/143 interrupted (collide sweep --resume).")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--preset", default=None, help="shipped preset: smoke, quick (default), movielens, criteo")
+    source.add_argument("--config", type=Path, default=None, help="YAML sweep config")
+    parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="PARENT_RUN_ID",
+                        help="continue an interrupted sweep: the latest one of --name (or of the preset), or the "
+                        "one with this parent run id; finished trials are not run again")
+    parser.add_argument("--name", help="experiment name")
+    parser.add_argument("--data-path", help="input path for the data source (movielens, criteo, table presets)")
+    parser.add_argument("--strategies", help="comma-separated strategies")
+    parser.add_argument("--compressions", help="comma-separated compression factors")
+    parser.add_argument("--dims", help="comma-separated embedding dims")
+    parser.add_argument("--seeds", help="comma-separated seeds")
+    parser.add_argument("--epochs", type=int, help="training epochs")
+    parser.add_argument("--search", choices=["grid", "optuna"], help="grid (default) or optuna multi-objective")
+    parser.add_argument("--num-samples", type=int, help="optuna: trials to sample")
+    parser.add_argument("--scheduler", choices=["none", "asha"], help="asha: early-stop weak trials (grid only)")
+    parser.add_argument("--cpus-per-trial", type=float, help="CPUs (and torch threads) per trial")
+    parser.add_argument("--gpus-per-trial", type=float, help="GPU fraction per trial")
+    parser.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
+    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
+    _add_tracking_uri(parser)
+    parser.add_argument("--storage-path", help="Ray Tune storage path (default: ./.collide/ray_results)")
+    parser.add_argument("--results-dir", help="also write pareto.csv/png/md here")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any config key, e.g. --set train.lr=0.01 (repeatable)")
+
+
+def _nest(path: tuple[str, ...], value: object) -> dict:
+    for key in reversed(path):
+        value = {key: value}
+    return value  # type: ignore[return-value]
+
+
+def _sweep_overrides(args: argparse.Namespace) -> dict:
+    from sweep.config import merge, set_override
+
+    def listed(text: str, kind: type) -> list:
+        try:
+            return [kind(part) for part in text.split(",") if part.strip()]
+        except ValueError as exc:
+            raise CliError(f"expected comma-separated {kind.__name__} values, got {text!r}") from exc
+
+    o: dict = {}
+    for arg, path in PLAIN_OPTIONS.items():
+        value = getattr(args, arg)
+        if value is not None:
+            o = merge(o, _nest(path, value))
+    for arg, kind in LIST_OPTIONS:
+        if getattr(args, arg) is not None:
+            o = merge(o, {"grid": {arg: listed(getattr(args, arg), kind)}})
+    for item in args.set:
+        o = merge(o, set_override(item))
+    return o
+
+
+def _refuse_secret_argument(uri: str | None, option: str = "--tracking-uri") -> None:
+    from sweep.tracking_uri import has_credentials, redact
+
+    if uri and has_credentials(uri):
+        raise CliError(f"{option} {redact(uri)} carries a credential, and process arguments are visible to every "
+                       "user of this machine: set MLFLOW_TRACKING_URI (or MLFLOW_TRACKING_USERNAME / "
+                       "MLFLOW_TRACKING_PASSWORD / MLFLOW_TRACKING_TOKEN) in the environment instead")
+
+
+def _print_result(result: Any) -> int:
+    from sweep.frontier.pareto import format_bytes
+    from sweep.tune.interrupt import exit_code_for
+
+    where = f"MLflow parent run {result.parent_run_id} at {result.tracking_uri}"
+    if result.state == "interrupted":
+        print(f"\nsweep {result.experiment} INTERRUPTED by {result.signal_name}: {result.num_finished} of "
+              f"{result.num_points} trials finished; the running ones were stopped and their runs, and the parent "
+              f"run, are KILLED ({where}). No frontier was written.\nResume with: collide sweep --resume "
+              f"{result.parent_run_id} --name {result.experiment}")
+        return exit_code_for(result.signal_name)
+    if result.state == "tracking_lost":
+        print(f"\nsweep {result.experiment}: every trial ran, but MLflow became unreachable ({result.message}). "
+              f"Nothing is lost: the records wait in {result.experiment_dir}/tracking-journal.\nOnce the tracking "
+              f"server is back, upload them (and the frontier) with: collide sync {result.experiment_dir}")
+        return EXIT_TRACKING_LOST
+    print(f"\nsweep {result.experiment}: {len(result.trials)} trials, {result.num_finished} completed, "
+          f"{result.num_failed} failed; {where}")
+    excluded = [row for row in result.trials if row.get("excluded")]
+    for row in excluded:
+        print(f"  not ranked: {row['name']}: {row['excluded']}")
+    print(f"{'trial':<34}{'total_bytes':>12}{'val_logloss':>13}{'test_logloss':>14}")
+    for row in result.frontier:
+        test = row.get("test_logloss")
+        print(f"{row['name']:<34}{format_bytes(row['total_bytes']):>12}{row['val_logloss']:>13.4f}"
+              f"{(f'{test:.4f}' if test is not None else '-'):>14}")
+    print("pareto files: " + ", ".join(str(p) for p in result.files.values()))
+    return EXIT_FAILED_TRIALS if result.num_failed else EXIT_OK
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    from sweep.config import file_values, load_config, preset_values
+    from sweep.tune.runner import resume_sweep, run_sweep
+
+    overrides = _sweep_overrides(args)
+    _refuse_secret_argument(args.tracking_uri)
+    _refuse_secret_argument(overrides.get("tracking_uri"), "--set tracking_uri")
+    if args.resume is not None:
+        ignored = sorted(f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+                         if k not in RESUME_OPTIONS and v not in (None, [], False))
+        if ignored:
+            raise CliError(f"--resume continues the sweep as it was configured; {', '.join(ignored)} would have no "
+                           "effect. Drop them (allowed with --resume: --name, --tracking-uri, --address, --num-cpus, "
+                           "--storage-path, --results-dir)")
+        name = args.name
+        if name is None and args.resume == "latest":
+            values = file_values(args.config) if args.config else preset_values(args.preset or "quick")
+            name = values.get("name", "collide")
+        keep = {k: v for k, v in overrides.items() if k in ("address", "results_dir", "resources")}
+        result = resume_sweep(name, None if args.resume == "latest" else args.resume,
+                              tracking_uri=args.tracking_uri, storage_path=args.storage_path, overrides=keep)
+        return _print_result(result)
+    values = file_values(args.config) if args.config else preset_values(args.preset or "quick")
+    return _print_result(run_sweep(load_config(values, overrides)))
+
+
+def _run_sync(args: argparse.Namespace) -> int:
+    from sweep.tune.ending import sync_sweep
+
+    _refuse_secret_argument(args.tracking_uri)
+    result = sync_sweep(args.sweep_dir, args.tracking_uri)
+    if result is None:
+        print(f"{args.sweep_dir}: its tracking journal was already uploaded; nothing to do")
+        return EXIT_OK
+    print(f"uploaded the records of sweep {result.experiment} (parent run {result.parent_run_id}) to "
+          f"{result.tracking_uri}; pareto files: " + ", ".join(str(p) for p in result.files.values()))
+    return EXIT_FAILED_TRIALS if result.num_failed else EXIT_OK
+
+
+def _add_reader(commands: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=text, description=text + " Uses the latest completed sweep of "
+                                 "the experiment unless --parent-run names one, and says which it used.")
+    parser.add_argument("--experiment", required=True, help="the sweep's name (its MLflow experiment)")
+    _add_tracking_uri(parser)
+    parser.add_argument("--parent-run", help="a sweep's parent run id (default: the latest completed sweep)")
+    return parser
+
+
+def _run_pareto(args: argparse.Namespace) -> int:
+    from sweep.api import pareto
+
+    _refuse_secret_argument(args.tracking_uri)
+    table, files, used = pareto(args.experiment, tracking_uri=args.tracking_uri, parent_run_id=args.parent_run,
+                                out_dir=args.out)
+    print(f"used {used.describe()}")
+    print(f"{sum(r['on_frontier'] for r in table)} of {len(table)} trials on the frontier; wrote "
+          + ", ".join(str(p) for p in files.values()))
+    return EXIT_OK
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from sweep.api import export
+
+    _refuse_secret_argument(args.tracking_uri)
+    if (args.max_bytes is None) == (args.max_val_loss is None):
+        raise CliError("give exactly one of --max-bytes or --max-val-loss")
+    out = export(args.experiment, args.out, tracking_uri=args.tracking_uri, max_bytes=args.max_bytes,
+                 max_val_loss=args.max_val_loss, parent_run_id=args.parent_run)
+    print(f"exported to {out} (load it with sweep.load_export({str(out)!r}))")
+    return EXIT_OK
+
+
+def _run_ui(args: argparse.Namespace) -> int:
+    from sweep.tracking_uri import default_tracking_uri
+    from sweep.ui import serve_ui
+
+    _refuse_secret_argument(args.tracking_uri)
+    return serve_ui(args.tracking_uri or default_tracking_uri(), port=args.port, host=args.host)
+
+
+def add_mlflow_commands(commands: argparse._SubParsersAction) -> None:
+    _add_sweep(commands)
+    sync = commands.add_parser("sync", help="upload a sweep's records stored while MLflow was unreachable",
+                               description="Replay the tracking journal of a sweep (printed by `collide sweep` "
+                               "when it lost MLflow) into the tracking store, then write its frontier.")
+    sync.add_argument("sweep_dir", type=Path, help="the sweep's directory (<storage_path>/<parent run id>)")
+    _add_tracking_uri(sync)
+    pareto = _add_reader(commands, "pareto", "recompute a sweep's Pareto frontier from MLflow alone")
+    pareto.add_argument("--out", type=Path, default=None, help="output directory (default: ./NAME-pareto)")
+    export = _add_reader(commands, "export", "export the chosen frontier point's mapping for serving")
+    limit = export.add_mutually_exclusive_group(required=True)
+    limit.add_argument("--max-bytes", type=float, help="lowest val loss with total_bytes <= this")
+    limit.add_argument("--max-val-loss", type=float, help="smallest model with val_logloss <= this")
+    export.add_argument("--out", type=Path, required=True,
+                        help="output directory: new, empty, or an earlier export (replaced atomically)")
+    ui = commands.add_parser("ui", help="serve the MLflow UI on the sweep's tracking store (127.0.0.1)")
+    ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
+    ui.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
+    _add_tracking_uri(ui)
+
+
+COMMANDS = {"sweep": _run_sweep, "sync": _run_sync, "pareto": _run_pareto, "export": _run_export, "ui": _run_ui}

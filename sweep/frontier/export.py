@@ -1,0 +1,120 @@
+"""`export(...)`: the chosen frontier point's mapping, verified, written for serving.
+
+Reads a completed sweep's trials from MLflow alone, picks a frontier point (the lowest val
+loss under a byte budget, or the smallest model within a loss bound), downloads that run's
+`metrics.json` and bundles through the tracking URI, verifies every bundle, and writes::
+
+    DIR/export.json            source run, metrics, sizes, per feature: strategy, table
+                               sizes, nbytes and the digest of its bundle's manifest;
+                               `digest` covers the whole file (see sweep.serving)
+    DIR/bundles/NN-feature/    one mapper bundle per feature (arrays.npz + manifest.json)
+    DIR/.collide-output.json   collide's marker (sweep.outputs)
+
+A run's artifacts are not trusted: feature names must be unique strings, every bundle path
+must stay inside the run's `bundles/` artifacts, and export names the bundle directories it
+writes itself. `DIR` is written only if it is new, empty, or an earlier collide export, and
+then atomically (sweep.outputs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from mlflow.artifacts import download_artifacts
+from mlflow.tracking import MlflowClient
+
+from mappers import load_bundle_with_manifest
+from mappers.bundle import ARRAYS_FILE, MANIFEST_FILE
+from sweep.frontier.pareto import frontier_table, select_point
+from sweep.outputs import check_replaceable, replace_dir, staging_dir
+from sweep.serving import EXPORT_FILE, export_feature, export_manifest
+from sweep.trial import bundle_dir_name
+from sweep.tune.records import find_sweep, trial_rows
+
+__all__ = ["export"]
+
+log = logging.getLogger(__name__)
+
+
+def _legacy_export(path: Path) -> bool:
+    """An export written before output markers: export.json with collide's keys."""
+    try:
+        manifest = json.loads((path / EXPORT_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and {"format_version", "source_run_id", "features"} <= set(manifest)
+
+
+def _checked_features(details: object, run_id: str) -> list[tuple[str, PurePosixPath, dict]]:
+    """(feature, bundle path relative to the run's artifacts, info) from an untrusted metrics.json."""
+    where = f"run {run_id}: metrics.json"
+    if not isinstance(details, dict) or not isinstance(details.get("feature_order"), list):
+        raise ValueError(f"{where} has no feature_order list; this run was not written by a collide trial")
+    order, infos = details["feature_order"], details.get("features")
+    if not order or not all(isinstance(n, str) and n for n in order):
+        raise ValueError(f"{where}: feature_order must be a non-empty list of names, got {order!r}")
+    duplicated = sorted({n for n in order if order.count(n) > 1})
+    if duplicated:
+        raise ValueError(f"{where}: feature names must be unique, repeated: {duplicated}")
+    if not isinstance(infos, dict) or set(infos) != set(order):
+        raise ValueError(f"{where}: features must describe exactly the features of feature_order {order}")
+    features = []
+    for name in order:
+        info = infos[name]
+        bundle = PurePosixPath(str(info.get("bundle", ""))) if isinstance(info, dict) else PurePosixPath("")
+        if bundle.is_absolute() or ".." in bundle.parts or len(bundle.parts) != 2 or bundle.parts[0] != "bundles":
+            raise ValueError(f"{where}: feature {name!r} has bundle path {str(bundle)!r}; expected "
+                             "bundles/<directory> inside the run's artifacts")
+        features.append((name, bundle, info))
+    return features
+
+
+def export(experiment: str, out_dir: str | Path, *, tracking_uri: str, max_bytes: float | None = None,
+           max_val_loss: float | None = None, parent_run_id: str | None = None) -> Path:
+    """Write the selected frontier point's verified bundles and export.json to `out_dir`."""
+    out_dir = Path(out_dir)
+    check_replaceable(out_dir, "export", legacy=_legacy_export)
+    sweep = find_sweep(MlflowClient(tracking_uri), experiment, parent_run_id)
+    log.info("exporting from %s", sweep.describe())
+    table = frontier_table(trial_rows(sweep.runs))
+    point = select_point(table, max_bytes=max_bytes, max_val_loss=max_val_loss)
+    staging = staging_dir(out_dir)
+    try:
+        with tempfile.TemporaryDirectory(prefix="collide-export-") as download:
+            root = Path(download).resolve()
+            local = download_artifacts(run_id=point["run_id"], artifact_path="metrics.json",
+                                       tracking_uri=tracking_uri, dst_path=str(root))
+            features = _checked_features(json.loads(Path(local).read_text()), point["run_id"])
+            download_artifacts(run_id=point["run_id"], artifact_path="bundles", tracking_uri=tracking_uri,
+                               dst_path=str(root))
+            written = []
+            for index, (name, bundle, info) in enumerate(features):
+                source = (root / bundle).resolve()
+                if root / "bundles" not in source.parents:
+                    raise ValueError(f"run {point['run_id']}: bundle of {name!r} resolves outside its artifacts")
+                mapper, bundle_manifest = load_bundle_with_manifest(source)  # verifies the digest and arrays
+                target = f"bundles/{bundle_dir_name(index, name)}"
+                (staging / target).mkdir(parents=True)
+                for file in (MANIFEST_FILE, ARRAYS_FILE):  # the two files a bundle is, never links
+                    if (source / file).is_symlink():
+                        raise ValueError(f"run {point['run_id']}: {bundle / file} is a symbolic link")
+                    shutil.copyfile(source / file, staging / target / file)
+                written.append(export_feature(name, target, mapper, bundle_manifest["digest"],
+                                              vocab_size=info.get("vocab_size")))
+        manifest = export_manifest(
+            written, experiment=experiment, parent_run_id=sweep.parent_run_id, source_run_id=point["run_id"],
+            trial=point["name"], selection={"max_bytes": max_bytes, "max_val_loss": max_val_loss},
+            metrics={k: point.get(k) for k in ("val_logloss", "test_logloss", "test_auc", "test_ne")},
+            sizes={k: point.get(k) for k in ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes",
+                                            "compression_ratio")},
+            embedding_dim=point.get("dim"))
+        (staging / EXPORT_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        replace_dir(staging, out_dir, "export")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("exported %s (run %s of sweep %s) to %s", point["name"], point["run_id"], sweep.parent_run_id, out_dir)
+    return out_dir

@@ -1,0 +1,162 @@
+"""The MLflow tracking URI: its default, its redacted form, and a fast reachability check.
+
+- `default_tracking_uri()`: MLFLOW_TRACKING_URI, else `sqlite:///<launch dir>/mlflow.db`.
+- `redact(uri)`: the URI with its password (and secret query values) replaced by `***`.
+  Everything collide prints, logs as a param or tag, or writes to a file uses this form.
+- `has_credentials(uri)`: whether a URI carries a secret; the CLI refuses such a URI as a
+  command-line argument (every user of the machine can read process arguments) and asks
+  for MLFLOW_TRACKING_URI, or MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD /
+  MLFLOW_TRACKING_TOKEN, instead.
+- `check_tracking_uri(uri)`: raise `TrackingUnavailableError` within `timeout` seconds
+  when the store cannot be reached, before any data is prepared or Ray starts.
+- `mlflow_http_policy()`: MLflow's own HTTP retries off and a request timeout, so callers
+  that retry (the sweep's tracker) decide how long to wait; and MLflow's "View run at URL"
+  lines off, since MLflow prints the tracking URI as given, credentials included.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+__all__ = [
+    "TrackingUnavailableError",
+    "check_tracking_uri",
+    "default_tracking_uri",
+    "has_credentials",
+    "mlflow_http_policy",
+    "redact",
+    "redact_text",
+]
+
+SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "secret", "token", "key", "credential", "signature", "sig")
+DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "postgres": 5432, "mysql": 3306,
+                 "mssql": 1433}
+CHECK_TIMEOUT_S = 10.0
+
+
+class TrackingUnavailableError(ValueError):
+    """The MLflow tracking store cannot be reached (or refused us): names the redacted URI."""
+
+
+def default_tracking_uri(launch_dir: str | Path | None = None) -> str:
+    """MLFLOW_TRACKING_URI, else an absolute sqlite file in the launch directory."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return "sqlite:///" + str((Path(launch_dir or Path.cwd()) / "mlflow.db").resolve())
+
+
+def _secret_key(key: str) -> bool:
+    return any(word in key.lower() for word in SECRET_QUERY_KEYS)
+
+
+def has_credentials(uri: str) -> bool:
+    """True when `uri` holds a password, a user-info token, or a secret query value."""
+    parts = urlsplit(uri)
+    return bool(parts.password or (parts.username and "@" in parts.netloc)
+                or any(_secret_key(k) for k, _ in parse_qsl(parts.query, keep_blank_values=True)))
+
+
+def redact(uri: str | None) -> str | None:
+    """`uri` with its password (or a lone user-info token) and secret query values as `***`."""
+    if not uri or "://" not in uri or not has_credentials(uri):
+        return uri
+    parts = urlsplit(uri)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0] if ":" in userinfo else "***"
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"***@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if _secret_key(k) else v) for k, v in pairs], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+@contextmanager
+def mlflow_http_policy(max_retries: int = 0, timeout_s: float = 30.0) -> Iterator[None]:
+    """Within the block, MLflow makes one HTTP attempt per call with `timeout_s`, and prints no
+    run URLs (restored after)."""
+    wanted = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(max_retries),
+              "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(max(1, timeout_s))),
+              "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+    before = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _tcp_check(uri: str, timeout: float) -> None:
+    parts = urlsplit(uri)
+    scheme = parts.scheme.split("+", 1)[0]
+    if not parts.hostname or scheme not in DEFAULT_PORTS:
+        return
+    port = parts.port or DEFAULT_PORTS[scheme]
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise TrackingUnavailableError(
+            f"MLflow tracking URI {redact(uri)} is not reachable: cannot connect to {parts.hostname}:{port} "
+            f"({exc.strerror or exc}). Start the tracking server or fix --tracking-uri / MLFLOW_TRACKING_URI"
+        ) from None
+
+
+def check_tracking_uri(uri: str, timeout: float = CHECK_TIMEOUT_S) -> None:
+    """Raise TrackingUnavailableError unless one read of the tracking store succeeds in `timeout` s."""
+    started = time.monotonic()
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        if not db.parent.is_dir():
+            raise TrackingUnavailableError(f"MLflow tracking URI {redact(uri)}: directory {db.parent} does not exist")
+    _tcp_check(uri, timeout / 2)
+    outcome: dict = {}
+
+    def probe() -> None:
+        from mlflow.tracking import MlflowClient
+
+        try:
+            MlflowClient(uri).search_experiments(max_results=1)
+        except Exception as exc:  # noqa: BLE001 - any failure means "not usable"; reported below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=probe, name="collide-tracking-check", daemon=True)
+    with mlflow_http_policy(max_retries=0, timeout_s=max(1.0, timeout / 2)):
+        thread.start()
+        thread.join(max(0.1, timeout - (time.monotonic() - started)))
+    if thread.is_alive():
+        raise TrackingUnavailableError(f"MLflow tracking URI {redact(uri)} did not answer within {timeout:.0f} s; "
+                                       "check that the server is up and the URI is right")
+    if "error" in outcome:
+        reason = str(outcome["error"]).strip().splitlines()[0][:300] if str(outcome["error"]).strip() else \
+            type(outcome["error"]).__name__
+        raise TrackingUnavailableError(f"MLflow tracking URI {redact(uri)} cannot be used: "
+                                       f"{redact_text(reason, uri)}")
+
+
+def redact_text(text: str, uri: str | None) -> str:
+    """`text` with every occurrence of `uri`'s secret parts replaced (for error messages)."""
+    if not uri:
+        return text
+    parts = urlsplit(uri)
+    secrets = [s for s in (parts.password,) if s]
+    secrets += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if _secret_key(k) and v]
+    if parts.username and not parts.password and "@" in parts.netloc:
+        secrets.append(parts.username)
+    text = text.replace(uri, redact(uri) or "")
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text

@@ -1,0 +1,139 @@
+"""How a sweep ends: its result, the Pareto files, the parent run's final state, and `collide sync`.
+
+- `finish`: read the trials back from MLflow, write the Pareto files (csv, png, md) and log
+  them to the parent run, which ends FINISHED with `collide.state = completed`;
+- `end_interrupted`: open trial runs and the parent end KILLED; no frontier is written;
+- `sync_sweep`: replay the journal of a sweep that lost MLflow, then `finish` it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sweep.frontier.pareto import frontier_table
+from sweep.frontier.report import plot_pareto, write_pareto_csv, write_pareto_md
+from sweep.outputs import write_owned_files
+from sweep.tracking_uri import check_tracking_uri, default_tracking_uri, mlflow_http_policy, redact
+from sweep.tune.journal import JOURNAL_DIR, pending_journal, replay
+from sweep.tune.records import find_sweep, trial_rows
+from sweep.tune.tracking import SweepTracker, apply_op
+
+__all__ = ["SweepResult", "end_interrupted", "finish", "sync_now", "sync_sweep", "write_pareto_files"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepResult:
+    experiment: str
+    parent_run_id: str
+    tracking_uri: str  # redacted: safe to print
+    state: str  # "completed" | "interrupted" | "tracking_lost"
+    num_points: int  # trials the sweep asked for
+    num_finished: int  # trials that completed (across resumes)
+    num_failed: int
+    experiment_dir: Path  # the Ray Tune experiment (and the tracking journal, if any)
+    trials: list[dict] = field(default_factory=list)  # one row per trial (Pareto table, with on_frontier)
+    frontier: list[dict] = field(default_factory=list)  # the rows on the frontier, by total_bytes
+    files: dict[str, Path] = field(default_factory=dict)  # pareto.csv / pareto.png / pareto.md
+    signal_name: str | None = None  # the signal that interrupted it
+    message: str = ""  # what went wrong, for "tracking_lost"
+
+
+def write_pareto_files(rows: list[dict], out_dir: Path, title: str) -> tuple[list[dict], dict[str, Path]]:
+    """The Pareto table of `rows`, written as csv, png and md into `out_dir` (collide's files only)."""
+    table = frontier_table(rows)
+    files = write_owned_files(Path(out_dir), "pareto", {
+        "pareto.csv": lambda p: write_pareto_csv(table, p),
+        "pareto.png": lambda p: plot_pareto(table, p, title=title),
+        "pareto.md": lambda p: write_pareto_md(table, p, title=title),
+    }, option="results directory")
+    return table, files
+
+
+def finish(client: Any, write: Any, experiment: str, parent_run_id: str, results_dir: str, expected: int,
+            result: SweepResult) -> SweepResult:
+    """Read the trials back from MLflow, write and log the Pareto files, end the parent FINISHED."""
+    runs = find_sweep(client, experiment, parent_run_id, completed=False).runs
+    table, files = write_pareto_files(trial_rows(runs), Path(results_dir), title=f"{experiment}: size vs val logloss")
+    for path in files.values():
+        write({"op": "log_artifact", "ref": "parent", "local_path": str(path)})
+    frontier = [row for row in table if row["on_frontier"]]
+    completed = sum(1 for row in table if row.get("excluded") is None)
+    failed = sum(1 for row in table if row.get("status") == "FAILED")
+    now_summary = {"num_trials": len(table), "num_completed": completed, "num_failed": failed,
+                   "frontier_size": len(frontier), "num_points": expected}
+    now = int(time.time() * 1000)
+    write({"op": "log_metrics", "ref": "parent", "metrics": [[k, float(v), now, 0] for k, v in now_summary.items()]})
+    write({"op": "set_tags", "ref": "parent", "tags": {"collide.state": "completed"}})
+    write({"op": "terminate", "ref": "parent", "status": "FINISHED", "end_time": now})
+    return replace(result, state="completed", trials=table, frontier=frontier, files=files, num_failed=failed,
+                   num_finished=completed)
+
+
+def end_interrupted(tracker: SweepTracker, experiment: str, signal_name: str | None, expected: int,
+                     experiment_dir: Path) -> SweepResult:
+    """Stopped by a signal: open trial runs and the parent end KILLED; no frontier is written."""
+    for trial_id in tracker.open_trials():
+        tracker.end_trial(trial_id, "killed")
+    tracker.end_sweep("KILLED", {"num_completed": len(tracker.completed), "num_points": expected}, "interrupted")
+    return SweepResult(experiment, tracker.parent_run_id, redact(tracker.tracking_uri), "interrupted", expected,
+                       len(tracker.completed), 0, experiment_dir, signal_name=signal_name)
+
+
+def sync_now(tracker: SweepTracker, experiment_dir: Path) -> bool:
+    """After an outage: replay the journal if the store is back; True when nothing is left to sync."""
+    try:
+        check_tracking_uri(tracker.tracking_uri)
+    except ValueError:
+        return False
+    journal = pending_journal(experiment_dir)
+    if journal is not None:
+        with mlflow_http_policy(max_retries=2):
+            replay(journal, lambda op, refs: apply_op(tracker.client, op, refs))
+    for ref, run_id in resolved_refs(experiment_dir).items():
+        tracker.refs[ref] = run_id
+    tracker.offline_reason = None
+    return True
+
+
+def resolved_refs(experiment_dir: Path) -> dict[str, str]:
+    progress = experiment_dir / JOURNAL_DIR / "progress.json"
+    return json.loads(progress.read_text())["refs"] if progress.is_file() else {}
+
+
+def sync_sweep(sweep_dir: str | Path, tracking_uri: str | None = None) -> SweepResult | None:
+    """Upload a sweep's journaled MLflow records (see `sweep.tune.journal`); None if nothing was pending."""
+    from mlflow.tracking import MlflowClient
+
+    sweep_dir = Path(sweep_dir).resolve()
+    journal = pending_journal(sweep_dir)
+    if journal is None:
+        if not (sweep_dir / JOURNAL_DIR).is_dir():
+            raise ValueError(f"{sweep_dir} holds no tracking journal ({JOURNAL_DIR}/); nothing to sync")
+        return None
+    tracking_uri = tracking_uri or default_tracking_uri()
+    check_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    finished: dict[str, SweepResult] = {}
+
+    def apply(op: dict, refs: dict[str, str]) -> str | None:
+        if op["op"] != "finish_sweep":
+            return apply_op(client, op, refs)
+        parent = refs["parent"]
+        base = SweepResult(op["experiment"], parent, redact(tracking_uri), "completed", op["num_points"], 0, 0,
+                           sweep_dir)
+        finished["result"] = finish(client, lambda o: apply_op(client, o, refs), op["experiment"], parent,
+                                     op["results_dir"], op["num_points"], base)
+        return None
+
+    with mlflow_http_policy(max_retries=2):
+        replay(journal, apply, on_progress=lambda done, total: log.info("synced %d of %d records", done, total))
+    return finished.get("result")
+
+

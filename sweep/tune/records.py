@@ -1,0 +1,154 @@
+"""Reading a sweep back from MLflow: which sweep, which runs, and which of them may be ranked.
+
+A sweep is a parent run tagged `collide.kind = sweep`; its trials are nested runs tagged
+`collide.trial_id` (Ray Tune's trial id, stable across `--resume`). A trial may have
+several runs (attempts): a run left RUNNING by a killed driver is marked KILLED and the
+trial runs again in a new one. `trial_rows` keeps one row per trial, its completed run if
+it has one, and says why any other row cannot be on the frontier (`excluded`).
+
+`find_sweep` picks the latest *completed* sweep (parent FINISHED) unless a parent run id
+is given, and reports the newer sweeps it skipped, so `pareto` and `export` never rank the
+trials of a dead sweep by accident.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlflow.tracking import MlflowClient
+
+__all__ = ["SweepRuns", "find_sweep", "trial_rows"]
+
+log = logging.getLogger(__name__)
+
+OUTCOME_TAG = "collide.outcome"  # completed | stopped | failed | killed (set when a trial run ends)
+SIZE_KEYS = ("total_bytes", "embedding_bytes", "mapping_bytes", "dense_bytes")
+
+
+@dataclass(frozen=True)
+class SweepRuns:
+    parent: Any  # mlflow.entities.Run of the sweep
+    runs: list = field(default_factory=list)  # every nested trial run (all attempts)
+    skipped: list[str] = field(default_factory=list)  # newer sweeps not used, and why
+
+    @property
+    def parent_run_id(self) -> str:
+        return self.parent.info.run_id
+
+    def describe(self) -> str:
+        p = self.parent.info
+        text = f"sweep {p.run_name} (parent run {p.run_id}, {p.status})"
+        if self.skipped:
+            text += "; skipped newer: " + "; ".join(self.skipped)
+        return text
+
+
+def _experiment_id(client: MlflowClient, experiment: str) -> str:
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        names = sorted(e.name for e in client.search_experiments())
+        raise ValueError(f"no MLflow experiment named {experiment!r} at this tracking URI; found: {names}")
+    return exp.experiment_id
+
+
+def _children(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list:
+    return client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+                              max_results=50_000)
+
+
+def find_sweep(client: MlflowClient, experiment: str, parent_run_id: str | None = None, *,
+               completed: bool = True) -> SweepRuns:
+    """The sweep `parent_run_id` of `experiment`, else its latest (completed, if `completed`) sweep."""
+    experiment_id = _experiment_id(client, experiment)
+    if parent_run_id is not None:
+        try:
+            parent = client.get_run(parent_run_id)
+        except Exception as exc:  # noqa: BLE001 - MLflow raises MlflowException for unknown ids
+            raise ValueError(f"no run {parent_run_id!r} in this tracking store ({exc})") from None
+        if parent.info.experiment_id != experiment_id or parent.data.tags.get("collide.kind") != "sweep":
+            raise ValueError(f"run {parent_run_id} is not a collide sweep of experiment {experiment!r}")
+        if completed and parent.info.status != "FINISHED":
+            log.warning("sweep %s is %s: its trials are not all finished", parent_run_id, parent.info.status)
+        return SweepRuns(parent, _children(client, experiment_id, parent_run_id))
+    parents = client.search_runs([experiment_id], "tags.`collide.kind` = 'sweep'",
+                                 order_by=["attributes.start_time DESC"], max_results=1000)
+    if not parents:
+        raise ValueError(f"experiment {experiment!r} holds no collide sweep run")
+    skipped = []
+    for parent in parents:
+        if not completed or parent.info.status == "FINISHED":
+            return SweepRuns(parent, _children(client, experiment_id, parent.info.run_id), skipped)
+        skipped.append(f"{parent.info.run_id} is {parent.info.status}")
+    newest = parents[0].info
+    raise ValueError(f"experiment {experiment!r} has no completed sweep; the newest, {newest.run_id}, is "
+                     f"{newest.status}. Resume it with: collide sweep --resume {newest.run_id} --name {experiment}")
+
+
+def _param_number(text: str | None) -> float | int | None:
+    if text in (None, "None", ""):
+        return None
+    number = float(text)
+    return int(number) if number.is_integer() else number
+
+
+def _exclusion(run: Any) -> str | None:
+    """Why this run cannot be ranked on the frontier, or None when it can."""
+    status, tags, metrics = run.info.status, run.data.tags, run.data.metrics
+    outcome = tags.get(OUTCOME_TAG)
+    if status == "FAILED":
+        error = (tags.get("error") or "").strip().splitlines()
+        return "failed: " + (error[-1][:200] if error else "no error text")
+    if status == "KILLED":
+        return "interrupted before it finished"
+    if status != "FINISHED":
+        return f"{status}: still running, or its driver died (resume the sweep)"
+    if outcome == "stopped":
+        epochs = int(metrics.get("epochs_run", metrics.get("epoch", 0)) or 0)
+        return (f"stopped early by the scheduler after {epochs} epoch(s): it has no test metrics and no "
+                "bundles, so it cannot be exported")
+    if outcome not in (None, "completed") or "best_val_logloss" not in metrics:
+        return f"no final metrics (outcome {outcome!r})"
+    return None
+
+
+def _preferred(runs: list) -> Any:
+    """The run that speaks for a trial: a completed one, else its latest attempt."""
+    completed = [r for r in runs if _exclusion(r) is None]
+    pool = completed or runs
+    return max(pool, key=lambda r: (r.info.start_time or 0, r.info.run_id))
+
+
+def trial_rows(runs: list) -> list[dict]:
+    """One row per trial for the Pareto table: params, final metrics, status and `excluded`."""
+    by_trial: dict[str, list] = {}
+    for run in runs:
+        by_trial.setdefault(run.data.tags.get("collide.trial_id", run.info.run_id), []).append(run)
+    rows = []
+    for trial_id, attempts in by_trial.items():
+        run = _preferred(attempts)
+        params, metrics = run.data.params, run.data.metrics
+        row = {
+            "trial_id": trial_id,
+            "run_id": run.info.run_id,
+            "name": run.info.run_name,
+            "status": run.info.status,
+            "attempts": len(attempts),
+            "strategy": params.get("strategy"),
+            "compression": _param_number(params.get("compression")),
+            "dim": _param_number(params.get("dim")),
+            "seed": _param_number(params.get("seed")),
+        }
+        for key in ("best_val_logloss", "test_logloss", "test_auc", "test_ne", *SIZE_KEYS, "compression_ratio",
+                    "collision_rate", "signal_captured"):
+            row[key] = metrics.get(key)
+        for key in SIZE_KEYS:
+            if row[key] is not None:
+                row[key] = int(row[key])  # MLflow stores metrics as floats; bytes are whole
+        row["val_logloss"] = row.pop("best_val_logloss")
+        row["excluded"] = _exclusion(run)
+        if row["excluded"] is not None:
+            row["val_logloss"] = None  # excluded trials never sit on the frontier
+        rows.append(row)
+    return rows

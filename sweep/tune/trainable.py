@@ -1,0 +1,127 @@
+"""The Ray Tune function trainable: a thin adapter over `sweep.trial.run_trial`.
+
+It reports every epoch, then the final metrics with a checkpoint holding the trial's
+bundles and metrics.json (the driver logs them to MLflow). A trial restored from that
+final checkpoint (a `--resume` after the driver died between the trial's last report and
+Tune's record of its end) does not train again: it reports the stored history and final
+result once more, so the driver can finish its MLflow run.
+
+Trials get no tracking URI: they never talk to MLflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from sweep.config import SweepConfig
+from sweep.datasets import PreparedDataset, SparseColumn, Vocabulary
+from sweep.trial import TrialConfig, run_trial
+from sweep.tune.points import point_name, point_of
+
+__all__ = ["base_trial_config", "in_memory", "trainable", "trial_config_for"]
+
+
+def base_trial_config(config: SweepConfig, data_path: Path, cache_dir: Path) -> TrialConfig:
+    """Everything a trial needs except its point (strategy, compression, dim, seed)."""
+    cpus = max(1, int(config.resources.cpus_per_trial))
+    device = "cuda" if config.resources.gpus_per_trial > 0 else config.train.device
+    return TrialConfig(
+        data=str(data_path), strategy="hash", compression=16.0, dim=config.grid.dims[0],
+        full_threshold=config.model.full_threshold, learned_min_count=config.model.learned_min_count,
+        bottom_mlp=config.model.bottom_mlp,
+        top_mlp=config.model.top_mlp, interaction=config.model.interaction, pooling=config.model.pooling,
+        train=replace(config.train, num_threads=cpus, device=device), probe=config.probe,
+        cache_dir=str(cache_dir),
+    )
+
+
+def trial_config_for(base: TrialConfig, config: SweepConfig, point: dict, out_dir: str | None) -> TrialConfig:
+    strategy = point["strategy"]
+    return replace(base, strategy=strategy, compression=point["compression"] if strategy != "full" else None,
+                   dim=point["dim"], seed=point["seed"], out_dir=out_dir,
+                   mapper_params=dict(config.strategy_params.get(strategy, {})))
+
+
+def _log_start(config: SweepConfig, name: str, kind: str) -> None:
+    """Append one line per trainable start to `config.trial_start_log` (a test and audit hook)."""
+    if config.trial_start_log:
+        line = json.dumps({"trial": name, "kind": kind, "pid": os.getpid(), "host": socket.gethostname(),
+                           "time": time.time()})
+        with open(config.trial_start_log, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+def _report_stored(checkpoint_dir: Path) -> bool:
+    """Re-report a completed trial from its final checkpoint; False when it holds no final result."""
+    from ray import tune
+
+    details_file = checkpoint_dir / "metrics.json"
+    if not details_file.is_file():
+        return False
+    details = json.loads(details_file.read_text())
+    for epoch, entry in enumerate(details.get("history", []), start=1):
+        tune.report({**entry, "epoch": epoch})
+    out_dir = tempfile.mkdtemp(prefix="collide-restored-")
+    try:
+        shutil.copytree(checkpoint_dir, out_dir, dirs_exist_ok=True)
+        metrics = details["metrics"]
+        tune.report({**metrics, "epoch": metrics["epochs_run"], "final": True},
+                    checkpoint=tune.Checkpoint.from_directory(out_dir))
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    return True
+
+
+def trainable(tune_config: dict, dataset: PreparedDataset, probes: dict, base: TrialConfig,
+              sweep: SweepConfig) -> None:
+    """The Ray Tune function trainable: run_trial, reporting every epoch, then the bundles."""
+    from ray import tune
+
+    point = point_of(tune_config)
+    name = point_name(point)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as stored:
+            if _report_stored(Path(stored)):
+                _log_start(sweep, name, "restored")
+                return
+    _log_start(sweep, name, "train")
+    if name in sweep.fail_trials:
+        raise RuntimeError(f"injected failure for trial {name} (fail_trials)")
+    out_dir = tempfile.mkdtemp(prefix=f"collide-{name}-")
+    trial_config = trial_config_for(base, sweep, point, out_dir)
+
+    def on_epoch(epoch: int, metrics: dict) -> None:
+        tune.report({**metrics, "epoch": epoch})
+
+    try:
+        metrics = run_trial(trial_config, dataset=dataset, probe=probes.get(point["seed"]), on_epoch=on_epoch)
+        # The checkpoint carries the bundles to storage_path; the driver logs them to MLflow from there.
+        tune.report({**metrics, "epoch": metrics["epochs_run"], "final": True},
+                    checkpoint=tune.Checkpoint.from_directory(out_dir))
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def in_memory(dataset: PreparedDataset) -> PreparedDataset:
+    """Plain arrays (not memmaps), so the object store holds one shared copy for every trial."""
+    def arr(a: np.ndarray) -> np.ndarray:
+        return np.array(a, copy=True)
+
+    return replace(
+        dataset, labels=arr(dataset.labels), dense=arr(dataset.dense), split=arr(dataset.split),
+        sparse={n: SparseColumn(arr(c.values), None if c.offsets is None else arr(c.offsets))
+                for n, c in dataset.sparse.items()},
+        vocab={n: Vocabulary(arr(v.ids), arr(v.counts)) for n, v in dataset.vocab.items()},
+        extras={k: arr(v) for k, v in dataset.extras.items()},
+        meta={n: {k: arr(v) for k, v in m.items()} for n, m in dataset.meta.items()},
+    )

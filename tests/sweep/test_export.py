@@ -1,0 +1,91 @@
+"""`collide export` against a real sqlite MLflow store holding a sweep (no Ray needed):
+ownership of --out, and run artifacts that try to lead export outside its directories."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from mappers import get_mapper, save_bundle
+from sweep.cli import main
+from sweep.serving import load_export
+from sweep.tune.tracking import SweepTracker
+
+
+def _sweep_with_one_trial(tmp_path, details_edit=None) -> str:
+    """A completed sweep `exp` with one trial whose artifacts are like a real trial's."""
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = SweepTracker.start(store, "exp", {}, "name: exp\n", retry_s=0.5)
+    tracker.start_trial("t1", "frequency-c4-d8-s0", {"strategy": "frequency", "compression": 4.0, "dim": 8, "seed": 0})
+    tracker.log_metrics("t1", {"best_val_logloss": 0.5, "total_bytes": 1000, "embedding_bytes": 800,
+                               "mapping_bytes": 100, "dense_bytes": 100}, step=1)
+    artifacts = tmp_path / "artifacts"
+    mapper = get_mapper("frequency", num_rows=50, hot_fraction=0.5).fit(
+        np.arange(200, dtype=np.int64), np.arange(200, 0, -1, dtype=np.int64))
+    save_bundle(mapper, artifacts / "bundles" / "00-C1")
+    details = {"feature_order": ["C1"], "features": {"C1": {"bundle": "bundles/00-C1", "vocab_size": 200}}}
+    if details_edit is not None:
+        details_edit(details)
+    (artifacts / "metrics.json").write_text(json.dumps(details))
+    tracker.log_artifacts("t1", str(artifacts))
+    tracker.end_trial("t1", "completed")
+    tracker.end_sweep("FINISHED", {}, "completed")
+    return store
+
+
+def _export(store, out, capsys=None):
+    return main(["export", "--experiment", "exp", "--max-bytes", "1e9", "--tracking-uri", store, "--out", str(out)])
+
+
+def test_export_writes_a_verified_bundle_set_and_replaces_only_its_own(tmp_path, capsys):
+    store = _sweep_with_one_trial(tmp_path)
+    out = tmp_path / "exported"
+    assert _export(store, out) == 0
+    mapping = load_export(out)
+    assert mapping.features == ["C1"] and mapping.manifest["features"][0]["digest"]
+    assert _export(store, out) == 0  # collide's own export: replaced atomically
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifacts", "exported", "mlartifacts", "mlflow.db"]
+
+
+def test_export_refuses_a_users_directory_and_the_working_directory(tmp_path, capsys, monkeypatch):
+    store = _sweep_with_one_trial(tmp_path)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "model.pt").write_text("weights")
+    assert _export(store, mine) == 2
+    assert f"--out {mine} is not empty and was not written by collide" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["model.pt"]
+    monkeypatch.chdir(tmp_path)
+    assert _export(store, ".") == 2  # once emptied the working directory, mlflow.db included
+    assert "is the working directory or one of its parents" in capsys.readouterr().err
+    assert (tmp_path / "mlflow.db").is_file()
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d["features"]["C1"].update(bundle="../../../outside"), "expected bundles/<directory>"),
+    (lambda d: d["features"]["C1"].update(bundle="bundles/../../x"), "expected bundles/<directory>"),
+    (lambda d: d["features"]["C1"].update(bundle="/etc"), "expected bundles/<directory>"),
+    (lambda d: d.update(feature_order=["C1", "C1"]), "feature names must be unique, repeated: ['C1']"),
+    (lambda d: d.update(feature_order=[]), "feature_order must be a non-empty list"),
+    (lambda d: d.pop("feature_order"), "no feature_order list"),
+])
+def test_export_does_not_follow_artifacts_outside_the_run(tmp_path, capsys, edit, message):
+    store = _sweep_with_one_trial(tmp_path, edit)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert _export(store, tmp_path / "exported") == 2
+    assert message in capsys.readouterr().err or pytest.fail(capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, nothing left staged
+
+
+def test_export_names_the_sweep_it_used(tmp_path, capsys):
+    store = _sweep_with_one_trial(tmp_path)
+    SweepTracker.start(store, "exp", {}, "name: exp\n", retry_s=0.5)  # a newer sweep that never finished
+    assert _export(store, tmp_path / "exported") == 0
+    text = capsys.readouterr().err
+    parents = MlflowClient(store).search_runs(["1"], "tags.`collide.kind` = 'sweep'",
+                                              order_by=["attributes.start_time DESC"])
+    assert f"exporting from sweep {parents[1].info.run_name}" in text
+    assert f"skipped newer: {parents[0].info.run_id} is RUNNING" in text

@@ -1,0 +1,122 @@
+"""How a sweep ends when it is stopped: Ctrl-C, SIGTERM, SIGKILL of the driver, then --resume.
+
+Each test runs the real `collide` CLI as a process of its own (its own process group, as
+a user's terminal would) with a real Ray and a real MLflow sqlite store, and signals it
+the way a user or a scheduler would. No mocks.
+"""
+
+from __future__ import annotations
+
+import csv
+import signal
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from e2e_support import (
+    TINY,
+    collide,
+    finished_trial_runs,
+    kill_group,
+    output_of,
+    trial_runs,
+    trial_starts,
+    wait_until,
+)
+from mlflow.tracking import MlflowClient
+
+from sweep.tune.records import find_sweep, trial_rows
+
+pytestmark = pytest.mark.slow
+
+# Trials of a few seconds each, one at a time, so a signal lands while some are running.
+SLOW = [*TINY, "--num-cpus", "1", "--set", "data.params={num_rows: 30000, vocab_sizes: [40, 600, 3000], num_dense: 2}",
+        "--epochs", "3", "--set", "train.early_stopping_patience=null"]
+
+
+def _runs(launch: Path, experiment: str) -> list:
+    return find_sweep(MlflowClient(f"sqlite:///{launch / 'mlflow.db'}"), experiment, completed=False).runs
+
+
+@pytest.mark.parametrize(("signum", "to_group", "code"), [(signal.SIGINT, True, 130), (signal.SIGTERM, False, 143)])
+def test_a_signal_stops_the_trials_and_nothing_reports_success(tmp_path, signum, to_group, code):
+    """Ctrl-C reaches the terminal's whole process group; a scheduler's SIGTERM reaches the driver."""
+    name = f"stop-{signum.name.lower()}"
+    done = collide(["sweep", "--preset", "smoke", "--name", name, "--strategies", "hash", "--compressions", "4",
+                    *TINY], tmp_path)
+    assert done.wait(timeout=300) == 0, output_of(done)  # an earlier sweep of the experiment that completed
+    sweep = collide(["sweep", "--preset", "smoke", "--name", name, "--strategies", "hash,frequency",
+                     "--compressions", "2,4,8,16", *SLOW], tmp_path)
+    try:
+        db = tmp_path / "mlflow.db"
+        wait_until(lambda: len(finished_trial_runs(db)) >= 2 and trial_runs(db, "RUNNING"), 300,
+                   "a finished and a running trial of the 2nd sweep", interval=0.05)
+        if to_group:
+            kill_group(sweep, signum)
+        else:
+            sweep.send_signal(signum)
+        assert sweep.wait(timeout=120) == code
+    finally:
+        kill_group(sweep)
+    out = output_of(sweep)
+    assert f"INTERRUPTED by {signum.name}" in out and "Resume with: collide sweep --resume" in out
+    assert "pareto files" not in out and "Traceback" not in out
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    interrupted = find_sweep(client, name, completed=False)
+    assert interrupted.parent.info.status == "KILLED"
+    assert interrupted.parent.data.tags["collide.state"] == "interrupted"
+    statuses = Counter(r.info.status for r in interrupted.runs)
+    assert statuses["RUNNING"] == 0 and statuses["FINISHED"] >= 1 and statuses["KILLED"] >= 1, statuses
+    for run in interrupted.runs:
+        if run.info.status == "KILLED":
+            assert run.data.tags["collide.outcome"] == "killed"
+    # pareto and export fall back to the completed sweep, and say which one they used and what they skipped
+    pareto = collide(["pareto", "--experiment", name, "--out", str(tmp_path / "p")], tmp_path)
+    assert pareto.wait(timeout=120) == 0
+    said = output_of(pareto)
+    used = find_sweep(client, name)
+    assert f"parent run {used.parent_run_id}" in said
+    assert f"skipped newer: {interrupted.parent_run_id} is KILLED" in said
+
+
+def test_resume_after_sigkill_runs_every_point_exactly_once(tmp_path):
+    starts = tmp_path / "starts.jsonl"
+    args = ["sweep", "--preset", "smoke", "--name", "resume", "--strategies", "hash,frequency",
+            "--compressions", "2,4,8", *SLOW, "--set", f"trial_start_log={starts}"]
+    driver = collide(args, tmp_path)
+    db = tmp_path / "mlflow.db"
+    try:
+        wait_until(lambda: len(finished_trial_runs(db)) >= 2 and trial_runs(db, "RUNNING"), 300,
+                   "two finished trials and a running one", interval=0.05)
+    finally:
+        kill_group(driver)  # SIGKILL: no handler runs, Ray and the trials die with the group
+    finished_before = set(finished_trial_runs(db))
+    assert 2 <= len(finished_before) < 6
+    left_running = [r for r in _runs(tmp_path, "resume") if r.info.status == "RUNNING"]
+    assert left_running, "a SIGKILLed driver leaves its runs RUNNING until a resume cleans up"
+
+    resumed = collide(["sweep", "--resume", "--name", "resume"], tmp_path)
+    try:
+        assert resumed.wait(timeout=600) == 0, output_of(resumed)
+    finally:
+        kill_group(resumed)
+    points = {f"{s}-c{c}-d8-s0" for s in ("hash", "frequency") for c in (2, 4, 8)}
+    trained = Counter(s["trial"] for s in trial_starts(starts) if s["kind"] == "train")
+    assert set(trained) == points
+    for name in finished_before:
+        assert trained[name] == 1, f"{name} finished before the kill but trained {trained[name]} times"
+    runs = _runs(tmp_path, "resume")
+    assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+    finished = Counter(r.info.run_name for r in runs if r.info.status == "FINISHED")
+    assert finished == Counter(points), finished  # exactly one FINISHED run per point
+    for run in left_running:
+        assert MlflowClient(f"sqlite:///{db}").get_run(run.info.run_id).info.status == "KILLED"
+    sweep = find_sweep(MlflowClient(f"sqlite:///{db}"), "resume")  # the same sweep, now completed
+    assert sweep.parent_run_id == left_running[0].data.tags["mlflow.parentRunId"]
+    rows = trial_rows(sweep.runs)
+    assert len(rows) == 6 and all(r["excluded"] is None for r in rows)
+    experiment_dir = Path(sweep.parent.data.tags["collide.experiment_dir"])
+    with open(experiment_dir / "pareto.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert sorted(r["trial_id"] for r in table) == sorted(r["trial_id"] for r in rows)
+    assert "pareto.csv" in [a.path for a in MlflowClient(f"sqlite:///{db}").list_artifacts(sweep.parent_run_id)]
