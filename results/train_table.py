@@ -4,7 +4,7 @@ Regenerates the tables in results/README.md, e.g.:
 
     python results/train_table.py --source synthetic --compression 16 \
         --strategies full,hash,frequency_embedding --seeds 0,1,2 --out results/synthetic_c16.md
-    python results/train_table.py --source recbole --path ../shared/data/ml-100k --compression 8 \
+    python results/train_table.py --source recbole --path path/to/ml-100k --compression 8 \
         --strategies full,hash,frequency_embedding --seeds 0,1,2 --full-threshold 64 \
         --out results/movielens_c8.md
 """
