@@ -50,7 +50,7 @@ class OutputDirError(ValueError):
 
 
 def write_marker(directory: Path, kind: str, files: Iterable[str] = ()) -> None:
-    payload = {"format": MARKER_FORMAT, "kind": kind, "pid": os.getpid()}
+    payload: dict = {"format": MARKER_FORMAT, "kind": kind}
     if files:
         payload["files"] = sorted(set(files))
     (Path(directory) / MARKER).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
