@@ -107,6 +107,8 @@ def _print_result(result: Any) -> int:
     from sweep.tune.interrupt import exit_code_for
 
     where = f"MLflow parent run {result.parent_run_id} at {result.tracking_uri}"
+    if result.message and result.state == "completed":
+        print(result.message)
     if result.state == "interrupted":
         print(f"\nsweep {result.experiment} INTERRUPTED by {result.signal_name}: {result.num_finished} of "
               f"{result.num_points} trials finished; the running ones were stopped and their runs, and the parent "
@@ -142,6 +144,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
     if args.resume is not None:
         ignored = sorted(f"--{k.replace('_', '-')}" for k, v in vars(args).items()
                          if k not in RESUME_OPTIONS and v not in (None, [], False))
+        if args.resume != "latest":  # a parent run id names the sweep: a preset or config has no say
+            ignored += [f"--{k}" for k in ("preset", "config") if getattr(args, k) is not None]
         if ignored:
             raise CliError(f"--resume continues the sweep as it was configured; {', '.join(ignored)} would have no "
                            "effect. Drop them (allowed with --resume: --name, --tracking-uri, --address, --num-cpus, "
@@ -167,7 +171,12 @@ def _run_sync(args: argparse.Namespace) -> int:
         print(f"{args.sweep_dir}: its tracking journal was already uploaded; nothing to do")
         return EXIT_OK
     print(f"uploaded the records of sweep {result.experiment} (parent run {result.parent_run_id}) to "
-          f"{result.tracking_uri}; pareto files: " + ", ".join(str(p) for p in result.files.values()))
+          f"{result.tracking_uri}")
+    if result.state != "completed":
+        print(f"the sweep itself had not completed ({result.state}): {result.message}. Continue it with: "
+              f"collide sweep --resume {result.parent_run_id} --name {result.experiment}")
+        return EXIT_OK
+    print("pareto files: " + ", ".join(str(p) for p in result.files.values()))
     return EXIT_FAILED_TRIALS if result.num_failed else EXIT_OK
 
 

@@ -115,7 +115,7 @@ class SweepConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     search: str = "grid"  # "grid" | "optuna" (multi-objective: val_logloss, total_bytes)
-    num_samples: int = 6  # optuna: trials to sample
+    num_samples: int | None = None  # optuna only: trials to sample (None: 6)
     scheduler: str = "none"  # "none" | "asha" (single objective val_logloss; grid search only)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     address: str | None = None  # Ray cluster address; None: RAY_ADDRESS or a local Ray
@@ -125,6 +125,11 @@ class SweepConfig:
     tracking_retry_s: float = 60.0  # retry a failed MLflow write this long before storing it for `collide sync`
     fail_trials: tuple[str, ...] = ()  # fault injection: trial names that raise (tests of failure handling)
     trial_start_log: str | None = None  # audit hook: each trainable start appends a JSON line to this file
+
+    @property
+    def samples(self) -> int:
+        """Trials the optuna search samples."""
+        return self.num_samples if self.num_samples is not None else 6
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:
@@ -140,7 +145,10 @@ class SweepConfig:
         if self.trial_start_log is not None and not Path(self.trial_start_log).is_absolute():
             raise ValueError(f"trial_start_log must be an absolute path (trials run elsewhere), "
                              f"got {self.trial_start_log!r}")
-        if self.num_samples < 1:
+        if self.num_samples is not None and self.search != "optuna":
+            raise ValueError(f"num_samples applies to search 'optuna' only; the grid runs every point once "
+                             f"(got num_samples={self.num_samples} with search {self.search!r})")
+        if self.num_samples is not None and self.num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
         unknown = sorted(set(self.strategy_params) - set(MAPPERS))
         if unknown:

@@ -10,18 +10,20 @@ Every command that writes a directory (`prepare`, `train`, `export`) or files in
 - anything else is refused with `OutputDirError`, which names the directory and says what
   to do. So is a directory that contains the working directory or an input file.
 
-Staging directories are named `.{name}.collide-staging.{pid}.{hex}` and hold a marker from
-their first moment, so a later call removes the ones whose process is gone, and never a
-user's `.{name}.backup`. Pareto files are owned file by file: the marker of a results
+Staging directories are named `.{name}.collide-staging.{host}-{pid}.{hex}` and hold a
+marker from their first moment, so a later call on the same host removes the ones whose
+process is gone, and never a user's `.{name}.backup`. Pareto files are owned file by file: the marker of a results
 directory lists the files collide wrote there, so a user's README beside them is safe, and
 a user's own `pareto.csv` is never overwritten.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -29,6 +31,7 @@ from pathlib import Path
 __all__ = [
     "MARKER",
     "OutputDirError",
+    "check_owned_files",
     "check_replaceable",
     "marker_kind",
     "pid_alive",
@@ -96,6 +99,8 @@ def check_replaceable(path: Path, kind: str, *, option: str = "--out",
         if resolved in Path(source).resolve().parents:
             raise OutputDirError(f"{option} {path} contains the input file {source}; writing there would "
                                  f"replace it. Choose an {option} outside the input's directory")
+    if path.is_symlink():
+        raise OutputDirError(f"{option} {path} is a symbolic link; give the directory it points to, or a new one")
     if not path.exists():
         return
     _refuse_enclosing(path, option)
@@ -114,24 +119,38 @@ def staging_dir(target: Path) -> Path:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(target)
-    staging = target.parent / f".{target.name}.{STAGING}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    staging = target.parent / f".{target.name}.{STAGING}.{_owner()}.{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     write_marker(staging, STAGING)
     return staging
 
 
-def replace_dir(staging: Path, target: Path, kind: str) -> None:
-    """Swap the finished `staging` in as `target` (after check_replaceable) and mark it `kind`."""
+def replace_dir(staging: Path, target: Path, kind: str, *, legacy: Callable[[Path], bool] | None = None) -> None:
+    """Swap the finished `staging` in as `target` and mark it `kind`.
+
+    `target` is checked again first (as `check_replaceable`): work may have taken hours, and
+    a user may have put files into the directory that was empty when the command started.
+    """
     staging, target = Path(staging), Path(target)
+    check_replaceable(target, kind, legacy=legacy)
     write_marker(staging, kind)
     if target.exists():
-        aside = target.parent / f".{target.name}.{ASIDE}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        aside = target.parent / f".{target.name}.{ASIDE}.{_owner()}.{uuid.uuid4().hex[:8]}"
         os.replace(target, aside)
         write_marker(aside, STAGING)  # if we die now, the next call removes it as stale
         os.replace(staging, target)
         shutil.rmtree(aside, ignore_errors=True)
     else:
         os.replace(staging, target)
+
+
+def _host() -> str:
+    """This machine, as a short token: staging names say which host's process owns them."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _owner() -> str:
+    return f"{_host()}-{os.getpid()}"
 
 
 def pid_alive(pid: int) -> bool:
@@ -153,11 +172,32 @@ def remove_stale_staging(target: Path) -> list[Path]:
     for kind in (STAGING, ASIDE):
         for stale in target.parent.glob(f".{target.name}.{kind}.*"):
             parts = stale.name.rsplit(".", 2)
-            owner = parts[-2] if len(parts) == 3 else ""
-            if stale.is_dir() and marker_kind(stale) == STAGING and owner.isdigit() and not pid_alive(int(owner)):
+            host, _, pid = (parts[-2] if len(parts) == 3 else "").partition("-")
+            ours = host == _host() and pid.isdigit()  # another host's staging (shared storage) is not judged here
+            if stale.is_dir() and not stale.is_symlink() and marker_kind(stale) == STAGING and ours \
+                    and not pid_alive(int(pid)):
                 shutil.rmtree(stale, ignore_errors=True)
                 removed.append(stale)
     return removed
+
+
+def check_owned_files(directory: Path, kind: str, names: Iterable[str], *, option: str = "--out") -> set[str]:
+    """Raise OutputDirError unless collide may write files `names` into `directory` as output `kind`;
+    returns the files collide already owns there."""
+    directory = Path(directory)
+    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+        raise OutputDirError(f"{option} {directory} is not a plain directory; give a directory")
+    payload = _marker(directory) if directory.is_dir() else None
+    if payload and payload.get("kind") != kind:
+        raise OutputDirError(f"{option} {directory} is collide's {payload.get('kind')} output; write the {kind} "
+                             f"files elsewhere")
+    owned = set(payload.get("files", [])) if payload else set()
+    clashes = sorted(name for name in names if (directory / name).exists() and name not in owned)
+    if clashes:
+        raise OutputDirError(f"{option} {directory} already holds {', '.join(clashes)}, which collide did not "
+                             f"write there (its {MARKER} does not list them); move them away or choose "
+                             f"another {option}")
+    return owned
 
 
 def write_owned_files(directory: Path, kind: str, writers: dict[str, Callable[[Path], object]],
@@ -168,17 +208,8 @@ def write_owned_files(directory: Path, kind: str, writers: dict[str, Callable[[P
     file of that name that collide did not write (not listed in the marker) is refused.
     """
     directory = Path(directory)
+    owned = check_owned_files(directory, kind, writers, option=option)
     directory.mkdir(parents=True, exist_ok=True)
-    payload = _marker(directory)
-    if payload and payload.get("kind") != kind:
-        raise OutputDirError(f"{option} {directory} is collide's {payload.get('kind')} output; write the {kind} "
-                             f"files elsewhere")
-    owned = set(payload.get("files", [])) if payload else set()
-    clashes = sorted(name for name in writers if (directory / name).exists() and name not in owned)
-    if clashes:
-        raise OutputDirError(f"{option} {directory} already holds {', '.join(clashes)}, which collide did not "
-                             f"write there (its {MARKER} does not list them); move them away or choose "
-                             f"another {option}")
     written = {}
     for name, writer in writers.items():
         final = directory / name

@@ -33,6 +33,7 @@ __all__ = [
     "mlflow_http_policy",
     "redact",
     "redact_text",
+    "remember",
 ]
 
 SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "secret", "token", "key", "credential", "signature", "sig")
@@ -118,6 +119,7 @@ def _tcp_check(uri: str, timeout: float) -> None:
 def check_tracking_uri(uri: str, timeout: float = CHECK_TIMEOUT_S) -> None:
     """Raise TrackingUnavailableError unless one read of the tracking store succeeds in `timeout` s."""
     started = time.monotonic()
+    remember(uri)
     if uri.startswith("sqlite:///"):
         db = Path(uri.removeprefix("sqlite:///"))
         if not db.parent.is_dir():
@@ -147,16 +149,29 @@ def check_tracking_uri(uri: str, timeout: float = CHECK_TIMEOUT_S) -> None:
                                        f"{redact_text(reason, uri)}")
 
 
-def redact_text(text: str, uri: str | None) -> str:
-    """`text` with every occurrence of `uri`'s secret parts replaced (for error messages)."""
-    if not uri:
-        return text
+_KNOWN: dict[str, list[str]] = {}  # every tracking URI this process used -> its secrets
+
+
+def _secrets_of(uri: str) -> list[str]:
     parts = urlsplit(uri)
     secrets = [s for s in (parts.password,) if s]
     secrets += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if _secret_key(k) and v]
     if parts.username and not parts.password and "@" in parts.netloc:
         secrets.append(parts.username)
-    text = text.replace(uri, redact(uri) or "")
-    for secret in secrets:
-        text = text.replace(secret, "***")
+    return secrets
+
+
+def remember(uri: str | None) -> None:
+    """Note a tracking URI in use, so `redact_text` hides its secrets in any later message."""
+    if uri and "://" in uri and uri not in _KNOWN:
+        _KNOWN[uri] = _secrets_of(uri)
+
+
+def redact_text(text: str, uri: str | None = None) -> str:
+    """`text` with the secrets of `uri` and of every URI this process has used replaced by ***."""
+    remember(uri)
+    for known, secrets in _KNOWN.items():
+        text = text.replace(known, redact(known) or "")
+        for secret in secrets:
+            text = text.replace(secret, "***")
     return text

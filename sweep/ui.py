@@ -16,7 +16,7 @@ import sys
 import time
 from types import FrameType
 
-from sweep.tracking_uri import redact
+from sweep.tracking_uri import check_tracking_uri, redact
 
 __all__ = ["serve_ui", "stop_process_group", "ui_command"]
 
@@ -57,8 +57,9 @@ def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None
 
 
 def serve_ui(tracking_uri: str, port: int = 5000, host: str = "127.0.0.1") -> int:
-    """Run the UI until it exits or collide is signalled; returns 0 after a signal, else its exit code."""
+    """Run the UI until collide is signalled (returns 0) or the server exits (ValueError if it failed)."""
     argv, env = ui_command(tracking_uri, port, host)
+    check_tracking_uri(tracking_uri)
     print(f"MLflow UI for {redact(tracking_uri)} at http://{host}:{port}  (Ctrl-C to stop)", flush=True)
     stopped: list[int] = []
 
@@ -74,4 +75,6 @@ def serve_ui(tracking_uri: str, port: int = 5000, host: str = "127.0.0.1") -> in
         stop_process_group(process)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    return 0 if stopped else int(process.returncode or 0)
+    if not stopped and process.returncode:
+        raise ValueError(f"mlflow ui exited with code {process.returncode} (its output is above)")
+    return 0

@@ -97,7 +97,7 @@ def prepare(source: Source, out_dir: str | Path | None = None, *, force: bool = 
             writer.append(chunk)
         writer.finish(source=source.name, params=source.params(), fingerprint=key,
                       feature_meta=source.feature_meta(), report=source.report())
-        replace_dir(staging, out_dir, "prepared")
+        replace_dir(staging, out_dir, "prepared", legacy=_legacy_prepared)
     except OSError as exc:
         if exc.filename:
             raise

@@ -113,7 +113,7 @@ def export(experiment: str, out_dir: str | Path, *, tracking_uri: str, max_bytes
                                             "compression_ratio")},
             embedding_dim=point.get("dim"))
         (staging / EXPORT_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        replace_dir(staging, out_dir, "export")
+        replace_dir(staging, out_dir, "export", legacy=_legacy_export)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("exported %s (run %s of sweep %s) to %s", point["name"], point["run_id"], sweep.parent_run_id, out_dir)

@@ -18,7 +18,13 @@ from typing import Any
 from sweep.frontier.pareto import frontier_table
 from sweep.frontier.report import plot_pareto, write_pareto_csv, write_pareto_md
 from sweep.outputs import write_owned_files
-from sweep.tracking_uri import check_tracking_uri, default_tracking_uri, mlflow_http_policy, redact
+from sweep.tracking_uri import (
+    check_tracking_uri,
+    default_tracking_uri,
+    mlflow_http_policy,
+    redact,
+    redact_text,
+)
 from sweep.tune.journal import JOURNAL_DIR, pending_journal, replay
 from sweep.tune.records import find_sweep, trial_rows
 from sweep.tune.tracking import SweepTracker, apply_op
@@ -94,8 +100,12 @@ def sync_now(tracker: SweepTracker, experiment_dir: Path) -> bool:
         return False
     journal = pending_journal(experiment_dir)
     if journal is not None:
-        with mlflow_http_policy(max_retries=2):
-            replay(journal, lambda op, refs: apply_op(tracker.client, op, refs))
+        try:
+            with mlflow_http_policy(max_retries=2):
+                replay(journal, lambda op, refs: apply_op(tracker.client, op, refs))
+        except Exception as exc:  # noqa: BLE001 - still unusable: the journal stays for `collide sync`
+            log.warning("MLflow is back, but uploading the stored records failed: %s", redact_text(str(exc)))
+            return False
     for ref, run_id in resolved_refs(experiment_dir).items():
         tracker.refs[ref] = run_id
     tracker.offline_reason = None
@@ -108,7 +118,12 @@ def resolved_refs(experiment_dir: Path) -> dict[str, str]:
 
 
 def sync_sweep(sweep_dir: str | Path, tracking_uri: str | None = None) -> SweepResult | None:
-    """Upload a sweep's journaled MLflow records (see `sweep.tune.journal`); None if nothing was pending."""
+    """Upload a sweep's journaled MLflow records (see `sweep.tune.journal`); None if nothing was pending.
+
+    The result describes the sweep as MLflow now holds it: "completed" with its frontier when
+    the journal ends with the sweep's finish (the frontier is written then), otherwise the
+    state the sweep had when it stopped (e.g. "interrupted").
+    """
     from mlflow.tracking import MlflowClient
 
     sweep_dir = Path(sweep_dir).resolve()
@@ -134,6 +149,14 @@ def sync_sweep(sweep_dir: str | Path, tracking_uri: str | None = None) -> SweepR
 
     with mlflow_http_policy(max_retries=2):
         replay(journal, apply, on_progress=lambda done, total: log.info("synced %d of %d records", done, total))
-    return finished.get("result")
-
-
+    if "result" in finished:
+        return finished["result"]
+    parent = client.get_run(resolved_refs(sweep_dir)["parent"])
+    experiment = client.get_experiment(parent.info.experiment_id).name
+    rows = trial_rows(find_sweep(client, experiment, parent.info.run_id, completed=False).runs)
+    state = parent.data.tags.get("collide.state", parent.info.status.lower())
+    return SweepResult(experiment, parent.info.run_id, redact(tracking_uri), state,
+                       int(parent.data.metrics.get("num_points", len(rows))),
+                       sum(1 for r in rows if r["excluded"] is None), sum(1 for r in rows if r["status"] == "FAILED"),
+                       sweep_dir, trials=rows,
+                       message=f"the sweep had stopped before it finished (parent run {parent.info.status})")

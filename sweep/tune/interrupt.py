@@ -24,8 +24,11 @@ from types import FrameType
 __all__ = ["Interrupts", "SweepInterrupted", "exit_code_for"]
 
 
-class SweepInterrupted(Exception):  # noqa: N818 - reads as what happened, like KeyboardInterrupt
-    """The sweep was stopped by a signal before it finished."""
+class SweepInterrupted(BaseException):  # noqa: N818 - reads as what happened, like KeyboardInterrupt
+    """The sweep was stopped by a signal before it finished.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` on the way (MLflow
+    wraps the errors of a request; the tracker retries failed writes) swallows it."""
 
     def __init__(self, signal_name: str):
         super().__init__(f"interrupted by {signal_name}")

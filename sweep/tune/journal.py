@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JOURNAL_DIR", "TrackingJournal", "pending_journal", "replay"]
+__all__ = ["JOURNAL_DIR", "JournalReplayError", "TrackingJournal", "pending_journal", "replay"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,10 @@ def _write_json(path: Path, value: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(value, sort_keys=True))
     os.replace(tmp, path)
+
+
+class JournalReplayError(ValueError):
+    """A journaled write was refused again; names the record, and the next replay starts there."""
 
 
 @dataclass
@@ -120,7 +124,13 @@ def replay(journal: TrackingJournal, apply: Callable[[dict, dict[str, str]], str
                 op["local_dir"] = str(journal.path / op["local_dir"])
             elif op["op"] == "log_artifact":
                 op["local_path"] = str(journal.path / op["local_path"])
-            created = apply(op, refs)
+            try:
+                created = apply(op, refs)
+            except Exception as exc:
+                raise JournalReplayError(
+                    f"{journal.ops_file}: record {index + 1} of {len(ops)} ({op['op']}) could not be written: "
+                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}; fix the "
+                    "cause and sync again: it continues from this record") from exc
             if created is not None:
                 refs[op["ref"]] = created
         applied += 1

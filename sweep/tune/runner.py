@@ -31,18 +31,26 @@ from typing import Any
 import yaml
 
 from sweep.config import SweepConfig, load_config
-from sweep.datasets import default_out_dir, get_source, prepare
+from sweep.datasets import default_out_dir, fingerprint, get_source, prepare
+from sweep.frontier.pareto import frontier_table
+from sweep.outputs import check_owned_files
 from sweep.plain import plain
 from sweep.probe_cache import probe_embeddings
-from sweep.tracking_uri import check_tracking_uri, default_tracking_uri, mlflow_http_policy, redact
+from sweep.tracking_uri import (
+    check_tracking_uri,
+    default_tracking_uri,
+    mlflow_http_policy,
+    redact,
+    redact_text,
+)
 from sweep.trial import LEARNED, TrialConfig
 from sweep.tune.callback import MlflowTrialCallback
 from sweep.tune.ending import SweepResult, end_interrupted, finish, sync_now, sync_sweep
 from sweep.tune.interrupt import Interrupts, SweepInterrupted
 from sweep.tune.journal import pending_journal
 from sweep.tune.points import grid_points, point_name, point_of
-from sweep.tune.records import find_sweep
-from sweep.tune.tracking import SweepTracker, flatten, register
+from sweep.tune.records import find_sweep, trial_rows
+from sweep.tune.tracking import SweepTracker, flatten, param_texts, register
 from sweep.tune.trainable import base_trial_config, in_memory, trainable, trial_config_for
 
 __all__ = ["resume_sweep", "run_sweep"]
@@ -52,6 +60,9 @@ log = logging.getLogger(__name__)
 PROGRESS_PARAMS = {"strategy": "strategy", "compression": "compression", "dim": "dim"}
 PROGRESS_METRICS = {"epoch": "epoch", "val_logloss": "val_logloss", "total_bytes": "total_bytes"}
 EXPERIMENT_DIR_TAG = "collide.experiment_dir"
+DATA_TAG = "collide.data_fingerprint"
+PATH_PARAMS = ("path", "schema_file", "extra_files")  # data source params that name files
+PARETO_FILES = ("pareto.csv", "pareto.png", "pareto.md")
 
 
 def _recorded(config: SweepConfig) -> dict:
@@ -77,7 +88,7 @@ def _search(config: SweepConfig, points: list[dict]) -> tuple[dict, dict]:
     space = {"strategy": tune.choice(list(g.strategies)), "compression": tune.choice([float(c) for c in g.compressions]),
              "dim": tune.choice([int(d) for d in g.dims]), "seed": tune.choice([int(s) for s in g.seeds])}
     search = OptunaSearch(metric=["val_logloss", "total_bytes"], mode=["min", "min"], seed=int(g.seeds[0]))
-    return space, {"search_alg": search, "num_samples": config.num_samples}
+    return space, {"search_alg": search, "num_samples": config.samples}
 
 
 def _trial_label(trial: Any) -> str:
@@ -104,6 +115,7 @@ class _Prepared:
     config: SweepConfig
     tracking_uri: str
     points: list[dict]
+    fingerprint: str  # of the prepared data
     base: TrialConfig  # every trial's config, but for its point
     trainable: Any  # tune.with_resources(tune.with_parameters(trainable, ...))
 
@@ -128,7 +140,23 @@ def _prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, int
     wrapped = tune.with_resources(
         tune.with_parameters(trainable, dataset=in_memory(dataset), probes=probes, base=base, sweep=for_trials),
         resources)
-    return _Prepared(config, tracking_uri, points, base, wrapped)
+    return _Prepared(config, tracking_uri, points, dataset.fingerprint, base, wrapped)
+
+
+def _absolute(config: SweepConfig, launch_dir: Path) -> SweepConfig:
+    """Every path of the config made absolute, so the recorded config means the same on a resume
+    from another working directory."""
+    def absolute(value: Any) -> Any:
+        return str((launch_dir / value).resolve()) if isinstance(value, str) and value else value
+
+    params = dict(config.data.params)
+    for key in PATH_PARAMS:
+        if key in params:
+            value = params[key]
+            params[key] = [absolute(v) for v in value] if isinstance(value, (list, tuple)) else absolute(value)
+    data = replace(config.data, params=params, prepared_dir=absolute(config.data.prepared_dir))
+    return replace(config, data=data, results_dir=absolute(config.results_dir),
+                   storage_path=absolute(config.storage_path))
 
 
 def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None) -> SweepResult:
@@ -137,36 +165,47 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None) -> Swee
     from ray.tune import CheckpointConfig, CLIReporter, FailureConfig, RunConfig
 
     launch_dir = Path(launch_dir or Path.cwd()).resolve()
+    config = _absolute(config, launch_dir)
     tracking_uri = config.tracking_uri or default_tracking_uri(launch_dir)
     check_tracking_uri(tracking_uri)
+    if config.results_dir:  # a clash found now, not after every trial has run
+        check_owned_files(Path(config.results_dir), "pareto", PARETO_FILES, option="results_dir")
     storage_path = Path(config.storage_path or launch_dir / ".collide" / "ray_results").resolve()
     with Interrupts() as interrupts:
         prepared = _prepare_sweep(config, launch_dir, tracking_uri, interrupts)
-        config_yaml = yaml.safe_dump(_recorded(config), sort_keys=False)
-        tracker = SweepTracker.start(tracking_uri, config.name, _recorded(config), config_yaml,
-                                     retry_s=config.tracking_retry_s)
+        tracker = SweepTracker.start(tracking_uri, config.name, retry_s=config.tracking_retry_s)
         experiment_dir = storage_path / tracker.parent_run_id
-        tracker.write({"op": "set_tags", "ref": "parent", "tags": {EXPERIMENT_DIR_TAG: str(experiment_dir),
-                                                                   "collide.tracking_uri": redact(tracking_uri)}})
-        register(tracker)
         tracker.attach_journal(experiment_dir)
-        param_space, tune_kwargs = _search(config, prepared.points)
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table honours our trimmed columns
-        prefix = "point/" if config.search == "grid" else ""
-        reporter = CLIReporter(parameter_columns={prefix + k: v for k, v in PROGRESS_PARAMS.items()},
-                               metric_columns=PROGRESS_METRICS, max_report_frequency=15)
-        callback = MlflowTrialCallback(tracker.parent_run_id, flatten(_shared_params(prepared.base)),
-                                       config.strategy_params)
-        tuner = tune.Tuner(
-            prepared.trainable, param_space=param_space,
-            tune_config=tune.TuneConfig(max_concurrent_trials=config.resources.max_concurrent_trials,
-                                        trial_name_creator=_trial_label, trial_dirname_creator=_trial_label,
-                                        **tune_kwargs),
-            run_config=RunConfig(name=tracker.parent_run_id, storage_path=str(storage_path), callbacks=[callback],
-                                 progress_reporter=reporter, failure_config=FailureConfig(max_failures=0),
-                                 checkpoint_config=CheckpointConfig(num_to_keep=1), verbose=1),
-        )
-        return _fit_and_finish(tuner, tracker, interrupts, prepared, experiment_dir)
+        register(tracker)
+
+        def body() -> SweepResult:
+            recorded = _recorded(config)
+            tracker.write({"op": "log_params", "ref": "parent", "params": param_texts(flatten(recorded))})
+            tracker.write({"op": "log_text", "ref": "parent", "file": "sweep_config.yaml",
+                           "text": yaml.safe_dump(recorded, sort_keys=False)})  # loadable with --config
+            tracker.write({"op": "set_tags", "ref": "parent", "tags": {
+                EXPERIMENT_DIR_TAG: str(experiment_dir), "collide.tracking_uri": redact(tracking_uri),
+                DATA_TAG: prepared.fingerprint}})
+            param_space, tune_kwargs = _search(config, prepared.points)
+            os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table honours our trimmed columns
+            prefix = "point/" if config.search == "grid" else ""
+            reporter = CLIReporter(parameter_columns={prefix + k: v for k, v in PROGRESS_PARAMS.items()},
+                                   metric_columns=PROGRESS_METRICS, max_report_frequency=15)
+            callback = MlflowTrialCallback(tracker.parent_run_id, flatten(_shared_params(prepared.base)),
+                                           config.strategy_params)
+            tuner = tune.Tuner(
+                prepared.trainable, param_space=param_space,
+                tune_config=tune.TuneConfig(max_concurrent_trials=config.resources.max_concurrent_trials,
+                                            trial_name_creator=_trial_label, trial_dirname_creator=_trial_label,
+                                            **tune_kwargs),
+                run_config=RunConfig(name=tracker.parent_run_id, storage_path=str(storage_path),
+                                     callbacks=[callback], progress_reporter=reporter,
+                                     failure_config=FailureConfig(max_failures=0),
+                                     checkpoint_config=CheckpointConfig(num_to_keep=1), verbose=1),
+            )
+            return _fit_and_finish(tuner, tracker, interrupts, prepared, experiment_dir)
+
+        return _guarded(body, tracker, interrupts, prepared, experiment_dir)
 
 
 def _shared_params(base: TrialConfig) -> dict:
@@ -176,7 +215,24 @@ def _shared_params(base: TrialConfig) -> dict:
 
 
 def _expected_points(config: SweepConfig, points: list[dict]) -> int:
-    return len(points) if config.search == "grid" else config.num_samples
+    return len(points) if config.search == "grid" else config.samples
+
+
+def _guarded(body: Any, tracker: SweepTracker, interrupts: Interrupts, prepared: _Prepared,
+             experiment_dir: Path) -> SweepResult:
+    """Run `body`; whatever stops it, the parent run and every open trial run get a final state."""
+    expected = _expected_points(prepared.config, prepared.points)
+    try:
+        return body()
+    except SweepInterrupted as exc:
+        return end_interrupted(tracker, prepared.config.name, exc.signal_name, expected, experiment_dir)
+    except BaseException as exc:
+        log.error("sweep %s failed: %s", prepared.config.name, redact_text(str(exc)))
+        for trial_id in tracker.open_trials():
+            tracker.end_trial(trial_id, "killed")
+        tracker.write({"op": "set_tags", "ref": "parent", "tags": {"error": redact_text(str(exc))[-5000:]}})
+        tracker.end_sweep("FAILED", {}, "failed")
+        raise
 
 
 def _fit_and_finish(tuner: Any, tracker: SweepTracker, interrupts: Interrupts, prepared: _Prepared,
@@ -187,12 +243,6 @@ def _fit_and_finish(tuner: Any, tracker: SweepTracker, interrupts: Interrupts, p
         interrupts.in_tune = True
         with mlflow_http_policy(max_retries=0):
             grid = tuner.fit()
-    except SweepInterrupted:
-        return end_interrupted(tracker, config.name, interrupts.signal_name, expected, experiment_dir)
-    except BaseException as exc:
-        tracker.end_sweep("FAILED", {}, "failed")
-        log.error("sweep %s failed: %s", config.name, exc)
-        raise
     finally:
         interrupts.in_tune = False
     if interrupts.interrupted:
@@ -204,10 +254,13 @@ def _fit_and_finish(tuner: Any, tracker: SweepTracker, interrupts: Interrupts, p
                        len(tracker.completed), num_failed, experiment_dir)
     if tracker.offline and not sync_now(tracker, experiment_dir):
         tracker.journal_op({"op": "finish_sweep", "ref": "parent", "experiment": config.name,
-                          "results_dir": _results_dir(config, experiment_dir), "num_points": expected})
+                            "results_dir": _results_dir(config, experiment_dir), "num_points": expected})
         return replace(base, state="tracking_lost", message=tracker.offline_reason or "")
-    return finish(tracker.client, tracker.write, config.name, tracker.parent_run_id,
-                   _results_dir(config, experiment_dir), expected, base)
+    result = finish(tracker.client, tracker.write, config.name, tracker.parent_run_id,
+                    _results_dir(config, experiment_dir), expected, base)
+    if tracker.offline:  # the store went away while the sweep was being finished: not a success
+        return replace(result, state="tracking_lost", message=tracker.offline_reason or "")
+    return result
 
 
 def _results_dir(config: SweepConfig, experiment_dir: Path) -> str:
@@ -217,10 +270,15 @@ def _results_dir(config: SweepConfig, experiment_dir: Path) -> str:
 def resume_sweep(experiment: str | None, parent_run_id: str | None = None, *, tracking_uri: str | None = None,
                  launch_dir: str | Path | None = None, storage_path: str | None = None,
                  overrides: dict | None = None) -> SweepResult:
-    """Continue a sweep (the latest of `experiment` unless `parent_run_id`) from its Ray Tune state."""
+    """Continue a sweep (the latest of `experiment` unless `parent_run_id`) from its Ray Tune state.
+
+    `overrides` may change only where it runs and writes: `address`, `results_dir`,
+    `resources.num_cpus`; anything else is refused, since the stored sweep keeps its config.
+    """
     from mlflow.tracking import MlflowClient
     from ray import tune
 
+    _check_resume_overrides(overrides or {})
     launch_dir = Path(launch_dir or Path.cwd()).resolve()
     tracking_uri = tracking_uri or default_tracking_uri(launch_dir)
     check_tracking_uri(tracking_uri)
@@ -234,28 +292,64 @@ def resume_sweep(experiment: str | None, parent_run_id: str | None = None, *, tr
     stored = Path(client.download_artifacts(sweep.parent_run_id, "sweep_config.yaml"))
     values = yaml.safe_load(stored.read_text())
     values["tracking_uri"] = None  # recorded redacted; the URI in use is the one we found it with
-    config = load_config(values, overrides or {})
-    config = replace(config, tracking_uri=tracking_uri)
+    config = replace(load_config(values, overrides or {}), tracking_uri=tracking_uri)
     experiment_dir = Path(storage_path).resolve() / sweep.parent_run_id if storage_path else \
         Path(sweep.parent.data.tags.get(EXPERIMENT_DIR_TAG, launch_dir / ".collide" / "ray_results" /
                                         sweep.parent_run_id))
     if not (experiment_dir / "tuner.pkl").is_file():
         raise ValueError(f"sweep {sweep.parent_run_id}: no Ray Tune state at {experiment_dir} (tuner.pkl missing); "
                          "give --storage-path where its experiment directory lives")
-    log.info("resuming %s from %s", sweep.describe(), experiment_dir)
     if pending_journal(experiment_dir) is not None:
         log.info("uploading the records this sweep stored while MLflow was unreachable")
         sync_sweep(experiment_dir, tracking_uri)
         sweep = find_sweep(client, experiment, sweep.parent_run_id, completed=False)
+    done = _already_complete(sweep, experiment, experiment_dir, tracking_uri)
+    if done is not None:
+        return done
+    recorded, now = sweep.parent.data.tags.get(DATA_TAG), fingerprint(get_source(config.data.source,
+                                                                               **dict(config.data.params)))
+    if recorded and recorded != now:
+        raise ValueError(f"sweep {sweep.parent_run_id} trained on prepared data {recorded[:12]}, but its data "
+                         f"source now gives {now[:12]} (an input file or parameter changed); resuming would mix "
+                         "trials of two data sets. Start a new sweep instead")
+    log.info("resuming %s from %s", sweep.describe(), experiment_dir)
     with Interrupts() as interrupts:
         prepared = _prepare_sweep(config, launch_dir, tracking_uri, interrupts)
         tracker = SweepTracker.reopen(tracking_uri, sweep, retry_s=config.tracking_retry_s)
         register(tracker)
         tracker.attach_journal(experiment_dir)
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        tuner = tune.Tuner.restore(str(experiment_dir), trainable=prepared.trainable, resume_unfinished=True,
-                                   restart_errored=True)
-        return _fit_and_finish(tuner, tracker, interrupts, prepared, experiment_dir)
+
+        def body() -> SweepResult:
+            # resume_errored keeps a failed trial's id (restart_errored would give it a new one, and the
+            # failed attempt would count as another trial); without a checkpoint it trains from scratch
+            tuner = tune.Tuner.restore(str(experiment_dir), trainable=prepared.trainable, resume_unfinished=True,
+                                       resume_errored=True)
+            return _fit_and_finish(tuner, tracker, interrupts, prepared, experiment_dir)
+
+        return _guarded(body, tracker, interrupts, prepared, experiment_dir)
+
+
+def _check_resume_overrides(overrides: dict) -> None:
+    allowed = {"address", "results_dir", "resources"}
+    refused = sorted(set(overrides) - allowed)
+    refused += [f"resources.{k}" for k in overrides.get("resources", {}) if k != "num_cpus"]
+    if refused:
+        raise ValueError(f"a resumed sweep keeps its stored config; {refused} would have no effect "
+                         "(allowed: address, results_dir, resources.num_cpus)")
+
+
+def _already_complete(sweep: Any, experiment: str, experiment_dir: Path, tracking_uri: str) -> SweepResult | None:
+    """A FINISHED sweep whose every trial completed has nothing to resume: say so, run nothing."""
+    rows = trial_rows(sweep.runs)
+    expected = int(sweep.parent.data.metrics.get("num_points", len(rows)))
+    if sweep.parent.info.status != "FINISHED" or len(rows) < expected or any(r["excluded"] for r in rows):
+        return None
+    table = frontier_table(rows)
+    return SweepResult(experiment, sweep.parent_run_id, redact(tracking_uri),
+                       "completed", expected, len(rows), 0, experiment_dir, trials=table,
+                       frontier=[r for r in table if r["on_frontier"]],
+                       message=f"sweep {sweep.parent_run_id} had already completed: nothing to resume")
 
 
 def _experiment_of(client: Any, run_id: str) -> str:

@@ -36,7 +36,7 @@ from typing import Any
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from sweep.tracking_uri import mlflow_http_policy, redact, redact_text
+from sweep.tracking_uri import mlflow_http_policy, redact, redact_text, remember
 from sweep.tune.journal import JOURNAL_DIR, TrackingJournal
 from sweep.tune.records import OUTCOME_TAG, SweepRuns
 
@@ -44,6 +44,7 @@ __all__ = [
     "SweepTracker",
     "apply_op",
     "flatten",
+    "param_texts",
     "register",
     "tracker_for",
 ]
@@ -93,6 +94,9 @@ def apply_op(client: MlflowClient, op: dict, refs: Mapping[str, str]) -> str | N
     """Perform one tracker write against MLflow; returns the run id when the op creates a run."""
     kind = op["op"]
     if kind == "create_run":
+        existing = _existing_attempt(client, op)
+        if existing is not None:  # an earlier try (timed out, or a killed replay) did create it
+            return existing
         run = client.create_run(op["experiment_id"], run_name=op["name"], tags=op["tags"])
         return run.info.run_id
     run_id = refs[op["ref"]]
@@ -119,6 +123,18 @@ def apply_op(client: MlflowClient, op: dict, refs: Mapping[str, str]) -> str | N
     return None
 
 
+def _existing_attempt(client: MlflowClient, op: dict) -> str | None:
+    """The run of this trial attempt, if a retried or replayed create_run made it already."""
+    tags = op["tags"]
+    if "collide.trial_id" not in tags:
+        return None
+    query = (f"tags.`mlflow.parentRunId` = '{tags['mlflow.parentRunId']}' and "
+             f"tags.`collide.trial_id` = '{tags['collide.trial_id']}' and "
+             f"tags.`collide.attempt` = '{tags['collide.attempt']}'")
+    found = client.search_runs([op["experiment_id"]], query, max_results=1)
+    return found[0].info.run_id if found else None
+
+
 @dataclass
 class _Trial:
     ref: str  # "trial/<trial id>/<attempt>"
@@ -133,6 +149,7 @@ class SweepTracker:
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, *,
                  retry_s: float = DEFAULT_RETRY_S):
         self.tracking_uri = tracking_uri
+        remember(tracking_uri)
         self.client = MlflowClient(tracking_uri)
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
@@ -146,9 +163,9 @@ class SweepTracker:
 
     # -- creation
     @classmethod
-    def start(cls, tracking_uri: str, experiment: str, sweep_params: Mapping[str, Any], config_yaml: str, *,
-              retry_s: float = DEFAULT_RETRY_S) -> SweepTracker:
-        """Create (or reuse) the experiment and a new parent run, and log the sweep's config."""
+    def start(cls, tracking_uri: str, experiment: str, *, retry_s: float = DEFAULT_RETRY_S) -> SweepTracker:
+        """Create (or reuse) the experiment and a new parent run tagged with this driver; the caller
+        attaches the journal before writing anything else, so no later write can be lost."""
         client = MlflowClient(tracking_uri)
         existing = client.get_experiment_by_name(experiment)
         if existing is not None:
@@ -161,10 +178,7 @@ class SweepTracker:
             experiment_id = client.create_experiment(experiment, artifact_location=location)
         run = client.create_run(experiment_id, run_name=f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}",
                                 tags={"collide.kind": "sweep", **driver_tags()})
-        tracker = cls(tracking_uri, experiment_id, run.info.run_id, retry_s=retry_s)
-        tracker.write({"op": "log_params", "ref": "parent", "params": _param_texts(flatten(sweep_params))})
-        tracker.write({"op": "log_text", "ref": "parent", "text": config_yaml, "file": "sweep_config.yaml"})
-        return tracker
+        return cls(tracking_uri, experiment_id, run.info.run_id, retry_s=retry_s)
 
     @classmethod
     def reopen(cls, tracking_uri: str, sweep: SweepRuns, *, retry_s: float = DEFAULT_RETRY_S) -> SweepTracker:
@@ -253,7 +267,7 @@ class SweepTracker:
         self.write({"op": "create_run", "ref": ref, "experiment_id": self.experiment_id, "name": name, "tags": {
             "mlflow.parentRunId": self.parent_run_id, "collide.kind": "trial", "collide.trial_id": trial_id,
             "collide.attempt": str(attempt)}})
-        self.write({"op": "log_params", "ref": ref, "params": _param_texts(flatten(params))})
+        self.write({"op": "log_params", "ref": ref, "params": param_texts(flatten(params))})
         return True
 
     def _live(self, trial_id: str) -> _Trial | None:
@@ -309,5 +323,5 @@ def driver_tags() -> dict[str, str]:
     return {"collide.driver_host": socket.gethostname(), "collide.driver_pid": str(os.getpid())}
 
 
-def _param_texts(params: Mapping[str, Any]) -> dict[str, str]:
+def param_texts(params: Mapping[str, Any]) -> dict[str, str]:
     return {k: str(v)[:6000] for k, v in params.items()}

@@ -29,6 +29,8 @@ from sweep.tune.points import point_name, point_of
 
 __all__ = ["base_trial_config", "in_memory", "trainable", "trial_config_for"]
 
+SIZE_KEYS = ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes", "compression_ratio")
+
 
 def base_trial_config(config: SweepConfig, data_path: Path, cache_dir: Path) -> TrialConfig:
     """Everything a trial needs except its point (strategy, compression, dim, seed)."""
@@ -53,11 +55,25 @@ def trial_config_for(base: TrialConfig, config: SweepConfig, point: dict, out_di
 
 def _log_start(config: SweepConfig, name: str, kind: str) -> None:
     """Append one line per trainable start to `config.trial_start_log` (a test and audit hook)."""
+    from ray import tune
+
     if config.trial_start_log:
-        line = json.dumps({"trial": name, "kind": kind, "pid": os.getpid(), "host": socket.gethostname(),
-                           "time": time.time()})
+        line = json.dumps({"trial": name, "trial_id": tune.get_context().get_trial_id(), "kind": kind,
+                           "pid": os.getpid(), "host": socket.gethostname(), "time": time.time()})
         with open(config.trial_start_log, "a", encoding="utf-8") as f:
             f.write(line + "\n")
+
+
+def _scratch_parent() -> str | None:
+    """The trial's own directory: a trial that Tune stops (ASHA) never runs its `finally`, and its
+    scratch directory then stays inside the sweep's experiment directory, not in /tmp."""
+    from ray import tune
+
+    try:
+        trial_dir = tune.get_context().get_trial_dir()
+    except Exception:  # noqa: BLE001 - outside a Tune session: the system's temporary directory
+        return None
+    return trial_dir if trial_dir and Path(trial_dir).is_dir() else None
 
 
 def _report_stored(checkpoint_dir: Path) -> bool:
@@ -68,12 +84,13 @@ def _report_stored(checkpoint_dir: Path) -> bool:
     if not details_file.is_file():
         return False
     details = json.loads(details_file.read_text())
+    metrics = details["metrics"]
+    sizes = {k: metrics[k] for k in SIZE_KEYS if k in metrics}  # every live epoch report carried them
     for epoch, entry in enumerate(details.get("history", []), start=1):
-        tune.report({**entry, "epoch": epoch})
-    out_dir = tempfile.mkdtemp(prefix="collide-restored-")
+        tune.report({**entry, **sizes, "epoch": epoch})
+    out_dir = tempfile.mkdtemp(prefix="collide-restored-", dir=_scratch_parent())
     try:
         shutil.copytree(checkpoint_dir, out_dir, dirs_exist_ok=True)
-        metrics = details["metrics"]
         tune.report({**metrics, "epoch": metrics["epochs_run"], "final": True},
                     checkpoint=tune.Checkpoint.from_directory(out_dir))
     finally:
@@ -97,7 +114,7 @@ def trainable(tune_config: dict, dataset: PreparedDataset, probes: dict, base: T
     _log_start(sweep, name, "train")
     if name in sweep.fail_trials:
         raise RuntimeError(f"injected failure for trial {name} (fail_trials)")
-    out_dir = tempfile.mkdtemp(prefix=f"collide-{name}-")
+    out_dir = tempfile.mkdtemp(prefix=f"collide-{name}-", dir=_scratch_parent())
     trial_config = trial_config_for(base, sweep, point, out_dir)
 
     def on_epoch(epoch: int, metrics: dict) -> None:

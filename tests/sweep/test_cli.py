@@ -40,6 +40,13 @@ def test_resume_refuses_options_that_would_have_no_effect(capsys):
     assert main(["sweep", "--resume", "--name", "x", "--epochs", "5", "--strategies", "hash"]) == 2
     err = capsys.readouterr().err
     assert "--resume continues the sweep as it was configured; --epochs, --strategies would have no effect" in err
+    assert main(["sweep", "--resume", "0123abcd", "--preset", "smoke"]) == 2
+    assert "--preset would have no effect" in capsys.readouterr().err
+
+
+def test_num_samples_without_optuna_is_refused(capsys):
+    assert main(["sweep", "--preset", "smoke", "--num-samples", "9"]) == 2
+    assert "num_samples applies to search 'optuna' only" in capsys.readouterr().err
 
 
 def test_errors_are_one_line_with_a_documented_code(tmp_path, capsys):

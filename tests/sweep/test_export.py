@@ -18,7 +18,7 @@ from sweep.tune.tracking import SweepTracker
 def _sweep_with_one_trial(tmp_path, details_edit=None) -> str:
     """A completed sweep `exp` with one trial whose artifacts are like a real trial's."""
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracker = SweepTracker.start(store, "exp", {}, "name: exp\n", retry_s=0.5)
+    tracker = SweepTracker.start(store, "exp", retry_s=0.5)
     tracker.start_trial("t1", "frequency-c4-d8-s0", {"strategy": "frequency", "compression": 4.0, "dim": 8, "seed": 0})
     tracker.log_metrics("t1", {"best_val_logloss": 0.5, "total_bytes": 1000, "embedding_bytes": 800,
                                "mapping_bytes": 100, "dense_bytes": 100}, step=1)
@@ -82,7 +82,7 @@ def test_export_does_not_follow_artifacts_outside_the_run(tmp_path, capsys, edit
 
 def test_export_names_the_sweep_it_used(tmp_path, capsys):
     store = _sweep_with_one_trial(tmp_path)
-    SweepTracker.start(store, "exp", {}, "name: exp\n", retry_s=0.5)  # a newer sweep that never finished
+    SweepTracker.start(store, "exp", retry_s=0.5)  # a newer sweep that never finished
     assert _export(store, tmp_path / "exported") == 0
     text = capsys.readouterr().err
     parents = MlflowClient(store).search_runs(["1"], "tags.`collide.kind` = 'sweep'",

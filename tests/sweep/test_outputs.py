@@ -11,6 +11,7 @@ import pytest
 from sweep.outputs import (
     MARKER,
     OutputDirError,
+    _host,
     check_replaceable,
     remove_stale_staging,
     replace_dir,
@@ -87,19 +88,24 @@ def test_stale_staging_is_removed_but_a_users_lookalike_is_not(tmp_path):
     target = tmp_path / "data"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = tmp_path / f".data.collide-staging.{dead.pid}.abcd1234"
+    host = _host()
+    stale = tmp_path / f".data.collide-staging.{host}-{dead.pid}.abcd1234"
     stale.mkdir()
     write_marker(stale, "collide-staging")
-    live = tmp_path / f".data.collide-staging.{os.getpid()}.abcd1234"  # a prepare still running here
+    live = tmp_path / f".data.collide-staging.{host}-{os.getpid()}.abcd1234"  # a prepare still running here
     live.mkdir()
     write_marker(live, "collide-staging")
-    unmarked = tmp_path / f".data.collide-staging.{dead.pid}.ffff0000"  # same name shape, no marker
+    unmarked = tmp_path / f".data.collide-staging.{host}-{dead.pid}.ffff0000"  # same name shape, no marker
     unmarked.mkdir()
+    elsewhere = tmp_path / f".data.collide-staging.0123abcd-{dead.pid}.abcd1234"  # another host, shared disk
+    elsewhere.mkdir()
+    write_marker(elsewhere, "collide-staging")
     backup = tmp_path / ".data.backup"  # a user's own backup next to --out data
     backup.mkdir()
     (backup / "keep.txt").write_text("keep")
     assert remove_stale_staging(target) == [stale]
-    assert live.is_dir() and unmarked.is_dir() and (backup / "keep.txt").read_text() == "keep"
+    assert live.is_dir() and unmarked.is_dir() and elsewhere.is_dir()
+    assert (backup / "keep.txt").read_text() == "keep"
 
 
 def test_owned_files_never_overwrite_a_users_file(tmp_path):
@@ -128,3 +134,25 @@ def test_a_failed_writer_leaves_the_old_file(tmp_path):
         write_owned_files(tmp_path, "pareto", {"pareto.csv": broken})
     assert (tmp_path / "pareto.csv").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == [MARKER, "pareto.csv"]
+
+
+def test_a_symlinked_output_is_refused(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    write_marker(real, "export")
+    (tmp_path / "link").symlink_to(real)
+    with pytest.raises(OutputDirError, match="is a symbolic link"):
+        check_replaceable(tmp_path / "link", "export")
+    with pytest.raises(OutputDirError, match="is not a plain directory"):
+        write_owned_files(tmp_path / "link", "pareto", {"pareto.csv": lambda p: p.write_text("x")})
+
+
+def test_files_put_into_the_output_while_collide_worked_are_not_deleted(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()  # empty when the command starts
+    check_replaceable(target, "train")
+    staging = staging_dir(target)
+    (target / "precious.txt").write_text("added by the user meanwhile")
+    with pytest.raises(OutputDirError, match="is not empty and was not written by collide"):
+        replace_dir(staging, target, "train")
+    assert (target / "precious.txt").read_text() == "added by the user meanwhile"

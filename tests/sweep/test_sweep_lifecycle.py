@@ -120,3 +120,37 @@ def test_resume_after_sigkill_runs_every_point_exactly_once(tmp_path):
         table = list(csv.DictReader(f))
     assert sorted(r["trial_id"] for r in table) == sorted(r["trial_id"] for r in rows)
     assert "pareto.csv" in [a.path for a in MlflowClient(f"sqlite:///{db}").list_artifacts(sweep.parent_run_id)]
+    before = len(trial_starts(starts))
+    again = collide(["sweep", "--resume", "--name", "resume"], tmp_path)  # says so, runs nothing
+    assert again.wait(timeout=120) == 0
+    assert "had already completed: nothing to resume" in output_of(again)
+    assert len(trial_starts(starts)) == before
+
+
+def test_resume_of_an_optuna_sweep_after_sigkill(tmp_path):
+    """Restored trials replay what they reported (sizes included), which Optuna's multi-objective check needs."""
+    starts = tmp_path / "starts.jsonl"
+    args = ["sweep", "--preset", "smoke", "--name", "optuna", "--search", "optuna", "--num-samples", "6",
+            "--strategies", "hash,frequency,qr", "--compressions", "2,4,8,16", *SLOW,
+            "--set", f"trial_start_log={starts}"]
+    driver = collide(args, tmp_path)
+    db = tmp_path / "mlflow.db"
+    try:
+        wait_until(lambda: len(finished_trial_runs(db)) >= 2 and trial_runs(db, "RUNNING"), 300,
+                   "two finished trials and a running one", interval=0.05)
+    finally:
+        kill_group(driver)
+    finished_ids = {r.data.tags["collide.trial_id"] for r in _runs(tmp_path, "optuna") if r.info.status == "FINISHED"}
+    resumed = collide(["sweep", "--resume", "--name", "optuna"], tmp_path)
+    try:
+        assert resumed.wait(timeout=600) == 0, output_of(resumed)
+    finally:
+        kill_group(resumed)
+    trained = Counter(s["trial_id"] for s in trial_starts(starts) if s["kind"] == "train")
+    assert len(trained) == 6
+    for trial_id in finished_ids:
+        assert trained[trial_id] == 1
+    runs = _runs(tmp_path, "optuna")
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    finished = Counter(r.data.tags["collide.trial_id"] for r in runs if r.info.status == "FINISHED")
+    assert len(finished) == 6 and set(finished.values()) == {1}  # one FINISHED run per sampled trial

@@ -19,7 +19,7 @@ from sweep.tracking_uri import (
     redact,
     redact_text,
 )
-from sweep.tune.journal import pending_journal, replay
+from sweep.tune.journal import JournalReplayError, pending_journal, replay
 from sweep.tune.records import find_sweep, trial_rows
 from sweep.tune.tracking import SweepTracker, apply_op
 
@@ -30,7 +30,7 @@ def store(tmp_path):
 
 
 def _sweep(store, name="exp"):
-    return SweepTracker.start(store, name, {"grid": {"dims": [8]}}, "name: exp\n", retry_s=0.5)
+    return SweepTracker.start(store, name, retry_s=0.5)
 
 
 def _complete(tracker, trial_id, name, loss, size):
@@ -170,8 +170,18 @@ def test_replay_resumes_where_an_interrupted_replay_stopped(store, tmp_path):
         calls.append(op["op"])
         return apply_op(real, op, refs)
 
-    with pytest.raises(ConnectionError):
+    with pytest.raises(JournalReplayError, match=r"record \d+ of \d+ \(\w+\) could not be written: server went away"):
         replay(journal, flaky)
     replay(journal, lambda op, refs: apply_op(real, op, refs))  # continues; creates nothing twice
     runs = find_sweep(real, "exp", completed=False).runs
     assert sorted(r.info.run_name for r in runs) == ["hash-c2-d8-s0", "hash-c3-d8-s0", "hash-c4-d8-s0"]
+
+
+def test_a_retried_create_run_finds_the_run_it_already_made(store):
+    tracker = _sweep(store)
+    op = {"op": "create_run", "ref": "trial/t1/1", "experiment_id": tracker.experiment_id, "name": "hash-c4-d8-s0",
+          "tags": {"mlflow.parentRunId": tracker.parent_run_id, "collide.kind": "trial", "collide.trial_id": "t1",
+                   "collide.attempt": "1"}}
+    first = apply_op(tracker.client, op, tracker.refs)
+    assert apply_op(tracker.client, op, tracker.refs) == first  # e.g. the first reply was lost in a timeout
+    assert len(find_sweep(MlflowClient(store), "exp", completed=False).runs) == 1

@@ -84,6 +84,9 @@ def test_a_password_on_the_command_line_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "carries a credential" in err and "MLFLOW_TRACKING_URI" in err and "hunter2" not in err
     assert main(["pareto", "--experiment", "x", "--tracking-uri", "https://tok@mlflow.example"]) == 2
+    assert main(["sweep", "--preset", "smoke", "--set", "tracking_uri=http://u:hunter2@h:5000"]) == 2
+    err = capsys.readouterr().err
+    assert "--set tracking_uri http://u:***@h:5000 carries a credential" in err and "hunter2" not in err
 
 
 def _grep_tree(root: Path, needle: bytes) -> list[Path]:
