@@ -5,7 +5,7 @@ An export directory holds `export.json` and one bundle per feature under `bundle
     {"format": "collide-export", "format_version": 2, ...source run, metrics, sizes...,
      "features": [{"name", "bundle", "strategy", "table_sizes", "combine", "nbytes",
                    "digest", "vocab_size"}, ...],
-     "digest": export_digest(export.json)}
+     "digest": manifest_digest(export.json)}
 
 A feature's "digest" is its bundle's manifest digest (`mappers.bundle.manifest_digest`,
 covering params, sizes and array checksums); the top-level "digest" covers the whole file.
@@ -21,7 +21,6 @@ from what export.json records; then it maps raw ids per feature:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,24 +29,14 @@ import numpy as np
 
 from mappers import Mapper, load_bundle_with_manifest
 from mappers.base import as_id_array
-from mappers.bundle import MANIFEST_FILE, manifest_digest, read_json_object
+from mappers.bundle import manifest_digest, read_json_object
 
-__all__ = ["EXPORT_FILE", "EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "ExportedMapping", "bundle_digest",
-           "export_digest", "export_feature", "export_manifest", "load_export"]
+__all__ = ["EXPORT_FILE", "EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "ExportedMapping", "export_feature",
+           "export_manifest", "load_export"]
 
 EXPORT_FORMAT = "collide-export"
 EXPORT_FORMAT_VERSION = 2  # 2: per-bundle manifest digests and the export's own digest
 EXPORT_FILE = "export.json"
-
-
-def bundle_digest(bundle_dir: str | Path) -> str:
-    """The digest of the manifest of the bundle in `bundle_dir` (covers params, sizes, array checksums)."""
-    return manifest_digest(json.loads((Path(bundle_dir) / MANIFEST_FILE).read_text(encoding="utf-8")))
-
-
-def export_digest(manifest: dict) -> str:
-    """Hex sha256 of export.json's canonical JSON, its own "digest" left out."""
-    return manifest_digest(manifest)
 
 
 def _mapper_fields(mapper: Mapper) -> dict[str, Any]:
@@ -66,7 +55,7 @@ def export_manifest(features: list[dict[str, Any]], **fields: Any) -> dict[str, 
     """The content of export.json: format, version, `fields` (source run, metrics, ...),
     `features` (from export_feature) and the digest over all of it."""
     manifest = {"format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, **fields, "features": features}
-    manifest["digest"] = export_digest(manifest)
+    manifest["digest"] = manifest_digest(manifest)
     return manifest
 
 
@@ -103,7 +92,7 @@ def _read_export_manifest(manifest_path: Path) -> dict:
         raise ValueError(f"{manifest_path}: format {form!r}, expected {EXPORT_FORMAT!r}; not a collide export")
     if version != EXPORT_FORMAT_VERSION:
         raise ValueError(f"{manifest_path}: format_version {version!r}, expected {EXPORT_FORMAT_VERSION}")
-    recorded, actual = manifest.get("digest"), export_digest(manifest)
+    recorded, actual = manifest.get("digest"), manifest_digest(manifest)
     if recorded != actual:
         raise ValueError(f"{manifest_path}: digest {recorded!r} does not match its contents ({actual!r}); "
                          f"export.json was changed after it was written")

@@ -17,6 +17,7 @@ from ray.tune.result import AUTO_RESULT_KEYS
 
 from sweep.tune.points import point_name, point_of
 from sweep.tune.tracking import SweepTracker, tracker_for
+from sweep.tune.trainable import SIZE_KEYS
 
 __all__ = ["EPOCH_METRICS", "MlflowTrialCallback"]
 
@@ -67,7 +68,7 @@ class MlflowTrialCallback(Callback):
             best = min(self._best.get(trial.trial_id, math.inf), float(keep["val_logloss"]))
             self._best[trial.trial_id] = best
             keep["best_val_logloss"] = best
-        for key in ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes", "compression_ratio"):
+        for key in SIZE_KEYS:
             if key in result:
                 keep[key] = result[key]
         keep["epochs_run"] = epoch

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,8 @@ from sweep.tracking_uri import (
     redact_text,
 )
 from sweep.tune.journal import JOURNAL_DIR, pending_journal, replay
-from sweep.tune.records import find_sweep, trial_rows
-from sweep.tune.tracking import SweepTracker, apply_op
+from sweep.tune.records import experiment_of, find_sweep, trial_rows
+from sweep.tune.tracking import SweepTracker, apply_op, sweep_end_ops
 
 __all__ = ["SweepResult", "end_interrupted", "finish", "sync_now", "sync_sweep", "write_pareto_files"]
 
@@ -72,12 +71,10 @@ def finish(client: Any, write: Any, experiment: str, parent_run_id: str, results
     frontier = [row for row in table if row["on_frontier"]]
     completed = sum(1 for row in table if row.get("excluded") is None)
     failed = sum(1 for row in table if row.get("status") == "FAILED")
-    now_summary = {"num_trials": len(table), "num_completed": completed, "num_failed": failed,
-                   "frontier_size": len(frontier), "num_points": expected}
-    now = int(time.time() * 1000)
-    write({"op": "log_metrics", "ref": "parent", "metrics": [[k, float(v), now, 0] for k, v in now_summary.items()]})
-    write({"op": "set_tags", "ref": "parent", "tags": {"collide.state": "completed"}})
-    write({"op": "terminate", "ref": "parent", "status": "FINISHED", "end_time": now})
+    summary = {"num_trials": len(table), "num_completed": completed, "num_failed": failed,
+               "frontier_size": len(frontier), "num_points": expected}
+    for op in sweep_end_ops("FINISHED", summary, "completed"):
+        write(op)
     return replace(result, state="completed", trials=table, frontier=frontier, files=files, num_failed=failed,
                    num_finished=completed)
 
@@ -152,7 +149,7 @@ def sync_sweep(sweep_dir: str | Path, tracking_uri: str | None = None) -> SweepR
     if "result" in finished:
         return finished["result"]
     parent = client.get_run(resolved_refs(sweep_dir)["parent"])
-    experiment = client.get_experiment(parent.info.experiment_id).name
+    experiment = experiment_of(client, parent.info.run_id)
     rows = trial_rows(find_sweep(client, experiment, parent.info.run_id, completed=False).runs)
     state = parent.data.tags.get("collide.state", parent.info.status.lower())
     return SweepResult(experiment, parent.info.run_id, redact(tracking_uri), state,

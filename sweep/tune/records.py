@@ -19,12 +19,12 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-__all__ = ["SweepRuns", "find_sweep", "trial_rows"]
+__all__ = ["SweepRuns", "experiment_of", "find_sweep", "trial_rows"]
 
 log = logging.getLogger(__name__)
 
 OUTCOME_TAG = "collide.outcome"  # completed | stopped | failed | killed (set when a trial run ends)
-SIZE_KEYS = ("total_bytes", "embedding_bytes", "mapping_bytes", "dense_bytes")
+BYTE_KEYS = ("total_bytes", "embedding_bytes", "mapping_bytes", "dense_bytes")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,14 @@ def _experiment_id(client: MlflowClient, experiment: str) -> str:
         names = sorted(e.name for e in client.search_experiments())
         raise ValueError(f"no MLflow experiment named {experiment!r} at this tracking URI; found: {names}")
     return exp.experiment_id
+
+
+def experiment_of(client: MlflowClient, run_id: str) -> str:
+    """The name of the experiment that holds run `run_id`."""
+    try:
+        return client.get_experiment(client.get_run(run_id).info.experiment_id).name
+    except Exception as exc:  # noqa: BLE001 - MLflow raises MlflowException for unknown ids
+        raise ValueError(f"no run {run_id!r} in this tracking store ({exc})") from None
 
 
 def _children(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list:
@@ -140,10 +148,10 @@ def trial_rows(runs: list) -> list[dict]:
             "dim": _param_number(params.get("dim")),
             "seed": _param_number(params.get("seed")),
         }
-        for key in ("best_val_logloss", "test_logloss", "test_auc", "test_ne", *SIZE_KEYS, "compression_ratio",
+        for key in ("best_val_logloss", "test_logloss", "test_auc", "test_ne", *BYTE_KEYS, "compression_ratio",
                     "collision_rate", "signal_captured"):
             row[key] = metrics.get(key)
-        for key in SIZE_KEYS:
+        for key in BYTE_KEYS:
             if row[key] is not None:
                 row[key] = int(row[key])  # MLflow stores metrics as floats; bytes are whole
         row["val_logloss"] = row.pop("best_val_logloss")

@@ -39,7 +39,6 @@ from sweep.probe_cache import probe_embeddings
 from sweep.tracking_uri import (
     check_tracking_uri,
     default_tracking_uri,
-    mlflow_http_policy,
     redact,
     redact_text,
 )
@@ -49,7 +48,7 @@ from sweep.tune.ending import SweepResult, end_interrupted, finish, sync_now, sy
 from sweep.tune.interrupt import Interrupts, SweepInterrupted
 from sweep.tune.journal import pending_journal
 from sweep.tune.points import grid_points, point_name, point_of
-from sweep.tune.records import find_sweep, trial_rows
+from sweep.tune.records import experiment_of, find_sweep, trial_rows
 from sweep.tune.tracking import SweepTracker, flatten, param_texts, register
 from sweep.tune.trainable import base_trial_config, in_memory, trainable, trial_config_for
 
@@ -241,8 +240,7 @@ def _fit_and_finish(tuner: Any, tracker: SweepTracker, interrupts: Interrupts, p
     expected = _expected_points(config, prepared.points)
     try:
         interrupts.in_tune = True
-        with mlflow_http_policy(max_retries=0):
-            grid = tuner.fit()
+        grid = tuner.fit()  # every MLflow write inside goes through tracker.write and its policy
     finally:
         interrupts.in_tune = False
     if interrupts.interrupted:
@@ -286,7 +284,7 @@ def resume_sweep(experiment: str | None, parent_run_id: str | None = None, *, tr
     if experiment is None:
         if parent_run_id is None:
             raise ValueError("resume needs the sweep's experiment name or its parent run id")
-        experiment = _experiment_of(client, parent_run_id)
+        experiment = experiment_of(client, parent_run_id)
     sweep = find_sweep(client, experiment, parent_run_id, completed=False)
     _refuse_live_driver(sweep.parent)
     stored = Path(client.download_artifacts(sweep.parent_run_id, "sweep_config.yaml"))
@@ -350,13 +348,6 @@ def _already_complete(sweep: Any, experiment: str, experiment_dir: Path, trackin
                        "completed", expected, len(rows), 0, experiment_dir, trials=table,
                        frontier=[r for r in table if r["on_frontier"]],
                        message=f"sweep {sweep.parent_run_id} had already completed: nothing to resume")
-
-
-def _experiment_of(client: Any, run_id: str) -> str:
-    try:
-        return client.get_experiment(client.get_run(run_id).info.experiment_id).name
-    except Exception as exc:  # noqa: BLE001 - MLflow raises MlflowException for unknown ids
-        raise ValueError(f"no run {run_id!r} in this tracking store ({exc})") from None
 
 
 def _refuse_live_driver(parent: Any) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "flatten",
     "param_texts",
     "register",
+    "sweep_end_ops",
     "tracker_for",
 ]
 
@@ -138,7 +139,6 @@ def _existing_attempt(client: MlflowClient, op: dict) -> str | None:
 @dataclass
 class _Trial:
     ref: str  # "trial/<trial id>/<attempt>"
-    attempt: int
     open: bool = True  # started, not yet ended
     skip: bool = False  # already completed in MLflow by an earlier driver: log nothing more
 
@@ -256,14 +256,14 @@ class SweepTracker:
     def start_trial(self, trial_id: str, name: str, params: Mapping[str, Any]) -> bool:
         """Open a run for a trial attempt; False when the trial already completed (log nothing more)."""
         if trial_id in self.completed:
-            self.trials[trial_id] = _Trial(ref=f"trial/{trial_id}/done", attempt=0, open=False, skip=True)
+            self.trials[trial_id] = _Trial(ref=f"trial/{trial_id}/done", open=False, skip=True)
             log.info("trial %s already completed in MLflow run %s; not logging it again", name,
                      self.completed[trial_id])
             return False
         attempt = self.attempts.get(trial_id, 0) + 1
         self.attempts[trial_id] = attempt
         ref = f"trial/{trial_id}/{attempt}"
-        self.trials[trial_id] = _Trial(ref=ref, attempt=attempt)
+        self.trials[trial_id] = _Trial(ref=ref)
         self.write({"op": "create_run", "ref": ref, "experiment_id": self.experiment_id, "name": name, "tags": {
             "mlflow.parentRunId": self.parent_run_id, "collide.kind": "trial", "collide.trial_id": trial_id,
             "collide.attempt": str(attempt)}})
@@ -306,16 +306,18 @@ class SweepTracker:
         return [t for t, trial in self.trials.items() if trial.open and not trial.skip]
 
     # -- the sweep
-    def log_parent_file(self, path: Path) -> None:
-        self.write({"op": "log_artifact", "ref": "parent", "local_path": str(path)})
-
     def end_sweep(self, status: str, summary: Mapping[str, float], state: str) -> None:
         """Summary metrics, a `collide.state` tag and the parent's final status (FINISHED, KILLED, FAILED)."""
-        now = int(time.time() * 1000)
-        self.write({"op": "log_metrics", "ref": "parent",
-                     "metrics": [[k, float(v), now, 0] for k, v in summary.items()]})
-        self.write({"op": "set_tags", "ref": "parent", "tags": {"collide.state": state}})
-        self.write({"op": "terminate", "ref": "parent", "status": status, "end_time": now})
+        for op in sweep_end_ops(status, summary, state):
+            self.write(op)
+
+
+def sweep_end_ops(status: str, summary: Mapping[str, float], state: str) -> list[dict]:
+    """The writes that end a sweep's parent run: summary metrics, `collide.state`, its final status."""
+    now = int(time.time() * 1000)
+    ops = [{"op": "log_metrics", "ref": "parent", "metrics": [[k, float(v), now, 0] for k, v in summary.items()]}]
+    return ops[:1 if summary else 0] + [{"op": "set_tags", "ref": "parent", "tags": {"collide.state": state}},
+                                        {"op": "terminate", "ref": "parent", "status": status, "end_time": now}]
 
 
 def driver_tags() -> dict[str, str]:

@@ -17,11 +17,12 @@ import shutil
 import socket
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
 
+from models import SizeReport
 from sweep.config import SweepConfig
 from sweep.datasets import PreparedDataset, SparseColumn, Vocabulary
 from sweep.trial import TrialConfig, run_trial
@@ -29,7 +30,7 @@ from sweep.tune.points import point_name, point_of
 
 __all__ = ["base_trial_config", "in_memory", "trainable", "trial_config_for"]
 
-SIZE_KEYS = ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes", "compression_ratio")
+SIZE_KEYS = tuple(f.name for f in fields(SizeReport))  # what every epoch report carries besides its metrics
 
 
 def base_trial_config(config: SweepConfig, data_path: Path, cache_dir: Path) -> TrialConfig:

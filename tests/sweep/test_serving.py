@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from mappers import get_mapper, save_bundle
+from mappers.bundle import manifest_digest, read_manifest
 from sweep.serving import (
     EXPORT_FORMAT,
     EXPORT_FORMAT_VERSION,
-    bundle_digest,
-    export_digest,
     export_feature,
     export_manifest,
     load_export,
@@ -35,7 +34,7 @@ def _export_dir(tmp_path, bundles=None):
         target = f"bundles/{index:02d}-{name}"
         save_bundle(mapper, tmp_path / target)
         features.append(export_feature(name, (bundles or {}).get(name, target), mapper,
-                                       bundle_digest(tmp_path / target), vocab_size=200))
+                                       read_manifest(tmp_path / target)["digest"], vocab_size=200))
     manifest = export_manifest(
         features, experiment="e", parent_run_id="p", source_run_id="r", trial="t",
         selection={"max_bytes": None, "max_val_loss": None}, metrics={"val_logloss": 0.5},
@@ -51,7 +50,7 @@ def _read(tmp_path) -> dict:
 def _write(tmp_path, manifest, *, redigest: bool = False) -> None:
     """Write export.json; `redigest` recomputes its digest, as a forger would."""
     if redigest:
-        manifest = {**manifest, "digest": export_digest(manifest)}
+        manifest = {**manifest, "digest": manifest_digest(manifest)}
     (tmp_path / "export.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 

@@ -154,7 +154,7 @@ def test_optuna_multi_objective_search_produces_a_frontier(launch):
     # Optuna itself ran two objectives: its saved study has two directions and two values per trial.
     experiment_dir = Path(client.get_run(parent).data.tags["collide.experiment_dir"])
     (state_file,) = experiment_dir.glob("searcher-state-*.pkl")
-    with open(state_file, "rb") as f:
+    with open(state_file, "rb") as f:  # Ray Tune's own searcher state from this very run (Tune's restore reads it)
         study = pickle.load(f)["_ot_study"]
     assert [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]
     done = [t for t in study.trials if t.state.name == "COMPLETE"]

@@ -34,6 +34,18 @@ SLOW = [*TINY, "--num-cpus", "1", "--set", "data.params={num_rows: 30000, vocab_
         "--epochs", "3", "--set", "train.early_stopping_patience=null"]
 
 
+def _sigkill_mid_sweep(args: list[str], launch: Path) -> Path:
+    """Run `collide ARGS` and SIGKILL its process group once 2 trials finished and one runs; the store."""
+    driver = collide(args, launch)
+    db = launch / "mlflow.db"
+    try:
+        wait_until(lambda: len(finished_trial_runs(db)) >= 2 and trial_runs(db, "RUNNING"), 300,
+                   "two finished trials and a running one", interval=0.05)
+    finally:
+        kill_group(driver)  # SIGKILL: no handler runs, Ray and the trials die with the group
+    return db
+
+
 def _runs(launch: Path, experiment: str) -> list:
     return find_sweep(MlflowClient(f"sqlite:///{launch / 'mlflow.db'}"), experiment, completed=False).runs
 
@@ -83,13 +95,7 @@ def test_resume_after_sigkill_runs_every_point_exactly_once(tmp_path):
     starts = tmp_path / "starts.jsonl"
     args = ["sweep", "--preset", "smoke", "--name", "resume", "--strategies", "hash,frequency",
             "--compressions", "2,4,8", *SLOW, "--set", f"trial_start_log={starts}"]
-    driver = collide(args, tmp_path)
-    db = tmp_path / "mlflow.db"
-    try:
-        wait_until(lambda: len(finished_trial_runs(db)) >= 2 and trial_runs(db, "RUNNING"), 300,
-                   "two finished trials and a running one", interval=0.05)
-    finally:
-        kill_group(driver)  # SIGKILL: no handler runs, Ray and the trials die with the group
+    db = _sigkill_mid_sweep(args, tmp_path)
     finished_before = set(finished_trial_runs(db))
     assert 2 <= len(finished_before) < 6
     left_running = [r for r in _runs(tmp_path, "resume") if r.info.status == "RUNNING"]
@@ -133,13 +139,7 @@ def test_resume_of_an_optuna_sweep_after_sigkill(tmp_path):
     args = ["sweep", "--preset", "smoke", "--name", "optuna", "--search", "optuna", "--num-samples", "6",
             "--strategies", "hash,frequency,qr", "--compressions", "2,4,8,16", *SLOW,
             "--set", f"trial_start_log={starts}"]
-    driver = collide(args, tmp_path)
-    db = tmp_path / "mlflow.db"
-    try:
-        wait_until(lambda: len(finished_trial_runs(db)) >= 2 and trial_runs(db, "RUNNING"), 300,
-                   "two finished trials and a running one", interval=0.05)
-    finally:
-        kill_group(driver)
+    _sigkill_mid_sweep(args, tmp_path)
     finished_ids = {r.data.tags["collide.trial_id"] for r in _runs(tmp_path, "optuna") if r.info.status == "FINISHED"}
     resumed = collide(["sweep", "--resume", "--name", "optuna"], tmp_path)
     try:
