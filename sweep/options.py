@@ -72,12 +72,16 @@ def given_options(args: argparse.Namespace, cls: type) -> dict:
 
 
 def describe_dataclass(cls: type) -> list[tuple[str, str, str]]:
-    """(option, default, help) rows, for `collide datasets`."""
+    """(option with its value syntax, default, help) rows, for `collide datasets`."""
+    hints = typing.get_type_hints(cls)
     rows = []
     for f in dataclasses.fields(cls):
+        option = "--" + f.name.replace("_", "-")
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = "required" if required else _show(f.default)
-        rows.append(("--" + f.name.replace("_", "-"), default, f.metadata.get("help", "")))
+        inner, _ = _unwrap(hints[f.name])
+        shown = f"{option}/--no-{option[2:]}" if inner is bool else f"{option} {_parser_for(hints[f.name], option)[1]}"
+        rows.append((shown, default, f.metadata.get("help", "")))
     return rows
 
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from sweep.datasets.dense import DenseTransform
 from sweep.datasets.store import Chunk, Schema, SplitSpec
 from sweep.plain import plain
 
@@ -62,6 +63,11 @@ class Source(ABC):
 
     def feature_meta(self) -> Mapping[str, Mapping[str, np.ndarray]]:
         """Per-feature arrays to keep with the data; called after `chunks()` is exhausted."""
+        return {}
+
+    def dense_transforms(self) -> Mapping[str, str | DenseTransform]:
+        """Per dense column: a kind or "auto" for the writer to fit on the train rows, or the
+        DenseTransform this source already applied while reading; unnamed columns: "none"."""
         return {}
 
     def report(self) -> dict:

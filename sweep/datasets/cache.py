@@ -96,7 +96,8 @@ def prepare(source: Source, out_dir: str | Path | None = None, *, force: bool = 
         for chunk in source.chunks():
             writer.append(chunk)
         writer.finish(source=source.name, params=source.params(), fingerprint=key,
-                      feature_meta=source.feature_meta(), report=source.report())
+                      feature_meta=source.feature_meta(), report=source.report(),
+                      dense_transforms=source.dense_transforms())
         replace_dir(staging, out_dir, "prepared", legacy=_legacy_prepared)
     except OSError as exc:
         if exc.filename:

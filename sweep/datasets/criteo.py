@@ -1,6 +1,6 @@
 """`criteo`: raw Criteo Kaggle / Terabyte click logs (TSV, plain or gzip), streamed.
 
-Each line holds 40 tab-separated fields: label (0/1), I1..I13 (integers, may be empty or
+Each line (ending in "\n" or "\r\n") holds 40 tab-separated fields: label (0/1), I1..I13 (integers, may be empty or
 negative), C1..C26 (hex ids, may be empty). No header. Preprocessing follows the
 reference DLRM (facebookresearch/dlrm, `dlrm_data_pytorch.py`):
 
@@ -35,6 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sweep.datasets.base import Source
+from sweep.datasets.dense import DenseTransform
 from sweep.datasets.linereader import READ_ERRORS, LineBlockReader, open_maybe_gzip, read_error
 from sweep.datasets.store import Chunk, FeatureSchema, Schema, SplitSpec
 from sweep.datasets.textscan import (
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 DENSE_NAMES = tuple(f"I{i}" for i in range(1, 14))
 SPARSE_NAMES = tuple(f"C{i}" for i in range(1, 27))
 NUM_FIELDS = 1 + len(DENSE_NAMES) + len(SPARSE_NAMES)  # 40
+REFERENCE_DENSE = "reference DLRM: negative -> 0, then log(1 + x), applied while parsing"
 MAX_EXAMPLES = 10  # skipped lines listed in the report and logged one by one
 
 
@@ -127,6 +129,10 @@ class CriteoSource(Source):
         if self.num_skipped:
             log.warning("skipped %d malformed line(s) of %d; first: %s",
                         self.num_skipped, self.num_lines, "; ".join(self.skipped_examples[:3]))
+
+    def dense_transforms(self) -> dict[str, DenseTransform]:
+        """The reference transform, applied while parsing: recorded for serving."""
+        return {name: DenseTransform(name, "log1p", clip_min=0.0, reason=REFERENCE_DENSE) for name in DENSE_NAMES}
 
     def report(self) -> dict:
         return {"lines": self.num_lines, "skipped_lines": self.num_skipped,
@@ -201,6 +207,10 @@ def _parse_block(block: np.ndarray) -> _Parsed:
     lines = split_lines(block, NUM_FIELDS)
     words = words_view(block)
     ends, lengths = lines.ends, lines.lengths  # [k, 40]
+    crlf = (lengths[:, -1] > 0) & (block[ends[:, -1] - 1] == 13)  # "\r\n" line ends: the last field ends earlier
+    if crlf.any():
+        ends[crlf, -1] -= 1
+        lengths[crlf, -1] -= 1
     label_byte = block[ends[:, 0] - 1]
     label_ok = (lengths[:, 0] == 1) & ((label_byte == ord("0")) | (label_byte == ord("1")))
     dense_ends, dense_lengths = np.ascontiguousarray(ends[:, 1:14]), np.ascontiguousarray(lengths[:, 1:14])

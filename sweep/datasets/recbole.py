@@ -9,7 +9,9 @@ output has one row per interaction, in file order.
 - token -> a single-valued categorical; token_seq -> a multi-valued one (a bag of the
   space-separated tokens). Raw ids are `stable_hash_strings` of the token text, so the same
   token gives the same id on every machine (user "196" is hashed, not the int 196).
-- float -> a dense column (missing -> 0.0); float_seq -> skipped with a warning and listed
+- float -> a dense column (missing -> 0.0), then transformed by `dense_transform` (default
+  auto, statistics of the train rows, recorded in the manifest; see `sweep.datasets.dense`);
+  float_seq -> skipped with a warning and listed
   in `report()["skipped_fields"]` (a DLRM dense input has one value per column). "nan",
   "inf" or a value beyond float32 is an error naming file, line and field, as is a label or
   timestamp that is not a finite number.
@@ -43,6 +45,7 @@ from sweep.datasets.delimited import (
     read_header,
     read_text_table,
 )
+from sweep.datasets.dense import parse_dense_transform
 from sweep.datasets.prepared import take_bags
 from sweep.datasets.store import Chunk, FeatureSchema, Schema, SplitSpec
 from sweep.datasets.tokens import MISSING_ID, hash_tokens, split_bags
@@ -72,10 +75,14 @@ class RecBoleConfig:
     val_fraction: float = field(default=0.1, metadata=_help("share of rows in the validation split"))
     test_fraction: float = field(default=0.1, metadata=_help("share of rows in the test split"))
     seed: int = field(default=0, metadata=_help("seed of the random split"))
+    dense_transform: str = field(default="auto", metadata=_help(
+        "auto, none, log1p, standardize, log1p_standardize, or COL=KIND,... (others auto); train-split stats"))
     chunk_rows: int = field(default=1 << 16, metadata=_help("rows per chunk written"))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
+        if isinstance(self.dense_transform, str) and "=" not in self.dense_transform:
+            parse_dense_transform(self.dense_transform, ())  # a kind for every column: check it now
         if self.split not in ("timestamp", "random"):
             raise ValueError(f"split must be 'timestamp' or 'random', got {self.split!r}")
         if not isinstance(self.chunk_rows, int) or isinstance(self.chunk_rows, bool) or self.chunk_rows < 1:
@@ -154,6 +161,7 @@ def _take_bags(values: np.ndarray, lengths: np.ndarray, index: np.ndarray) -> tu
 class RecBoleSource(Source):
     name = "recbole"
     Config = RecBoleConfig
+    version = 2  # 2: dense columns transformed (dense_transform)
 
     def __init__(self, config: RecBoleConfig):
         super().__init__(config)
@@ -188,6 +196,9 @@ class RecBoleSource(Source):
     def schema(self) -> Schema:
         features = tuple(FeatureSchema(name, multi_valued=isinstance(data, tuple)) for name, data in self._data["sparse"].items())
         return Schema(dense=tuple(self._data["dense"]), features=features)
+
+    def dense_transforms(self) -> dict[str, str]:
+        return parse_dense_transform(self.config.dense_transform, tuple(self._data["dense"]))
 
     def report(self) -> dict:
         data = self._data

@@ -6,7 +6,7 @@ On disk a prepared dataset is a directory::
 
     manifest.json                 written last; lists every file with its byte size
     labels.npy                    float32 [N] in {0, 1}
-    dense.npy                     float32 [N, num_dense]
+    dense.npy                     float32 [N, num_dense], transformed (manifest "dense_transforms")
     split.npy                     int8 [N]: 0 train, 1 val, 2 test
     sparse/<i>.values.npy         int64 raw ids: [N] single-valued, [nnz] multi-valued
     sparse/<i>.offsets.npy        int64 [N + 1], multi-valued features only
@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from sweep.datasets.columns import NpyAppender
+from sweep.datasets.dense import DenseTransform, fit_dense_transform
 from sweep.datasets.prepared import FORMAT_VERSION, SparseColumn, load_prepared
 from sweep.hashing import mix64
 
@@ -180,8 +181,14 @@ class PreparedWriter:
 
     def finish(self, *, source: str, params: Mapping, fingerprint: str,
                feature_meta: Mapping[str, Mapping[str, np.ndarray]] | None = None,
-               report: Mapping | None = None) -> dict:
-        """Close every column, assign the split, count train vocabularies, write manifest.json."""
+               report: Mapping | None = None,
+               dense_transforms: Mapping[str, str | DenseTransform] | None = None) -> dict:
+        """Close every column, assign the split, transform the dense columns, count train
+        vocabularies, write manifest.json.
+
+        `dense_transforms` per dense column: a kind or "auto" (fitted here on the train rows and
+        applied to dense.npy), or a DenseTransform the source already applied (recorded only);
+        a column not named stays as it is ("none")."""
         if self.num_rows == 0:
             raise ValueError(f"{_describe(source, params)} produced no rows")
         for appender in [self._labels, self._dense, *self._values, *self._offsets.values(), *self._extras.values()]:
@@ -193,6 +200,7 @@ class PreparedWriter:
         self._split.close()
         sizes = self._split_sizes()
         self._check_split_sizes(sizes, _describe(source, params))
+        transforms = self._transform_dense(dense_transforms or {})
         meta_names = {}
         for name, arrays in (feature_meta or {}).items():
             i = [f.name for f in self.schema.features].index(name)
@@ -217,6 +225,7 @@ class PreparedWriter:
             "features": features,
             "split_sizes": {name: int(sizes[code]) for code, name in enumerate(SPLIT_NAMES)},
             "label_rate": float(np.asarray(dataset.labels).mean()),
+            "dense_transforms": [t.to_json() for t in transforms],
             "extras": sorted(self._extras),
             "report": dict(report or {}),
         })
@@ -224,6 +233,31 @@ class PreparedWriter:
                              for p in sorted(self.out_dir.rglob("*.npy"))}
         (self.out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         return manifest
+
+    def _transform_dense(self, requested: Mapping[str, str | DenseTransform]) -> list[DenseTransform]:
+        """Fit each requested transform on the train rows and rewrite dense.npy in place."""
+        unknown = sorted(set(requested) - set(self.schema.dense))
+        if unknown:
+            raise ValueError(f"dense transforms name {unknown}, which are not dense columns {list(self.schema.dense)}")
+        if not any(isinstance(r, str) and r != "none" for r in requested.values()):
+            return [r if isinstance(r, DenseTransform) else DenseTransform(c, "none", reason="source default")
+                    for c in self.schema.dense for r in [requested.get(c, "none")]]
+        dense = np.load(self.out_dir / "dense.npy", mmap_mode="r+")
+        train = np.load(self.out_dir / "split.npy", mmap_mode="r") == 0
+        transforms = []
+        for j, column in enumerate(self.schema.dense):
+            wanted = requested.get(column, "none")
+            if isinstance(wanted, DenseTransform):
+                transforms.append(wanted)
+                continue
+            fitted = fit_dense_transform(column, wanted, np.asarray(dense[train, j]))
+            step = 1 << 22
+            for a in range(0, self.num_rows, step):
+                dense[a:a + step, j] = fitted.apply(dense[a:a + step, j])
+            transforms.append(fitted)
+        dense.flush()
+        del dense
+        return transforms
 
     def _split_sizes(self) -> list[int]:
         """Rows of each split, counted a block at a time (split.npy may hold billions of rows)."""

@@ -1,18 +1,34 @@
 """`table`: any CSV or Parquet file plus a small schema (label, dense, categorical, multi-valued).
 
 The schema comes from config fields and/or a YAML file (`schema_file`, read with
-yaml.safe_load) with the same keys: `label`, `label_threshold`, `dense`, `categorical`,
-`multi_valued`, `separator`. A key set in both places must agree.
+yaml.safe_load) with the same keys: `label`, `label_threshold`, `label_equals`, `label_in`,
+`dense`, `dense_transform`, `categorical`, `multi_valued`, `separator`. A key set in both
+places must agree. An example schema file::
 
-- format by suffix: .csv (comma), .tsv (tab), .parquet / .pq. The file is read whole. Text
-  rules (line numbers, blank lines, quotes, encoding) are those of `sweep.datasets.delimited`:
-  a blank line (no bytes, or only "\r") is dropped and counted in `report()["blank_lines"]`;
-  a line of delimiters only (",,,") is a row whose label is missing, so an error.
+    label: income
+    label_equals: ">50K"          # label = 1 where the column is ">50K", else 0
+    dense: [age, fnlwgt, hours_per_week]
+    dense_transform: auto         # or one kind for all, or {fnlwgt: log1p_standardize, age: none}
+    categorical: [workclass, education, occupation]
+
+- format: by suffix (.csv comma, .tsv tab, .parquet / .pq), or `format` (csv, tsv, parquet)
+  for any name, e.g. data.parquet.brotli. The file is read whole. Text rules (line numbers,
+  blank lines, quotes, encoding) are those of `sweep.datasets.delimited`: a blank line (no
+  bytes, or only "\r") is dropped and counted in `report()["blank_lines"]`; a line of
+  delimiters only (",,,") is a row whose label is missing, so an error.
 - errors name the file and the line (CSV) or the 1-based row (Parquet), the column and the value.
-- label: `label_threshold` set -> label = value >= threshold; unset -> the column must hold 0/1.
-  A missing label, or one that is NaN or infinite, is an error.
+- label, one rule at most:
+  - none: the column holds 0/1 or booleans (Parquet bool; text true/false in any case);
+  - `label_threshold`: label = value >= threshold (numbers);
+  - `label_equals` / `label_in`: label = value equals one of the given values. Strings are
+    compared as text with surrounding whitespace removed (" >50K" equals ">50K"); numbers
+    numerically. A rule that makes every row 0 (or every row 1) is an error listing the
+    values seen.
+  A missing label, a NaN or an infinite one, or a value the rule cannot read is an error.
 - dense: numbers (text is parsed); missing (an empty field, a Parquet null) -> 0.0. NaN ("nan"
-  in any spelling, or a Parquet NaN), infinity, or |x| > float32's max is an error.
+  in any spelling, or a Parquet NaN), infinity, or |x| > float32's max is an error. Then each
+  column is transformed (`dense_transform`, default auto; see `sweep.datasets.dense`) with
+  statistics of the train rows, recorded in the manifest.
 - categorical: integers stay their int64 value; strings -> `stable_hash_strings`; missing or
   "" -> `MISSING_ID` (-1, which a real integer -1 also maps to). A CSV column whose non-empty
   values all look like integers (optional sign, ASCII digits) is an integer column: values in
@@ -22,6 +38,9 @@ yaml.safe_load) with the same keys: `label`, `label_threshold`, `dense`, `catego
   in [-2**63, 2**63); NaN or null -> `MISSING_ID`.
 - multi_valued: text joined by `separator` (each token hashed as a string), or a Parquet
   list column (strings hashed, integers kept); an empty bag -> [MISSING_ID].
+
+List options take comma-separated values on the command line (`--dense a,b,c`) and YAML
+lists in a schema file.
 """
 
 from __future__ import annotations
@@ -48,13 +67,20 @@ from sweep.datasets.delimited import (
     read_text_table,
     value_error,
 )
+from sweep.datasets.dense import parse_dense_transform
 from sweep.datasets.store import Chunk, FeatureSchema, Schema, SplitSpec
 from sweep.datasets.tokens import MISSING_ID, bags_from_lists, hash_tokens, integer_ids, split_bags
 
 __all__ = ["SCHEMA_KEYS", "TableConfig", "TableSource"]
 
-SCHEMA_KEYS = ("label", "label_threshold", "dense", "categorical", "multi_valued", "separator")
+SCHEMA_KEYS = ("label", "label_threshold", "label_equals", "label_in", "dense", "dense_transform", "categorical",
+               "multi_valued", "separator")
 SUFFIXES = {".csv": ",", ".tsv": "\t", ".parquet": None, ".pq": None}
+FORMATS = {"csv": ",", "tsv": "\t", "parquet": None}
+LABEL_RULES = ("label_threshold", "label_equals", "label_in")
+TRUE_FALSE = {"true": 1.0, "false": 0.0}
+ZERO_ONE = "be 0 or 1 (or true/false); for other values set label_equals, label_in or label_threshold"
+_NUMBER = r"(?i)^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?|inf|infinity|nan)$"  # NaN, inf: errors later
 
 
 def _help(text: str) -> dict:
@@ -63,11 +89,16 @@ def _help(text: str) -> dict:
 
 @dataclass(frozen=True)
 class TableConfig:
-    path: Path = field(metadata=_help("CSV (.csv, .tsv) or Parquet (.parquet, .pq) file"))
+    path: Path = field(metadata=_help("CSV (.csv, .tsv) or Parquet (.parquet, .pq) file; other names need --format"))
+    format: str | None = field(default=None, metadata=_help("csv, tsv or parquet; None: by the path's suffix"))
     schema_file: Path | None = field(default=None, metadata=_help("YAML file with any of: " + ", ".join(SCHEMA_KEYS)))
     label: str | None = field(default=None, metadata=_help("label column"))
-    label_threshold: float | None = field(default=None, metadata=_help("label = value >= this; unset: the column holds 0/1"))
+    label_threshold: float | None = field(default=None, metadata=_help("label = value >= this (numbers)"))
+    label_equals: str | None = field(default=None, metadata=_help("label = value equals this (text, trimmed)"))
+    label_in: tuple[str, ...] = field(default=(), metadata=_help("label = value is one of these (text, trimmed)"))
     dense: tuple[str, ...] = field(default=(), metadata=_help("dense (numeric) columns"))
+    dense_transform: str = field(default="auto", metadata=_help(
+        "auto, none, log1p, standardize, log1p_standardize, or COL=KIND,... (others auto); train-split stats"))
     categorical: tuple[str, ...] = field(default=(), metadata=_help("single-valued categorical columns"))
     multi_valued: tuple[str, ...] = field(default=(), metadata=_help("multi-valued columns: separator-joined text or Parquet lists"))
     separator: str = field(default="|", metadata=_help("separator of the ids in a multi-valued text column"))
@@ -81,10 +112,13 @@ class TableConfig:
         object.__setattr__(self, "path", Path(self.path))
         if self.schema_file is not None:
             object.__setattr__(self, "schema_file", Path(self.schema_file))
-        for name in ("dense", "categorical", "multi_valued"):
+        for name in ("dense", "categorical", "multi_valued", "label_in"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        if self.path.suffix.lower() not in SUFFIXES:
-            raise ValueError(f"path must end in one of {sorted(SUFFIXES)}, got {str(self.path)!r}")
+        if self.format is not None and self.format not in FORMATS:
+            raise ValueError(f"format must be one of {sorted(FORMATS)} (or unset: by suffix), got {self.format!r}")
+        if self.format is None and self.path.suffix.lower() not in SUFFIXES:
+            raise ValueError(f"path must end in one of {sorted(SUFFIXES)}, or give format (csv, tsv, parquet); "
+                             f"got {str(self.path)!r}")
         if self.split not in ("random", "sequential"):
             raise ValueError(f"split must be 'random' or 'sequential', got {self.split!r}")
         if not isinstance(self.chunk_rows, int) or isinstance(self.chunk_rows, bool) or self.chunk_rows < 1:
@@ -103,6 +137,18 @@ class TableConfig:
                     raise ValueError(f"{key} is {mine!r} in the config but {value!r} in {self.schema_file}; "
                                      "set it in one place")
                 merged[key] = value
+        rules = [key for key in LABEL_RULES if merged[key] not in (None, ())]
+        if len(rules) > 1:
+            raise ValueError(f"give at most one label rule, got {rules}")
+        if merged["label_in"] == () and "label_in" in rules:
+            raise ValueError("label_in must list at least one value")
+        for key in ("label_equals", "label_in"):
+            values = [merged[key]] if key == "label_equals" else list(merged[key])
+            kinds = {"number" if isinstance(v, (int, float)) and not isinstance(v, bool) else
+                     "text" if isinstance(v, str) else "other" for v in values if v is not None}
+            if "other" in kinds or len(kinds) > 1:
+                raise ValueError(f"{key} must hold strings or numbers, not a mix or other values, got {merged[key]!r}")
+        parse_dense_transform(merged["dense_transform"], merged["dense"])  # validates kinds and columns
         if not merged["label"]:
             raise ValueError("label must name the label column (set label, or label: in a schema_file), got None")
         if not merged["categorical"] and not merged["multi_valued"]:
@@ -135,6 +181,17 @@ def _load_schema_file(path: Path) -> dict:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"{path}: {key} must be a list of column names, got {value!r}")
             value = tuple(value)
+        elif key == "label_in":
+            if not isinstance(value, list) or not value:
+                raise ValueError(f"{path}: label_in must be a non-empty list of values, got {value!r}")
+            value = tuple(value)
+        elif key == "label_equals":
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                raise ValueError(f"{path}: label_equals must be a string or a number, got {value!r}")
+        elif key == "dense_transform":
+            if not isinstance(value, (str, dict)):
+                raise ValueError(f"{path}: dense_transform must be a kind or a mapping of column to kind, "
+                                 f"got {value!r}")
         elif key == "label_threshold":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"{path}: label_threshold must be a number, got {value!r}")
@@ -148,11 +205,24 @@ def _load_schema_file(path: Path) -> dict:
 class TableSource(Source):
     name = "table"
     Config = TableConfig
+    version = 2  # 2: dense columns transformed (dense_transform), label rules
+    SCHEMA_FILE_KEYS = (
+        ("", "schema_file (YAML) keys, the same as the options above (lists as YAML lists):"),
+        ("label: COLUMN", "the label column"),
+        ("label_threshold: NUMBER", "label = value >= NUMBER"),
+        ("label_equals: VALUE", "label = value equals VALUE (text trimmed, or a number)"),
+        ("label_in: [VALUE, ...]", "label = value is one of these; no rule: 0/1 or true/false"),
+        ("dense: [COLUMN, ...]", "numeric columns"),
+        ("dense_transform: KIND", "auto | none | log1p | standardize | log1p_standardize, or {COLUMN: KIND}"),
+        ("categorical: [COLUMN, ...]", "single-valued id columns (integers kept, strings hashed)"),
+        ("multi_valued: [COLUMN, ...]", "bags: separator-joined text or Parquet lists"),
+        ("separator: TEXT", "separator of a multi-valued text column (default |)"),
+    )
 
     def __init__(self, config: TableConfig):
         super().__init__(config)
         self.spec = config.resolved()
-        self.delimiter = SUFFIXES[config.path.suffix.lower()]
+        self.delimiter = FORMATS[config.format] if config.format else SUFFIXES[config.path.suffix.lower()]
 
     def input_files(self) -> list[Path]:
         return [self.config.path] + ([self.config.schema_file] if self.config.schema_file else [])
@@ -172,6 +242,9 @@ class TableSource(Source):
 
     def report(self) -> dict:
         return {"rows": len(self._data["labels"]), "blank_lines": self._data["blank"]}
+
+    def dense_transforms(self) -> dict[str, str]:
+        return parse_dense_transform(self.spec["dense_transform"], self.spec["dense"])
 
     def chunks(self) -> Iterator[Chunk]:
         data = self._data
@@ -216,18 +289,7 @@ class TableSource(Source):
         s = self.spec
         table, lines, blank = self._read()
         n = table.num_rows
-        label = self._numbers(table.column(s["label"]), lines, s["label"])
-        missing = np.flatnonzero(np.isnan(label))
-        if len(missing):
-            raise ValueError(f"{self._where(int(missing[0]), lines)}: label column {s['label']!r} is missing")
-        if s["label_threshold"] is not None:
-            labels = (label >= s["label_threshold"]).astype(np.float32)
-        else:
-            bad = np.flatnonzero((label != 0) & (label != 1))
-            if len(bad):
-                raise ValueError(f"{self._where(int(bad[0]), lines)}: label column {s['label']!r} must be 0 or 1 "
-                                 f"(or set label_threshold), got {float(label[bad[0]])!r}")
-            labels = label.astype(np.float32)
+        labels = self._labels(table.column(s["label"]).combine_chunks(), lines)
         dense = np.zeros((n, len(s["dense"])), dtype=np.float32)
         for j, name in enumerate(s["dense"]):
             dense[:, j] = dense_float32(self._numbers(table.column(name), lines, name), name,
@@ -251,9 +313,64 @@ class TableSource(Source):
                                  "expected separator-joined text or a list")
         return {"labels": labels, "dense": dense, "sparse": sparse, "blank": blank}
 
+    def _labels(self, column: pa.Array, lines: np.ndarray | None) -> np.ndarray:
+        """float32 [n] in {0, 1} by the schema's label rule (see the module docstring)."""
+        s, name = self.spec, self.spec["label"]
+        where = partial(self._where, lines=lines)
+        if pa.types.is_dictionary(column.type):
+            column = column.dictionary_decode()
+        wanted = [s["label_equals"]] if s["label_equals"] is not None else list(s["label_in"])
+        text_rule = bool(wanted) and isinstance(wanted[0], str)
+        is_text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        if text_rule:
+            text = pc.utf8_trim_whitespace(column if is_text else pc.cast(column, pa.string()))
+            empty = pc.or_(pc.is_null(text), pc.equal(text, "")).to_numpy(zero_copy_only=False)
+            if empty.any():
+                raise ValueError(f"{where(int(np.argmax(empty)))}: label column {name!r} is missing")
+            labels = pc.is_in(text, value_set=pa.array([str(v).strip() for v in wanted])).to_numpy(
+                zero_copy_only=False).astype(np.float32)
+            return self._check_rule(labels, text, wanted)
+        if is_text and not wanted and s["label_threshold"] is None:  # text true/false, any case
+            lowered = pc.utf8_lower(pc.utf8_trim_whitespace(column))
+            known = pc.is_in(lowered, value_set=pa.array(list(TRUE_FALSE)))
+            column = pc.if_else(known, pc.if_else(pc.equal(lowered, "true"), "1", "0"), column)
+        if is_text and not wanted and s["label_threshold"] is None:
+            trimmed = pc.utf8_trim_whitespace(column)
+            readable = pc.or_(pc.equal(trimmed, ""), pc.match_substring_regex(trimmed, _NUMBER))
+            bad = np.flatnonzero(~readable.to_numpy(zero_copy_only=False))
+            if len(bad):
+                raise value_error(where(int(bad[0])), f"label column {name!r}", column[int(bad[0])].as_py(),
+                                  ZERO_ONE)
+        value = self._numbers(column, lines, name)
+        missing = np.flatnonzero(np.isnan(value))
+        if len(missing):
+            raise ValueError(f"{where(int(missing[0]))}: label column {name!r} is missing")
+        if wanted:
+            return self._check_rule(np.isin(value, np.asarray(wanted, dtype=np.float64)).astype(np.float32),
+                                    pa.array(value), wanted)
+        if s["label_threshold"] is not None:
+            return (value >= s["label_threshold"]).astype(np.float32)
+        bad = np.flatnonzero((value != 0) & (value != 1))
+        if len(bad):
+            shown = column[int(bad[0])].as_py() if is_text else float(value[bad[0]])
+            raise value_error(where(int(bad[0])), f"label column {name!r}", shown, ZERO_ONE)
+        return value.astype(np.float32)
+
+    def _check_rule(self, labels: np.ndarray, values: pa.Array, wanted: list) -> np.ndarray:
+        """Refuse a label_equals / label_in rule that gives every row the same label."""
+        if 0.0 < labels.mean() < 1.0:
+            return labels
+        counts = pc.value_counts(values).to_pylist()
+        seen = [c["values"] for c in sorted(counts, key=lambda c: -c["counts"])[:8]]
+        rule = "label_equals" if self.spec["label_equals"] is not None else "label_in"
+        every = "every row" if labels.mean() == 1.0 else "no row"
+        raise ValueError(f"{self.config.path}: {rule} {wanted if rule == 'label_in' else wanted[0]!r} matches "
+                         f"{every} of label column {self.spec['label']!r}, so every label would be "
+                         f"{int(labels.mean())}; values seen: {seen}")
+
     def _numbers(self, column: pa.ChunkedArray, lines: np.ndarray | None, name: str) -> np.ndarray:
         """float64 [n] of a column, NaN where missing; NaN or infinite values are errors."""
-        column = column.combine_chunks()
+        column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
         where = partial(self._where, lines=lines)
         if pa.types.is_dictionary(column.type):
             column = column.dictionary_decode()

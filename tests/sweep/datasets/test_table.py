@@ -31,8 +31,8 @@ CSV_ROWS = [
     ["1", "2.25", "", "alice", "12", "", "", "z"],
     ["0", "3", "22", "", "7", "a||d", "7", "z"],
 ]
-CSV_SCHEMA = {"label": "click", "dense": ("price", "age"), "categorical": ("user", "item", "mixed"),
-              "multi_valued": ("tags",)}
+CSV_SCHEMA = {"label": "click", "dense": ("price", "age"), "dense_transform": "none",
+              "categorical": ("user", "item", "mixed"), "multi_valued": ("tags",)}
 TINY_SPLIT = {"split": "sequential", "val_fraction": 0.25, "test_fraction": 0.25}  # 4 rows: 2 train, 1 val, 1 test
 
 
@@ -63,7 +63,7 @@ def test_csv_round_trip(tmp_path, suffix, delimiter):
 def test_yaml_schema_file_gives_the_same_result(tmp_path):
     path = write_csv(tmp_path / "data.csv", CSV_ROWS)
     schema = tmp_path / "schema.yaml"
-    schema.write_text("label: click\ndense: [price, age]\ncategorical: [user, item, mixed]\n"
+    schema.write_text("label: click\ndense: [price, age]\ndense_transform: none\ncategorical: [user, item, mixed]\n"
                       "multi_valued: [tags]\nseparator: '|'\n")
     source = TableSource.from_params(path=path, schema_file=schema, label="click", **TINY_SPLIT)  # agreeing twice is fine
     assert source.input_files() == [path, schema]
@@ -84,7 +84,7 @@ def test_parquet_round_trip(tmp_path):
     path = tmp_path / "data.parquet"
     pq.write_table(table, path)
     ds = prepare(TableSource.from_params(path=path, label="rating", label_threshold=4.0, dense=("price",),
-                                         categorical=("user", "item", "shop"), multi_valued=("genres", "ids", "tags"),
+                                         dense_transform="none", categorical=("user", "item", "shop"), multi_valued=("genres", "ids", "tags"),
                                          separator=";", **TINY_SPLIT), tmp_path / "p")
     np.testing.assert_array_equal(np.asarray(ds.labels), [1, 0, 1, 0])
     np.testing.assert_array_equal(np.asarray(ds.dense)[:, 0], [1.5, 0, 2.0, 0])
@@ -117,7 +117,8 @@ def csv_with(tmp_path: Path, column: str, values: list[str]) -> Path:
 
 
 @pytest.mark.parametrize(("column", "values", "message"), [
-    ("click", ["1", "0", "2", "0"], r"data\.csv:4: label column 'click' must be 0 or 1 \(or set label_threshold\), got 2.0"),
+    ("click", ["1", "0", "2", "0"], r"data\.csv:4: label column 'click' must be 0 or 1 \(or true/false\); for other values set label_equals, "
+     r"label_in or label_threshold, got '2'"),
     ("click", ["1", "", "1", "0"], r"data\.csv:3: label column 'click' is missing"),
     ("price", ["1", "2", "cheap", "3"], r"data\.csv:4: column 'price' must be a number, got 'cheap'"),
 ])
@@ -168,7 +169,8 @@ def test_parquet_missing_label_names_the_row(tmp_path):
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"path": "data.xlsx"}, r"path must end in one of \['.csv', '.parquet', '.pq', '.tsv'\], got 'data.xlsx'"),
+    ({"path": "data.xlsx"}, r"path must end in one of \['.csv', '.parquet', '.pq', '.tsv'\], or give format \(csv, tsv, parquet\); "
+     r"got 'data.xlsx'"),
     ({"split": "time"}, r"split must be 'random' or 'sequential', got 'time'"),
     ({"chunk_rows": -1}, r"chunk_rows must be an int >= 1, got -1"),
     ({"label": None}, r"label must name the label column \(set label, or label: in a schema_file\), got None"),
@@ -184,7 +186,7 @@ def test_config_errors(params, message):
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("label: y\nlabels: [a]\n", r"schema\.yaml: unknown key 'labels'; allowed: label, label_threshold, dense"),
+    ("label: y\nlabels: [a]\n", r"schema\.yaml: unknown key 'labels'; allowed: label, label_threshold, label_equals"),
     ("- label\n", r"schema\.yaml: expected a mapping of label, .*, got list"),
     ("label: [y\n", r"schema\.yaml: not valid YAML"),
     ("label: y\ndense: price\n", r"schema\.yaml: dense must be a list of column names, got 'price'"),
@@ -210,3 +212,73 @@ def test_csv_with_byte_order_mark(tmp_path):
     ds = prepare(TableSource.from_params(path=path, label="click", categorical=("user",), **TINY_SPLIT), tmp_path / "p")
     assert np.asarray(ds.labels).tolist() == [1, 0, 1, 0]
     assert np.asarray(ds.sparse["user"].values).tolist() == h("a", "b", "c", "d")
+
+
+LABEL_ROWS = [["income", "k"], [" >50K", "a"], [" <=50K", "b"], [">50K", "a"], ["<=50K", "c"], [" <=50K", "b"]]
+
+
+def test_string_label_with_equals_compares_trimmed_text(tmp_path):
+    path = write_csv(tmp_path / "census.csv", LABEL_ROWS)
+    ds = prepare(TableSource.from_params(path=path, label="income", label_equals=">50K", categorical=("k",),
+                                         **TINY_SPLIT), tmp_path / "p")
+    np.testing.assert_array_equal(np.asarray(ds.labels), [1, 0, 1, 0, 0])
+
+
+def test_label_in_and_a_schema_file_rule(tmp_path):
+    path = write_csv(tmp_path / "census.csv", LABEL_ROWS)
+    schema = tmp_path / "schema.yaml"
+    schema.write_text('label: income\nlabel_in: [">50K", "<=50K."]\ncategorical: [k]\n')
+    ds = prepare(TableSource.from_params(path=path, schema_file=schema, **TINY_SPLIT), tmp_path / "p")
+    np.testing.assert_array_equal(np.asarray(ds.labels), [1, 0, 1, 0, 0])
+
+
+def test_numeric_equals_and_true_false_labels(tmp_path):
+    rows = [["grade", "ok", "k"], ["3", "True", "a"], ["2", "false", "b"], ["3.0", "TRUE", "a"], ["1", "0", "c"]]
+    path = write_csv(tmp_path / "g.csv", rows)
+    schema = tmp_path / "schema.yaml"
+    schema.write_text("label: grade\nlabel_equals: 3\ncategorical: [k]\n")
+    ds = prepare(TableSource.from_params(path=path, schema_file=schema, **TINY_SPLIT), tmp_path / "p")
+    np.testing.assert_array_equal(np.asarray(ds.labels), [1, 0, 1, 0])  # 3 and 3.0 are the number 3
+    ds = prepare(TableSource.from_params(path=path, label="ok", categorical=("k",), **TINY_SPLIT), tmp_path / "q")
+    np.testing.assert_array_equal(np.asarray(ds.labels), [1, 0, 1, 0])
+
+
+@pytest.mark.parametrize(("rows", "params", "message"), [
+    (LABEL_ROWS, {"label_equals": ">50k"},
+     r"census\.csv: label_equals '>50k' matches no row of label column 'income', so every label would be 0; "
+     r"values seen: \['<=50K', '>50K'\]"),
+    (LABEL_ROWS, {},
+     r"census\.csv:2: label column 'income' must be 0 or 1 \(or true/false\); for other values set label_equals, "
+     r"label_in or label_threshold, got ' >50K'"),
+    (LABEL_ROWS, {"label_threshold": 1.0}, r"census\.csv:2: column 'income' must be a number, got ' >50K'"),
+    ([["income", "k"], [">50K", "a"], ["", "b"]], {"label_equals": ">50K"},
+     r"census\.csv:3: label column 'income' is missing"),
+])
+def test_label_rule_errors_name_file_row_and_value(tmp_path, rows, params, message):
+    path = write_csv(tmp_path / "census.csv", rows)
+    with pytest.raises(ValueError, match=message):
+        prepare(TableSource.from_params(path=path, label="income", categorical=("k",), **params), tmp_path / "p")
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"label_equals": "a", "label_threshold": 1.0}, r"give at most one label rule, got \['label_threshold', 'label_equals'\]"),
+    ({"format": "xlsx"}, r"format must be one of \['csv', 'parquet', 'tsv'\] \(or unset: by suffix\), got 'xlsx'"),
+])
+def test_label_rule_and_format_config_errors(tmp_path, params, message):
+    with pytest.raises(ValueError, match=message):
+        TableConfig(path=tmp_path / "d.csv", label="y", categorical=("k",), **params)
+
+
+def test_format_overrides_the_suffix(tmp_path):
+    table = pa.table({"y": pa.array([1, 0, 1, 0]), "k": pa.array(["a", "b", "a", "c"])})
+    path = tmp_path / "data.parquet.brotli"
+    pq.write_table(table, path, compression="brotli")
+    with pytest.raises(ValueError, match=r"path must end in one of .*or give format \(csv, tsv, parquet\)"):
+        TableSource.from_params(path=path, label="y", categorical=("k",))
+    ds = prepare(TableSource.from_params(path=path, format="parquet", label="y", categorical=("k",), **TINY_SPLIT),
+                 tmp_path / "p")
+    np.testing.assert_array_equal(np.asarray(ds.labels), [1, 0, 1, 0])
+    text = write_csv(tmp_path / "export.txt", [["y", "k"], ["1", "a"], ["0", "b"], ["1", "a"], ["0", "c"]])
+    ds = prepare(TableSource.from_params(path=text, format="csv", label="y", categorical=("k",), **TINY_SPLIT),
+                 tmp_path / "q")
+    np.testing.assert_array_equal(np.asarray(ds.labels), [1, 0, 1, 0])
