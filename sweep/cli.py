@@ -24,6 +24,7 @@ from pathlib import Path
 
 from sweep.datasets import SOURCES, PreparedDataset, prepare
 from sweep.options import add_dataclass_options, describe_dataclass, given_options
+from sweep.trial import FULL_THRESHOLD
 
 __all__ = ["CliError", "main"]
 
@@ -68,17 +69,28 @@ def _describe_prepared(dataset: PreparedDataset, seconds: float) -> str:
     ]
     for f in m["features"]:
         lines.append(f"  {f['name']:<16} {'yes' if f['multi_valued'] else 'no':>5} {f['vocab_size']:>12,} {f['num_values']:>12,}")
+    transforms = [t for t in m.get("dense_transforms", []) if t["kind"] != "none" or t["reason"] != "source default"]
+    if transforms:
+        lines.append("  dense transforms (statistics of the train split):")
+        lines += [f"    {t['column']:<16} {t['kind']:<18} {t['reason']}" for t in transforms]
     if m.get("report"):
         lines.append(f"  report: {m['report']}")
     return "\n".join(lines)
 
 
 def _run_datasets(args: argparse.Namespace) -> int:
+    print("Options of `collide prepare SOURCE`. A list option takes comma-separated values "
+          "(--dense a,b,c); in a sweep config they go under data.params as YAML (dense: [a, b, c]).\n")
     for name, cls in SOURCES.items():
         doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
         print(f"{name}: {doc}")
         for option, default, text in describe_dataclass(cls.Config):
-            print(f"  {option:<22} {text} [{default}]")
+            print(f"  {option:<28} {text} [{default}]")
+        for key, text in getattr(cls, "SCHEMA_FILE_KEYS", ()):
+            if key == "":
+                print(f"  {text}")
+            else:
+                print(f"    {key:<26} {text}")
         print()
     return EXIT_OK
 
@@ -99,8 +111,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=2048, help="training batch size (default: 2048)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the trainer's)")
     parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    parser.add_argument("--full-threshold", type=int, default=256,
-                        help="features with vocab <= this keep a full table (default: 256)")
+    parser.add_argument("--full-threshold", type=int, default=FULL_THRESHOLD,
+                        help=f"features with vocab <= this keep a full table (default: {FULL_THRESHOLD})")
     parser.add_argument("--learned-min-count", type=int, default=20,
                         help="embedding strategies hash ids seen fewer times in training (default: 20)")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -157,11 +169,12 @@ def _run_train(args: argparse.Namespace) -> int:
 def format_metrics(metrics: dict) -> str:
     from sweep.frontier.pareto import format_bytes
 
-    keys = ["val_logloss", "test_logloss", "test_auc", "test_ne", "test_accuracy", "constant_test_logloss",
+    keys = ["features_mapped", "batch_size", "val_logloss", "test_logloss", "test_auc", "test_ne", "test_accuracy", "constant_test_logloss",
             "bayes_test_logloss", "signal_captured", "collision_rate", "unseen_value_rate", "fallback_value_rate", "train_seconds",
             "total_seconds"]
     lines = [f"{'metric':<24}{'value':>14}"]
-    lines += [f"{k:<24}{metrics[k]:>14.4f}" for k in keys if isinstance(metrics.get(k), (int, float))]
+    lines += [f"{k:<24}{metrics[k]:>14}" if isinstance(metrics[k], int) else f"{k:<24}{metrics[k]:>14.4f}"
+              for k in keys if isinstance(metrics.get(k), (int, float))]
     for k in ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes"):
         lines.append(f"{k:<24}{format_bytes(metrics[k]):>14}")
     if metrics.get("compression_ratio") is not None:

@@ -21,6 +21,7 @@ import yaml
 from mappers import MAPPERS
 from models import ProbeConfig, TrainConfig
 from sweep.datasets import SOURCES
+from sweep.trial import FULL_THRESHOLD
 
 __all__ = [
     "PRESETS",
@@ -34,7 +35,7 @@ __all__ = [
     "load_preset",
 ]
 
-PRESETS = ("smoke", "quick", "movielens", "criteo")
+PRESETS = ("smoke", "quick", "movielens", "criteo", "table")
 SEARCHES = ("grid", "optuna")
 SCHEDULERS = ("none", "asha")
 
@@ -87,7 +88,7 @@ class ModelConfig:
     top_mlp: tuple[int, ...] = (64, 32)  # hidden widths; a 1-unit logit follows
     interaction: str = "dot"  # "dot" | "cat"
     pooling: str = "sum"  # multi-valued features: "sum" | "mean"
-    full_threshold: int = 256  # features with vocab <= this keep a full table
+    full_threshold: int = FULL_THRESHOLD  # features with vocab <= this keep a full table
     learned_min_count: int = 20  # embedding strategies hash ids seen fewer times (label leakage)
 
 

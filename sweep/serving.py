@@ -3,6 +3,7 @@
 An export directory holds `export.json` and one bundle per feature under `bundles/`::
 
     {"format": "collide-export", "format_version": 2, ...source run, metrics, sizes...,
+     "dense_transforms": [{"column", "kind", "mean", "std", "clip_min", "reason"}, ...],
      "features": [{"name", "bundle", "strategy", "table_sizes", "combine", "nbytes",
                    "digest", "vocab_size"}, ...],
      "digest": manifest_digest(export.json)}
@@ -17,6 +18,10 @@ from what export.json records; then it maps raw ids per feature:
 
     >>> mapping = load_export("exported")
     >>> rows = mapping.transform("C3", raw_ids)   # int64 rows (a tuple for two-table strategies)
+    >>> dense = mapping.transform_dense(raw_dense)  # [n, num_dense] as the model was trained on
+
+`dense_transforms` are those of the prepared data the trial trained on (train-split
+statistics, see sweep.datasets.dense); an export of a run that recorded none has [].
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ import numpy as np
 from mappers import Mapper, load_bundle_with_manifest
 from mappers.base import as_id_array
 from mappers.bundle import manifest_digest, read_json_object
+from sweep.datasets.dense import DenseTransform, apply_dense_transforms
 
-__all__ = ["EXPORT_FILE", "EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "ExportedMapping", "export_feature",
-           "export_manifest", "load_export"]
+__all__ = ["EXPORT_FILE", "EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "ExportedMapping", "checked_dense_transforms",
+           "export_feature", "export_manifest", "load_export"]
 
 EXPORT_FORMAT = "collide-export"
 EXPORT_FORMAT_VERSION = 2  # 2: per-bundle manifest digests and the export's own digest
@@ -49,6 +55,16 @@ def export_feature(name: str, bundle: str, mapper: Mapper, digest: str, **fields
     """One entry of export.json's "features": `bundle` is relative to the export directory,
     `digest` the bundle's manifest digest; `fields` (e.g. vocab_size) are recorded as given."""
     return {"name": name, "bundle": bundle, **_mapper_fields(mapper), "digest": digest, **fields}
+
+
+def checked_dense_transforms(entries: object, where: str) -> list[dict]:
+    """Dense-transform entries of an untrusted file, each valid (DenseTransform.from_json)."""
+    if not isinstance(entries, list):
+        raise ValueError(f"{where}: dense_transforms must be a list, got {entries!r}")
+    try:
+        return [DenseTransform.from_json(e).to_json() for e in entries]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def export_manifest(features: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
@@ -69,6 +85,17 @@ class ExportedMapping:
     @property
     def features(self) -> list[str]:
         return list(self.mappers)
+
+    @property
+    def dense_transforms(self) -> list[dict]:
+        return list(self.manifest.get("dense_transforms", []))
+
+    def transform_dense(self, raw_dense: Any) -> np.ndarray:
+        """float32 [n, num_dense] of raw dense values [n, num_dense], transformed as in training."""
+        if not self.dense_transforms and np.shape(raw_dense)[-1:] != (0,):
+            raise ValueError("this export records no dense transforms (an export of an older run); "
+                             "re-export it, or transform the dense values as its prepared data did")
+        return apply_dense_transforms(self.dense_transforms, raw_dense)
 
     def transform(self, feature: str, raw_ids: Any) -> np.ndarray | tuple[np.ndarray, ...]:
         """Rows for integer raw ids of `feature` (a tuple of arrays for two-table strategies).
@@ -121,6 +148,7 @@ def load_export(path: str | Path) -> ExportedMapping:
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{manifest_path}: missing; {path} is not a collide export")
     manifest = _read_export_manifest(manifest_path)
+    checked_dense_transforms(manifest.get("dense_transforms", []), str(manifest_path))
     mappers = {}
     for feature in _checked_features(manifest, manifest_path):
         name, relative = feature["name"], feature.get("bundle")

@@ -4,6 +4,11 @@ Steps: load the prepared data; fit one mapper per feature on the train vocabular
 ceil(vocab / compression), or explicit rows; features with vocab <= full_threshold stay
 `full`); transform every id once; train the DLRM; size it honestly; write the mapper
 bundles and metrics.json. The Ray trainable in `sweep.tune` is a thin adapter over this.
+
+Nothing is silently a no-op: `features_mapped` counts the features the strategy really
+mapped, and a warning (also in the metrics' `notes`) names the features kept full and why,
+a batch size lowered for a small training split (`batch_size_for`), and a test logloss worse
+than the constant predictor's (`worse_than_constant`).
 """
 
 from __future__ import annotations
@@ -27,11 +32,19 @@ from sweep.encoding import encode_splits, feature_specs, fit_full_mappers, trans
 from sweep.plain import plain
 from sweep.probe_cache import probe_embeddings
 
-__all__ = ["LEARNED", "TrialConfig", "run_trial", "trial_name"]
+__all__ = ["FULL_THRESHOLD", "LEARNED", "TrialConfig", "batch_size_for", "kept_full", "run_trial", "trial_name"]
 
 log = logging.getLogger(__name__)
 
 LEARNED = ("embedding", "frequency_embedding")  # strategies that need the probe
+# Features with a train vocabulary <= this keep a full table: at dim 16 such a table is at most
+# 1 KiB, and hashing it saves next to nothing while merging its few, usually informative values
+# (measured in results/README.md, "full_threshold").
+FULL_THRESHOLD = 16
+# Small data: the batch size is lowered so that an epoch has about MIN_STEPS_PER_EPOCH steps
+# (a power of two, at least MIN_BATCH_SIZE, never above the requested size).
+MIN_STEPS_PER_EPOCH = 16
+MIN_BATCH_SIZE = 16
 LEARNED_MIN_COUNT_WHY = """\
 The probe is trained on the training labels. A rare id's probe embedding memorises its few
 labels, so clustering rare ids by it groups them by label noise: training loss drops below
@@ -49,7 +62,7 @@ class TrialConfig:
     dim: int = 16  # embedding dim D
     seed: int = 0  # mapper, model init, shuffling and probe seed
     mapper_params: Mapping[str, Any] = field(default_factory=dict)  # strategy params, e.g. hot_fraction
-    full_threshold: int = 256  # features with vocab <= this stay `full`
+    full_threshold: int = FULL_THRESHOLD  # features with vocab <= this stay `full`
     learned_min_count: int = 20  # embedding strategies hash ids seen fewer times (see LEARNED_MIN_COUNT_WHY)
     bottom_mlp: tuple[int, ...] = (64, 32)
     top_mlp: tuple[int, ...] = (64, 32)
@@ -98,6 +111,40 @@ def _rows_for(config: TrialConfig, vocab_size: int) -> int:
     if config.rows is not None:
         return config.rows
     return max(1, math.ceil(vocab_size / config.compression))
+
+
+def kept_full(dataset: PreparedDataset, full_threshold: int) -> dict[str, int]:
+    """{feature: train vocab size} of the features that keep a full table (vocab <= full_threshold)."""
+    sizes = {name: int(len(dataset.vocab[name].ids)) for name in dataset.feature_names}
+    return {name: size for name, size in sizes.items() if size <= full_threshold}
+
+
+def batch_size_for(num_train: int, requested: int) -> int:
+    """The batch size for a training split of `num_train` rows: `requested`, or smaller when the
+    split holds fewer than MIN_STEPS_PER_EPOCH batches of it (the largest power of two giving at
+    least that many steps, but at least MIN_BATCH_SIZE)."""
+    if num_train >= MIN_STEPS_PER_EPOCH * requested:
+        return requested
+    power = 1 << max(0, int(num_train // MIN_STEPS_PER_EPOCH).bit_length() - 1)
+    return min(requested, max(MIN_BATCH_SIZE, power))
+
+
+def _mapping_notes(config: TrialConfig, dataset: PreparedDataset) -> tuple[int, list[str]]:
+    """(features_mapped, warnings) of the trial's strategy on this dataset."""
+    if config.strategy == "full":
+        return 0, []
+    full = kept_full(dataset, config.full_threshold)
+    mapped = len(dataset.feature_names) - len(full)
+    listed = ", ".join(f"{name} ({size})" for name, size in full.items())
+    if mapped == 0:
+        largest = max(full, key=full.get)
+        return 0, [f"strategy {config.strategy} maps no feature: every train vocabulary is <= full_threshold "
+                   f"{config.full_threshold} (largest: {largest}, {full[largest]}), so this trial is the full "
+                   "model; lower full_threshold to compress these features"]
+    if full:
+        return mapped, [f"strategy {config.strategy} maps {mapped} of {len(dataset.feature_names)} features; "
+                        f"kept full (train vocab <= full_threshold {config.full_threshold}): {listed}"]
+    return mapped, []
 
 
 def fit_mappers(config: TrialConfig, dataset: PreparedDataset,
@@ -183,7 +230,17 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
     """Fit, train, evaluate and size one variant; returns a flat dict of metrics."""
     started = time.perf_counter()
     dataset = dataset if dataset is not None else load_prepared(config.data)
-    if config.strategy in LEARNED and probe is None:
+    features_mapped, notes = _mapping_notes(config, dataset)
+    num_train = int(dataset.manifest["split_sizes"]["train"])
+    batch_size = batch_size_for(num_train, config.train.batch_size)
+    if batch_size != config.train.batch_size:
+        notes.append(f"small training split: {num_train} rows are fewer than {MIN_STEPS_PER_EPOCH} batches of "
+                     f"{config.train.batch_size}; training with batch size {batch_size} "
+                     f"({math.ceil(num_train / batch_size)} steps per epoch)")
+    for note in notes:
+        log.warning("%s: %s", trial_name(config.strategy, config.compression, config.dim, config.seed,
+                                         config.rows), note)
+    if config.strategy in LEARNED and probe is None and features_mapped:  # no mapped feature: no probe
         probe_config = config.probe
         if probe_config.num_threads is None:  # the probe runs with the trial's threads
             probe_config = replace(probe_config, num_threads=config.train.num_threads)
@@ -204,14 +261,14 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
         if on_epoch is not None:
             on_epoch(epoch, {**entry, **size_metrics})
 
-    result = train(model_config, replace(config.train, seed=config.seed), train_split, val_split, test_split,
-                   on_epoch=report_epoch)
+    result = train(model_config, replace(config.train, seed=config.seed, batch_size=batch_size), train_split,
+                   val_split, test_split, on_epoch=report_epoch)
     best = result.history[result.best_epoch - 1] if result.history else {}
     per_feature = _collisions(dataset, mappers)
     num_values = sum(len(dataset.sparse[n].values) for n in dataset.feature_names)
     out = {
         "strategy": config.strategy, "compression": config.compression, "rows": config.rows,
-        "dim": config.dim, "seed": config.seed,
+        "dim": config.dim, "seed": config.seed, "features_mapped": features_mapped, "batch_size": batch_size,
         "val_logloss": best.get("val_logloss", math.nan), "val_auc": best.get("val_auc", math.nan),
         "val_ne": best.get("val_ne", math.nan), "best_epoch": result.best_epoch,
         "epochs_run": len(result.history), "stopped_early": result.stopped_early,
@@ -229,8 +286,17 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
                     if key in ("collision_rate", "rows_used", "max_ids_per_row", "purity", "nmi")})
     if "test_logloss" in out:
         out.update(_signal(dataset, out["test_logloss"]))
+        out["worse_than_constant"] = float(out["test_logloss"] > out["constant_test_logloss"])
+        if out["worse_than_constant"]:
+            note = (f"test logloss {out['test_logloss']:.4f} is worse than the constant predictor's "
+                    f"{out['constant_test_logloss']:.4f} (the train click rate): this model learned nothing useful")
+            log.warning("%s: %s", trial_name(config.strategy, config.compression, config.dim, config.seed,
+                                             config.rows), note)
+            notes.append(note)
+    out["notes"] = " | ".join(notes)
     details = {"config": plain(asdict(config)), "metrics": out, "history": result.history,
                "feature_order": dataset.feature_names,
+               "dense_transforms": dataset.manifest.get("dense_transforms", []),
                "features": {n: {"strategy": mappers[n].name, "table_sizes": list(mappers[n].table_sizes),
                                 "bundle": f"bundles/{bundle_dir_name(i, n)}",
                                 "nbytes": int(mappers[n].nbytes), "vocab_size": int(len(dataset.vocab[n].ids)),

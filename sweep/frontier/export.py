@@ -4,8 +4,9 @@ Reads a completed sweep's trials from MLflow alone, picks a frontier point (the 
 loss under a byte budget, or the smallest model within a loss bound), downloads that run's
 `metrics.json` and bundles through the tracking URI, verifies every bundle, and writes::
 
-    DIR/export.json            source run, metrics, sizes, per feature: strategy, table
-                               sizes, nbytes and the digest of its bundle's manifest;
+    DIR/export.json            source run, metrics, sizes, the dense transforms of the data,
+                               per feature: strategy, table sizes, nbytes and the digest of
+                               its bundle's manifest;
                                `digest` covers the whole file (see sweep.serving)
     DIR/bundles/NN-feature/    one mapper bundle per feature (arrays.npz + manifest.json)
     DIR/.collide-output.json   collide's marker (sweep.outputs)
@@ -31,7 +32,7 @@ from mappers import load_bundle_with_manifest
 from mappers.bundle import ARRAYS_FILE, MANIFEST_FILE
 from sweep.frontier.pareto import frontier_table, select_point
 from sweep.outputs import check_replaceable, replace_dir, staging_dir
-from sweep.serving import EXPORT_FILE, export_feature, export_manifest
+from sweep.serving import EXPORT_FILE, checked_dense_transforms, export_feature, export_manifest
 from sweep.trial import bundle_dir_name
 from sweep.tune.records import find_sweep, trial_rows
 
@@ -88,7 +89,10 @@ def export(experiment: str, out_dir: str | Path, *, tracking_uri: str, max_bytes
             root = Path(download).resolve()
             local = download_artifacts(run_id=point["run_id"], artifact_path="metrics.json",
                                        tracking_uri=tracking_uri, dst_path=str(root))
-            features = _checked_features(json.loads(Path(local).read_text()), point["run_id"])
+            details = json.loads(Path(local).read_text())
+            features = _checked_features(details, point["run_id"])
+            dense = checked_dense_transforms(details.get("dense_transforms", []) if isinstance(details, dict) else [],
+                                             f"run {point['run_id']}: metrics.json")
             download_artifacts(run_id=point["run_id"], artifact_path="bundles", tracking_uri=tracking_uri,
                                dst_path=str(root))
             written = []
@@ -111,7 +115,7 @@ def export(experiment: str, out_dir: str | Path, *, tracking_uri: str, max_bytes
             metrics={k: point.get(k) for k in ("val_logloss", "test_logloss", "test_auc", "test_ne")},
             sizes={k: point.get(k) for k in ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes",
                                             "compression_ratio")},
-            embedding_dim=point.get("dim"))
+            embedding_dim=point.get("dim"), dense_transforms=dense)
         (staging / EXPORT_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         replace_dir(staging, out_dir, "export", legacy=_legacy_export)
     finally:

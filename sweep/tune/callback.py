@@ -16,10 +16,13 @@ from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
 from sweep.tune.points import point_name, point_of
-from sweep.tune.tracking import SweepTracker, tracker_for
+from sweep.tune.tracking import ERROR_TAG_CHARS, SweepTracker, tracker_for
 from sweep.tune.trainable import SIZE_KEYS
 
-__all__ = ["EPOCH_METRICS", "MlflowTrialCallback"]
+__all__ = ["EPOCH_METRICS", "NOTES_TAG", "WORSE_TAG", "MlflowTrialCallback", "trial_tags"]
+
+NOTES_TAG = "collide.notes"
+WORSE_TAG = "collide.worse_than_constant"
 
 EPOCH_METRICS = ("val_logloss", "val_auc", "val_ne", "val_accuracy", "train_loss", "epoch_seconds",
                  "samples_per_second", "best_val_logloss")
@@ -60,6 +63,7 @@ class MlflowTrialCallback(Callback):
             final = {k: v for k, v in result.items() if k not in NOT_METRICS and k not in EPOCH_METRICS}
             final["best_val_logloss"] = result.get("val_logloss")
             self.tracker.log_metrics(trial.trial_id, final, step=int(result.get("epochs_run", 0)))
+            self.tracker.set_trial_tags(trial.trial_id, trial_tags(result))
             self._final.add(trial.trial_id)
             return
         epoch = int(result.get("epoch", result.get("training_iteration", 0)))
@@ -84,6 +88,17 @@ class MlflowTrialCallback(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.tracker.end_trial(trial.trial_id, "failed", error=_error_text(trial))
+
+
+def trial_tags(result: Mapping[str, Any]) -> dict[str, str]:
+    """Tags of a trial's final result: its warnings (`collide.notes`) and, when its test logloss is
+    worse than the constant predictor's, `collide.worse_than_constant` = "true"."""
+    tags = {}
+    if result.get("notes"):
+        tags[NOTES_TAG] = str(result["notes"])[-ERROR_TAG_CHARS:]
+    if result.get("worse_than_constant"):
+        tags[WORSE_TAG] = "true"
+    return tags
 
 
 def _error_text(trial: Any) -> str:

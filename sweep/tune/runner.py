@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from sweep.config import SweepConfig, load_config
-from sweep.datasets import default_out_dir, fingerprint, get_source, prepare
+from sweep.datasets import PreparedDataset, default_out_dir, fingerprint, get_source, prepare
 from sweep.frontier.pareto import frontier_table
 from sweep.outputs import check_owned_files
 from sweep.plain import plain
@@ -42,7 +42,7 @@ from sweep.tracking_uri import (
     redact,
     redact_text,
 )
-from sweep.trial import LEARNED, TrialConfig
+from sweep.trial import LEARNED, MIN_STEPS_PER_EPOCH, TrialConfig, batch_size_for, kept_full
 from sweep.tune.callback import MlflowTrialCallback
 from sweep.tune.ending import SweepResult, end_interrupted, finish, sync_now, sync_sweep
 from sweep.tune.interrupt import Interrupts, SweepInterrupted
@@ -130,6 +130,8 @@ def _prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, int
     base = base_trial_config(config, dataset.path.resolve(), cache_dir / "probes")
     for point in points:  # every point's config is valid before Ray starts
         trial_config_for(base, config, point, None)
+    _check_mapping(config, dataset)
+    _check_batch_size(config, dataset)
     seeds = sorted({p["seed"] for p in points if p["strategy"] in LEARNED})
     probes = {seed: probe_embeddings(dataset, config.probe, seed, cache_dir / "probes") for seed in seeds}
     _init_ray(config)
@@ -140,6 +142,33 @@ def _prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, int
         tune.with_parameters(trainable, dataset=in_memory(dataset), probes=probes, base=base, sweep=for_trials),
         resources)
     return _Prepared(config, tracking_uri, points, dataset.fingerprint, base, wrapped)
+
+
+def _check_mapping(config: SweepConfig, dataset: PreparedDataset) -> None:
+    """Refuse a grid whose non-full strategies would map no feature (every trial would be the full
+    model); warn, naming them, when some features keep a full table."""
+    strategies = [s for s in config.grid.strategies if s != "full"]
+    threshold = config.model.full_threshold
+    full = kept_full(dataset, threshold)
+    if not strategies or not full:
+        return
+    if len(full) == len(dataset.feature_names):
+        largest = max(full, key=full.get)
+        raise ValueError(f"strategies {strategies} would map no feature: the largest train vocabulary is "
+                         f"{full[largest]} ({largest}), and features with vocab <= model.full_threshold "
+                         f"({threshold}) keep a full table, so every trial would train the full model. Lower it "
+                         f"below {full[largest]}, e.g. --set model.full_threshold={max(0, full[largest] // 4)}")
+    log.warning("%d of %d features keep a full table in every trial (train vocab <= model.full_threshold %d): %s",
+                len(full), len(dataset.feature_names), threshold,
+                ", ".join(f"{name} ({size})" for name, size in full.items()))
+
+
+def _check_batch_size(config: SweepConfig, dataset: PreparedDataset) -> None:
+    num_train = int(dataset.manifest["split_sizes"]["train"])
+    batch_size = batch_size_for(num_train, config.train.batch_size)
+    if batch_size != config.train.batch_size:
+        log.warning("small training split: %d rows are fewer than %d batches of %d; every trial trains with "
+                    "batch size %d", num_train, MIN_STEPS_PER_EPOCH, config.train.batch_size, batch_size)
 
 
 def _absolute(config: SweepConfig, launch_dir: Path) -> SweepConfig:

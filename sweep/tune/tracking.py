@@ -282,6 +282,11 @@ class SweepTracker:
             for start in range(0, len(batch), 500):
                 self.write({"op": "log_metrics", "ref": trial.ref, "metrics": batch[start:start + 500]})
 
+    def set_trial_tags(self, trial_id: str, tags: Mapping[str, str]) -> None:
+        trial = self._live(trial_id)
+        if trial is not None and tags:
+            self.write({"op": "set_tags", "ref": trial.ref, "tags": dict(tags)})
+
     def log_artifacts(self, trial_id: str, local_dir: str) -> None:
         trial = self._live(trial_id)
         if trial is not None:

@@ -89,3 +89,21 @@ def test_export_names_the_sweep_it_used(tmp_path, capsys):
                                               order_by=["attributes.start_time DESC"])
     assert f"exporting from sweep {parents[1].info.run_name}" in text
     assert f"skipped newer: {parents[0].info.run_id} is RUNNING" in text
+
+
+def test_export_carries_the_dense_transforms_for_serving(tmp_path):
+    entries = [{"column": "weight", "kind": "log1p_standardize", "mean": 2.0, "std": 0.5, "clip_min": None,
+                "reason": "skewness 9.0 (|skewness| > 2)"},
+               {"column": "age", "kind": "none", "mean": 0.0, "std": 1.0, "clip_min": None, "reason": "requested"}]
+    store = _sweep_with_one_trial(tmp_path, lambda d: d.update(dense_transforms=entries))
+    assert _export(store, tmp_path / "exported") == 0
+    mapping = load_export(tmp_path / "exported")
+    assert mapping.dense_transforms == entries
+    np.testing.assert_allclose(mapping.transform_dense(np.array([[np.e - 1, 40.0]])), [[(1.0 - 2.0) / 0.5, 40.0]],
+                               rtol=1e-6)
+
+
+def test_export_refuses_a_bad_dense_transform(tmp_path, capsys):
+    store = _sweep_with_one_trial(tmp_path, lambda d: d.update(dense_transforms=[{"column": "w", "kind": "cube"}]))
+    assert _export(store, tmp_path / "exported") == 2
+    assert "metrics.json: dense transform of column 'w' must be one of" in capsys.readouterr().err

@@ -11,7 +11,8 @@ from mappers import get_mapper, load_bundle
 from models import ProbeConfig, TrainConfig
 from sweep.datasets import get_source, prepare
 from sweep.probe_cache import probe_embeddings
-from sweep.trial import LEARNED, TrialConfig, fit_mappers, run_trial, trial_name
+from sweep.trial import LEARNED, TrialConfig, batch_size_for, fit_mappers, run_trial, trial_name
+from sweep.tune.callback import trial_tags
 
 TINY = {"num_rows": 6000, "vocab_sizes": (20, 400, 1500), "num_dense": 2}
 
@@ -216,3 +217,53 @@ def test_frequency_embedding_beats_hash_on_planted_clusters(planted, tmp_path, s
     assert learned["embedding_bytes"] == hash_["embedding_bytes"]  # equal rows: equal compression
     assert hash_["test_logloss"] - learned["test_logloss"] > 0.005
     assert learned["signal_captured"] > hash_["signal_captured"]
+
+
+def test_features_mapped_and_the_warning_that_names_features_kept_full(tiny, tmp_path, caplog):
+    vocab = {n: len(tiny.vocab[n].ids) for n in tiny.feature_names}
+    with caplog.at_level("WARNING", logger="sweep.trial"):
+        out = run_trial(_config(tiny, tmp_path))  # full_threshold 50: C1 stays full
+    assert out["features_mapped"] == 2
+    assert f"kept full (train vocab <= full_threshold 50): C1 ({vocab['C1']})" in caplog.text
+    assert "kept full" in out["notes"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sweep.trial"):
+        out = run_trial(_config(tiny, tmp_path, strategy="frequency_embedding", full_threshold=10**6))
+    assert out["features_mapped"] == 0 and out["collision_rate"] == 0 and out["compression_ratio"] == 1.0
+    assert "strategy frequency_embedding maps no feature: every train vocabulary is <= full_threshold 1000000 " \
+           f"(largest: C3, {vocab['C3']}), so this trial is the full model" in caplog.text
+    assert not list((tmp_path / "probes").glob("probe-*.npz"))  # no feature needed the probe: none was trained
+    assert run_trial(_config(tiny, tmp_path, strategy="full", compression=None))["features_mapped"] == 0
+
+
+@pytest.mark.parametrize(("num_train", "requested", "expected"), [
+    (100_000, 2048, 2048),  # >= 16 batches: as requested
+    (32_768, 2048, 2048),
+    (32_767, 2048, 1024),
+    (10_000, 2048, 512),  # 625 rows per step at most -> 512, 20 steps
+    (87, 2048, 16),  # the floor: 16 rows, 6 steps
+    (5, 2048, 16),
+    (87, 8, 8),  # never above the request
+])
+def test_batch_size_for_small_training_splits(num_train, requested, expected):
+    assert batch_size_for(num_train, requested) == expected
+
+
+def test_a_small_training_split_trains_with_a_smaller_batch_and_says_so(tiny, tmp_path, caplog):
+    num_train = tiny.manifest["split_sizes"]["train"]
+    with caplog.at_level("WARNING", logger="sweep.trial"):
+        out = run_trial(_config(tiny, tmp_path, train=TrainConfig(epochs=1, batch_size=4096, lr=0.01, num_threads=1)))
+    assert out["batch_size"] == batch_size_for(num_train, 4096) < 4096
+    assert f"small training split: {num_train} rows are fewer than 16 batches of 4096; training with batch size " \
+           f"{out['batch_size']}" in caplog.text
+
+
+def test_worse_than_the_constant_predictor_is_flagged(tiny, tmp_path, caplog):
+    good = run_trial(_config(tiny, tmp_path))
+    assert good["worse_than_constant"] == 0.0 and "constant predictor" not in good["notes"]
+    with caplog.at_level("WARNING", logger="sweep.trial"):  # a wild learning rate: the model learns nothing useful
+        bad = run_trial(_config(tiny, tmp_path, train=TrainConfig(epochs=1, batch_size=256, lr=3.0, num_threads=1)))
+    assert bad["test_logloss"] > bad["constant_test_logloss"] and bad["worse_than_constant"] == 1.0
+    assert "is worse than the constant predictor's" in caplog.text and "constant predictor" in bad["notes"]
+    assert trial_tags(bad) == {"collide.notes": bad["notes"], "collide.worse_than_constant": "true"}
+    assert trial_tags(good) == ({"collide.notes": good["notes"]} if good["notes"] else {})
