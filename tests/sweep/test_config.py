@@ -15,13 +15,15 @@ def test_presets_load(name, tmp_path):
         paths[name].write_text("")
         path = paths[name].parent if name == "movielens" else paths[name]
         overrides = {"data": {"params": {"path": str(path)}}}
+    if name == "table":
+        overrides = {"data": {"params": {"path": str(tmp_path / "t.csv"), "label": "y", "categorical": ["k"]}}}
     config = load_preset(name, overrides)
     assert config.name == name
 
 
-@pytest.mark.parametrize("name", ["movielens", "criteo"])
+@pytest.mark.parametrize("name", ["movielens", "criteo", "table"])
 def test_presets_with_input_files_need_a_path(name):
-    with pytest.raises(ConfigError, match=f"data: params.path is required for source '{'recbole' if name == 'movielens' else 'criteo'}'"):
+    with pytest.raises(ConfigError, match=f"data: params.path is required for source '{'recbole' if name == 'movielens' else name}'"):
         load_preset(name)
 
 
