@@ -34,6 +34,11 @@ def test_datasets_lists_sources_and_options(capsys):
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out
     assert "synthetic:" in out and "--zipf-exponent" in out
+    assert "A list option takes comma-separated values (--dense a,b,c)" in out
+    assert "--dense STR,..." in out and "--format STR" in out
+    for key in ("label:", "label_threshold:", "label_equals:", "label_in:", "dense:", "dense_transform:",
+                "categorical:", "multi_valued:", "separator:"):
+        assert f"    {key}" in out, key
 
 
 def test_resume_refuses_options_that_would_have_no_effect(capsys):

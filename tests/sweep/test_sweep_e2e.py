@@ -83,6 +83,9 @@ def test_nested_runs_hold_params_epochs_sizes_and_bundles(grid_sweep):
                     "collision_rate", "compression_ratio", "collision.C3.nmi", "collision.C3.collision_rate"):
             assert key in metrics, key
         assert metrics["total_bytes"] == metrics["embedding_bytes"] + metrics["mapping_bytes"] + metrics["dense_bytes"]
+        assert metrics["features_mapped"] == 3 and metrics["worse_than_constant"] == 0  # vocabs 40..3000 > 16
+        assert metrics["batch_size"] == 512  # 9,600 train rows hold 16 batches of 512: kept
+        assert "collide.worse_than_constant" not in run.data.tags
         bundles = [a.path for a in client.list_artifacts(run.info.run_id, "bundles")]
         assert len(bundles) == 3 and bundles[0].startswith("bundles/00-")
 

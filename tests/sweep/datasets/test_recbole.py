@@ -186,3 +186,15 @@ def test_missing_inter_file_names_what_was_found(tmp_path):
 def test_config_errors(params, message):
     with pytest.raises(ValueError, match=message):
         RecBoleConfig(path=Path("d"), **params)
+
+
+def test_dense_fields_get_the_auto_transform_by_default(tiny, tmp_path):
+    ds = prepare(RecBoleSource.from_params(path=tiny, val_fraction=0.2, test_fraction=0.2), tmp_path / "p")
+    entries = {e["column"]: e for e in ds.manifest["dense_transforms"]}
+    assert sorted(entries) == ["age", "ctx"]
+    assert all(e["kind"] in ("standardize", "log1p_standardize", "none") and e["reason"] for e in entries.values())
+    train = np.asarray(ds.split) == 0
+    dense = np.asarray(ds.dense)[train]
+    for j, name in enumerate(ds.manifest["dense"]):
+        if entries[name]["kind"] != "none":
+            assert abs(dense[:, j].mean()) < 1e-5  # standardized with the train rows' own statistics
