@@ -66,15 +66,21 @@ def _log_start(config: SweepConfig, name: str, kind: str) -> None:
 
 
 def _scratch_parent() -> str | None:
-    """The trial's own directory: a trial that Tune stops (ASHA) never runs its `finally`, and its
-    scratch directory then stays inside the sweep's experiment directory, not in /tmp."""
+    """`collide-scratch/` beside the trial's staging directory, in the experiment's staging area: a
+    trial that Tune stops (ASHA) never runs its `finally`, and its scratch then stays with Ray's
+    session files, not in /tmp. Not inside the trial directory: Ray copies the driver's staging
+    tree to storage while trials run, and a scratch directory deleted mid-copy fails that sync."""
     from ray import tune
 
     try:
         trial_dir = tune.get_context().get_trial_dir()
     except Exception:  # noqa: BLE001 - outside a Tune session: the system's temporary directory
         return None
-    return trial_dir if trial_dir and Path(trial_dir).is_dir() else None
+    if not trial_dir or not Path(trial_dir).is_dir():
+        return None
+    scratch = Path(trial_dir).parent.parent / "collide-scratch"
+    scratch.mkdir(exist_ok=True)
+    return str(scratch)
 
 
 def _report_stored(checkpoint_dir: Path) -> bool:
