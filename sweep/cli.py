@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sweep.datasets import SOURCES, PreparedDataset, prepare
+from sweep.datasets.dense import SOURCE_DEFAULT
 from sweep.options import add_dataclass_options, describe_dataclass, given_options
 from sweep.trial import FULL_THRESHOLD
 
@@ -69,7 +70,7 @@ def _describe_prepared(dataset: PreparedDataset, seconds: float) -> str:
     ]
     for f in m["features"]:
         lines.append(f"  {f['name']:<16} {'yes' if f['multi_valued'] else 'no':>5} {f['vocab_size']:>12,} {f['num_values']:>12,}")
-    transforms = [t for t in m.get("dense_transforms", []) if t["kind"] != "none" or t["reason"] != "source default"]
+    transforms = [t for t in m.get("dense_transforms", []) if t["reason"] != SOURCE_DEFAULT]
     if transforms:
         lines.append("  dense transforms (statistics of the train split):")
         lines += [f"    {t['column']:<16} {t['kind']:<18} {t['reason']}" for t in transforms]

@@ -92,7 +92,7 @@ class ExportedMapping:
 
     def transform_dense(self, raw_dense: Any) -> np.ndarray:
         """float32 [n, num_dense] of raw dense values [n, num_dense], transformed as in training."""
-        if not self.dense_transforms and np.shape(raw_dense)[-1:] != (0,):
+        if "dense_transforms" not in self.manifest:
             raise ValueError("this export records no dense transforms (an export of an older run); "
                              "re-export it, or transform the dense values as its prepared data did")
         return apply_dense_transforms(self.dense_transforms, raw_dense)

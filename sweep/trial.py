@@ -32,7 +32,8 @@ from sweep.encoding import encode_splits, feature_specs, fit_full_mappers, trans
 from sweep.plain import plain
 from sweep.probe_cache import probe_embeddings
 
-__all__ = ["FULL_THRESHOLD", "LEARNED", "TrialConfig", "batch_size_for", "kept_full", "run_trial", "trial_name"]
+__all__ = ["FULL_THRESHOLD", "LEARNED", "TrialConfig", "batch_size_for", "kept_full", "run_trial", "small_data_note",
+           "trial_name"]
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,15 @@ def batch_size_for(num_train: int, requested: int) -> int:
     return min(requested, max(MIN_BATCH_SIZE, power))
 
 
+def small_data_note(num_train: int, requested: int) -> str | None:
+    """The warning when `batch_size_for` lowers the requested batch size, else None."""
+    batch_size = batch_size_for(num_train, requested)
+    if batch_size == requested:
+        return None
+    return (f"small training split: {num_train} rows are fewer than {MIN_STEPS_PER_EPOCH} batches of {requested}; "
+            f"training with batch size {batch_size} ({math.ceil(num_train / batch_size)} steps per epoch)")
+
+
 def _mapping_notes(config: TrialConfig, dataset: PreparedDataset) -> tuple[int, list[str]]:
     """(features_mapped, warnings) of the trial's strategy on this dataset."""
     if config.strategy == "full":
@@ -151,10 +161,11 @@ def fit_mappers(config: TrialConfig, dataset: PreparedDataset,
                 probe: Mapping[str, np.ndarray] | None) -> dict:
     """One fitted mapper per feature; small vocabularies (and strategy `full`) stay full."""
     fitted = {}
+    full = kept_full(dataset, config.full_threshold)
     for name in dataset.feature_names:
         vocab = dataset.vocab[name]
         ids, counts = np.asarray(vocab.ids), np.asarray(vocab.counts)
-        if config.strategy == "full" or len(ids) <= config.full_threshold:
+        if config.strategy == "full" or name in full:
             fitted[name] = get_mapper("full").fit(ids, counts)
             continue
         params = dict(config.mapper_params)
@@ -233,13 +244,10 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
     features_mapped, notes = _mapping_notes(config, dataset)
     num_train = int(dataset.manifest["split_sizes"]["train"])
     batch_size = batch_size_for(num_train, config.train.batch_size)
-    if batch_size != config.train.batch_size:
-        notes.append(f"small training split: {num_train} rows are fewer than {MIN_STEPS_PER_EPOCH} batches of "
-                     f"{config.train.batch_size}; training with batch size {batch_size} "
-                     f"({math.ceil(num_train / batch_size)} steps per epoch)")
+    notes += filter(None, [small_data_note(num_train, config.train.batch_size)])
+    name = trial_name(config.strategy, config.compression, config.dim, config.seed, config.rows)
     for note in notes:
-        log.warning("%s: %s", trial_name(config.strategy, config.compression, config.dim, config.seed,
-                                         config.rows), note)
+        log.warning("%s: %s", name, note)
     if config.strategy in LEARNED and probe is None and features_mapped:  # no mapped feature: no probe
         probe_config = config.probe
         if probe_config.num_threads is None:  # the probe runs with the trial's threads
@@ -290,8 +298,7 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
         if out["worse_than_constant"]:
             note = (f"test logloss {out['test_logloss']:.4f} is worse than the constant predictor's "
                     f"{out['constant_test_logloss']:.4f} (the train click rate): this model learned nothing useful")
-            log.warning("%s: %s", trial_name(config.strategy, config.compression, config.dim, config.seed,
-                                             config.rows), note)
+            log.warning("%s: %s", name, note)
             notes.append(note)
     out["notes"] = " | ".join(notes)
     details = {"config": plain(asdict(config)), "metrics": out, "history": result.history,

@@ -31,11 +31,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["AUTO", "DENSE_TRANSFORMS", "DenseTransform", "apply_dense_transforms", "choose_transform",
+__all__ = ["AUTO", "DENSE_TRANSFORMS", "SOURCE_DEFAULT", "DenseTransform", "apply_dense_transforms", "choose_transform",
            "fit_dense_transform", "parse_dense_transform"]
 
 DENSE_TRANSFORMS = ("none", "log1p", "standardize", "log1p_standardize")
 AUTO = "auto"
+SOURCE_DEFAULT = "source default"  # the reason recorded for a column nobody asked to transform
 SKEW_LIMIT = 2.0  # |skewness| above this: log1p first
 RANGE_LIMIT = 100.0  # q99(|x|) / max(median |x|, 1) above this: log1p first
 
@@ -66,7 +67,7 @@ class DenseTransform:
         if self.clip_min is not None:
             x = np.maximum(x, self.clip_min)
         if self.kind in ("log1p", "log1p_standardize"):
-            x = np.sign(x) * np.log1p(np.abs(x))
+            x = _signed_log1p(x)
         if self.kind in ("standardize", "log1p_standardize"):
             x = (x - self.mean) / self.std
         return x.astype(np.float32)
@@ -83,6 +84,10 @@ class DenseTransform:
             raise ValueError(f"a dense transform needs column and kind (and only mean, std, clip_min, reason); "
                              f"got {sorted(entry)}")
         return cls(**dict(entry))
+
+
+def _signed_log1p(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
 
 
 def choose_transform(train_values: np.ndarray) -> tuple[str, str]:
@@ -111,7 +116,7 @@ def fit_dense_transform(column: str, requested: str, train_values: np.ndarray) -
     DenseTransform(column, kind)  # validates the kind
     x = np.asarray(train_values, dtype=np.float64)
     if kind in ("log1p", "log1p_standardize"):
-        x = np.sign(x) * np.log1p(np.abs(x))
+        x = _signed_log1p(x)
     mean, std = 0.0, 1.0
     if kind in ("standardize", "log1p_standardize") and len(x):
         mean, std = float(x.mean()), float(x.std())

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from sweep.datasets.columns import NpyAppender
-from sweep.datasets.dense import DenseTransform, fit_dense_transform
+from sweep.datasets.dense import SOURCE_DEFAULT, DenseTransform, fit_dense_transform
 from sweep.datasets.prepared import FORMAT_VERSION, SparseColumn, load_prepared
 from sweep.hashing import mix64
 
@@ -239,24 +239,27 @@ class PreparedWriter:
         unknown = sorted(set(requested) - set(self.schema.dense))
         if unknown:
             raise ValueError(f"dense transforms name {unknown}, which are not dense columns {list(self.schema.dense)}")
-        if not any(isinstance(r, str) and r != "none" for r in requested.values()):
-            return [r if isinstance(r, DenseTransform) else DenseTransform(c, "none", reason="source default")
-                    for c in self.schema.dense for r in [requested.get(c, "none")]]
-        dense = np.load(self.out_dir / "dense.npy", mmap_mode="r+")
-        train = np.load(self.out_dir / "split.npy", mmap_mode="r") == 0
+        dense = train = None  # mapped on the first column that is fitted: most sources fit none
         transforms = []
         for j, column in enumerate(self.schema.dense):
-            wanted = requested.get(column, "none")
-            if isinstance(wanted, DenseTransform):
+            wanted = requested.get(column)
+            if isinstance(wanted, DenseTransform):  # the source applied it while reading
                 transforms.append(wanted)
                 continue
+            if wanted in (None, "none"):  # nothing to do to the data
+                transforms.append(DenseTransform(column, "none", reason="requested" if wanted else SOURCE_DEFAULT))
+                continue
+            if dense is None:
+                dense = np.load(self.out_dir / "dense.npy", mmap_mode="r+")
+                train = np.load(self.out_dir / "split.npy", mmap_mode="r") == 0
             fitted = fit_dense_transform(column, wanted, np.asarray(dense[train, j]))
             step = 1 << 22
             for a in range(0, self.num_rows, step):
                 dense[a:a + step, j] = fitted.apply(dense[a:a + step, j])
             transforms.append(fitted)
-        dense.flush()
-        del dense
+        if dense is not None:
+            dense.flush()
+            del dense
         return transforms
 
     def _split_sizes(self) -> list[int]:

@@ -78,7 +78,7 @@ SCHEMA_KEYS = ("label", "label_threshold", "label_equals", "label_in", "dense", 
 SUFFIXES = {".csv": ",", ".tsv": "\t", ".parquet": None, ".pq": None}
 FORMATS = {"csv": ",", "tsv": "\t", "parquet": None}
 LABEL_RULES = ("label_threshold", "label_equals", "label_in")
-TRUE_FALSE = {"true": 1.0, "false": 0.0}
+TRUE_FALSE = ("true", "false")  # text labels read as 1 / 0, in any case
 ZERO_ONE = "be 0 or 1 (or true/false); for other values set label_equals, label_in or label_threshold"
 _NUMBER = r"(?i)^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?|inf|infinity|nan)$"  # NaN, inf: errors later
 
@@ -332,7 +332,7 @@ class TableSource(Source):
             return self._check_rule(labels, text, wanted)
         if is_text and not wanted and s["label_threshold"] is None:  # text true/false, any case
             lowered = pc.utf8_lower(pc.utf8_trim_whitespace(column))
-            known = pc.is_in(lowered, value_set=pa.array(list(TRUE_FALSE)))
+            known = pc.is_in(lowered, value_set=pa.array(TRUE_FALSE))
             column = pc.if_else(known, pc.if_else(pc.equal(lowered, "true"), "1", "0"), column)
         if is_text and not wanted and s["label_threshold"] is None:
             trimmed = pc.utf8_trim_whitespace(column)

@@ -42,7 +42,7 @@ from sweep.tracking_uri import (
     redact,
     redact_text,
 )
-from sweep.trial import LEARNED, MIN_STEPS_PER_EPOCH, TrialConfig, batch_size_for, kept_full
+from sweep.trial import LEARNED, TrialConfig, kept_full, small_data_note
 from sweep.tune.callback import MlflowTrialCallback
 from sweep.tune.ending import SweepResult, end_interrupted, finish, sync_now, sync_sweep
 from sweep.tune.interrupt import Interrupts, SweepInterrupted
@@ -164,11 +164,9 @@ def _check_mapping(config: SweepConfig, dataset: PreparedDataset) -> None:
 
 
 def _check_batch_size(config: SweepConfig, dataset: PreparedDataset) -> None:
-    num_train = int(dataset.manifest["split_sizes"]["train"])
-    batch_size = batch_size_for(num_train, config.train.batch_size)
-    if batch_size != config.train.batch_size:
-        log.warning("small training split: %d rows are fewer than %d batches of %d; every trial trains with "
-                    "batch size %d", num_train, MIN_STEPS_PER_EPOCH, config.train.batch_size, batch_size)
+    note = small_data_note(int(dataset.manifest["split_sizes"]["train"]), config.train.batch_size)
+    if note:
+        log.warning("%s, in every trial", note)
 
 
 def _absolute(config: SweepConfig, launch_dir: Path) -> SweepConfig:
