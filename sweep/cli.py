@@ -222,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help exits 0, usage errors exit 2
         return int(exc.code or 0)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what started it, for the sweep's description
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="collide: %(message)s", force=True)
     from sweep.cli_sweep import COMMANDS

@@ -10,6 +10,8 @@ printed shows the URI redacted.
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ __all__ = ["COMMANDS", "add_mlflow_commands"]
 
 # Sweep options that still mean something when resuming (the rest of the config is the stored one).
 RESUME_OPTIONS = ("name", "tracking_uri", "address", "num_cpus", "storage_path", "results_dir", "resume", "verbose",
-                  "command", "preset", "config")
+                  "command", "preset", "config", "sweep_verbose", "argv")
 PLAIN_OPTIONS = {"name": ("name",), "search": ("search",), "num_samples": ("num_samples",),
                  "scheduler": ("scheduler",), "address": ("address",), "tracking_uri": ("tracking_uri",),
                  "storage_path": ("storage_path",), "results_dir": ("results_dir",), "epochs": ("train", "epochs"),
@@ -63,6 +65,9 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--results-dir", help="also write pareto.csv/png/md here")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any config key, e.g. --set train.lr=0.01 (repeatable)")
+    parser.add_argument("--verbose", dest="sweep_verbose", action="store_true",
+                        help="print Ray's own output (its trial table, checkpoint lines, trial logs) here instead "
+                        "of the progress line; by default it goes to ray-output.log in the sweep's directory")
 
 
 def _nest(path: tuple[str, ...], value: object) -> dict:
@@ -130,8 +135,21 @@ def _print_result(result: Any) -> int:
         test = row.get("test_logloss")
         print(f"{row['name']:<34}{format_bytes(row['total_bytes']):>12}{row['val_logloss']:>13.4f}"
               f"{(f'{test:.4f}' if test is not None else '-'):>14}")
-    print("pareto files: " + ", ".join(str(p) for p in result.files.values()))
+    print("pareto files: " + ", ".join(str(p) for p in result.files.values()) + " (also artifacts of the parent run)")
+    _print_runs_view(result)
     return EXIT_FAILED_TRIALS if result.num_failed else EXIT_OK
+
+
+def _print_runs_view(result: Any) -> None:
+    from sweep.ui import runs_view_url
+
+    if not result.experiment_id:
+        return
+    if result.tracking_uri.startswith(("http://", "https://")):
+        print(f"MLflow runs view: {runs_view_url(result.tracking_uri, result.experiment_id)}")
+    else:
+        print(f"MLflow runs view: run `collide ui`, then open "
+              f"{runs_view_url('http://127.0.0.1:5000', result.experiment_id)}")
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
@@ -139,6 +157,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     from sweep.tune.runner import resume_sweep, run_sweep
 
     overrides = _sweep_overrides(args)
+    verbose = bool(args.verbose or args.sweep_verbose)
     _refuse_secret_argument(args.tracking_uri)
     _refuse_secret_argument(overrides.get("tracking_uri"), "--set tracking_uri")
     if args.resume is not None:
@@ -156,10 +175,12 @@ def _run_sweep(args: argparse.Namespace) -> int:
             name = values.get("name", "collide")
         keep = {k: v for k, v in overrides.items() if k in ("address", "results_dir", "resources")}
         result = resume_sweep(name, None if args.resume == "latest" else args.resume,
-                              tracking_uri=args.tracking_uri, storage_path=args.storage_path, overrides=keep)
+                              tracking_uri=args.tracking_uri, storage_path=args.storage_path, overrides=keep,
+                              verbose=verbose)
         return _print_result(result)
     values = file_values(args.config) if args.config else preset_values(args.preset or "quick")
-    return _print_result(run_sweep(load_config(values, overrides)))
+    command = "collide " + shlex.join(getattr(args, "argv", None) or sys.argv[1:])
+    return _print_result(run_sweep(load_config(values, overrides), verbose=verbose, command=command))
 
 
 def _run_sync(args: argparse.Namespace) -> int:
@@ -218,7 +239,8 @@ def _run_ui(args: argparse.Namespace) -> int:
     from sweep.ui import serve_ui
 
     _refuse_secret_argument(args.tracking_uri)
-    return serve_ui(args.tracking_uri or default_tracking_uri(), port=args.port, host=args.host)
+    return serve_ui(args.tracking_uri or default_tracking_uri(), port=args.port, host=args.host,
+                    experiment=args.experiment)
 
 
 def add_mlflow_commands(commands: argparse._SubParsersAction) -> None:
@@ -236,7 +258,9 @@ def add_mlflow_commands(commands: argparse._SubParsersAction) -> None:
     limit.add_argument("--max-val-loss", type=float, help="smallest model with val_logloss <= this")
     export.add_argument("--out", type=Path, required=True,
                         help="output directory: new, empty, or an earlier export (replaced atomically)")
-    ui = commands.add_parser("ui", help="serve the MLflow UI on the sweep's tracking store (127.0.0.1)")
+    ui = commands.add_parser("ui", help="serve the MLflow UI on the sweep's tracking store (127.0.0.1) and print "
+                             "each sweep's runs-view URL")
+    ui.add_argument("--experiment", help="print only this sweep's runs view (default: every sweep in the store)")
     ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
     _add_tracking_uri(ui)

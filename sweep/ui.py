@@ -1,5 +1,9 @@
 """`collide ui`: the MLflow UI on a sweep's tracking store, bound to 127.0.0.1 by default.
 
+It prints the direct URL of each sweep experiment's runs view (`#/experiments/<id>/runs`):
+MLflow 3 opens on a GenAI home page, where a sweep's runs are two clicks away. Against a
+tracking server (an http(s) URI) it starts nothing and prints the server's URLs.
+
 `mlflow ui` is a tree of processes (the server, its uvicorn workers, a job runner and
 its queue consumers). It runs in a process group of its own, and `collide ui` ends that
 whole group when it gets SIGINT, SIGTERM or SIGHUP, or when the server exits: nothing is
@@ -15,18 +19,66 @@ import subprocess
 import sys
 import time
 from types import FrameType
+from urllib.parse import urlsplit, urlunsplit
 
 from sweep.tracking_uri import check_tracking_uri, redact
 
-__all__ = ["serve_ui", "stop_process_group", "ui_command"]
+__all__ = ["runs_view_url", "serve_ui", "stop_process_group", "sweep_experiments", "ui_command"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+def runs_view_url(base_url: str, experiment_id: str) -> str:
+    """The UI page listing an experiment's runs, e.g. http://127.0.0.1:5000/#/experiments/3/runs
+    (any user info or query of `base_url` left out: a URL to print carries no credential)."""
+    parts = urlsplit(base_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/") + "/", "", "")) + \
+        f"#/experiments/{experiment_id}/runs"
+
+
+def sweep_experiments(tracking_uri: str, name: str | None = None) -> list[tuple[str, str]]:
+    """(name, id) of the experiments holding a collide sweep, newest first; only `name` if given."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    if name is not None:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            known = sorted(e.name for e in client.search_experiments())
+            raise ValueError(f"no MLflow experiment named {name!r} at {redact(tracking_uri)}; found: {known}")
+        return [(experiment.name, experiment.experiment_id)]
+    found = []
+    for experiment in client.search_experiments(order_by=["last_update_time DESC"]):
+        if client.search_runs([experiment.experiment_id], "tags.`collide.kind` = 'sweep'", max_results=1):
+            found.append((experiment.name, experiment.experiment_id))
+    return found
+
+
+def _answers(host: str, port: int) -> bool:
+    import urllib.request
+
+    probe = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    try:
+        with urllib.request.urlopen(f"http://{probe}:{port}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def print_runs_views(tracking_uri: str, base_url: str, name: str | None = None) -> None:
+    _print_views(sweep_experiments(tracking_uri, name), base_url)
+
+
+def _print_views(experiments: list[tuple[str, str]], base_url: str) -> None:
+    if not experiments:
+        print("no collide sweep in this store yet")
+    for experiment, experiment_id in experiments:
+        print(f"  {experiment}: {runs_view_url(base_url, experiment_id)}")
+
+
 def ui_command(tracking_uri: str, port: int = 5000, host: str = "127.0.0.1") -> tuple[list[str], dict[str, str]]:
     """(argv, extra environment) of the `mlflow ui` serving `tracking_uri` (a sqlite or database store)."""
-    if tracking_uri.startswith(("http://", "https://")):
-        raise ValueError(f"{redact(tracking_uri)} is already a tracking server: open it in a browser instead")
     if not 0 < port < 65536:
         raise ValueError(f"port must be in 1..65535, got {port}")
     argv = [sys.executable, "-m", "mlflow", "ui", "--host", host, "--port", str(port)]
@@ -56,11 +108,18 @@ def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None
     process.poll()
 
 
-def serve_ui(tracking_uri: str, port: int = 5000, host: str = "127.0.0.1") -> int:
-    """Run the UI until collide is signalled (returns 0) or the server exits (ValueError if it failed)."""
-    argv, env = ui_command(tracking_uri, port, host)
+def serve_ui(tracking_uri: str, port: int = 5000, host: str = "127.0.0.1", experiment: str | None = None) -> int:
+    """Run the UI until collide is signalled (returns 0) or the server exits (ValueError if it failed).
+
+    A tracking server needs no second UI: its runs-view URLs are printed and nothing is started."""
     check_tracking_uri(tracking_uri)
-    print(f"MLflow UI for {redact(tracking_uri)} at http://{host}:{port}  (Ctrl-C to stop)", flush=True)
+    if tracking_uri.startswith(("http://", "https://")):
+        print(f"{redact(tracking_uri)} is a tracking server with its own UI; the sweeps' runs views:")
+        print_runs_views(tracking_uri, tracking_uri, experiment)
+        return 0
+    argv, env = ui_command(tracking_uri, port, host)
+    experiments = sweep_experiments(tracking_uri, experiment)  # an unknown --experiment fails before the server
+    print(f"starting the MLflow UI for {redact(tracking_uri)} on http://{host}:{port} ...", flush=True)
     stopped: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -69,7 +128,13 @@ def serve_ui(tracking_uri: str, port: int = 5000, host: str = "127.0.0.1") -> in
     previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
     process = subprocess.Popen(argv, env={**os.environ, **env}, start_new_session=True)
     try:
+        announced = False
         while process.poll() is None and not stopped:
+            if not announced and _answers(host, port):
+                announced = True
+                print(f"MLflow UI at http://{host}:{port} (Ctrl-C to stop); the sweeps' runs views:")
+                _print_views(experiments, f"http://{host}:{port}")
+                sys.stdout.flush()
             time.sleep(0.2)
     finally:
         stop_process_group(process)

@@ -19,16 +19,18 @@ from sweep.tune.points import point_name, point_of
 from sweep.tune.tracking import ERROR_TAG_CHARS, SweepTracker, tracker_for
 from sweep.tune.trainable import SIZE_KEYS
 
-__all__ = ["EPOCH_METRICS", "NOTES_TAG", "WORSE_TAG", "MlflowTrialCallback", "trial_tags"]
+__all__ = ["EPOCH_METRICS", "NODE_TAGS", "NOTES_TAG", "WORSE_TAG", "MlflowTrialCallback", "error_text", "trial_tags"]
 
 NOTES_TAG = "collide.notes"
+# Where a trial ran: result key (the trainable's node_id; Tune's hostname and node_ip) -> run tag.
+NODE_TAGS = {"node_id": "collide.ray_node_id", "hostname": "collide.host", "node_ip": "collide.node_ip"}
 WORSE_TAG = "collide.worse_than_constant"
 
 EPOCH_METRICS = ("val_logloss", "val_auc", "val_ne", "val_accuracy", "train_loss", "epoch_seconds",
                  "samples_per_second", "best_val_logloss")
 # Keys of a final result that are not metrics: Tune's bookkeeping and the trial's point (logged as params).
 NOT_METRICS = frozenset(AUTO_RESULT_KEYS) | {"done", "final", "should_checkpoint", "trial_id", "experiment_tag",
-                                             "epoch", "strategy", "compression", "rows", "dim", "seed"}
+                                             "epoch", "strategy", "compression", "rows", "dim", "seed", "node_id"}
 
 
 class MlflowTrialCallback(Callback):
@@ -45,6 +47,7 @@ class MlflowTrialCallback(Callback):
         self.strategy_params = {k: dict(v) for k, v in strategy_params.items()}  # mapper params per strategy
         self._best: dict[str, float] = {}
         self._final: set[str] = set()
+        self._placed: set[str] = set()  # trials whose node tags are set
 
     @property
     def tracker(self) -> SweepTracker:
@@ -54,10 +57,15 @@ class MlflowTrialCallback(Callback):
         point = point_of(trial.config)
         mapper_params = {"mapper_params": dict(self.strategy_params.get(point["strategy"], {}))}
         self._final.discard(trial.trial_id)
+        self._placed.discard(trial.trial_id)
         self._best.pop(trial.trial_id, None)
         self.tracker.start_trial(trial.trial_id, point_name(point), {**self.trial_params, **mapper_params, **point})
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if trial.trial_id not in self._placed:
+            self._placed.add(trial.trial_id)
+            self.tracker.set_trial_tags(trial.trial_id, {tag: str(result[key]) for key, tag in NODE_TAGS.items()
+                                                         if result.get(key)})
         if result.get("final"):
             # the final val_logloss is the best epoch's; the per-epoch history keeps val_logloss itself
             final = {k: v for k, v in result.items() if k not in NOT_METRICS and k not in EPOCH_METRICS}
@@ -87,7 +95,7 @@ class MlflowTrialCallback(Callback):
         self.tracker.end_trial(trial.trial_id, "completed" if trial.trial_id in self._final else "stopped")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.tracker.end_trial(trial.trial_id, "failed", error=_error_text(trial))
+        self.tracker.end_trial(trial.trial_id, "failed", error=error_text(trial))
 
 
 def trial_tags(result: Mapping[str, Any]) -> dict[str, str]:
@@ -101,7 +109,7 @@ def trial_tags(result: Mapping[str, Any]) -> dict[str, str]:
     return tags
 
 
-def _error_text(trial: Any) -> str:
+def error_text(trial: Any) -> str:
     """The trial's error trace: Tune writes it to the trial's local dir first, storage later."""
     if trial.error_file and Path(trial.error_file).is_file():
         return Path(trial.error_file).read_text()

@@ -48,6 +48,7 @@ class SweepResult:
     files: dict[str, Path] = field(default_factory=dict)  # pareto.csv / pareto.png / pareto.md
     signal_name: str | None = None  # the signal that interrupted it
     message: str = ""  # what went wrong, for "tracking_lost"
+    experiment_id: str = ""  # the MLflow experiment's id (for the UI's runs view)
 
 
 def write_pareto_files(rows: list[dict], out_dir: Path, title: str) -> tuple[list[dict], dict[str, Path]]:

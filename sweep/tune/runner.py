@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,11 @@ from sweep.tracking_uri import (
 )
 from sweep.trial import LEARNED, TrialConfig, kept_full, small_data_note
 from sweep.tune.callback import MlflowTrialCallback
+from sweep.tune.cluster import check_storage_shared, init_ray
 from sweep.tune.ending import SweepResult, end_interrupted, finish, sync_now, sync_sweep
 from sweep.tune.interrupt import Interrupts, SweepInterrupted
 from sweep.tune.journal import pending_journal
+from sweep.tune.output import ProgressCallback, RayOutput, SweepProgress, TableReporter
 from sweep.tune.points import grid_points, point_name, point_of
 from sweep.tune.records import experiment_of, find_sweep, trial_rows
 from sweep.tune.tracking import SweepTracker, flatten, param_texts, register
@@ -95,18 +98,6 @@ def _trial_label(trial: Any) -> str:
     return f"{point_name(point_of(trial.config))}_{trial.trial_id.rsplit('_', 1)[-1]}"
 
 
-def _init_ray(config: SweepConfig) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = config.address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address)
-    else:
-        ray.init(num_cpus=config.resources.num_cpus, include_dashboard=False)
-
-
 @dataclass
 class _Prepared:
     """What both a new and a resumed sweep build before Ray Tune starts."""
@@ -119,8 +110,10 @@ class _Prepared:
     trainable: Any  # tune.with_resources(tune.with_parameters(trainable, ...))
 
 
-def _prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, interrupts: Interrupts) -> _Prepared:
-    """Data, probes and the trainable; every point's trial config is validated first."""
+def _prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, interrupts: Interrupts,
+                   output: RayOutput, storage_path: Path) -> _Prepared:
+    """Data, probes and the trainable; every point's trial config is validated first; on a cluster of
+    several nodes, the storage path must be one they all see."""
     from ray import tune
 
     cache_dir = launch_dir / ".collide"
@@ -134,8 +127,10 @@ def _prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, int
     _check_batch_size(config, dataset)
     seeds = sorted({p["seed"] for p in points if p["strategy"] in LEARNED})
     probes = {seed: probe_embeddings(dataset, config.probe, seed, cache_dir / "probes") for seed in seeds}
-    _init_ray(config)
+    init_ray(config.address, config.resources.num_cpus)
     interrupts.reinstall()
+    output.capture_trial_output()
+    check_storage_shared(storage_path)
     for_trials = replace(config, tracking_uri=None)  # trials never see the tracking URI
     resources = {"cpu": config.resources.cpus_per_trial, "gpu": config.resources.gpus_per_trial}
     wrapped = tune.with_resources(
@@ -185,10 +180,16 @@ def _absolute(config: SweepConfig, launch_dir: Path) -> SweepConfig:
                    storage_path=absolute(config.storage_path))
 
 
-def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None) -> SweepResult:
-    """Run a whole sweep; returns how it ended, the trials table and the frontier (also in MLflow)."""
+def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None, *, verbose: bool = False,
+              command: str | None = None) -> SweepResult:
+    """Run a whole sweep; returns how it ended, the trials table and the frontier (also in MLflow).
+
+    It prints a progress line and one line per ended trial; Ray's own output goes to
+    `<sweep dir>/ray-output.log` unless `verbose`. `command` (what started it) goes into the
+    experiment's description.
+    """
     from ray import tune
-    from ray.tune import CheckpointConfig, CLIReporter, FailureConfig, RunConfig
+    from ray.tune import CheckpointConfig, FailureConfig, RunConfig
 
     launch_dir = Path(launch_dir or Path.cwd()).resolve()
     config = _absolute(config, launch_dir)
@@ -197,11 +198,13 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None) -> Swee
     if config.results_dir:  # a clash found now, not after every trial has run
         check_owned_files(Path(config.results_dir), "pareto", PARETO_FILES, option="results_dir")
     storage_path = Path(config.storage_path or launch_dir / ".collide" / "ray_results").resolve()
-    with Interrupts() as interrupts:
-        prepared = _prepare_sweep(config, launch_dir, tracking_uri, interrupts)
-        tracker = SweepTracker.start(tracking_uri, config.name, retry_s=config.tracking_retry_s)
+    with Interrupts() as interrupts, RayOutput(verbose) as output:
+        prepared = _prepare_sweep(config, launch_dir, tracking_uri, interrupts, output, storage_path)
+        tracker = SweepTracker.start(tracking_uri, config.name, retry_s=config.tracking_retry_s,
+                                     description=describe_sweep(config, prepared, command))
         experiment_dir = storage_path / tracker.parent_run_id
         tracker.attach_journal(experiment_dir)
+        output.attach(experiment_dir)
         register(tracker)
 
         def body() -> SweepResult:
@@ -215,8 +218,8 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None) -> Swee
             param_space, tune_kwargs = _search(config, prepared.points)
             os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table honours our trimmed columns
             prefix = "point/" if config.search == "grid" else ""
-            reporter = CLIReporter(parameter_columns={prefix + k: v for k, v in PROGRESS_PARAMS.items()},
-                                   metric_columns=PROGRESS_METRICS, max_report_frequency=15)
+            reporter = TableReporter(parameter_columns={prefix + k: v for k, v in PROGRESS_PARAMS.items()},
+                                     metric_columns=PROGRESS_METRICS, max_report_frequency=15)
             callback = MlflowTrialCallback(tracker.parent_run_id, flatten(_shared_params(prepared.base)),
                                            config.strategy_params)
             tuner = tune.Tuner(
@@ -225,13 +228,37 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None) -> Swee
                                             trial_name_creator=_trial_label, trial_dirname_creator=_trial_label,
                                             **tune_kwargs),
                 run_config=RunConfig(name=tracker.parent_run_id, storage_path=str(storage_path),
-                                     callbacks=[callback], progress_reporter=reporter,
+                                     callbacks=[callback, ProgressCallback(tracker.parent_run_id)],
+                                     progress_reporter=reporter,
                                      failure_config=FailureConfig(max_failures=0),
                                      checkpoint_config=CheckpointConfig(num_to_keep=1), verbose=1),
             )
-            return _fit_and_finish(tuner, tracker, interrupts, prepared, experiment_dir)
+            return _fit_and_finish(tuner, tracker, interrupts, prepared, experiment_dir, output)
 
         return _guarded(body, tracker, interrupts, prepared, experiment_dir)
+
+
+def describe_sweep(config: SweepConfig, prepared: _Prepared, command: str | None) -> str:
+    """The experiment's (and parent run's) description in the MLflow UI: the grid, the data, the command."""
+    g = config.grid
+    if config.search == "grid":
+        size = (f"{len(g.strategies)} strategies x {len(g.compressions)} compressions x {len(g.dims)} dims x "
+                f"{len(g.seeds)} seeds = {len(prepared.points)} trials (grid search)")
+    else:
+        size = f"{config.samples} trials sampled by Optuna from the grid below"
+    params = ", ".join(f"{k}={v}" for k, v in sorted(dict(config.data.params).items()))
+    return "\n".join([
+        f"collide sweep **{config.name}**, started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {size}.",
+        "",
+        f"- strategies: {', '.join(g.strategies)}",
+        f"- compressions: {', '.join(f'{c:g}' for c in g.compressions)}; dims: "
+        f"{', '.join(str(d) for d in g.dims)}; seeds: {', '.join(str(s) for s in g.seeds)}",
+        f"- data: `{config.data.source}` ({params or 'defaults'}), prepared data {prepared.fingerprint[:12]}",
+        f"- epochs: {config.train.epochs}, batch size {config.train.batch_size}, optimizer {config.train.optimizer}",
+        f"- command: `{redact_text(command or 'sweep.run_sweep(config) (Python API)')}`",
+        "",
+        "Each nested run is one trial; the parent run holds pareto.csv, pareto.png and pareto.md.",
+    ])
 
 
 def _shared_params(base: TrialConfig) -> dict:
@@ -262,12 +289,15 @@ def _guarded(body: Any, tracker: SweepTracker, interrupts: Interrupts, prepared:
 
 
 def _fit_and_finish(tuner: Any, tracker: SweepTracker, interrupts: Interrupts, prepared: _Prepared,
-                    experiment_dir: Path) -> SweepResult:
+                    experiment_dir: Path, output: RayOutput) -> SweepResult:
     config = prepared.config
     expected = _expected_points(config, prepared.points)
+    if output.path is not None:
+        print(f"Ray's own output: {output.path} (collide sweep --verbose prints it here)", flush=True)
     try:
         interrupts.in_tune = True
-        grid = tuner.fit()  # every MLflow write inside goes through tracker.write and its policy
+        with SweepProgress(tracker.parent_run_id, expected, enabled=not output.verbose):
+            grid = tuner.fit()  # every MLflow write inside goes through tracker.write and its policy
     finally:
         interrupts.in_tune = False
     if interrupts.interrupted:
@@ -276,7 +306,7 @@ def _fit_and_finish(tuner: Any, tracker: SweepTracker, interrupts: Interrupts, p
     for trial_id in tracker.open_trials():  # Tune ended, so nothing is running any more
         tracker.end_trial(trial_id, "killed")
     base = SweepResult(config.name, tracker.parent_run_id, redact(tracker.tracking_uri), "completed", expected,
-                       len(tracker.completed), num_failed, experiment_dir)
+                       len(tracker.completed), num_failed, experiment_dir, experiment_id=tracker.experiment_id)
     if tracker.offline and not sync_now(tracker, experiment_dir):
         tracker.journal_op({"op": "finish_sweep", "ref": "parent", "experiment": config.name,
                             "results_dir": _results_dir(config, experiment_dir), "num_points": expected})
@@ -294,7 +324,7 @@ def _results_dir(config: SweepConfig, experiment_dir: Path) -> str:
 
 def resume_sweep(experiment: str | None, parent_run_id: str | None = None, *, tracking_uri: str | None = None,
                  launch_dir: str | Path | None = None, storage_path: str | None = None,
-                 overrides: dict | None = None) -> SweepResult:
+                 overrides: dict | None = None, verbose: bool = False) -> SweepResult:
     """Continue a sweep (the latest of `experiment` unless `parent_run_id`) from its Ray Tune state.
 
     `overrides` may change only where it runs and writes: `address`, `results_dir`,
@@ -338,8 +368,9 @@ def resume_sweep(experiment: str | None, parent_run_id: str | None = None, *, tr
                          f"source now gives {now[:12]} (an input file or parameter changed); resuming would mix "
                          "trials of two data sets. Start a new sweep instead")
     log.info("resuming %s from %s", sweep.describe(), experiment_dir)
-    with Interrupts() as interrupts:
-        prepared = _prepare_sweep(config, launch_dir, tracking_uri, interrupts)
+    with Interrupts() as interrupts, RayOutput(verbose) as output:
+        output.attach(experiment_dir)
+        prepared = _prepare_sweep(config, launch_dir, tracking_uri, interrupts, output, experiment_dir.parent)
         tracker = SweepTracker.reopen(tracking_uri, sweep, retry_s=config.tracking_retry_s)
         register(tracker)
         tracker.attach_journal(experiment_dir)
@@ -350,7 +381,7 @@ def resume_sweep(experiment: str | None, parent_run_id: str | None = None, *, tr
             # failed attempt would count as another trial); without a checkpoint it trains from scratch
             tuner = tune.Tuner.restore(str(experiment_dir), trainable=prepared.trainable, resume_unfinished=True,
                                        resume_errored=True)
-            return _fit_and_finish(tuner, tracker, interrupts, prepared, experiment_dir)
+            return _fit_and_finish(tuner, tracker, interrupts, prepared, experiment_dir, output)
 
         return _guarded(body, tracker, interrupts, prepared, experiment_dir)
 
@@ -373,7 +404,7 @@ def _already_complete(sweep: Any, experiment: str, experiment_dir: Path, trackin
     table = frontier_table(rows)
     return SweepResult(experiment, sweep.parent_run_id, redact(tracking_uri),
                        "completed", expected, len(rows), 0, experiment_dir, trials=table,
-                       frontier=[r for r in table if r["on_frontier"]],
+                       frontier=[r for r in table if r["on_frontier"]], experiment_id=sweep.parent.info.experiment_id,
                        message=f"sweep {sweep.parent_run_id} had already completed: nothing to resume")
 
 

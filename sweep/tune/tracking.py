@@ -41,6 +41,9 @@ from sweep.tune.journal import JOURNAL_DIR, TrackingJournal
 from sweep.tune.records import OUTCOME_TAG, SweepRuns
 
 __all__ = [
+    "EXPERIMENT_KIND",
+    "EXPERIMENT_KIND_TAG",
+    "NOTE_TAG",
     "SweepTracker",
     "apply_op",
     "flatten",
@@ -57,6 +60,10 @@ ERROR_TAG_CHARS = 5000
 NOT_RETRYABLE = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST",
                            "BAD_REQUEST", "PERMISSION_DENIED", "UNAUTHENTICATED", "INVALID_STATE"})
 DEFAULT_RETRY_S = 60.0
+# MLflow 3's UI opens an experiment in the view its kind names; a sweep is model training, not GenAI.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+NOTE_TAG = "mlflow.note.content"  # the description the UI shows for an experiment or a run
 
 _TRACKERS: dict[str, SweepTracker] = {}
 
@@ -163,9 +170,11 @@ class SweepTracker:
 
     # -- creation
     @classmethod
-    def start(cls, tracking_uri: str, experiment: str, *, retry_s: float = DEFAULT_RETRY_S) -> SweepTracker:
-        """Create (or reuse) the experiment and a new parent run tagged with this driver; the caller
-        attaches the journal before writing anything else, so no later write can be lost."""
+    def start(cls, tracking_uri: str, experiment: str, *, retry_s: float = DEFAULT_RETRY_S,
+              description: str = "") -> SweepTracker:
+        """Create (or reuse) the experiment, tagged as model training with `description` (the latest
+        sweep's), and a new parent run tagged with this driver; the caller attaches the journal before
+        writing anything else, so no later write can be lost."""
         client = MlflowClient(tracking_uri)
         existing = client.get_experiment_by_name(experiment)
         if existing is not None:
@@ -176,8 +185,12 @@ class SweepTracker:
                 db = Path(tracking_uri.removeprefix("sqlite:///"))
                 location = (db.parent / "mlartifacts").resolve().as_uri()
             experiment_id = client.create_experiment(experiment, artifact_location=location)
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        notes = {NOTE_TAG: description} if description else {}
+        for key, value in notes.items():
+            client.set_experiment_tag(experiment_id, key, value)
         run = client.create_run(experiment_id, run_name=f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}",
-                                tags={"collide.kind": "sweep", **driver_tags()})
+                                tags={"collide.kind": "sweep", **driver_tags(), **notes})
         return cls(tracking_uri, experiment_id, run.info.run_id, retry_s=retry_s)
 
     @classmethod

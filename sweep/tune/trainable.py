@@ -83,6 +83,13 @@ def _scratch_parent() -> str | None:
     return str(scratch)
 
 
+def _node() -> dict:
+    """The Ray node this trial runs on (every report carries it; the driver tags the trial's run)."""
+    import ray
+
+    return {"node_id": ray.get_runtime_context().get_node_id()}
+
+
 def _report_stored(checkpoint_dir: Path) -> bool:
     """Re-report a completed trial from its final checkpoint; False when it holds no final result."""
     from ray import tune
@@ -94,11 +101,11 @@ def _report_stored(checkpoint_dir: Path) -> bool:
     metrics = details["metrics"]
     sizes = {k: metrics[k] for k in SIZE_KEYS if k in metrics}  # every live epoch report carried them
     for epoch, entry in enumerate(details.get("history", []), start=1):
-        tune.report({**entry, **sizes, "epoch": epoch})
+        tune.report({**entry, **sizes, **_node(), "epoch": epoch})
     out_dir = tempfile.mkdtemp(prefix="collide-restored-", dir=_scratch_parent())
     try:
         shutil.copytree(checkpoint_dir, out_dir, dirs_exist_ok=True)
-        tune.report({**metrics, "epoch": metrics["epochs_run"], "final": True},
+        tune.report({**metrics, **_node(), "epoch": metrics["epochs_run"], "final": True},
                     checkpoint=tune.Checkpoint.from_directory(out_dir))
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -124,13 +131,15 @@ def trainable(tune_config: dict, dataset: PreparedDataset, probes: dict, base: T
     out_dir = tempfile.mkdtemp(prefix=f"collide-{name}-", dir=_scratch_parent())
     trial_config = trial_config_for(base, sweep, point, out_dir)
 
+    node = _node()
+
     def on_epoch(epoch: int, metrics: dict) -> None:
-        tune.report({**metrics, "epoch": epoch})
+        tune.report({**metrics, **node, "epoch": epoch})
 
     try:
         metrics = run_trial(trial_config, dataset=dataset, probe=probes.get(point["seed"]), on_epoch=on_epoch)
         # The checkpoint carries the bundles to storage_path; the driver logs them to MLflow from there.
-        tune.report({**metrics, "epoch": metrics["epochs_run"], "final": True},
+        tune.report({**metrics, **node, "epoch": metrics["epochs_run"], "final": True},
                     checkpoint=tune.Checkpoint.from_directory(out_dir))
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)

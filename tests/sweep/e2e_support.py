@@ -144,3 +144,38 @@ class MlflowServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# Headless Chromium for the UI test: Debian's chromium and chromium-driver (installed by .ci/run),
+# driven by selenium. The flags keep it off the network (this machine has none beyond loopback).
+CHROMIUM = os.environ.get("COLLIDE_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("COLLIDE_CHROMEDRIVER", "/usr/bin/chromedriver")
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--disable-default-apps", "--disable-extensions", "--metrics-recording-only",
+                  "--no-default-browser-check", "--window-size=1600,1000")
+
+
+def browser_missing() -> str | None:
+    """Why the browser test cannot run here, or None. COLLIDE_REQUIRE_BROWSER=1 (set by .ci/run) turns
+    a missing browser into a failure instead of a skip."""
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -e '.[test]')"
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not Path(path).is_file():
+            return f"{path} is missing (apt-get install chromium chromium-driver)"
+    return None
+
+
+def chromium(user_data_dir: Path):
+    """A headless Chromium session (quit it when done)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={user_data_dir}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from e2e_support import TINY, free_port, wait_until
+from e2e_support import TINY, browser_missing, chromium, free_port, wait_until
 from mlflow.tracking import MlflowClient
 
 from mappers import load_bundle
@@ -245,6 +245,71 @@ def test_ui_serves_the_sweep_runs_and_its_whole_tree_ends_on_a_signal(grid_sweep
         proc.send_signal(signum)
         assert proc.wait(timeout=60) == 0
     wait_until(lambda: not any(_alive(pid) for pid in tree), 30, "every process of the UI tree to exit")
+
+
+def test_the_ui_in_a_real_browser_shows_the_sweep_its_trials_and_a_bundle(grid_sweep, launch, tmp_path):
+    """Headless Chromium on `collide ui`: the printed runs-view URL opens the sweep (model training,
+    not the GenAI home), the parent run expands to its nested trials, a trial shows its bundles.
+    Screenshots stay in tmp_path."""
+    missing = browser_missing()
+    if missing:
+        if os.environ.get("COLLIDE_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"COLLIDE_REQUIRE_BROWSER=1 but {missing}")
+        pytest.skip(missing)
+    from selenium.webdriver.common.by import By
+
+    _, client, parent, _ = grid_sweep
+    experiment = client.get_experiment_by_name("e2e")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "hash, frequency_embedding" in experiment.tags["mlflow.note.content"]
+    port = free_port()
+    printed = tmp_path / "ui.out"
+    with open(printed, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "sweep.cli", "ui", "--port", str(port), "--tracking-uri",
+                                 f"sqlite:///{launch / 'mlflow.db'}", "--experiment", "e2e"],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    driver = None
+    try:
+        url = wait_until(lambda: next((line.split(": ", 1)[1] for line in printed.read_text().splitlines()
+                                       if line.strip().startswith("e2e: http")), None), 90, "collide ui's URL")
+        assert url == f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs"
+        driver = chromium(tmp_path / "chromium-profile")
+
+        def find(by: str, what: str):
+            found = driver.find_elements(by, what)
+            return found[0] if found else None
+
+        driver.get(url)
+        parent_name = client.get_run(parent).info.run_name
+        link = wait_until(lambda: find(By.LINK_TEXT, parent_name), 60, "the sweep's parent run in the runs view")
+        assert "Training runs" in driver.find_element(By.TAG_NAME, "body").text  # the model-training view
+        for close in driver.find_elements(By.XPATH, "//button[@aria-label='Close']"):
+            close.click()  # the assistant side panel
+        link.find_element(By.XPATH, "./ancestor::*[@role='gridcell'][1]").find_element(By.TAG_NAME, "button").click()
+        trial = wait_until(lambda: find(By.LINK_TEXT, "hash-c4-d8-s0"), 30, "the nested trial runs")
+        names = {e.text for e in driver.find_elements(By.XPATH, "//a[contains(@href, '/runs/')]")}
+        assert {"hash-c4-d8-s0", "hash-c16-d8-s0", "frequency_embedding-c4-d8-s0",
+                "frequency_embedding-c16-d8-s0"} <= names
+        driver.save_screenshot(str(tmp_path / "runs-view.png"))
+        trial.click()
+        tab = wait_until(lambda: find(By.XPATH, "//*[@role='tab' and normalize-space()='Artifacts']"), 30,
+                         "the trial's run page")
+        driver.save_screenshot(str(tmp_path / "trial-run.png"))
+        tab.click()
+        wait_until(lambda: find(By.XPATH, "//*[normalize-space()='bundles']"), 30, "the bundles artifact").click()
+        wait_until(lambda: find(By.XPATH, "//*[normalize-space()='00-C1']"), 30, "a bundle inside bundles/")
+        driver.save_screenshot(str(tmp_path / "trial-artifacts.png"))
+    finally:
+        if driver is not None:
+            driver.quit()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    for shot in ("runs-view.png", "trial-run.png", "trial-artifacts.png"):
+        assert (tmp_path / shot).stat().st_size > 10_000, shot
+    if os.environ.get("COLLIDE_SCREENSHOT_DIR"):  # README's picture: see docs/img/README.md
+        target = Path(os.environ["COLLIDE_SCREENSHOT_DIR"])
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "mlflow-runs-view.png").write_bytes((tmp_path / "runs-view.png").read_bytes())
 
 
 def test_bundle_artifact_round_trips(grid_sweep, tmp_path):

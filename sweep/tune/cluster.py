@@ -1,0 +1,99 @@
+"""Cluster mode: connecting to Ray, and refusing a storage path that not every node can see.
+
+On a cluster, trial bundles travel from the trial's node to the driver as Tune checkpoints
+under the storage path. A path that exists only on the driver's node (the default
+`./.collide/ray_results` on a real cluster) would lose every bundle of a trial that runs
+elsewhere, so with more than one node `check_storage_shared` writes a marker file there
+and asks every node whether it reads the same file back. On one machine any local path
+is shared; across machines it takes NFS (or another mount every node has at the same path).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from pathlib import Path
+from typing import Any
+
+__all__ = ["check_storage_shared", "init_ray", "live_nodes"]
+
+log = logging.getLogger(__name__)
+
+CHECK_TIMEOUT_S = 120.0
+
+
+def init_ray(address: str | None, num_cpus: int | None) -> bool:
+    """Connect to the cluster at `address` (or RAY_ADDRESS), else start a local Ray with `num_cpus`.
+
+    Returns False when Ray was already initialised in this process (the caller's own Ray is used).
+    Token authentication: a cluster started with token auth needs the same token in this process,
+    through RAY_AUTH_TOKEN_PATH (a file) or RAY_AUTH_TOKEN, or ~/.ray/auth_token.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        if num_cpus is not None:
+            log.warning("resources.num_cpus (--num-cpus %d) has no effect on the existing Ray cluster at %s: "
+                        "its nodes' own CPUs are used (--cpus-per-trial sizes each trial)", num_cpus, address)
+        try:
+            ray.init(address=address)
+        except Exception as exc:
+            if "auth" in str(exc).lower() or "token" in str(exc).lower():
+                raise ValueError(f"Ray cluster at {address} refused this driver ({type(exc).__name__}: "
+                                 f"{str(exc).strip().splitlines()[0]}): give it the cluster's token through "
+                                 "RAY_AUTH_TOKEN_PATH (a file holding the token) or RAY_AUTH_TOKEN, with "
+                                 "RAY_AUTH_MODE=token") from exc
+            raise
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False)
+    return True
+
+
+def live_nodes() -> list[dict[str, Any]]:
+    import ray
+
+    return [node for node in ray.nodes() if node.get("Alive")]
+
+
+def _reads(path: str, token: str) -> tuple[str, bool]:
+    try:
+        seen = Path(path).read_text(encoding="utf-8") == token
+    except OSError:
+        seen = False
+    return socket.gethostname(), seen
+
+
+def check_storage_shared(storage_path: Path) -> None:
+    """Raise ValueError, naming the node, when some live Ray node cannot read `storage_path`."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = live_nodes()
+    if len(nodes) < 2:
+        return
+    storage_path.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex
+    marker = storage_path / f".collide-storage-check-{token}"
+    marker.write_text(token, encoding="utf-8")
+    try:
+        reads = ray.remote(num_cpus=0, max_retries=0)(_reads)
+        refs = [reads.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
+                .remote(str(marker), token) for node in nodes]
+        answers = ray.get(refs, timeout=CHECK_TIMEOUT_S)
+    finally:
+        marker.unlink(missing_ok=True)
+    blind = [(node, host) for node, (host, seen) in zip(nodes, answers, strict=True) if not seen]
+    if blind:
+        node, host = blind[0]
+        raise ValueError(
+            f"storage_path {storage_path} is not shared: Ray node {node['NodeID'][:12]} on {host} "
+            f"({node.get('NodeManagerAddress')}) cannot read a file written there, and trial bundles reach the "
+            f"driver through it ({len(blind)} of {len(nodes)} nodes cannot). On a cluster of several machines give "
+            "--storage-path a directory that every node mounts at the same path, e.g. an NFS mount: "
+            "--storage-path /mnt/shared/collide")
+    log.info("storage path %s is readable from all %d Ray nodes", storage_path, len(nodes))
