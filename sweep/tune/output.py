@@ -122,6 +122,9 @@ class SweepProgress:
             text = (f"trial {name} done: val_logloss {loss:.4f}, total {format_bytes(size)}, "
                     f"{seconds:.1f} s")
         with self._lock:
+            c = self.counts  # Tune marks the trial ended after its callbacks; count it now, step() recounts
+            c["done"], c["failed"] = c["done"] + 1, c["failed"] + (error is not None)
+            c["running"] = max(0, c["running"] - 1)
             self.clear()
             print(text, file=self.stream, flush=True)
             self._draw(force=self.tty)
@@ -149,7 +152,7 @@ class SweepProgress:
             ("0:00" if remaining == 0 else "--")
         return (f"progress: {c['done']}/{total} done ({c['failed']} failed), {c['running']} running, "
                 f"{c['pending']} pending | {_clock(elapsed)} elapsed, ETA {eta} | "
-                f"frontier {frontier_size(self.points)} points")
+                f"frontier size {frontier_size(self.points)}")
 
     def _draw(self, force: bool = False) -> None:
         with self._lock:
