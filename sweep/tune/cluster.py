@@ -42,13 +42,13 @@ def init_ray(address: str | None, num_cpus: int | None) -> bool:
                         "its nodes' own CPUs are used (--cpus-per-trial sizes each trial)", num_cpus, address)
         try:
             ray.init(address=address)
-        except Exception as exc:
-            if "auth" in str(exc).lower() or "token" in str(exc).lower():
-                raise ValueError(f"Ray cluster at {address} refused this driver ({type(exc).__name__}: "
-                                 f"{str(exc).strip().splitlines()[0]}): give it the cluster's token through "
-                                 "RAY_AUTH_TOKEN_PATH (a file holding the token) or RAY_AUTH_TOKEN, with "
-                                 "RAY_AUTH_MODE=token") from exc
-            raise
+        except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
+            # A wrong token looks like an unreachable cluster: Ray says so only in its C++ log lines.
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            raise ValueError(f"could not connect to the Ray cluster at {address} ({type(exc).__name__}: {first}). "
+                             "Check the address; a cluster with token authentication (Ray 2.59+) also needs its "
+                             "token in this process: RAY_AUTH_TOKEN_PATH (a file holding it) or RAY_AUTH_TOKEN, "
+                             "with RAY_AUTH_MODE=token") from exc
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False)
     return True

@@ -189,3 +189,21 @@ def test_a_storage_path_one_node_cannot_see_is_refused(cluster, cluster_sweep):
     assert f"storage_path {storage} is not shared" in refused.stderr
     assert "--storage-path /mnt/shared/collide" in refused.stderr
     assert not list(Path(storage).glob(".collide-storage-check-*"))  # its marker is gone
+
+
+@pytest.mark.parametrize("token", [None, "not-the-cluster-token"])
+def test_a_driver_without_the_clusters_token_is_told_what_to_set(cluster, tmp_path, token):
+    env, _, _ = cluster
+    env = {k: v for k, v in env.items() if k not in ("RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN")}
+    env["HOME"] = str(tmp_path)  # no ~/.ray/auth_token either
+    if token:
+        env["RAY_AUTH_TOKEN"] = token
+    refused = subprocess.run(
+        [sys.executable, "-m", "sweep.cli", "sweep", "--preset", "smoke", "--name", "no-token", "--strategies",
+         "hash", "--compressions", "4", "--storage-path", env["COLLIDE_STORAGE_PATH"], *ON_CLUSTER],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"could not connect to the Ray cluster at {env['RAY_ADDRESS']}" in refused.stderr
+    assert "RAY_AUTH_TOKEN_PATH (a file holding it) or RAY_AUTH_TOKEN" in refused.stderr
+    if token:
+        assert token not in refused.stdout + refused.stderr
