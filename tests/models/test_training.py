@@ -163,7 +163,7 @@ def test_degenerate_splits_fail_before_training():
         (dict(embedding_lr=math.inf), "embedding_lr must be a positive finite float, got inf"),
         (
             dict(optimizer="lamb"),
-            r"optimizer must be one of \('adam', 'adagrad', 'sgd'\), got 'lamb'",
+            r"optimizer must be one of \('adam', 'sparse_adam_torch', 'adagrad', 'sgd'\), got 'lamb'",
         ),
         (dict(device="tpu"), r"device must be one of \('cpu', 'cuda', 'auto'\), got 'tpu'"),
         (
@@ -178,7 +178,7 @@ def test_train_config_errors(kwargs, message):
         TrainConfig(**kwargs)
 
 
-@pytest.mark.parametrize("optimizer", ["adagrad", "sgd"])
+@pytest.mark.parametrize("optimizer", ["adagrad", "sgd", "sparse_adam_torch"])
 def test_other_optimizers_run(optimizer):
     tr, va, _ = _data()
     result = train(
@@ -195,3 +195,19 @@ def test_trains_every_table_kind(all_kinds, names):
     result = train(config, TrainConfig(batch_size=64, epochs=2, lr=1e-2), tr, va, va)
     assert all(math.isfinite(v) for h in result.history for v in h.values())
     assert result.history[1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_default_adam_trains_as_torch_sparse_adam(all_kinds):
+    """The default table optimizer (RowSparseAdam) is torch's SparseAdam made fast: the same
+    training run, bags, QR and double-hash tables included, ends with the same weights and
+    the same metrics up to float rounding."""
+    config = DLRMConfig(2, all_kinds, embedding_dim=4, bottom_mlp=(8,), top_mlp=(8,))
+    tr, va = random_split(all_kinds, 2, 600, seed=5), random_split(all_kinds, 2, 200, seed=6)
+    runs = {name: train(config, TrainConfig(batch_size=64, epochs=2, lr=1e-2, optimizer=name,
+                                            early_stopping_patience=None), tr, va)
+            for name in ("adam", "sparse_adam_torch")}
+    fast, reference = runs["adam"], runs["sparse_adam_torch"]
+    for a, b in zip(fast.model.state_dict().values(), reference.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    for a, b in zip(fast.history, reference.history, strict=True):
+        assert a["val_logloss"] == pytest.approx(b["val_logloss"], rel=1e-5)

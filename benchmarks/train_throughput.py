@@ -1,0 +1,132 @@
+"""Training throughput of the project's own `models.train` against the fp32 GEMM roofline.
+
+The model is the Criteo Kaggle DLRM: bottom MLP 13-512-256-64-16, top MLP 512-256-1, dot
+interaction, 26 tables of 100,000 rows at dim 16, on uniform random ids and dense inputs
+(so a batch of 2048 touches ~53k distinct rows). Every configuration trains one epoch of
+`--samples` samples through `models.train.train` (the same call a trial makes) and reports
+its `samples_per_second` (training time only). The roofline is measured in the same run: a
+2048 x 2048 fp32 matmul per thread count gives GFLOP/s; divided by the model's FLOPs per
+training sample (3 x 2 x the multiply-adds of the MLPs and the interaction: forward, and
+backward for inputs and weights) it gives the samples/s a GEMM-bound trainer could reach.
+
+    python benchmarks/train_throughput.py                      # about 3 minutes on 2 cores
+    python benchmarks/train_throughput.py --device auto        # a GPU when torch sees one
+
+It ends with one line `RESULT {json}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from models import DLRMConfig, EncodedSplit, FeatureSpec, TrainConfig, train
+from models.train import resolve_device
+
+BOTTOM, TOP, TABLES, ROWS, DIM, DENSE = (512, 256, 64), (512, 256), 26, 100_000, 16, 13
+
+
+def kaggle_config(rows: int = ROWS) -> DLRMConfig:
+    features = tuple(FeatureSpec(f"C{i + 1}", (rows,)) for i in range(TABLES))
+    return DLRMConfig(num_dense=DENSE, features=features, embedding_dim=DIM, bottom_mlp=BOTTOM, top_mlp=TOP,
+                      interaction="dot")
+
+
+def flops_per_sample(config: DLRMConfig) -> float:
+    """Training FLOPs of one sample: 3 x 2 x multiply-adds of the MLPs and the dot interaction."""
+    bottom = [config.num_dense, *config.bottom_mlp, config.embedding_dim]
+    top = [config.interaction_dim, *config.top_mlp, 1]
+    macs = sum(a * b for a, b in zip(bottom[:-1], bottom[1:], strict=True))
+    macs += sum(a * b for a, b in zip(top[:-1], top[1:], strict=True))
+    n = config.num_features + 1
+    macs += n * n * config.embedding_dim  # the (n x D) @ (D x n) interaction
+    return 3 * 2 * macs
+
+
+def gemm_gflops(threads: int, device: torch.device, n: int = 2048, repeats: int = 20) -> float:
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    for _ in range(3):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def random_split(samples: int, rows: int, seed: int) -> EncodedSplit:
+    rng = np.random.default_rng(seed)
+    return EncodedSplit(dense=rng.standard_normal((samples, DENSE), dtype=np.float32),
+                        labels=(rng.random(samples) < 0.25).astype(np.float32),
+                        tables=[rng.integers(0, rows, samples, dtype=np.int64) for _ in range(TABLES)])
+
+
+def throughput(config: DLRMConfig, split: EncodedSplit, optimizer: str, batch: int, threads: int,
+               device: str) -> float:
+    cfg = TrainConfig(batch_size=batch, epochs=1, optimizer=optimizer, num_threads=threads, device=device,
+                      early_stopping_patience=None)
+    warm = EncodedSplit(split.dense[: batch * 4], split.labels[: batch * 4], [t[: batch * 4] for t in split.tables])
+    train(config, cfg, warm, None)  # first-call costs (allocator, kernels) out of the measurement
+    return train(config, replace(cfg, seed=1), split, None).history[0]["samples_per_second"]
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "load_1min": os.getloadavg()[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=2048 * 24, help="training samples per measurement")
+    parser.add_argument("--batches", type=int, nargs="+", default=[128, 2048])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--optimizers", nargs="+", default=["adam", "sparse_adam_torch", "sgd"],
+                        help="adam is the default path; sparse_adam_torch is torch.optim.SparseAdam, the old one")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--rows", type=int, default=ROWS, help="rows per table")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    config = kaggle_config(args.rows)
+    flops = flops_per_sample(config)
+    threads = args.threads if device.type == "cpu" else [torch.get_num_threads()]
+    split = random_split(args.samples, args.rows, seed=0)
+    print(f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}; "
+          f"{flops / 1e6:.2f} MFLOP per training sample; {machine()}")
+    rows, roofline = [], {}
+    for t in threads:
+        gflops = gemm_gflops(t, device)
+        roofline[t] = gflops * 1e9 / flops
+        print(f"threads {t}: sgemm 2048^3 {gflops:.1f} GFLOP/s -> roofline {roofline[t]:,.0f} samples/s")
+    print(f"{'optimizer':<20}{'batch':>6}{'threads':>8}{'samples/s':>12}{'of roofline':>13}")
+    for t in threads:
+        for batch in args.batches:
+            for optimizer in args.optimizers:
+                sps = throughput(config, split, optimizer, batch, t, str(device))
+                rows.append({"optimizer": optimizer, "batch": batch, "threads": t, "samples_per_second": sps,
+                             "fraction_of_roofline": sps / roofline[t]})
+                print(f"{optimizer:<20}{batch:>6}{t:>8}{sps:>12,.0f}{sps / roofline[t]:>13.2f}", flush=True)
+    print("RESULT " + json.dumps({"device": str(device), "mflop_per_sample": flops / 1e6,
+                                  "roofline_samples_per_second": roofline, "runs": rows, "machine": machine()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""`RowSparseAdam`: lazy Adam on the rows a batch touched, with plain index ops.
+
+The math is `torch.optim.SparseAdam`'s (lazy Adam: only the rows in the gradient update
+their moments and weights; bias correction uses the optimizer's global step), so a model
+trains to the same weights up to float rounding. The work is not: SparseAdam coalesces the
+gradient into a sparse tensor and adds three more sparse tensors into dense ones
+(`sparse_mask`, sparse `add_`), which costs ~50 ms a step at batch 2048 on the Criteo
+Kaggle model (26 x 100k rows, dim 16; 53k touched rows), more than the MLPs' GEMMs. Here a
+step is: the unique rows of the gradient (`torch.unique`), their summed gradient
+(`index_add_`), their moments gathered (`index_select`), updated in place and written back
+(`index_copy_`), and the weights' `index_add_`. That is ~21-25 ms at the same size, against
+SparseAdam's ~50 ms and plain SGD's ~8 ms (one thread): what remains is random row access
+into three 166 MB tables (weights and two moments), bound by memory latency. (Keeping a
+row's two moments side by side in one tensor was slower: 34 ms.) Production DLRM trainers
+(FBGEMM's fused TBE optimizers, torchrec) do the same on the unique rows of a batch.
+
+The same code runs on CUDA tensors; nothing leaves the device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor
+
+__all__ = ["RowSparseAdam"]
+
+
+class RowSparseAdam(torch.optim.Optimizer):
+    """Adam for parameters with sparse (row) gradients, such as `F.embedding(..., sparse=True)`."""
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8):
+        if not lr > 0.0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        if not eps > 0.0:
+            raise ValueError(f"eps must be > 0, got {eps}")
+        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+            raise ValueError(f"betas must be in [0, 1), got {betas}")
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: ANN001 - torch.optim.Optimizer's signature
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                grad = param.grad
+                if not grad.is_sparse:
+                    raise ValueError("RowSparseAdam takes sparse gradients (an embedding with sparse=True); "
+                                     "use torch.optim.Adam for dense ones")
+                state = self.state[param]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                state["step"] += 1
+                rows, row_grad = _unique_rows(grad)
+                if rows.numel() == 0:
+                    continue
+                exp_avg = state["exp_avg"].index_select(0, rows)
+                exp_avg_sq = state["exp_avg_sq"].index_select(0, rows)
+                exp_avg.lerp_(row_grad, 1.0 - beta1)  # m = b1 m + (1 - b1) g
+                exp_avg_sq.mul_(beta2).addcmul_(row_grad, row_grad, value=1.0 - beta2)
+                state["exp_avg"].index_copy_(0, rows, exp_avg)
+                state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
+                bias1 = 1.0 - beta1 ** state["step"]
+                bias2 = 1.0 - beta2 ** state["step"]
+                step_size = group["lr"] * math.sqrt(bias2) / bias1
+                update = exp_avg.div_(exp_avg_sq.sqrt_().add_(group["eps"])).mul_(-step_size)
+                param.index_add_(0, rows, update)  # rows are unique: one add per row
+        return loss
+
+
+def _unique_rows(grad: Tensor) -> tuple[Tensor, Tensor]:
+    """(rows, summed gradient of each row) of a sparse row gradient, coalesced or not."""
+    indices, values = grad._indices()[0], grad._values()
+    if grad.is_coalesced():
+        return indices, values
+    rows, inverse = torch.unique(indices, sorted=True, return_inverse=True)
+    summed = torch.zeros((rows.numel(), *values.shape[1:]), dtype=values.dtype, device=values.device)
+    return rows, summed.index_add_(0, inverse, values)

@@ -1,0 +1,25 @@
+"""benchmarks/train_throughput.py runs from its documented command and ends with `RESULT {json}`
+(a small run; the figures are in benchmarks/README.md, never asserted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_benchmark_measures_the_roofline_and_each_optimizer():
+    done = subprocess.run(
+        [sys.executable, "benchmarks/train_throughput.py", "--rows", "1000", "--samples", "1024", "--batches", "128",
+         "--threads", "1", "--optimizers", "adam", "sparse_adam_torch"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("RESULT ")
+    result = json.loads(last.removeprefix("RESULT "))
+    assert result["mflop_per_sample"] > 2.9  # the Criteo Kaggle architecture
+    assert [r["optimizer"] for r in result["runs"]] == ["adam", "sparse_adam_torch"]
+    assert all(r["samples_per_second"] > 0 and 0 < r["fraction_of_roofline"] for r in result["runs"])
