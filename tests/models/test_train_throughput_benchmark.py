@@ -23,3 +23,17 @@ def test_the_benchmark_measures_the_roofline_and_each_optimizer():
     assert result["mflop_per_sample"] > 2.9  # the Criteo Kaggle architecture
     assert [r["optimizer"] for r in result["runs"]] == ["adam", "sparse_adam_torch"]
     assert all(r["samples_per_second"] > 0 and 0 < r["fraction_of_roofline"] for r in result["runs"])
+
+
+def test_gpu_script_names_the_device_and_without_cuda_runs_the_cpu_check():
+    done = subprocess.run(["bash", "benchmarks/gpu.sh"], cwd=REPO, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("device: ")
+    result = json.loads(lines[-1].removeprefix("RESULT "))
+    import torch
+
+    if not torch.cuda.is_available():
+        assert "no CUDA device here" in done.stdout and result["device"] == "cpu"
+    else:
+        assert result["device"].startswith("cuda") and {r["batch"] for r in result["runs"]} == {16384, 65536}
