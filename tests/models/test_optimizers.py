@@ -7,6 +7,7 @@ import torch
 from models_testdata import planted_split
 
 from models import DLRM, DLRMConfig, FeatureSpec, TrainConfig, train
+from models.optim import RowSparseAdam
 from models.train import make_optimizers
 
 FEATURES = (FeatureSpec("ad", (30,)), FeatureSpec("noise", (7,)))
@@ -14,7 +15,8 @@ CONFIG = DLRMConfig(1, FEATURES, embedding_dim=4, bottom_mlp=(8,), top_mlp=(8,))
 
 # optimizer -> (type for the tables, type for the MLPs)
 EXPECTED_TYPES = {
-    "adam": (torch.optim.SparseAdam, torch.optim.Adam),
+    "adam": (RowSparseAdam, torch.optim.Adam),
+    "sparse_adam_torch": (torch.optim.SparseAdam, torch.optim.Adam),
     "adagrad": (torch.optim.Adagrad, torch.optim.Adam),
     "sgd": (torch.optim.SGD, torch.optim.SGD),
 }
