@@ -41,13 +41,11 @@ def sweep_experiments(tracking_uri: str, name: str | None = None) -> list[tuple[
     """(name, id) of the experiments holding a collide sweep, newest first; only `name` if given."""
     from mlflow.tracking import MlflowClient
 
+    from sweep.tune.records import experiment_id_of
+
     client = MlflowClient(tracking_uri)
     if name is not None:
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            known = sorted(e.name for e in client.search_experiments())
-            raise ValueError(f"no MLflow experiment named {name!r} at {redact(tracking_uri)}; found: {known}")
-        return [(experiment.name, experiment.experiment_id)]
+        return [(name, experiment_id_of(client, name))]
     found = []
     for experiment in client.search_experiments(order_by=["last_update_time DESC"]):
         if client.search_runs([experiment.experiment_id], "tags.`collide.kind` = 'sweep'", max_results=1):
@@ -64,10 +62,6 @@ def _answers(host: str, port: int) -> bool:
             return response.status == 200
     except OSError:
         return False
-
-
-def print_runs_views(tracking_uri: str, base_url: str, name: str | None = None) -> None:
-    _print_views(sweep_experiments(tracking_uri, name), base_url)
 
 
 def _print_views(experiments: list[tuple[str, str]], base_url: str) -> None:
@@ -115,7 +109,7 @@ def serve_ui(tracking_uri: str, port: int = 5000, host: str = "127.0.0.1", exper
     check_tracking_uri(tracking_uri)
     if tracking_uri.startswith(("http://", "https://")):
         print(f"{redact(tracking_uri)} is a tracking server with its own UI; the sweeps' runs views:")
-        print_runs_views(tracking_uri, tracking_uri, experiment)
+        _print_views(sweep_experiments(tracking_uri, experiment), tracking_uri)
         return 0
     argv, env = ui_command(tracking_uri, port, host)
     experiments = sweep_experiments(tracking_uri, experiment)  # an unknown --experiment fails before the server

@@ -24,17 +24,16 @@ log = logging.getLogger(__name__)
 CHECK_TIMEOUT_S = 120.0
 
 
-def init_ray(address: str | None, num_cpus: int | None) -> bool:
-    """Connect to the cluster at `address` (or RAY_ADDRESS), else start a local Ray with `num_cpus`.
-
-    Returns False when Ray was already initialised in this process (the caller's own Ray is used).
+def init_ray(address: str | None, num_cpus: int | None) -> None:
+    """Connect to the cluster at `address` (or RAY_ADDRESS), else start a local Ray with `num_cpus`;
+    a Ray already initialised in this process (the caller's own) is used as it is.
     Token authentication: a cluster started with token auth needs the same token in this process,
     through RAY_AUTH_TOKEN_PATH (a file) or RAY_AUTH_TOKEN, or ~/.ray/auth_token.
     """
     import ray
 
     if ray.is_initialized():
-        return False
+        return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         if num_cpus is not None:
@@ -51,7 +50,6 @@ def init_ray(address: str | None, num_cpus: int | None) -> bool:
                              "with RAY_AUTH_MODE=token") from exc
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False)
-    return True
 
 
 def live_nodes() -> list[dict[str, Any]]:

@@ -29,9 +29,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
 from ray.tune import Callback, CLIReporter
 
-from sweep.frontier.pareto import format_bytes
+from sweep.frontier.pareto import format_bytes, pareto_mask
 from sweep.tune.points import point_name, point_of
 
 __all__ = ["LOG_FILE", "ProgressCallback", "RayOutput", "SweepProgress", "TableReporter", "progress_for"]
@@ -59,20 +60,15 @@ def _clock(seconds: float) -> str:
 
 def frontier_size(points: list[tuple[float, float]]) -> int:
     """How many (bytes, loss) points no other point beats in both (ties count once)."""
-    best, count = math.inf, 0
-    for _, loss in sorted(set(points)):
-        if loss < best:
-            best, count = loss, count + 1
-    return count
+    return int(pareto_mask(np.unique(np.asarray(points, dtype=float).reshape(-1, 2), axis=0)).sum())
 
 
 class SweepProgress:
     """The sweep's own terminal output: a progress line and one line per ended trial."""
 
     def __init__(self, parent_run_id: str, num_points: int, stream: TextIO | None = None, *,
-                 tty: bool | None = None, enabled: bool = True):
+                 tty: bool | None = None):
         self.parent_run_id = parent_run_id
-        self.enabled = enabled
         self.num_points = num_points
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty() if tty is None else tty
@@ -87,8 +83,6 @@ class SweepProgress:
         self._lock = threading.RLock()
 
     def __enter__(self) -> SweepProgress:
-        if not self.enabled:  # verbose: Ray prints its own table instead
-            return self
         _PROGRESS[self.parent_run_id] = self
         if self.tty:
             for handler in logging.getLogger().handlers:

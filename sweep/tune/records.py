@@ -19,7 +19,7 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-__all__ = ["SweepRuns", "experiment_of", "find_sweep", "trial_rows"]
+__all__ = ["SweepRuns", "experiment_id_of", "experiment_of", "find_sweep", "trial_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ class SweepRuns:
         return text
 
 
-def _experiment_id(client: MlflowClient, experiment: str) -> str:
+def experiment_id_of(client: MlflowClient, experiment: str) -> str:
+    """The id of the experiment named `experiment`; ValueError listing the known names if none."""
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         names = sorted(e.name for e in client.search_experiments())
@@ -69,7 +70,7 @@ def _children(client: MlflowClient, experiment_id: str, parent_run_id: str) -> l
 def find_sweep(client: MlflowClient, experiment: str, parent_run_id: str | None = None, *,
                completed: bool = True) -> SweepRuns:
     """The sweep `parent_run_id` of `experiment`, else its latest (completed, if `completed`) sweep."""
-    experiment_id = _experiment_id(client, experiment)
+    experiment_id = experiment_id_of(client, experiment)
     if parent_run_id is not None:
         try:
             parent = client.get_run(parent_run_id)

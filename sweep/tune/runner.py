@@ -25,6 +25,7 @@ import logging
 import os
 import socket
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -296,7 +297,8 @@ def _fit_and_finish(tuner: Any, tracker: SweepTracker, interrupts: Interrupts, p
         print(f"Ray's own output: {output.path} (collide sweep --verbose prints it here)", flush=True)
     try:
         interrupts.in_tune = True
-        with SweepProgress(tracker.parent_run_id, expected, enabled=not output.verbose):
+        # verbose: Ray prints its own table instead of the progress line
+        with nullcontext() if output.verbose else SweepProgress(tracker.parent_run_id, expected):
             grid = tuner.fit()  # every MLflow write inside goes through tracker.write and its policy
     finally:
         interrupts.in_tune = False

@@ -100,12 +100,13 @@ def _report_stored(checkpoint_dir: Path) -> bool:
     details = json.loads(details_file.read_text())
     metrics = details["metrics"]
     sizes = {k: metrics[k] for k in SIZE_KEYS if k in metrics}  # every live epoch report carried them
+    node = _node()
     for epoch, entry in enumerate(details.get("history", []), start=1):
-        tune.report({**entry, **sizes, **_node(), "epoch": epoch})
+        tune.report({**entry, **sizes, **node, "epoch": epoch})
     out_dir = tempfile.mkdtemp(prefix="collide-restored-", dir=_scratch_parent())
     try:
         shutil.copytree(checkpoint_dir, out_dir, dirs_exist_ok=True)
-        tune.report({**metrics, **_node(), "epoch": metrics["epochs_run"], "final": True},
+        tune.report({**metrics, **node, "epoch": metrics["epochs_run"], "final": True},
                     checkpoint=tune.Checkpoint.from_directory(out_dir))
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)

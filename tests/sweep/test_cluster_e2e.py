@@ -45,6 +45,14 @@ def _base_port() -> int:
     raise AssertionError("no free range of 200 ports on 127.0.0.1")
 
 
+def _one_trial_sweep(env: dict, cwd: Path, name: str) -> subprocess.CompletedProcess:
+    """A one-trial sweep on the cluster of RAY_ADDRESS, into the helper's storage path."""
+    return subprocess.run(
+        [sys.executable, "-m", "sweep.cli", "sweep", "--preset", "smoke", "--name", name, "--strategies", "hash",
+         "--compressions", "4", "--storage-path", env["COLLIDE_STORAGE_PATH"], *ON_CLUSTER],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
 def _sessions(cluster_dir: Path) -> list[int]:
     return [int(p.read_text()) for p in cluster_dir.glob("*.sid")]
 
@@ -179,10 +187,7 @@ def test_a_storage_path_one_node_cannot_see_is_refused(cluster, cluster_sweep):
                  "sys.exit(0 if sum(n['Alive'] for n in ray.nodes()) >= 3 else 1)")
         wait_until(lambda: subprocess.run([sys.executable, "-c", alive], env=env, capture_output=True).returncode == 0,
                    120, "the third Ray node")
-        refused = subprocess.run(
-            [sys.executable, "-m", "sweep.cli", "sweep", "--preset", "smoke", "--name", "hidden-storage",
-             "--strategies", "hash", "--compressions", "4", "--storage-path", storage, *ON_CLUSTER],
-            cwd=root / "launch", env=env, capture_output=True, text=True, timeout=300)
+        refused = _one_trial_sweep(env, root / "launch", "hidden-storage")
     finally:
         kill_group(node)  # SIGKILL to its whole process group: the cluster marks the node dead
     assert refused.returncode == 2, refused.stdout + refused.stderr
@@ -198,10 +203,7 @@ def test_a_driver_without_the_clusters_token_is_told_what_to_set(cluster, tmp_pa
     env["HOME"] = str(tmp_path)  # no ~/.ray/auth_token either
     if token:
         env["RAY_AUTH_TOKEN"] = token
-    refused = subprocess.run(
-        [sys.executable, "-m", "sweep.cli", "sweep", "--preset", "smoke", "--name", "no-token", "--strategies",
-         "hash", "--compressions", "4", "--storage-path", env["COLLIDE_STORAGE_PATH"], *ON_CLUSTER],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    refused = _one_trial_sweep(env, tmp_path, "no-token")
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert f"could not connect to the Ray cluster at {env['RAY_ADDRESS']}" in refused.stderr
     assert "RAY_AUTH_TOKEN_PATH (a file holding it) or RAY_AUTH_TOKEN" in refused.stderr
