@@ -11,17 +11,32 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from mappers import get_mapper
+from mappers.base import ID_BYTES, LEARNED_HEADER_BYTES
 from models import EncodedSplit, FeatureSpec
 from sweep.datasets import PreparedDataset
 from sweep.datasets.prepared import take_bags
 
-__all__ = ["encode_splits", "feature_specs", "fit_full_mappers", "transform_columns"]
+__all__ = ["encode_splits", "feature_specs", "fit_full_mappers", "full_model_layout", "transform_columns"]
 
 
 def fit_full_mappers(dataset: PreparedDataset) -> dict:
     """A fitted `full` mapper per feature (row i = i-th id of the sorted train vocabulary)."""
     return {name: get_mapper("full").fit(np.asarray(v.ids), np.asarray(v.counts))
             for name, v in dataset.vocab.items()}
+
+
+def full_model_layout(dataset: PreparedDataset, pooling: str = "sum") -> tuple[tuple[FeatureSpec, ...], int]:
+    """(feature specs, mapping bytes) of the full model, from the vocabulary sizes alone.
+
+    It is what fitting a `full` mapper per feature gives (V + 1 rows: one per train id and
+    the OOV row; 12 bytes per id plus the header, mappers/full.py), without building the
+    mappers' indexes: every trial sizes the full model to report its compression.
+    """
+    sizes = {name: int(len(dataset.vocab[name].ids)) for name in dataset.feature_names}
+    specs = tuple(FeatureSpec(name=name, table_sizes=(sizes[name] + 1,), combine="none",
+                              multi_valued=dataset.sparse[name].multi_valued, pooling=pooling)
+                  for name in dataset.feature_names)
+    return specs, sum(ID_BYTES * size + LEARNED_HEADER_BYTES for size in sizes.values())
 
 
 def transform_columns(dataset: PreparedDataset, mappers: Mapping) -> dict[str, tuple[np.ndarray, ...]]:

@@ -28,7 +28,7 @@ import numpy as np
 from mappers import MAPPERS, collision_stats, get_mapper, save_bundle
 from models import DLRMConfig, FeatureSpec, ProbeConfig, TrainConfig, metrics, size_report, train
 from sweep.datasets import PreparedDataset, load_prepared
-from sweep.encoding import encode_splits, feature_specs, fit_full_mappers, transform_columns
+from sweep.encoding import encode_splits, feature_specs, full_model_layout, transform_columns
 from sweep.plain import plain
 from sweep.probe_cache import probe_embeddings
 
@@ -181,9 +181,9 @@ def _mapping_bytes(mappers: Mapping) -> int:
     return int(sum(m.nbytes for m in mappers.values()))
 
 
-def _model_config(config: TrialConfig, dataset: PreparedDataset, mappers: Mapping) -> DLRMConfig:
-    return DLRMConfig(num_dense=int(dataset.dense.shape[1]), features=feature_specs(dataset, mappers, config.pooling),
-                      embedding_dim=config.dim, bottom_mlp=tuple(config.bottom_mlp), top_mlp=tuple(config.top_mlp),
+def _model_config(config: TrialConfig, dataset: PreparedDataset, features: tuple) -> DLRMConfig:
+    return DLRMConfig(num_dense=int(dataset.dense.shape[1]), features=features, embedding_dim=config.dim,
+                      bottom_mlp=tuple(config.bottom_mlp), top_mlp=tuple(config.top_mlp),
                       interaction=config.interaction)
 
 
@@ -259,9 +259,9 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
     fallback = {name: int(m.num_unseen_) for name, m in mappers.items()}  # values the hash fallback served
     fit_seconds = time.perf_counter() - fit_started
     train_split, val_split, test_split = encode_splits(dataset, columns)
-    model_config = _model_config(config, dataset, mappers)
-    full_mappers = fit_full_mappers(dataset)
-    full_total = size_report(_model_config(config, dataset, full_mappers), _mapping_bytes(full_mappers)).total_bytes
+    model_config = _model_config(config, dataset, feature_specs(dataset, mappers, config.pooling))
+    full_features, full_mapping_bytes = full_model_layout(dataset, config.pooling)
+    full_total = size_report(_model_config(config, dataset, full_features), full_mapping_bytes).total_bytes
     sizes = size_report(model_config, _mapping_bytes(mappers), full_total_bytes=full_total)
     size_metrics = asdict(sizes)
 

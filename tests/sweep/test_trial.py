@@ -267,3 +267,14 @@ def test_worse_than_the_constant_predictor_is_flagged(tiny, tmp_path, caplog):
     assert "is worse than the constant predictor's" in caplog.text and "constant predictor" in bad["notes"]
     assert trial_tags(bad) == {"collide.notes": bad["notes"], "collide.worse_than_constant": "true"}
     assert trial_tags(good) == ({"collide.notes": good["notes"]} if good["notes"] else {})
+
+
+@pytest.mark.parametrize("data", ["tiny", "bag_data"])
+def test_the_full_model_is_sized_from_vocabulary_sizes_as_fitted_full_mappers_give(data, request):
+    from sweep.encoding import feature_specs, fit_full_mappers, full_model_layout
+
+    dataset = request.getfixturevalue(data)
+    fitted = fit_full_mappers(dataset)
+    specs, mapping_bytes = full_model_layout(dataset, "mean")
+    assert specs == feature_specs(dataset, fitted, "mean")
+    assert mapping_bytes == sum(m.nbytes for m in fitted.values())
