@@ -54,7 +54,8 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", help="comma-separated seeds")
     parser.add_argument("--epochs", type=int, help="training epochs")
     parser.add_argument("--search", choices=["grid", "optuna"], help="grid (default) or optuna multi-objective")
-    parser.add_argument("--num-samples", type=int, help="optuna: trials to sample")
+    parser.add_argument("--num-samples", type=int, help="optuna: configurations to sample (strategy x compression x dim); "
+                        "each runs once per seed, none twice (default 6)")
     parser.add_argument("--scheduler", choices=["none", "asha"], help="asha: early-stop weak trials (grid only)")
     parser.add_argument("--cpus-per-trial", type=float, help="CPUs (and torch threads) per trial")
     parser.add_argument("--gpus-per-trial", type=float, help="GPU fraction per trial")

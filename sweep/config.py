@@ -116,7 +116,7 @@ class SweepConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     search: str = "grid"  # "grid" | "optuna" (multi-objective: val_logloss, total_bytes)
-    num_samples: int | None = None  # optuna only: trials to sample (None: 6)
+    num_samples: int | None = None  # optuna only: configurations to sample, each run once per seed (None: 6)
     scheduler: str = "none"  # "none" | "asha" (single objective val_logloss; grid search only)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     address: str | None = None  # Ray cluster address; None: RAY_ADDRESS or a local Ray
@@ -129,7 +129,7 @@ class SweepConfig:
 
     @property
     def samples(self) -> int:
-        """Trials the optuna search samples."""
+        """Configurations (strategy x compression x dim) the optuna search samples; each runs once per seed."""
         return self.num_samples if self.num_samples is not None else 6
 
     def __post_init__(self) -> None:

@@ -24,7 +24,7 @@ from sweep.datasets import PreparedDataset
 from sweep.encoding import encode_splits, feature_specs, fit_full_mappers, transform_columns
 from sweep.outputs import pid_alive
 
-__all__ = ["probe_cache_key", "probe_embeddings"]
+__all__ = ["cached_probe", "probe_cache_key", "probe_embeddings", "store_probe", "train_probe_embeddings"]
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +46,47 @@ def _remove_stale_temporaries(cache_dir: Path) -> None:
 def probe_embeddings(dataset: PreparedDataset, config: ProbeConfig, seed: int,
                      cache_dir: str | Path) -> dict[str, np.ndarray]:
     """Per feature, float32 [vocab_size, probe dim] aligned with the sorted train vocabulary."""
-    config = replace(config, seed=seed)
-    path = Path(cache_dir) / f"probe-{probe_cache_key(dataset, config)}.npz"
+    cached = cached_probe(dataset, config, seed, cache_dir)
+    if cached is not None:
+        return cached
+    return store_probe(dataset, config, seed, cache_dir, train_probe_embeddings(dataset, replace(config, seed=seed)))
+
+
+def _cache_path(dataset: PreparedDataset, config: ProbeConfig, seed: int, cache_dir: str | Path) -> Path:
+    return Path(cache_dir) / f"probe-{probe_cache_key(dataset, replace(config, seed=seed))}.npz"
+
+
+def cached_probe(dataset: PreparedDataset, config: ProbeConfig, seed: int,
+                 cache_dir: str | Path) -> dict[str, np.ndarray] | None:
+    """The cached probe embeddings of this dataset, probe config and seed; None when not cached."""
+    path = _cache_path(dataset, config, seed, cache_dir)
     _remove_stale_temporaries(Path(cache_dir))
-    names = dataset.feature_names
     if path.is_file():
+        names = dataset.feature_names
         with np.load(path, allow_pickle=False) as stored:
             if stored["feature_names"].tolist() == names:
                 log.info("reusing probe embeddings %s", path)
                 return {name: stored[f"f{i}"] for i, name in enumerate(names)}
         log.warning("probe cache %s does not match the dataset's features; recomputing", path)
-    log.info("training the probe (dim %d, seed %d) on %s", config.dim, seed, dataset.path)
+    return None
+
+
+def train_probe_embeddings(dataset: PreparedDataset, config: ProbeConfig) -> dict[str, np.ndarray]:
+    """Train the probe (seed `config.seed`) on the full model's encoding of the data; no cache."""
+    log.info("training the probe (dim %d, seed %d) on %s", config.dim, config.seed, dataset.path)
     mappers = fit_full_mappers(dataset)
     train, val = encode_splits(dataset, transform_columns(dataset, mappers), splits=("train", "val"))
     embeddings = train_probe(config, dataset.dense.shape[1], feature_specs(dataset, mappers), train, val)
-    result = {name: np.asarray(e, dtype=np.float32) for name, e in zip(names, embeddings, strict=True)}
+    return {name: np.asarray(e, dtype=np.float32) for name, e in zip(dataset.feature_names, embeddings, strict=True)}
+
+
+def store_probe(dataset: PreparedDataset, config: ProbeConfig, seed: int, cache_dir: str | Path,
+                embeddings: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Write `embeddings` to the cache atomically (temporary file + rename); returns them."""
+    path = _cache_path(dataset, config, seed, cache_dir)
+    names = dataset.feature_names
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.npz")
-    np.savez(tmp, feature_names=np.array(names), **{f"f{i}": result[name] for i, name in enumerate(names)})
+    np.savez(tmp, feature_names=np.array(names), **{f"f{i}": embeddings[name] for i, name in enumerate(names)})
     os.replace(tmp, path)
-    return result
-
+    return embeddings

@@ -248,11 +248,13 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
     name = trial_name(config.strategy, config.compression, config.dim, config.seed, config.rows)
     for note in notes:
         log.warning("%s: %s", name, note)
+    probe_started = time.perf_counter()
     if config.strategy in LEARNED and probe is None and features_mapped:  # no mapped feature: no probe
         probe_config = config.probe
         if probe_config.num_threads is None:  # the probe runs with the trial's threads
             probe_config = replace(probe_config, num_threads=config.train.num_threads)
         probe = probe_embeddings(dataset, probe_config, config.seed, config.cache_dir)
+    probe_seconds = time.perf_counter() - probe_started  # ~0 when handed the probe (a sweep's trials)
     fit_started = time.perf_counter()
     mappers = fit_mappers(config, dataset, probe)
     columns = transform_columns(dataset, mappers)
@@ -285,6 +287,7 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
         "collision_rate": _frequency_weighted_mean(per_feature, dataset, "collision_rate"),
         "unseen_value_rate": _unseen_rate(dataset),
         "fallback_value_rate": sum(fallback.values()) / max(num_values, 1),
+        "probe_seconds": probe_seconds,
         "fit_seconds": fit_seconds,
         "train_seconds": float(sum(h.get("epoch_seconds", 0.0) for h in result.history)),
         "total_seconds": time.perf_counter() - started,

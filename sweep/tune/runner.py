@@ -1,9 +1,10 @@
 """`run_sweep(config)` and `resume_sweep(...)`: Ray Tune over strategy x compression x dim x seed.
 
 Flow (driver): check the tracking URI (fails in seconds, before anything else); validate
-the config; prepare the data (cached); train the probe once per seed if a learned strategy
-is in the grid (cached); put the dataset and probes in the object store once; run a Tuner
-whose trainable (`sweep.tune.trainable`) reports after every epoch; mirror everything into
+the config; prepare the data (cached); start Ray; train the probe of every seed a learned
+strategy needs, side by side as Ray tasks (cached; `sweep.tune.startup`); put the dataset
+and probes in the object store once; run a Tuner whose trainable (`sweep.tune.trainable`)
+reports after every epoch, on actors that Tune reuses from trial to trial; mirror everything into
 MLflow from the driver (`sweep.tune.tracking`); finally read the trials back from MLflow
 and write the Pareto frontier (csv, png, md) to the parent run and `results_dir`.
 
@@ -37,7 +38,6 @@ from sweep.datasets import PreparedDataset, default_out_dir, fingerprint, get_so
 from sweep.frontier.pareto import frontier_table
 from sweep.outputs import check_owned_files
 from sweep.plain import plain
-from sweep.probe_cache import probe_embeddings
 from sweep.tracking_uri import (
     check_tracking_uri,
     default_tracking_uri,
@@ -53,6 +53,8 @@ from sweep.tune.journal import pending_journal
 from sweep.tune.output import ProgressCallback, RayOutput, SweepProgress, TableReporter
 from sweep.tune.points import grid_points, point_name, point_of
 from sweep.tune.records import experiment_of, find_sweep, trial_rows
+from sweep.tune.search import ConfigurationSearch, configurations
+from sweep.tune.startup import Startup, sweep_probes
 from sweep.tune.tracking import SweepTracker, flatten, param_texts, register
 from sweep.tune.trainable import base_trial_config, in_memory, trainable, trial_config_for
 
@@ -85,13 +87,20 @@ def _search(config: SweepConfig, points: list[dict]) -> tuple[dict, dict]:
             kwargs["scheduler"] = ASHAScheduler(metric="val_logloss", mode="min", time_attr="training_iteration",
                                                 max_t=config.train.epochs + 1, grace_period=1)
         return {"point": tune.grid_search(points)}, kwargs
-    from ray.tune.search.optuna import OptunaSearch
-
     g = config.grid
-    space = {"strategy": tune.choice(list(g.strategies)), "compression": tune.choice([float(c) for c in g.compressions]),
-             "dim": tune.choice([int(d) for d in g.dims]), "seed": tune.choice([int(s) for s in g.seeds])}
-    search = OptunaSearch(metric=["val_logloss", "total_bytes"], mode=["min", "min"], seed=int(g.seeds[0]))
-    return space, {"search_alg": search, "num_samples": config.samples}
+    search = ConfigurationSearch(g.strategies, g.compressions, g.dims, g.seeds, config.samples,
+                                 sampler_seed=int(g.seeds[0]))
+    if config.samples > search.budget:
+        log.warning("num_samples %d is more than the %d configurations of the grid (strategy x compression x dim): "
+                    "the optuna search runs each of them once, %d trials with %d seed(s)", config.samples,
+                    search.budget, search.budget * len(g.seeds), len(g.seeds))
+    return {}, {"search_alg": search, "num_samples": search.budget * len(g.seeds)}
+
+
+def _optuna_budget(config: SweepConfig) -> int:
+    """Configurations the optuna search runs: num_samples, or all of the grid's if it holds fewer."""
+    g = config.grid
+    return min(config.samples, len(configurations(g.strategies, g.compressions, g.dims)))
 
 
 def _trial_label(trial: Any) -> str:
@@ -109,6 +118,7 @@ class _Prepared:
     fingerprint: str  # of the prepared data
     base: TrialConfig  # every trial's config, but for its point
     trainable: Any  # tune.with_resources(tune.with_parameters(trainable, ...))
+    startup: Startup  # what the serial start took
 
 
 def _prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, interrupts: Interrupts,
@@ -118,6 +128,8 @@ def _prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, int
     from ray import tune
 
     cache_dir = launch_dir / ".collide"
+    startup = Startup()
+    started = time.perf_counter()
     points = grid_points(config)
     source = get_source(config.data.source, **dict(config.data.params))
     dataset = prepare(source, config.data.prepared_dir or default_out_dir(source, cache_dir / "prepared"))
@@ -126,18 +138,23 @@ def _prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, int
         trial_config_for(base, config, point, None)
     _check_mapping(config, dataset)
     _check_batch_size(config, dataset)
-    seeds = sorted({p["seed"] for p in points if p["strategy"] in LEARNED})
-    probes = {seed: probe_embeddings(dataset, config.probe, seed, cache_dir / "probes") for seed in seeds}
+    dataset = in_memory(dataset)
+    startup.data_seconds = time.perf_counter() - started
+    started = time.perf_counter()
     init_ray(config.address, config.resources.num_cpus)
     interrupts.reinstall()
     output.capture_trial_output()
     check_storage_shared(storage_path)
+    startup.ray_seconds = time.perf_counter() - started
+    seeds = sorted({p["seed"] for p in points if p["strategy"] in LEARNED})
+    probes = sweep_probes(dataset, config.probe, seeds, cache_dir / "probes", startup)
+    print(startup.describe(), flush=True)
     for_trials = replace(config, tracking_uri=None)  # trials never see the tracking URI
     resources = {"cpu": config.resources.cpus_per_trial, "gpu": config.resources.gpus_per_trial}
     wrapped = tune.with_resources(
-        tune.with_parameters(trainable, dataset=in_memory(dataset), probes=probes, base=base, sweep=for_trials),
+        tune.with_parameters(trainable, dataset=dataset, probes=probes, base=base, sweep=for_trials),
         resources)
-    return _Prepared(config, tracking_uri, points, dataset.fingerprint, base, wrapped)
+    return _Prepared(config, tracking_uri, points, dataset.fingerprint, base, wrapped, startup)
 
 
 def _check_mapping(config: SweepConfig, dataset: PreparedDataset) -> None:
@@ -213,20 +230,21 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None, *, verb
             tracker.write({"op": "log_params", "ref": "parent", "params": param_texts(flatten(recorded))})
             tracker.write({"op": "log_text", "ref": "parent", "file": "sweep_config.yaml",
                            "text": yaml.safe_dump(recorded, sort_keys=False)})  # loadable with --config
+            tracker.write({"op": "log_metrics", "ref": "parent", "metrics": [
+                [key, value, int(time.time() * 1000), 0] for key, value in prepared.startup.metrics().items()]})
             tracker.write({"op": "set_tags", "ref": "parent", "tags": {
                 EXPERIMENT_DIR_TAG: str(experiment_dir), "collide.tracking_uri": redact(tracking_uri),
                 DATA_TAG: prepared.fingerprint}})
             param_space, tune_kwargs = _search(config, prepared.points)
             os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table honours our trimmed columns
-            prefix = "point/" if config.search == "grid" else ""
-            reporter = TableReporter(parameter_columns={prefix + k: v for k, v in PROGRESS_PARAMS.items()},
+            reporter = TableReporter(parameter_columns={f"point/{k}": v for k, v in PROGRESS_PARAMS.items()},
                                      metric_columns=PROGRESS_METRICS, max_report_frequency=15)
             callback = MlflowTrialCallback(tracker.parent_run_id, flatten(_shared_params(prepared.base)),
                                            config.strategy_params)
             tuner = tune.Tuner(
                 prepared.trainable, param_space=param_space,
                 tune_config=tune.TuneConfig(max_concurrent_trials=config.resources.max_concurrent_trials,
-                                            trial_name_creator=_trial_label, trial_dirname_creator=_trial_label,
+                                            reuse_actors=True, trial_name_creator=_trial_label, trial_dirname_creator=_trial_label,
                                             **tune_kwargs),
                 run_config=RunConfig(name=tracker.parent_run_id, storage_path=str(storage_path),
                                      callbacks=[callback, ProgressCallback(tracker.parent_run_id)],
@@ -246,7 +264,8 @@ def describe_sweep(config: SweepConfig, prepared: _Prepared, command: str | None
         size = (f"{len(g.strategies)} strategies x {len(g.compressions)} compressions x {len(g.dims)} dims x "
                 f"{len(g.seeds)} seeds = {len(prepared.points)} trials (grid search)")
     else:
-        size = f"{config.samples} trials sampled by Optuna from the grid below"
+        size = (f"{_optuna_budget(config)} configurations sampled by Optuna from the grid below, each trained with "
+                f"every seed")
     params = ", ".join(f"{k}={v}" for k, v in sorted(dict(config.data.params).items()))
     return "\n".join([
         f"collide sweep **{config.name}**, started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {size}.",
@@ -269,7 +288,7 @@ def _shared_params(base: TrialConfig) -> dict:
 
 
 def _expected_points(config: SweepConfig, points: list[dict]) -> int:
-    return len(points) if config.search == "grid" else config.samples
+    return len(points) if config.search == "grid" else _optuna_budget(config) * len(config.grid.seeds)
 
 
 def _guarded(body: Any, tracker: SweepTracker, interrupts: Interrupts, prepared: _Prepared,

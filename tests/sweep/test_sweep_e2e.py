@@ -135,6 +135,24 @@ def test_export_under_budget_picks_the_right_point_and_maps_like_the_trial(grid_
             np.testing.assert_array_equal(g, w)
 
 
+def test_data_and_probes_are_made_once_per_sweep_and_trials_reuse_their_actors(grid_sweep, launch, capsys):
+    starts = launch / "starts-seeds.jsonl"
+    code = main(["sweep", "--preset", "smoke", "--name", "e2e-seeds", "--strategies", "frequency_embedding",
+                 "--compressions", "4,16", *TINY, "--seeds", "0,1", "--set", f"trial_start_log={starts}"])
+    assert code == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("before the first trial:")]
+    # grid_sweep trained seed 0's probe on the same data: cached; seed 1's is trained once, by the driver's task
+    assert len(printed) == 1 and "(seed 1 trained; seed 0 cached)" in printed[0], printed
+    client = MlflowClient(f"sqlite:///{launch / 'mlflow.db'}")
+    parent, runs = runs_of_sweep(client, "e2e-seeds")
+    metrics = client.get_run(parent).data.metrics
+    assert metrics["probes_trained"] == 1 and metrics["startup_ray_seconds"] > 0
+    assert len(runs) == 4 and all(r.data.metrics["probe_seconds"] < 0.05 for r in runs)  # handed, never trained
+    assert len(list((launch / ".collide" / "probes").glob("probe-*.npz"))) == 2
+    lines = [json.loads(line) for line in starts.read_text().splitlines()]
+    assert len(lines) == 4 and len({line["pid"] for line in lines}) <= 2  # 2 CPUs: Tune reused the actors
+
+
 def test_failed_trial_is_isolated_and_recorded(launch):
     code = main(["sweep", "--preset", "smoke", "--name", "e2e-fail", "--strategies", "hash",
                  "--compressions", "4,16", "--set", "fail_trials=[hash-c16-d8-s0]", *TINY])
@@ -147,28 +165,44 @@ def test_failed_trial_is_isolated_and_recorded(launch):
     assert "injected failure for trial hash-c16-d8-s0" in failed.data.tags["error"]
 
 
-def test_optuna_multi_objective_search_produces_a_frontier(launch):
-    code = main(["sweep", "--preset", "smoke", "--name", "e2e-optuna", "--search", "optuna", "--num-samples", "6",
-                 "--strategies", "hash,frequency,qr", "--compressions", "2,4,8,16", *TINY])
+def test_optuna_proposes_configurations_runs_each_once_per_seed_and_learns_their_mean(launch):
+    code = main(["sweep", "--preset", "smoke", "--name", "e2e-optuna", "--search", "optuna", "--num-samples", "3",
+                 "--strategies", "hash,frequency,qr", "--compressions", "2,4,8,16", *TINY, "--seeds", "0,1"])
     assert code == 0
     client = MlflowClient(f"sqlite:///{launch / 'mlflow.db'}")
     parent, runs = runs_of_sweep(client, "e2e-optuna")
-    assert len(runs) == 6 and {r.info.status for r in runs} == {"FINISHED"}
-    # Optuna itself ran two objectives: its saved study has two directions and two values per trial.
+    names = sorted(r.info.run_name for r in runs)
+    assert len(runs) == 6 and {r.info.status for r in runs} == {"FINISHED"} and len(set(names)) == 6
+    configurations = {name.rsplit("-s", 1)[0] for name in names}
+    assert len(configurations) == 3 and names == sorted(f"{c}-s{s}" for c in configurations for s in (0, 1))
+    # Optuna itself ran two objectives, and learned each configuration's mean over its seeds
     experiment_dir = Path(client.get_run(parent).data.tags["collide.experiment_dir"])
     (state_file,) = experiment_dir.glob("searcher-state-*.pkl")
     with open(state_file, "rb") as f:  # Ray Tune's own searcher state from this very run (Tune's restore reads it)
-        study = pickle.load(f)["_ot_study"]
+        study = pickle.load(f)["study"]
     assert [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
-    assert len(done) == 6 and all(len(t.values) == 2 for t in done)
+    assert len(done) >= 3 and all(len(t.values) == 2 for t in done)
     by_name = {r.info.run_name: r.data.metrics for r in runs}
-    for t in done:  # the values Optuna ranked are the runs' (val_logloss, total_bytes)
-        assert any(m["total_bytes"] == t.values[1] for m in by_name.values())
+    for configuration in configurations:
+        mean = [np.mean([by_name[f"{configuration}-s{s}"][k] for s in (0, 1)]) for k in ("val_logloss", "total_bytes")]
+        assert any(np.allclose(t.values, mean) for t in done), configuration
     assert main(["pareto", "--experiment", "e2e-optuna", "--out", str(launch / "optuna-pareto")]) == 0
     with open(launch / "optuna-pareto" / "pareto.csv", newline="") as f:
         flags = [r["on_frontier"] == "True" for r in csv.DictReader(f)]
     assert len(flags) == 6 and any(flags)
+
+
+def test_optuna_asked_for_more_samples_than_configurations_runs_each_once_and_says_so(launch, capsys):
+    # The issue's case: 6 samples of a 4-configuration grid once trained frequency_embedding-c16 three times.
+    code = main(["sweep", "--preset", "smoke", "--name", "e2e-optuna-small", "--search", "optuna",
+                 "--num-samples", "6", *TINY])
+    assert code == 0
+    assert "num_samples 6 is more than the 4 configurations of the grid" in capsys.readouterr().err
+    client = MlflowClient(f"sqlite:///{launch / 'mlflow.db'}")
+    _, runs = runs_of_sweep(client, "e2e-optuna-small")
+    assert sorted(r.info.run_name for r in runs) == [
+        "frequency_embedding-c16-d8-s0", "frequency_embedding-c4-d8-s0", "hash-c16-d8-s0", "hash-c4-d8-s0"]
 
 
 def test_bad_config_fails_before_ray_starts(tmp_path, capsys):

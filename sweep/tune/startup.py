@@ -1,0 +1,96 @@
+"""The serial start of a sweep, done once and timed: the data, Ray, and the probes of every seed.
+
+Everything before the first trial keeps the CPUs idle but one, so it is done once per
+sweep and as parallel as it can be:
+
+- the data is prepared (or read back from its cache) once, in the driver, and every trial
+  gets it from Ray's object store;
+- the probes the learned strategies need, one per seed, are read from their cache, and
+  those missing are trained as Ray tasks side by side (each with its share of the CPUs),
+  then cached by the driver; trials are handed them and never train one;
+- how long each step took is printed once, and logged to the parent run as
+  `startup_*_seconds` metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models import ProbeConfig
+from sweep.datasets import PreparedDataset
+from sweep.probe_cache import cached_probe, store_probe, train_probe_embeddings
+
+__all__ = ["Startup", "sweep_probes"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Startup:
+    """Seconds spent before the first trial, step by step."""
+
+    data_seconds: float = 0.0
+    ray_seconds: float = 0.0
+    probe_seconds: float = 0.0
+    probes_cached: list[int] = field(default_factory=list)  # seeds read from the probe cache
+    probes_trained: list[int] = field(default_factory=list)  # seeds trained now (side by side)
+
+    def metrics(self) -> dict[str, float]:
+        return {"startup_data_seconds": self.data_seconds, "startup_ray_seconds": self.ray_seconds,
+                "startup_probe_seconds": self.probe_seconds, "probes_trained": float(len(self.probes_trained))}
+
+    def describe(self) -> str:
+        text = f"before the first trial: data {self.data_seconds:.1f} s, Ray {self.ray_seconds:.1f} s"
+        if self.probes_trained or self.probes_cached:
+            parts = []
+            if self.probes_trained:
+                side = " side by side" if len(self.probes_trained) > 1 else ""
+                parts.append(f"seed {_seeds(self.probes_trained)} trained{side}")
+            if self.probes_cached:
+                parts.append(f"seed {_seeds(self.probes_cached)} cached")
+            text += f", probes {self.probe_seconds:.1f} s ({'; '.join(parts)})"
+        return text
+
+
+def _seeds(seeds: list[int]) -> str:
+    return ", ".join(str(s) for s in seeds)
+
+
+def _train_probe_task(dataset: PreparedDataset, config: ProbeConfig) -> dict[str, np.ndarray]:
+    return train_probe_embeddings(dataset, config)
+
+
+def sweep_probes(dataset: PreparedDataset, config: ProbeConfig, seeds: list[int], cache_dir: Path,
+                 startup: Startup, dataset_ref: Any = None) -> dict[int, dict[str, np.ndarray]]:
+    """Every seed's probe embeddings: cached ones read back, missing ones trained as Ray tasks side
+    by side (Ray must be initialised) and then cached. `dataset_ref`: the dataset already in the
+    object store, if it is."""
+    import ray
+
+    started = time.perf_counter()
+    probes: dict[int, dict[str, np.ndarray]] = {}
+    for seed in seeds:
+        cached = cached_probe(dataset, config, seed, cache_dir)
+        if cached is not None:
+            probes[seed] = cached
+            startup.probes_cached.append(seed)
+    missing = [seed for seed in seeds if seed not in probes]
+    if missing:
+        cpus = max(1, int(ray.available_resources().get("CPU", 1) // len(missing)))
+        threads = config.num_threads or cpus
+        task = ray.remote(num_cpus=cpus, max_retries=0)(_train_probe_task)
+        ref = dataset_ref if dataset_ref is not None else ray.put(dataset)
+        log.info("training the probe of seed %s: %d Ray task(s) side by side, %d thread(s) each",
+                 _seeds(missing), len(missing), threads)
+        pending = {seed: task.remote(ref, replace(config, seed=seed, num_threads=threads)) for seed in missing}
+        for seed, result in pending.items():
+            probes[seed] = store_probe(dataset, config, seed, cache_dir, ray.get(result))
+            startup.probes_trained.append(seed)
+    startup.probe_seconds = time.perf_counter() - started
+    return probes
