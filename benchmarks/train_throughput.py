@@ -11,6 +11,14 @@ backward for inputs and weights) it gives the samples/s a GEMM-bound trainer cou
 
     python benchmarks/train_throughput.py                      # about 3 minutes on 2 cores
     python benchmarks/train_throughput.py --device auto        # a GPU when torch sees one
+    python benchmarks/train_throughput.py --sweep --threads 1 --optimizers adam   # about 4 minutes
+
+`--sweep` also runs, per batch size at 1 thread, a one-trial `collide` sweep (Ray Tune, MLflow)
+of the same architecture: strategy `full` on synthetic data with uniform popularity
+(`zipf_exponent 0`), 26 features of 100,000 ids (about 86,000 of them in the 200,000
+training rows, so tables of ~86k rows), 13 dense features, 1 epoch, the default
+optimizer. It prints the trial's own `samples_per_second` metric (from MLflow) beside
+`models.train`'s at the same batch size and threads.
 
 It ends with one line `RESULT {json}`.
 """
@@ -103,6 +111,7 @@ def main() -> None:
                         help="adam is the default path; sparse_adam_torch is torch.optim.SparseAdam, the old one")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--rows", type=int, default=ROWS, help="rows per table")
+    parser.add_argument("--sweep", action="store_true", help="also time a one-trial collide sweep (1 thread)")
     args = parser.parse_args()
     device = resolve_device(args.device)
     config = kaggle_config(args.rows)
@@ -124,8 +133,55 @@ def main() -> None:
                 rows.append({"optimizer": optimizer, "batch": batch, "threads": t, "samples_per_second": sps,
                              "fraction_of_roofline": sps / roofline[t]})
                 print(f"{optimizer:<20}{batch:>6}{t:>8}{sps:>12,.0f}{sps / roofline[t]:>13.2f}", flush=True)
+    trials = []
+    if args.sweep:
+        adam = {r["batch"]: r["samples_per_second"] for r in rows if r["optimizer"] == "adam" and r["threads"] == 1}
+        print(f"{'in a sweep trial':<20}{'batch':>6}{'threads':>8}{'samples/s':>12}{'of models.train':>17}")
+        for batch in args.batches:
+            sps = sweep_trial_throughput(batch)
+            ratio = sps / adam[batch] if batch in adam else None
+            trials.append({"batch": batch, "threads": 1, "samples_per_second": sps, "of_models_train": ratio})
+            shown = f"{ratio:>17.2f}" if ratio is not None else f"{'(adam, 1 thread not run)':>17}"
+            print(f"{'full, adam':<20}{batch:>6}{1:>8}{sps:>12,.0f}{shown}", flush=True)
     print("RESULT " + json.dumps({"device": str(device), "mflop_per_sample": flops / 1e6,
-                                  "roofline_samples_per_second": roofline, "runs": rows, "machine": machine()}))
+                                  "roofline_samples_per_second": roofline, "runs": rows, "sweep_trials": trials,
+                                  "machine": machine()}))
+
+
+def sweep_trial_throughput(batch: int, num_rows: int = 250_000) -> float:
+    """The training samples/s a one-trial collide sweep of this architecture reports (its MLflow metric)."""
+    import shutil
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    # benchmarks/ leaves sys.path before `sweep` imports `mappers`, which benchmarks/mappers.py would shadow
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+    from mlflow.tracking import MlflowClient
+
+    from sweep.config import load_config
+    from sweep.tune.records import find_sweep
+    from sweep.tune.runner import run_sweep
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local Ray
+    workdir = Path(tempfile.mkdtemp(prefix="collide-throughput-"))
+    try:
+        config = load_config({
+            "name": f"throughput-b{batch}", "tracking_uri": f"sqlite:///{workdir / 'mlflow.db'}",
+            "data": {"source": "synthetic", "params": {"num_rows": num_rows, "vocab_sizes": [ROWS] * TABLES,
+                                                       "num_dense": DENSE, "zipf_exponent": 0.0}},
+            "grid": {"strategies": ["full"], "dims": [DIM], "seeds": [0]},
+            "model": {"bottom_mlp": list(BOTTOM), "top_mlp": list(TOP), "interaction": "dot"},
+            "train": {"epochs": 1, "batch_size": batch, "early_stopping_patience": None},
+            "resources": {"num_cpus": 2, "cpus_per_trial": 1}})
+        result = run_sweep(config, workdir)
+        if result.state != "completed" or result.num_failed:
+            raise SystemExit(f"the throughput sweep did not complete ({result.state})")
+        client = MlflowClient(config.tracking_uri)
+        (run,) = find_sweep(client, config.name, result.parent_run_id).runs
+        return float(run.data.metrics["samples_per_second"])
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
