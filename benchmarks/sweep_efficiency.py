@@ -42,7 +42,6 @@ import time
 from pathlib import Path
 
 import yaml
-
 from train_throughput import machine  # this script's folder is first on sys.path
 
 # ... and must leave it before `sweep` imports `mappers`, which benchmarks/mappers.py would shadow

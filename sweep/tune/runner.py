@@ -244,7 +244,8 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None, *, verb
             tuner = tune.Tuner(
                 prepared.trainable, param_space=param_space,
                 tune_config=tune.TuneConfig(max_concurrent_trials=config.resources.max_concurrent_trials,
-                                            reuse_actors=True, trial_name_creator=_trial_label, trial_dirname_creator=_trial_label,
+                                            reuse_actors=True,  # no new process (and torch import) per trial
+                                            trial_name_creator=_trial_label, trial_dirname_creator=_trial_label,
                                             **tune_kwargs),
                 run_config=RunConfig(name=tracker.parent_run_id, storage_path=str(storage_path),
                                      callbacks=[callback, ProgressCallback(tracker.parent_run_id)],
