@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import normalized_mutual_info_score
 
 
 def _row_keys(rows: Any, n: int) -> np.ndarray:
@@ -94,4 +93,7 @@ def _purity(key: np.ndarray, clusters: np.ndarray) -> float:
 def _nmi(clusters: np.ndarray, key: np.ndarray) -> float:
     if key.size == 0:
         return 1.0
+    # imported here: scikit-learn takes ~1 s to import, and only data with planted clusters needs it
+    from sklearn.metrics import normalized_mutual_info_score
+
     return float(normalized_mutual_info_score(clusters, key))
