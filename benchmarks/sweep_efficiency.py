@@ -63,7 +63,8 @@ def kinds(movielens: str | None) -> dict[str, dict]:
     small = ({"preset": "movielens", "data": {"params": {"path": str(Path(movielens).resolve())}},
               "grid": {**GRID, "compressions": [2, 8]}} if movielens else
              {"preset": "quick", "data": {"params": {"preset": "default", **SMALL_SYNTHETIC}},
-              "model": {"full_threshold": 16}, "train": {"epochs": 5, "batch_size": 1024}})
+              "grid": {**GRID, "compressions": [2, 8]}, "model": {"full_threshold": 16},
+              "train": {"epochs": 5, "batch_size": 1024}})
     out = {"synthetic": {"preset": "quick", "grid": GRID}, "small": small}
     if movielens:  # the whole preset: 7 strategies x 3 compressions x 2 dims x 3 seeds, 114 trials
         out["movielens"] = {"preset": "movielens", "data": {"params": {"path": str(Path(movielens).resolve())}}}
