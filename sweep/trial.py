@@ -32,8 +32,8 @@ from sweep.encoding import encode_splits, feature_specs, full_model_layout, tran
 from sweep.plain import plain
 from sweep.probe_cache import probe_embeddings
 
-__all__ = ["FULL_THRESHOLD", "LEARNED", "TrialConfig", "batch_size_for", "kept_full", "run_trial", "small_data_note",
-           "trial_name"]
+__all__ = ["FULL_THRESHOLD", "LEARNED", "TrialConfig", "batch_size_for", "kept_full", "rows_at", "run_trial",
+           "small_data_note", "trial_name"]
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +109,12 @@ def trial_name(strategy: str, compression: float | None, dim: int, seed: int, ro
 
 
 def _rows_for(config: TrialConfig, vocab_size: int) -> int:
-    if config.rows is not None:
-        return config.rows
-    return max(1, math.ceil(vocab_size / config.compression))
+    return config.rows if config.rows is not None else rows_at(vocab_size, config.compression)
+
+
+def rows_at(vocab_size: int, compression: float) -> int:
+    """Rows of a feature's table at `compression`: ceil(train vocab / compression), at least 1."""
+    return max(1, math.ceil(vocab_size / compression))
 
 
 def kept_full(dataset: PreparedDataset, full_threshold: int) -> dict[str, int]:

@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from mappers import get_mapper
 from sweep.config import SweepConfig, load_config
 from sweep.datasets import PreparedDataset, default_out_dir, fingerprint, get_source, prepare
 from sweep.frontier.pareto import frontier_table
@@ -44,7 +45,7 @@ from sweep.tracking_uri import (
     redact,
     redact_text,
 )
-from sweep.trial import LEARNED, TrialConfig, kept_full, small_data_note
+from sweep.trial import LEARNED, TrialConfig, kept_full, rows_at, small_data_note
 from sweep.tune.callback import MlflowTrialCallback
 from sweep.tune.cluster import check_storage_shared, init_ray
 from sweep.tune.ending import SweepResult, end_interrupted, finish, sync_now, sync_sweep
@@ -137,6 +138,7 @@ def _prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, int
     for point in points:  # every point's config is valid before Ray starts
         trial_config_for(base, config, point, None)
     _check_mapping(config, dataset)
+    _check_rows(config, dataset)
     _check_batch_size(config, dataset)
     dataset = in_memory(dataset)
     startup.data_seconds = time.perf_counter() - started
@@ -174,6 +176,25 @@ def _check_mapping(config: SweepConfig, dataset: PreparedDataset) -> None:
     log.warning("%d of %d features keep a full table in every trial (train vocab <= model.full_threshold %d): %s",
                 len(full), len(dataset.feature_names), threshold,
                 ", ".join(f"{name} ({size})" for name, size in full.items()))
+
+
+def _check_rows(config: SweepConfig, dataset: PreparedDataset) -> None:
+    """Every mapped feature's table, rows = ceil(train vocab / compression), must suit its strategy
+    (qr and double_hash need 2 rows or more): refused now, naming it, not in a failed trial."""
+    mapped = {name: len(dataset.vocab[name].ids) for name in dataset.feature_names
+              if name not in kept_full(dataset, config.model.full_threshold)}
+    for strategy in (s for s in config.grid.strategies if s != "full"):
+        params = dict(config.strategy_params.get(strategy, {}))
+        for compression in config.grid.compressions:
+            for name, vocab in mapped.items():
+                rows = rows_at(vocab, compression)
+                try:
+                    get_mapper(strategy, num_rows=rows, **params)
+                except ValueError as exc:
+                    raise ValueError(f"strategy {strategy} at compression {compression:g} gives feature {name} "
+                                     f"(train vocab {vocab}) {rows} row(s), which it refuses ({exc}); use smaller "
+                                     f"compressions, or keep such features full with model.full_threshold >= "
+                                     f"{vocab}") from None
 
 
 def _check_batch_size(config: SweepConfig, dataset: PreparedDataset) -> None:

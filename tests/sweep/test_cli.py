@@ -54,6 +54,20 @@ def test_num_samples_without_optuna_is_refused(capsys):
     assert "num_samples applies to search 'optuna' only" in capsys.readouterr().err
 
 
+def test_a_compression_that_leaves_qr_one_row_fails_before_ray_naming_the_feature(tmp_path, capsys, monkeypatch):
+    import ray
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["sweep", "--preset", "smoke", "--strategies", "hash,qr", "--compressions", "4,64",
+                 "--set", "data.params={num_rows: 2000, vocab_sizes: [40, 600], num_dense: 1}",
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "strategy qr at compression 64 gives feature C1 (train vocab 40) 1 row(s), which it refuses" in err
+    assert "model.full_threshold >= 40" in err
+    assert not ray.is_initialized()
+
+
 def test_errors_are_one_line_with_a_documented_code(tmp_path, capsys):
     from mlflow.exceptions import MlflowException
 
