@@ -72,7 +72,10 @@ def test_a_signal_stops_the_trials_and_nothing_reports_success(tmp_path, signum,
         kill_group(sweep)
     out = output_of(sweep)
     assert f"INTERRUPTED by {signum.name}" in out and "Resume with: collide sweep --resume" in out
-    assert "pareto files" not in out and "Traceback" not in out
+    # collide's own lines carry no traceback; a trial process that the signal reaches mid-shutdown may still
+    # have Ray forward its KeyboardInterrupt trace, prefixed "(trainable pid=...)" (seen once in four CI runs)
+    own = "\n".join(line for line in out.splitlines() if "(trainable pid=" not in line)
+    assert "pareto files" not in out and "Traceback" not in own
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     interrupted = find_sweep(client, name, completed=False)
     assert interrupted.parent.info.status == "KILLED"
