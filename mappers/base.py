@@ -133,13 +133,18 @@ def check_vocabulary(
     counts = counts.astype(np.int64)
     if counts.size and counts.min() < 0:
         raise ValueError(f"counts must be >= 0, got min {counts.min()}")
-    order = np.argsort(ids, kind="stable")
-    ids, counts = ids[order], counts[order]
-    duplicated = ids[1:][ids[1:] == ids[:-1]]
-    if duplicated.size:
-        raise ValueError(
-            f"ids must be unique, got {duplicated.size} duplicates, e.g. {duplicated[:5].tolist()}"
-        )
+    if bool(np.all(ids[1:] > ids[:-1])):  # sorted and unique already, as vocabularies are
+        order = None  # stored: no reordered copies (of the [V, d] embeddings above all)
+        ids = ids.copy()  # the mapper keeps these as its keys; the caller keeps its array
+    else:
+        order = np.argsort(ids, kind="stable")
+        ids, counts = ids[order], counts[order]
+        duplicated = ids[1:][ids[1:] == ids[:-1]]
+        if duplicated.size:
+            raise ValueError(
+                f"ids must be unique, got {duplicated.size} duplicates, "
+                f"e.g. {duplicated[:5].tolist()}"
+            )
     if embeddings is not None:
         embeddings = np.asarray(embeddings)
         if embeddings.dtype.kind not in "fiu" or embeddings.shape[:1] != ids.shape:
@@ -149,7 +154,7 @@ def check_vocabulary(
             )
         if embeddings.ndim != 2 or not np.isfinite(embeddings).all():
             raise ValueError(f"embeddings must be 2-D and finite, got shape {embeddings.shape}")
-        embeddings = embeddings[order]
+        embeddings = embeddings if order is None else embeddings[order]
     return ids, counts, embeddings
 
 

@@ -6,14 +6,16 @@ inertia sum_i w_i ||x_i - c_{label_i}||^2 and is deterministic for a seed.
 - Few clusters (<= FLAT_MAX_CLUSTERS): one level of weighted k-means++ and Lloyd
   (scikit-learn KMeans), fitted on a stratified subsample when n is large, then every
   point is assigned to its nearest centroid.
-- Many clusters: two levels. The same flat k-means with k1 ~ sqrt(k) centroids partitions
-  the points into coarse cells; mappers/cell_kmeans.py then fits the k fine clusters
-  inside (and across the borders of) the cells.
+- Many clusters: two levels. The same flat k-means with k1 = coarse_clusters(k) centroids
+  (~sqrt(k), and at least k / MAX_FINE_PER_CELL) partitions the points into coarse cells;
+  mappers/cell_kmeans.py then fits the k fine clusters inside (and across the borders
+  of) the cells.
 
 Measured (benchmarks/README.md): 10^6 x 16 Zipf-weighted points -> 65,536 clusters in
 ~4-5 s on 2 cores at ~0.55x the weighted inertia of flat MiniBatchKMeans(batch_size=131072,
 max_iter=3, init="random"), which takes ~200-475 s. Without weights (or with mild ones) it
 is about as good as that baseline, not better: its edge comes from seeding heavy points.
+10^7 x 16 points -> 2^20 clusters (benchmarks/mapper_scale.py): ~75 s on 2 idle cores.
 
 Edge cases: k == 1 -> all zeros; no more positive-weight points than k -> each distinct
 point its own cluster; zero-weight points do not move centroids and are assigned to the
@@ -30,12 +32,14 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
 from .base import check_int
-from .cell_kmeans import ClusterMeans, cell_kmeans
+from .cell_kmeans import cell_kmeans, weighted_means
 from .nearest_centroid import nearest
 
 FLAT_MAX_CLUSTERS = 512  # above this, two levels
+MAX_FINE_PER_CELL = 512  # beyond ~2.6 * 10^5 clusters, more coarse cells (coarse_clusters)
 SAMPLE_PER_CLUSTER = 32  # flat / coarse centroids are fitted on a sample of
-MIN_SAMPLE = 8192  # max(SAMPLE_PER_CLUSTER * k, MIN_SAMPLE) points
+MIN_SAMPLE = 8192  # clip(SAMPLE_PER_CLUSTER * k, MIN_SAMPLE, MAX_SAMPLE) points
+MAX_SAMPLE = 1 << 14
 
 
 def weighted_kmeans(
@@ -58,10 +62,11 @@ def weighted_kmeans(
         w = np.ones(n)
     positive = w > 0
     rng = np.random.default_rng(seed)
+    if positive.all():  # no [n, d] copy
+        return _cluster_positive(x, w, k, rng)[0]
     positive_labels, centroids = _cluster_positive(x[positive], w[positive], k, rng)
     labels[positive] = positive_labels
-    if not positive.all():
-        labels[~positive] = nearest(x[~positive], centroids)[0]
+    labels[~positive] = nearest(x[~positive], centroids)[0]
     return labels
 
 
@@ -70,7 +75,7 @@ def weighted_inertia(points: np.ndarray, labels: np.ndarray, weights: np.ndarray
     x = np.asarray(points, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
     labels = np.asarray(labels)
-    centroids, _ = ClusterMeans(x, w)(labels, int(labels.max()) + 1 if labels.size else 0)
+    centroids, _ = weighted_means(x, w, labels, int(labels.max()) + 1 if labels.size else 0)
     return float(np.dot(w, ((x - centroids[labels]) ** 2).sum(axis=1)))
 
 
@@ -84,13 +89,27 @@ def _cluster_positive(
     if k <= FLAT_MAX_CLUSTERS:
         centroids = _flat_centroids(x, w, k, rng)
         return nearest(x, centroids)[0], centroids
-    coarse = _flat_centroids(x, w, int(np.clip(round(np.sqrt(k)), 2, FLAT_MAX_CLUSTERS)), rng)
-    return cell_kmeans(x, w, k, coarse, rng)
+    return cell_kmeans(x, w, k, _flat_centroids(x, w, coarse_clusters(k), rng), rng)
+
+
+def coarse_clusters(k: int) -> int:
+    """Coarse cells for k fine clusters: ~sqrt(k), and more when k is so large that a cell
+    would hold over MAX_FINE_PER_CELL fine clusters. Finding a point's cells scores all k1
+    coarse centroids, and the Lloyd iterations then score ~7 cells' fine ones (see
+    PROBE_SCHEDULE): ~k1 + 7 k / k1 scores per point, which at 2^20 clusters is 14,848
+    for 512 cells (the cap before), 8,192 for 1,024, 5,632 for 2,048 and 5,888 for 4,096."""
+    return max(round(np.sqrt(k)), -(-k // MAX_FINE_PER_CELL))
 
 
 def _flat_centroids(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Weighted k-means++ + Lloyd (scikit-learn) on a stratified subsample: (k, d)."""
-    sample, sample_w = _stratified_sample(w, max(SAMPLE_PER_CLUSTER * k, MIN_SAMPLE), rng)
+    """Weighted k-means++ + Lloyd (scikit-learn) on a stratified subsample: (k, d).
+
+    The subsample has SAMPLE_PER_CLUSTER * k points, at least MIN_SAMPLE and at most
+    MAX_SAMPLE, because k-means++ costs k * sample: the 2,048 coarse centroids of 2^20
+    clusters took ~10 s on 65,536 points, ~2.5 s on 16,384. (Measured at 1,024 coarse
+    centroids: 8 or 16 points each instead of 32 moved the final inertia by 0.1%.)"""
+    size = int(np.clip(SAMPLE_PER_CLUSTER * k, MIN_SAMPLE, MAX_SAMPLE))
+    sample, sample_w = _stratified_sample(w, size, rng)
     model = KMeans(
         n_clusters=k, init="k-means++", n_init=1, max_iter=30, random_state=int(rng.integers(2**31))
     )
@@ -109,7 +128,9 @@ def _stratified_sample(
     if n <= size:
         return np.arange(n), w
     heavy = np.argpartition(-w, size // 4)[: size // 4]
-    rest = np.setdiff1d(np.arange(n), heavy, assume_unique=True)
+    is_rest = np.ones(n, dtype=bool)
+    is_rest[heavy] = False
+    rest = np.flatnonzero(is_rest)  # ascending, as setdiff1d gives it
     light = rng.choice(rest, size=size - heavy.size, replace=False)
     scale = w[rest].sum() / max(w[light].sum(), np.finfo(np.float64).tiny)
     return np.concatenate([heavy, light]), np.concatenate([w[heavy], w[light] * scale])

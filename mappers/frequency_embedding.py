@@ -35,18 +35,30 @@ from .embedding import cluster_rows, require_embeddings
 from .frequency import hot_layout, num_hot_ids
 from .learned import LearnedMapper, LearnedRows
 
+FEATURE_CHUNK = 1 << 16  # rows of features standardised at a time
+
 
 def frequency_features(embeddings: np.ndarray, counts: np.ndarray, lam: float) -> np.ndarray:
-    """[standardised embeddings, lam * standardised log1p(counts)]: float32 [n, d + 1]."""
-    e = np.asarray(embeddings, dtype=np.float64)
-    e = e - e.mean(axis=0) if e.shape[0] else e
-    scale = np.sqrt((e**2).mean()) if e.size else 0.0
-    e = e / scale if scale > 0 else e
+    """[standardised embeddings, lam * standardised log1p(counts)]: float32 [n, d + 1].
+
+    Computed FEATURE_CHUNK rows at a time in float64, so no [n, d] float64 array is made."""
+    n, d = embeddings.shape
+    features = np.empty((n, d + 1), dtype=np.float32)
+    if n == 0:
+        return features
+    mean = embeddings.mean(axis=0, dtype=np.float64)
+    chunks = [slice(start, start + FEATURE_CHUNK) for start in range(0, n, FEATURE_CHUNK)]
+    square = sum(float(((embeddings[c] - mean) ** 2).sum()) for c in chunks)
+    scale = np.sqrt(square / embeddings.size)
     f = np.log1p(counts.astype(np.float64))
-    f = f - f.mean() if f.size else f
-    spread = f.std() if f.size else 0.0
+    f -= f.mean()
+    spread = f.std()
     f = f / spread if spread > 0 else f
-    return np.hstack([e, lam * f[:, None]]).astype(np.float32)
+    for c in chunks:
+        e = embeddings[c] - mean
+        features[c, :d] = e / scale if scale > 0 else e
+        features[c, d] = lam * f[c]
+    return features
 
 
 class FrequencyEmbeddingMapper(LearnedMapper):

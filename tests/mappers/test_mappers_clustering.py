@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from sklearn.cluster import MiniBatchKMeans
 
+import mappers.cell_kmeans
 from mappers import weighted_inertia, weighted_kmeans
-from mappers.clustering import FLAT_MAX_CLUSTERS
+from mappers.cell_kmeans import _fill_empty
+from mappers.clustering import FLAT_MAX_CLUSTERS, coarse_clusters
+from mappers.nearest_centroid import BLOCK_SCORES, BlockScorer, augment, nearest_few, score_matrix
 
 
 def blobs(n: int, dim: int, centres: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -103,3 +108,63 @@ def test_weighted_inertia_by_hand() -> None:
     labels = np.array([0, 0, 1])
     # cluster 0: weights 1 and 3 -> mean 1.5, inertia 1 * 1.5^2 + 3 * 0.5^2 = 3
     assert weighted_inertia(points, labels, np.array([1.0, 3.0, 5.0])) == pytest.approx(3.0)
+
+
+def test_labels_do_not_depend_on_the_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    points, weights = blobs(6000, 4, 40, seed=8)
+    k = FLAT_MAX_CLUSTERS + 300  # two levels: cells scored in threads
+    labels = {}
+    for workers in (1, 3):
+        monkeypatch.setattr(mappers.cell_kmeans, "_num_workers", lambda workers=workers: workers)
+        labels[workers] = weighted_kmeans(points, k, weights, seed=2)
+    np.testing.assert_array_equal(labels[1], labels[3])
+    x_aug = augment(points.astype(np.float32))
+    centroids = points[:700].astype(np.float32)
+    with ThreadPoolExecutor(1) as one, ThreadPoolExecutor(3) as three:
+        alone, threaded = (nearest_few(x_aug, centroids, 3, pool) for pool in (one, three))
+        for a, b in zip(alone, threaded, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_probe_schedule_weighs_more_cells_in_later_iterations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The home cell only in every iteration is hard cell borders: clearly worse."""
+    points, weights = blobs(20_000, 8, 300, seed=4)
+    k = 1024
+    inertia = {}
+    for schedule in ((1, 1, 1, 1), mappers.cell_kmeans.PROBE_SCHEDULE, (3, 3, 3, 3)):
+        monkeypatch.setattr(mappers.cell_kmeans, "PROBE_SCHEDULE", schedule)
+        labels = weighted_kmeans(points, k, weights, seed=0)
+        assert labels.min() >= 0 and labels.max() < k
+        inertia[schedule] = weighted_inertia(points, labels, weights)
+    default = inertia[mappers.cell_kmeans.PROBE_SCHEDULE]
+    assert default < 0.95 * inertia[(1, 1, 1, 1)] and default < 1.02 * inertia[(3, 3, 3, 3)]
+
+
+def test_coarse_cells_grow_past_sqrt_k_for_many_clusters() -> None:
+    assert coarse_clusters(65_536) == 256  # sqrt(k)
+    assert coarse_clusters(2**20) == 2048  # k / 512 fine clusters per cell
+
+
+def test_block_scorer_takes_more_centroids_than_a_block_holds() -> None:
+    rng = np.random.default_rng(0)
+    points, centroids = rng.normal(size=(5, 3)), rng.normal(size=(BLOCK_SCORES + 7, 3))
+    index = np.empty(5, dtype=np.int64)
+    BlockScorer(centroids.shape[0]).argmin(augment(points), score_matrix(centroids), index)
+    exact = ((points[:, None, :] - centroids[None]) ** 2).sum(axis=2).argmin(axis=1)
+    np.testing.assert_array_equal(index, exact)
+
+
+def test_two_level_path_leaves_no_cluster_empty() -> None:
+    points, weights = blobs(20_000, 8, 300, seed=4)
+    for seed in (0, 1):
+        assert np.unique(weighted_kmeans(points, 1024, weights, seed=seed)).size == 1024
+
+
+def test_fill_empty_moves_the_costliest_point_of_a_shared_cluster() -> None:
+    labels = np.array([0, 0, 0, 1, 3, 3])  # clusters 2 and 4 empty; 1 has a single point
+    cost = np.array([1.0, 5.0, 4.0, 9.0, 3.0, 0.0])
+    _fill_empty(labels, cost, 5)
+    # point 3 (cost 9) is alone in cluster 1; point 2 (4) is cluster 0's second: not taken
+    np.testing.assert_array_equal(labels, [0, 2, 0, 1, 4, 3])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import mappers.frequency_embedding
 from mappers import collision_stats, get_mapper
 from mappers.frequency_embedding import frequency_features
 
@@ -59,6 +60,19 @@ def test_frequency_features_standardise_both_parts() -> None:
     np.testing.assert_allclose(features[:, 4].std(), 2.0, rtol=1e-4)  # lam * unit variance
     constant = frequency_features(np.ones((3, 2)), np.ones(3, dtype=np.int64), lam=1.0)
     assert np.isfinite(constant).all() and not constant.any()
+
+
+def test_frequency_features_in_chunks_match_the_whole_array_formula(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(mappers.frequency_embedding, "FEATURE_CHUNK", 64)  # 16 chunks, 1 partial
+    rng = np.random.default_rng(1)
+    embeddings = (rng.normal(0.0, 0.1, size=(1000, 4)) + 2.0).astype(np.float32)
+    counts = rng.zipf(1.5, size=1000)
+    e = embeddings.astype(np.float64) - embeddings.astype(np.float64).mean(axis=0)
+    f = np.log1p(counts.astype(np.float64))
+    expected = np.hstack([e / np.sqrt((e**2).mean()), 0.5 * ((f - f.mean()) / f.std())[:, None]])
+    np.testing.assert_allclose(frequency_features(embeddings, counts, lam=0.5), expected, atol=1e-6)
 
 
 def test_lam_changes_what_is_clustered() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mapper_testdata import VOCAB, fitted, zipf_vocab
+from mapper_testdata import CONTRACT_PARAMS, VOCAB, fitted, zipf_vocab
 
 from mappers import UnseenIdError, collision_stats, get_mapper
 from mappers.base import ID_BYTES, LEARNED_HEADER_BYTES
@@ -188,6 +188,21 @@ def test_fit_validates_the_vocabulary() -> None:
         ValueError, match=r"embeddings must be a float array \[V, d\] aligned with ids \(V=2\)"
     ):
         mapper.fit(np.array([1, 2]), np.ones(2, dtype=np.int64), np.ones((3, 4)))
+
+
+@pytest.mark.parametrize("name", ["full", "embedding", "frequency_embedding"])
+def test_sorted_and_shuffled_vocabularies_fit_the_same(name: str) -> None:
+    """A sorted vocabulary skips the reordering copies; the mapper still owns its keys."""
+    ids, counts, embeddings = VOCAB
+    order = np.argsort(ids)
+    sorted_ids = ids[order]
+    shuffled = fitted(name)
+    mapper = get_mapper(name, **CONTRACT_PARAMS[name]).fit(
+        sorted_ids, counts[order], embeddings[order]
+    )
+    np.testing.assert_array_equal(mapper.transform(ids), shuffled.transform(ids))
+    sorted_ids[:] = 0  # the caller reuses its array
+    np.testing.assert_array_equal(mapper.to_bundle()[1]["keys"], shuffled.to_bundle()[1]["keys"])
 
 
 @pytest.mark.parametrize("name", CAPPABLE)
