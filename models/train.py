@@ -250,7 +250,8 @@ def train(
     History entries hold epoch, train_loss, epoch_seconds (training + validation),
     samples_per_second (training samples per second of training time) and, with ``val``,
     val_logloss, val_auc, val_ne (against the training click rate), val_accuracy.
-    ``on_epoch(epoch, entry)`` is called after each epoch's validation. Early stopping
+    ``on_epoch(epoch, entry)`` is called after each epoch's validation; the epoch is logged
+    at INFO only without it (at DEBUG with it: the caller shows it). Early stopping
     (on val logloss, restoring the best weights) works on ``val``; without ``val`` every
     epoch runs and the last weights are kept.
     """
@@ -292,7 +293,8 @@ def train(
             entry["epoch_seconds"] = time.perf_counter() - t0
             entry["samples_per_second"] = n / train_seconds
             history.append(entry)
-            logger.info("epoch %d: %s", epoch, _format(entry))
+            # a caller that takes the epoch shows it; logging it too printed each epoch twice
+            logger.log(logging.DEBUG if on_epoch else logging.INFO, "epoch %d: %s", epoch, _format(entry))
             if on_epoch is not None:
                 on_epoch(epoch, dict(entry))
             if val is not None and stopper.should_stop(epoch, entry["val_logloss"], model):

@@ -62,10 +62,6 @@ def _seeds(seeds: list[int]) -> str:
     return ", ".join(str(s) for s in seeds)
 
 
-def _train_probe_task(dataset: PreparedDataset, config: ProbeConfig) -> dict[str, np.ndarray]:
-    return train_probe_embeddings(dataset, config)
-
-
 def sweep_probes(dataset: PreparedDataset, config: ProbeConfig, seeds: list[int], cache_dir: Path,
                  startup: Startup, dataset_ref: Any = None) -> dict[int, dict[str, np.ndarray]]:
     """Every seed's probe embeddings: cached ones read back, missing ones trained as Ray tasks side
@@ -84,7 +80,7 @@ def sweep_probes(dataset: PreparedDataset, config: ProbeConfig, seeds: list[int]
     if missing:
         cpus = max(1, int(ray.available_resources().get("CPU", 1) // len(missing)))
         threads = config.num_threads or cpus
-        task = ray.remote(num_cpus=cpus, max_retries=0)(_train_probe_task)
+        task = ray.remote(num_cpus=cpus, max_retries=0)(train_probe_embeddings)
         ref = dataset_ref if dataset_ref is not None else ray.put(dataset)
         log.info("training the probe of seed %s: %d Ray task(s) side by side, %d thread(s) each",
                  _seeds(missing), len(missing), threads)

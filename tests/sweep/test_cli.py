@@ -91,3 +91,13 @@ def test_an_internal_error_exits_4_with_its_traceback(tmp_path, capsys, monkeypa
     assert main(["datasets"]) == 4
     err = capsys.readouterr().err
     assert "Traceback" in err and "collide: internal error: KeyError" in err
+
+
+def test_train_shows_each_epoch_once(tmp_path, capsys):
+    data = tmp_path / "d"
+    assert main(["prepare", "synthetic", "--num-rows", "2000", "--vocab-sizes", "10,50", "--out", str(data)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--data", str(data), "--strategy", "hash", "--epochs", "2", "--out", str(tmp_path / "t")]) == 0
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).splitlines()
+    assert [line.split(":")[0] for line in lines if "epoch 1" in line or "epoch 2" in line] == ["epoch 1", "epoch 2"]
