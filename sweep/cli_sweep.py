@@ -10,6 +10,7 @@ printed shows the URI redacted.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -131,14 +132,28 @@ def _print_result(result: Any) -> int:
     excluded = [row for row in result.trials if row.get("excluded")]
     for row in excluded:
         print(f"  not ranked: {row['name']}: {row['excluded']}")
-    print(f"{'trial':<34}{'total_bytes':>12}{'val_logloss':>13}{'test_logloss':>14}")
-    for row in result.frontier:
-        test = row.get("test_logloss")
-        print(f"{row['name']:<34}{format_bytes(row['total_bytes']):>12}{row['val_logloss']:>13.4f}"
-              f"{(f'{test:.4f}' if test is not None else '-'):>14}")
+    if result.frontier and "configuration" in result.frontier[0]:
+        print("frontier over configurations: mean over seeds +- 95% CI")
+        print(f"{'configuration':<30}{'seeds':>7}{'total_bytes':>12}{'val_logloss':>20}{'test_logloss':>20}")
+        for row in result.frontier:
+            print(f"{row['configuration']:<30}{row['n_seeds']:>7}{format_bytes(row['total_bytes']):>12}"
+                  f"{_estimate(row, 'val_logloss'):>20}{_estimate(row, 'test_logloss'):>20}")
+    else:
+        print(f"{'trial':<34}{'total_bytes':>12}{'val_logloss':>13}{'test_logloss':>14}")
+        for row in result.frontier:
+            test = row.get("test_logloss")
+            print(f"{row['name']:<34}{format_bytes(row['total_bytes']):>12}{row['val_logloss']:>13.4f}"
+                  f"{(f'{test:.4f}' if test is not None else '-'):>14}")
     print("pareto files: " + ", ".join(str(p) for p in result.files.values()) + " (also artifacts of the parent run)")
     _print_runs_view(result)
     return EXIT_FAILED_TRIALS if result.num_failed else EXIT_OK
+
+
+def _estimate(row: dict, metric: str) -> str:
+    mean, ci = row.get(metric), row.get(f"{metric}_ci")
+    if mean is None:
+        return "-"
+    return f"{mean:.4f} +- {ci:.4f}" if ci is not None else f"{mean:.4f}"
 
 
 def _print_runs_view(result: Any) -> None:
@@ -211,14 +226,22 @@ def _add_reader(commands: argparse._SubParsersAction, name: str, text: str) -> a
     return parser
 
 
+def _add_per_trial(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument("--per-trial", action="store_true",
+                        help=f"{verb} single trials, not configurations. By default a sweep with several seeds ranks "
+                        "each configuration (strategy x compression x dim) by its mean over seeds, and export writes "
+                        "the bundles of its median-val seed")
+
+
 def _run_pareto(args: argparse.Namespace) -> int:
     from sweep.api import pareto
 
     _refuse_secret_argument(args.tracking_uri)
     table, files, used = pareto(args.experiment, tracking_uri=args.tracking_uri, parent_run_id=args.parent_run,
-                                out_dir=args.out)
+                                out_dir=args.out, per_trial=args.per_trial)
     print(f"used {used.describe()}")
-    print(f"{sum(r['on_frontier'] for r in table)} of {len(table)} trials on the frontier; wrote "
+    what = "configurations (mean over seeds)" if table and "configuration" in table[0] else "trials"
+    print(f"{sum(r['on_frontier'] for r in table)} of {len(table)} {what} on the frontier; wrote "
           + ", ".join(str(p) for p in files.values()))
     return EXIT_OK
 
@@ -230,7 +253,16 @@ def _run_export(args: argparse.Namespace) -> int:
     if (args.max_bytes is None) == (args.max_val_loss is None):
         raise CliError("give exactly one of --max-bytes or --max-val-loss")
     out = export(args.experiment, args.out, tracking_uri=args.tracking_uri, max_bytes=args.max_bytes,
-                 max_val_loss=args.max_val_loss, parent_run_id=args.parent_run)
+                 max_val_loss=args.max_val_loss, parent_run_id=args.parent_run, per_trial=args.per_trial)
+    manifest = json.loads((out / "export.json").read_text())
+    selection = manifest.get("selection", {})
+    if selection.get("ranked") == "configurations":
+        ci = selection.get("val_logloss_ci95")
+        print(f"chose configuration {selection['configuration']}: val_logloss {selection['val_logloss_mean']:.4f}"
+              f"{f' +- {ci:.4f}' if ci is not None else ''} over seeds {','.join(map(str, selection['seeds']))}; "
+              f"exported {manifest['trial']}, its median-val seed")
+    else:
+        print(f"chose trial {manifest['trial']}")
     print(f"exported to {out} (load it with sweep.load_export({str(out)!r}))")
     return EXIT_OK
 
@@ -253,12 +285,14 @@ def add_mlflow_commands(commands: argparse._SubParsersAction) -> None:
     _add_tracking_uri(sync)
     pareto = _add_reader(commands, "pareto", "recompute a sweep's Pareto frontier from MLflow alone")
     pareto.add_argument("--out", type=Path, default=None, help="output directory (default: ./NAME-pareto)")
+    _add_per_trial(pareto, "rank")
     export = _add_reader(commands, "export", "export the chosen frontier point's mapping for serving")
     limit = export.add_mutually_exclusive_group(required=True)
     limit.add_argument("--max-bytes", type=float, help="lowest val loss with total_bytes <= this")
     limit.add_argument("--max-val-loss", type=float, help="smallest model with val_logloss <= this")
     export.add_argument("--out", type=Path, required=True,
                         help="output directory: new, empty, or an earlier export (replaced atomically)")
+    _add_per_trial(export, "select from")
     ui = commands.add_parser("ui", help="serve the MLflow UI on the sweep's tracking store (127.0.0.1) and print "
                              "each sweep's runs-view URL")
     ui.add_argument("--experiment", help="print only this sweep's runs view (default: every sweep in the store)")

@@ -29,10 +29,11 @@ from mappers import MAPPERS, collision_stats, get_mapper, save_bundle
 from models import DLRMConfig, FeatureSpec, ProbeConfig, TrainConfig, metrics, size_report, train
 from sweep.datasets import PreparedDataset, load_prepared
 from sweep.encoding import encode_splits, feature_specs, full_model_layout, transform_columns
+from sweep.names import configuration_name, trial_name
 from sweep.plain import plain
 from sweep.probe_cache import probe_embeddings
 
-__all__ = ["FULL_THRESHOLD", "LEARNED", "TrialConfig", "batch_size_for", "kept_full", "rows_at", "run_trial",
+__all__ = ["FULL_THRESHOLD", "LEARNED", "TrialConfig", "batch_size_for", "configuration_name", "kept_full", "rows_at", "run_trial",
            "small_data_note", "trial_name"]
 
 log = logging.getLogger(__name__)
@@ -98,14 +99,6 @@ class TrialConfig:
         stand_in = (FeatureSpec("a", (2,)), FeatureSpec("b", (2,)))
         DLRMConfig(num_dense=1, features=stand_in, embedding_dim=self.dim, bottom_mlp=tuple(self.bottom_mlp),
                    top_mlp=tuple(self.top_mlp), interaction=self.interaction)
-
-
-def trial_name(strategy: str, compression: float | None, dim: int, seed: int, rows: int | None = None) -> str:
-    """Readable run name, e.g. `frequency_embedding-c16-d16-s0`; `full-d16-s0` for the full table."""
-    if strategy == "full":
-        return f"full-d{dim}-s{seed}"
-    size = f"c{compression:g}" if compression is not None else f"r{rows}"
-    return f"{strategy}-{size}-d{dim}-s{seed}"
 
 
 def _rows_for(config: TrialConfig, vocab_size: int) -> int:

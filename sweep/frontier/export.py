@@ -1,7 +1,8 @@
 """`export(...)`: the chosen frontier point's mapping, verified, written for serving.
 
 Reads a completed sweep's trials from MLflow alone, picks a frontier point (the lowest val
-loss under a byte budget, or the smallest model within a loss bound), downloads that run's
+loss under a byte budget, or the smallest model within a loss bound; with several seeds, a
+configuration by its mean over seeds, then its median-val seed: `choose`), downloads that run's
 `metrics.json` and bundles through the tracking URI, verifies every bundle, and writes::
 
     DIR/export.json            source run, metrics, sizes, the dense transforms of the data,
@@ -30,13 +31,14 @@ from mlflow.tracking import MlflowClient
 
 from mappers import load_bundle_with_manifest
 from mappers.bundle import ARRAYS_FILE, MANIFEST_FILE
+from sweep.frontier.configurations import ranked_rows
 from sweep.frontier.pareto import frontier_table, select_point
 from sweep.outputs import check_replaceable, replace_dir, staging_dir
 from sweep.serving import EXPORT_FILE, checked_dense_transforms, export_feature, export_manifest
 from sweep.trial import bundle_dir_name
 from sweep.tune.records import find_sweep, trial_rows
 
-__all__ = ["export"]
+__all__ = ["choose", "export"]
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +76,41 @@ def _checked_features(details: object, run_id: str) -> list[tuple[str, PurePosix
     return features
 
 
+def choose(rows: list[dict], *, max_bytes: float | None = None, max_val_loss: float | None = None,
+           per_trial: bool = False) -> tuple[dict, dict]:
+    """(the trial row to export, how it was chosen) from a sweep's trial rows.
+
+    With several seeds per configuration, the frontier is over configurations (mean over
+    seeds): a configuration is selected, then its median-val seed (sweep.frontier.configurations),
+    a typical seed rather than the luckiest. Otherwise, or with `per_trial`, a trial is selected."""
+    ranked, view = ranked_rows(rows, per_trial)
+    chosen = select_point(frontier_table(ranked), max_bytes=max_bytes, max_val_loss=max_val_loss)
+    selection = {"max_bytes": max_bytes, "max_val_loss": max_val_loss, "ranked": view}
+    if view == "trials":
+        return dict(chosen), selection
+    point = next(r for r in rows if r["trial_id"] == chosen["median_trial_id"])
+    selection.update({
+        "configuration": chosen["configuration"], "seeds": chosen["seeds"],
+        "val_logloss_mean": chosen["val_logloss"], "val_logloss_ci95": chosen["val_logloss_ci"],
+        "seed": chosen["median_seed"], "seed_rule": "the seed of median val_logloss among the configuration's seeds",
+    })
+    return dict(point), selection
+
+
 def export(experiment: str, out_dir: str | Path, *, tracking_uri: str, max_bytes: float | None = None,
-           max_val_loss: float | None = None, parent_run_id: str | None = None) -> Path:
+           max_val_loss: float | None = None, parent_run_id: str | None = None, per_trial: bool = False) -> Path:
     """Write the selected frontier point's verified bundles and export.json to `out_dir`."""
     out_dir = Path(out_dir)
     check_replaceable(out_dir, "export", legacy=_legacy_export)
     sweep = find_sweep(MlflowClient(tracking_uri), experiment, parent_run_id)
     log.info("exporting from %s", sweep.describe())
-    table = frontier_table(trial_rows(sweep.runs))
-    point = select_point(table, max_bytes=max_bytes, max_val_loss=max_val_loss)
+    point, selection = choose(trial_rows(sweep.runs), max_bytes=max_bytes, max_val_loss=max_val_loss,
+                              per_trial=per_trial)
+    if selection["ranked"] == "configurations":
+        ci = selection["val_logloss_ci95"]
+        log.info("chose configuration %s (val_logloss %.4f%s over seeds %s); exporting %s, its median-val seed",
+                 selection["configuration"], selection["val_logloss_mean"], f" +- {ci:.4f}" if ci is not None else "",
+                 ",".join(map(str, selection["seeds"])), point["name"])
     staging = staging_dir(out_dir)
     try:
         with tempfile.TemporaryDirectory(prefix="collide-export-") as download:
@@ -111,7 +139,7 @@ def export(experiment: str, out_dir: str | Path, *, tracking_uri: str, max_bytes
                                               vocab_size=info.get("vocab_size")))
         manifest = export_manifest(
             written, experiment=experiment, parent_run_id=sweep.parent_run_id, source_run_id=point["run_id"],
-            trial=point["name"], selection={"max_bytes": max_bytes, "max_val_loss": max_val_loss},
+            trial=point["name"], selection=selection,
             metrics={k: point.get(k) for k in ("val_logloss", "test_logloss", "test_auc", "test_ne")},
             sizes={k: point.get(k) for k in ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes",
                                             "compression_ratio")},

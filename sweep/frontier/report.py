@@ -1,6 +1,7 @@
 """Write a Pareto table (from ``sweep.frontier.frontier_table``) as CSV, Markdown and PNG.
 
-The table is a list of trial rows with ``on_frontier`` set. Column names the Markdown
+The table is a list of trial rows, or of configuration rows (sweep.frontier.configurations,
+drawn with their 95% CI as error bars), with ``on_frontier`` set. Column names the Markdown
 report looks for: ``strategy``, ``compression``, ``dim``, ``seed`` (always shown, blank when
 missing), ``test_logloss`` and ``compression_ratio`` (shown when any frontier row has them).
 The plot uses matplotlib's object API with the Agg canvas, so importing or calling this
@@ -22,12 +23,13 @@ import numpy as np
 
 from sweep.frontier.pareto import format_bytes
 
-__all__ = ["plot_pareto", "write_pareto_csv", "write_pareto_md"]
+__all__ = ["plot_pareto", "write_configurations_md", "write_pareto_csv", "write_pareto_md"]
 
 # CSV columns put first when present; every other key follows in first-seen order.
 _LEADING_COLUMNS = (
-    "trial_id", "strategy", "compression", "dim", "seed", "total_bytes", "val_logloss",
-    "test_logloss", "compression_ratio", "on_frontier",
+    "configuration", "trial_id", "strategy", "compression", "dim", "seed", "seeds", "n_seeds",
+    "total_bytes", "val_logloss", "val_logloss_ci", "test_logloss", "test_logloss_ci",
+    "compression_ratio", "on_frontier",
 )
 _AXIS_LABELS = {
     "total_bytes": "total bytes (embedding + mapping + dense), log scale",
@@ -100,6 +102,54 @@ def write_pareto_md(
     return path
 
 
+def write_configurations_md(
+    table: Iterable[Mapping[str, Any]],
+    path: str | os.PathLike,
+    *,
+    title: str = "Pareto frontier over configurations",
+) -> Path:
+    """Markdown report of a configuration table (sweep.frontier.configurations, with
+    ``on_frontier``): the frontier configurations by total_bytes, each loss as mean +- 95% CI
+    over its seeds, the seed whose bundles export would write, then the counts."""
+    rows = _frontier_rows(table, need_flag=True)
+    front = sorted((r for r in rows if r["on_frontier"]), key=lambda r: _number(r.get("total_bytes")))
+    ranked = sum(1 for r in rows if _is_number(r.get("total_bytes")) and _is_number(r.get("val_logloss")))
+    seeds = sorted({s for r in rows for s in r.get("seeds") or []})
+    lines = [f"# {title}", "",
+             "Frontier of total_bytes vs val_logloss, both minimised, sorted by total_bytes. A configuration "
+             "(strategy x compression x dim) is ranked by its mean over seeds; +- is the 95% confidence "
+             "interval (Student t). `median seed` is the seed of median val loss, whose bundles "
+             "`collide export` writes.", ""]
+    if front:
+        header = ["configuration", "seeds", "total_bytes", "val_logloss", "test_logloss", "test_auc",
+                  "compression_ratio", "median seed"]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row in front:
+            ratio = row.get("compression_ratio")
+            lines.append("| " + " | ".join([
+                _md_cell(row.get("configuration")), _md_seeds(row), _md_size(row.get("total_bytes")),
+                _md_estimate(row, "val_logloss"), _md_estimate(row, "test_logloss"), _md_estimate(row, "test_auc"),
+                f"{ratio:.1f}x" if _is_number(ratio) else "", _md_cell(row.get("median_seed")),
+            ]) + " |")
+    else:
+        lines.append("No configuration completed, so no frontier.")
+    lines += ["", f"{len(rows)} configurations over seeds {', '.join(str(s) for s in seeds) or 'none'}: "
+              f"{ranked} ranked, {len(rows) - ranked} not ranked; {len(front)} on the frontier.", ""]
+    partial = [r for r in rows if r.get("not_ranked") and r.get("n_seeds")]
+    if partial:
+        lines += ["Ranked on fewer seeds (a trial failed or was excluded):", ""]
+        lines += [f"- {r['configuration']}: {r['n_seeds']} of {r['n_seeds'] + r['not_ranked']} seeds" for r in partial]
+        lines.append("")
+    excluded = [r for r in rows if r.get("excluded")]
+    if excluded:
+        lines += ["Not ranked:", ""]
+        lines += [f"- {r['configuration']}: {r['excluded']}" for r in excluded]
+        lines.append("")
+    path = _prepare(path)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
 def plot_pareto(
     table: Iterable[Mapping[str, Any]],
     path: str | os.PathLike,
@@ -128,6 +178,11 @@ def plot_pareto(
     for k, strategy in enumerate(strategies):
         points = [r for r in drawable if str(r.get("strategy", "unknown")) == strategy]
         on_front = [bool(r["on_frontier"]) for r in points]
+        spread = [r.get(f"{y}_ci") for r in points]
+        if any(_drawable(c) for c in spread):  # configurations: the 95% CI over seeds
+            axes.errorbar([float(r[x]) for r in points], [float(r[y]) for r in points],
+                          yerr=[float(c) if _drawable(c) else 0.0 for c in spread], fmt="none",
+                          ecolor=palette(k % 10), elinewidth=1.0, capsize=2, alpha=0.8)
         axes.scatter(  # frontier points larger, with a black edge
             [float(r[x]) for r in points], [float(r[y]) for r in points], label=strategy,
             facecolors=[palette(k % 10)] * len(points), s=[44 if f else 22 for f in on_front],
@@ -217,3 +272,17 @@ def _md_cell(value: Any) -> str:
 
 def _md_size(value: Any) -> str:
     return format_bytes(float(value)) if _is_number(value) else _md_cell(value)
+
+
+def _md_estimate(row: Mapping[str, Any], metric: str) -> str:
+    """`mean +- ci` (or the mean alone with one seed); blank when missing."""
+    mean, ci = row.get(metric), row.get(f"{metric}_ci")
+    if not _is_number(mean):
+        return ""
+    return f"{float(mean):.4f} +- {float(ci):.4f}" if _is_number(ci) else f"{float(mean):.4f}"
+
+
+def _md_seeds(row: Mapping[str, Any]) -> str:
+    seeds = ",".join(str(s) for s in row.get("seeds") or [])
+    missing = row.get("not_ranked") or 0
+    return f"{seeds} ({row.get('n_seeds', 0)} of {row.get('n_seeds', 0) + missing})" if missing else seeds

@@ -1,6 +1,7 @@
 """How a sweep ends: its result, the Pareto files, the parent run's final state, and `collide sync`.
 
-- `finish`: read the trials back from MLflow, write the Pareto files (csv, png, md) and log
+- `finish`: read the trials back from MLflow, write the Pareto files (csv, png, md; over
+  configurations when seeds repeat them, see sweep.frontier.configurations) and log
   them to the parent run, which ends FINISHED with `collide.state = completed`;
 - `end_interrupted`: open trial runs and the parent end KILLED; no frontier is written;
 - `sync_sweep`: replay the journal of a sweep that lost MLflow, then `finish` it.
@@ -14,8 +15,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sweep.frontier.configurations import ranked_rows
 from sweep.frontier.pareto import frontier_table
-from sweep.frontier.report import plot_pareto, write_pareto_csv, write_pareto_md
+from sweep.frontier.report import (
+    plot_pareto,
+    write_configurations_md,
+    write_pareto_csv,
+    write_pareto_md,
+)
 from sweep.outputs import write_owned_files
 from sweep.tracking_uri import (
     check_tracking_uri,
@@ -44,32 +51,47 @@ class SweepResult:
     num_failed: int
     experiment_dir: Path  # the Ray Tune experiment (and the tracking journal, if any)
     trials: list[dict] = field(default_factory=list)  # one row per trial (Pareto table, with on_frontier)
-    frontier: list[dict] = field(default_factory=list)  # the rows on the frontier, by total_bytes
-    files: dict[str, Path] = field(default_factory=dict)  # pareto.csv / pareto.png / pareto.md
+    frontier: list[dict] = field(default_factory=list)  # the ranked rows on the frontier, by total_bytes:
+    # configurations (with `configuration`, mean and CI over seeds) when the sweep has several seeds
+    files: dict[str, Path] = field(default_factory=dict)  # pareto.csv/png/md, pareto-trials.csv
     signal_name: str | None = None  # the signal that interrupted it
     message: str = ""  # what went wrong, for "tracking_lost"
     experiment_id: str = ""  # the MLflow experiment's id (for the UI's runs view)
 
 
-def write_pareto_files(rows: list[dict], out_dir: Path, title: str) -> tuple[list[dict], dict[str, Path]]:
-    """The Pareto table of `rows`, written as csv, png and md into `out_dir` (collide's files only)."""
-    table = frontier_table(rows)
+def write_pareto_files(rows: list[dict], out_dir: Path, title: str, per_trial: bool = False
+                       ) -> tuple[list[dict], list[dict], dict[str, Path]]:
+    """(the trial table, the ranked table, the files) for trial `rows`, written into `out_dir`
+    (collide's files only): pareto.csv/png/md rank configurations (mean over seeds, 95% CI) when
+    some configuration has several seeds, and trials otherwise or with `per_trial`;
+    pareto-trials.csv always holds every trial."""
+    trials = frontier_table(rows)
+    ranked, view = ranked_rows(rows, per_trial)
+    if view == "configurations":
+        table = frontier_table(ranked)
+        title = f"{title} (configurations: mean over seeds, 95% CI)"
+        markdown = lambda p: write_configurations_md(table, p, title=title)  # noqa: E731
+    else:
+        table = trials
+        markdown = lambda p: write_pareto_md(table, p, title=title)  # noqa: E731
     files = write_owned_files(Path(out_dir), "pareto", {
         "pareto.csv": lambda p: write_pareto_csv(table, p),
         "pareto.png": lambda p: plot_pareto(table, p, title=title),
-        "pareto.md": lambda p: write_pareto_md(table, p, title=title),
+        "pareto.md": markdown,
+        "pareto-trials.csv": lambda p: write_pareto_csv(trials, p),
     }, option="results directory")
-    return table, files
+    return trials, table, files
 
 
 def finish(client: Any, write: Any, experiment: str, parent_run_id: str, results_dir: str, expected: int,
             result: SweepResult) -> SweepResult:
     """Read the trials back from MLflow, write and log the Pareto files, end the parent FINISHED."""
     runs = find_sweep(client, experiment, parent_run_id, completed=False).runs
-    table, files = write_pareto_files(trial_rows(runs), Path(results_dir), title=f"{experiment}: size vs val logloss")
+    table, ranked, files = write_pareto_files(trial_rows(runs), Path(results_dir),
+                                              title=f"{experiment}: size vs val logloss")
     for path in files.values():
         write({"op": "log_artifact", "ref": "parent", "local_path": str(path)})
-    frontier = [row for row in table if row["on_frontier"]]
+    frontier = [row for row in ranked if row["on_frontier"]]
     completed = sum(1 for row in table if row.get("excluded") is None)
     failed = sum(1 for row in table if row.get("status") == "FAILED")
     summary = {"num_trials": len(table), "num_completed": completed, "num_failed": failed,

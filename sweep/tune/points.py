@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sweep.config import SweepConfig
-from sweep.trial import trial_name
+from sweep.names import trial_name
 
 __all__ = ["POINT_KEYS", "grid_points", "point_name", "point_of"]
 

@@ -36,6 +36,7 @@ import yaml
 from mappers import get_mapper
 from sweep.config import SweepConfig, load_config
 from sweep.datasets import PreparedDataset, default_out_dir, fingerprint, get_source, prepare
+from sweep.frontier.configurations import ranked_rows
 from sweep.frontier.pareto import frontier_table
 from sweep.outputs import check_owned_files
 from sweep.plain import plain
@@ -444,10 +445,10 @@ def _already_complete(sweep: Any, experiment: str, experiment_dir: Path, trackin
     expected = int(sweep.parent.data.metrics.get("num_points", len(rows)))
     if sweep.parent.info.status != "FINISHED" or len(rows) < expected or any(r["excluded"] for r in rows):
         return None
-    table = frontier_table(rows)
+    ranked = frontier_table(ranked_rows(rows)[0])
     return SweepResult(experiment, sweep.parent_run_id, redact(tracking_uri),
-                       "completed", expected, len(rows), 0, experiment_dir, trials=table,
-                       frontier=[r for r in table if r["on_frontier"]], experiment_id=sweep.parent.info.experiment_id,
+                       "completed", expected, len(rows), 0, experiment_dir, trials=frontier_table(rows),
+                       frontier=[r for r in ranked if r["on_frontier"]], experiment_id=sweep.parent.info.experiment_id,
                        message=f"sweep {sweep.parent_run_id} had already completed: nothing to resume")
 
 

@@ -140,9 +140,14 @@ def test_data_and_probes_are_made_once_per_sweep_and_trials_reuse_their_actors(g
     code = main(["sweep", "--preset", "smoke", "--name", "e2e-seeds", "--strategies", "frequency_embedding",
                  "--compressions", "4,16", *TINY, "--seeds", "0,1", "--set", f"trial_start_log={starts}"])
     assert code == 0
-    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("before the first trial:")]
+    out = capsys.readouterr().out
+    printed = [line for line in out.splitlines() if line.startswith("before the first trial:")]
     # grid_sweep trained seed 0's probe on the same data: cached; seed 1's is trained once, by the driver's task
     assert len(printed) == 1 and "(seed 1 trained; seed 0 cached)" in printed[0], printed
+    # two seeds per configuration: the printed frontier is over configurations, mean +- CI
+    assert "frontier over configurations: mean over seeds +- 95% CI" in out
+    assert any(line.startswith(("frequency_embedding-c4-d8 ", "frequency_embedding-c16-d8 ")) and " +- " in line
+               for line in out.splitlines()), out
     client = MlflowClient(f"sqlite:///{launch / 'mlflow.db'}")
     parent, runs = runs_of_sweep(client, "e2e-seeds")
     metrics = client.get_run(parent).data.metrics
@@ -165,7 +170,7 @@ def test_failed_trial_is_isolated_and_recorded(launch):
     assert "injected failure for trial hash-c16-d8-s0" in failed.data.tags["error"]
 
 
-def test_optuna_proposes_configurations_runs_each_once_per_seed_and_learns_their_mean(launch):
+def test_optuna_proposes_configurations_runs_each_once_per_seed_and_learns_their_mean(launch, capsys):
     code = main(["sweep", "--preset", "smoke", "--name", "e2e-optuna", "--search", "optuna", "--num-samples", "3",
                  "--strategies", "hash,frequency,qr", "--compressions", "2,4,8,16", *TINY, "--seeds", "0,1"])
     assert code == 0
@@ -187,10 +192,29 @@ def test_optuna_proposes_configurations_runs_each_once_per_seed_and_learns_their
     for configuration in configurations:
         mean = [np.mean([by_name[f"{configuration}-s{s}"][k] for s in (0, 1)]) for k in ("val_logloss", "total_bytes")]
         assert any(np.allclose(t.values, mean) for t in done), configuration
+    # Two seeds per configuration: the frontier ranks configurations by their mean over seeds
     assert main(["pareto", "--experiment", "e2e-optuna", "--out", str(launch / "optuna-pareto")]) == 0
     with open(launch / "optuna-pareto" / "pareto.csv", newline="") as f:
-        flags = [r["on_frontier"] == "True" for r in csv.DictReader(f)]
-    assert len(flags) == 6 and any(flags)
+        ranked = list(csv.DictReader(f))
+    assert sorted(r["configuration"] for r in ranked) == sorted(configurations) and any(
+        r["on_frontier"] == "True" for r in ranked)
+    for row in ranked:
+        values = [by_name[f"{row['configuration']}-s{s}"]["best_val_logloss"] for s in (0, 1)]
+        assert float(row["val_logloss"]) == pytest.approx(np.mean(values))
+        assert float(row["val_logloss_ci"]) == pytest.approx(12.7062 * np.std(values, ddof=1) / np.sqrt(2), rel=1e-4)
+        assert int(row["median_seed"]) == int(np.argmin(values))  # of two seeds, the lower val
+    with open(launch / "optuna-pareto" / "pareto-trials.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 6
+    # export picks the best configuration under the budget, then its median-val seed, and says so
+    largest = max(float(r["total_bytes"]) for r in ranked)
+    assert main(["export", "--experiment", "e2e-optuna", "--max-bytes", str(largest), "--out",
+                 str(launch / "optuna-export")]) == 0
+    best = min((float(r["val_logloss"]), r["configuration"]) for r in ranked if r["on_frontier"] == "True")[1]
+    row = next(r for r in ranked if r["configuration"] == best)
+    manifest = json.loads((launch / "optuna-export" / "export.json").read_text())
+    assert manifest["trial"] == f"{best}-s{row['median_seed']}"
+    assert manifest["selection"]["configuration"] == best and manifest["selection"]["seeds"] == [0, 1]
+    assert f"chose configuration {best}" in capsys.readouterr().out
 
 
 def test_optuna_asked_for_more_samples_than_configurations_runs_each_once_and_says_so(launch, capsys):

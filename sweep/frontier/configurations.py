@@ -1,0 +1,119 @@
+"""Frontiers over configurations: a configuration (strategy x compression x dim) is ranked by its
+mean over seeds, not by its luckiest seed.
+
+`configuration_rows(trials)` groups trial rows (`sweep.tune.records.trial_rows`) by
+configuration. A configuration row holds:
+
+- `configuration` (e.g. `hash-c16-d8`), `strategy`, `compression`, `dim`;
+- `seeds`: the seeds that were ranked (completed with a val loss), `n_seeds`, and
+  `not_ranked`: how many of its trials were not (failed, excluded);
+- the byte columns (`total_bytes`, ...): the mean over the ranked seeds, rounded to whole
+  bytes (they agree across seeds; a learned map's size can differ only if its data does);
+- for each loss and quality metric (`val_logloss`, `test_logloss`, `test_auc`, `test_ne`):
+  the mean, `<metric>_ci` (the 95% half-width, None with one seed) and `<metric>_sd`;
+- `median_seed`, `median_trial_id`, `median_run_id`, `median_name`: the seed whose val loss
+  is the median of the configuration's (the lower of the two middle ones for an even count).
+  Export writes that seed's bundles: a typical seed, not the luckiest.
+
+A configuration none of whose seeds was ranked keeps its row, with val_logloss None and
+`excluded` saying why. `frontier_table` and `select_point` (sweep.frontier.pareto) work on
+these rows as on trial rows.
+
+`ranked_rows(trials, per_trial)` is what the Pareto files, `collide pareto` and `collide
+export` rank: configurations when some configuration ran more than one seed, the trials
+themselves otherwise or when `per_trial` asks for them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sweep.frontier.stats import mean_ci
+from sweep.names import configuration_name
+
+__all__ = ["CONFIGURATION_KEYS", "METRICS", "configuration_rows", "has_replicates", "ranked_rows"]
+
+CONFIGURATION_KEYS = ("strategy", "compression", "dim")
+METRICS = ("val_logloss", "test_logloss", "test_auc", "test_ne")
+log = logging.getLogger(__name__)
+
+BYTE_COLUMNS = ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes")
+MEAN_COLUMNS = ("compression_ratio", "collision_rate", "signal_captured")
+
+
+def configuration_key(row: Mapping[str, Any]) -> tuple:
+    """(strategy, compression, dim) of a trial row; `full` has no compression."""
+    compression = None if row.get("strategy") == "full" else row.get("compression")
+    return (row.get("strategy"), compression, row.get("dim"))
+
+
+def has_replicates(trials: Iterable[Mapping[str, Any]]) -> bool:
+    """Some configuration ran more than one trial (several seeds)."""
+    keys = [configuration_key(row) for row in trials]
+    return len(set(keys)) < len(keys)
+
+
+def ranked_rows(trials: list[Mapping[str, Any]], per_trial: bool = False) -> tuple[list[dict], str]:
+    """(the rows to rank, "configurations" | "trials"): see the module docstring."""
+    replicated = has_replicates(trials)
+    if per_trial and not replicated:
+        log.warning("per-trial ranking has no effect here: every configuration of this sweep ran one seed, so its "
+                    "frontier is over trials already")
+    if per_trial or not replicated:
+        return [dict(row) for row in trials], "trials"
+    return configuration_rows(trials), "configurations"
+
+
+def configuration_rows(trials: Iterable[Mapping[str, Any]]) -> list[dict]:
+    """One row per configuration, in order of strategy, compression, dim (see the module docstring)."""
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for row in trials:
+        groups.setdefault(configuration_key(row), []).append(row)
+    return [_configuration(key, groups[key]) for key in sorted(groups, key=_order)]
+
+
+def _order(key: tuple) -> tuple:
+    strategy, compression, dim = key
+    return (str(strategy), compression is not None, compression or 0.0, dim or 0)
+
+
+def _ranked(row: Mapping[str, Any]) -> bool:
+    return row.get("val_logloss") is not None and row.get("excluded") is None
+
+
+def _configuration(key: tuple, trials: list[Mapping[str, Any]]) -> dict:
+    strategy, compression, dim = key
+    ranked = sorted((t for t in trials if _ranked(t)), key=lambda t: (t.get("seed") is None, t.get("seed") or 0))
+    row: dict[str, Any] = {
+        "configuration": configuration_name(str(strategy), compression, dim) if dim is not None else str(strategy),
+        "strategy": strategy, "compression": compression, "dim": dim,
+        "seeds": [t.get("seed") for t in ranked], "n_seeds": len(ranked), "not_ranked": len(trials) - len(ranked),
+    }
+    for column in BYTE_COLUMNS:
+        values = [t[column] for t in ranked if t.get(column) is not None]
+        row[column] = round(sum(values) / len(values)) if values else None
+    for column in MEAN_COLUMNS:
+        values = [t[column] for t in ranked if t.get(column) is not None]
+        row[column] = sum(values) / len(values) if values else None
+    for metric in METRICS:
+        values = [t[metric] for t in ranked if t.get(metric) is not None]
+        estimate = mean_ci(values) if values else None
+        row[metric] = estimate.mean if estimate else None
+        row[f"{metric}_ci"] = estimate.half_width if estimate else None
+        row[f"{metric}_sd"] = estimate.sd if estimate else None
+    median = _median_trial(ranked)
+    for field in ("seed", "trial_id", "run_id", "name"):
+        row[f"median_{field}"] = median.get(field) if median else None
+    row["excluded"] = None if ranked else "no seed completed: " + "; ".join(
+        f"{t.get('name') or t.get('trial_id')}: {t.get('excluded') or t.get('status')}" for t in trials)
+    return row
+
+
+def _median_trial(ranked: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The trial of median val loss (lower middle for an even count; ties by seed)."""
+    if not ranked:
+        return None
+    by_loss = sorted(ranked, key=lambda t: (t["val_logloss"], t.get("seed") or 0))
+    return by_loss[(len(by_loss) - 1) // 2]

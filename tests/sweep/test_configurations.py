@@ -1,0 +1,134 @@
+"""Frontiers over configurations (sweep.frontier.configurations, stats, the writers, export's choice)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+
+import pytest
+
+from sweep.frontier.configurations import configuration_rows, has_replicates, ranked_rows
+from sweep.frontier.export import choose
+from sweep.frontier.pareto import frontier_table
+from sweep.frontier.report import plot_pareto, write_configurations_md
+from sweep.frontier.stats import mean_ci, paired_difference
+from sweep.tune.ending import write_pareto_files
+
+
+def trial(strategy, compression, seed, val, total=1000, test=None, dim=8, **extra):
+    name = f"{strategy}-c{compression:g}-d{dim}-s{seed}" if strategy != "full" else f"full-d{dim}-s{seed}"
+    return {"trial_id": name, "run_id": f"run-{name}", "name": name, "status": "FINISHED", "strategy": strategy,
+            "compression": None if strategy == "full" else compression, "dim": dim, "seed": seed,
+            "val_logloss": val, "test_logloss": test if test is not None or val is None else val + 0.01, "test_auc": 0.7,
+            "test_ne": 0.9, "total_bytes": total, "embedding_bytes": total - 100, "mapping_bytes": 0,
+            "dense_bytes": 100, "compression_ratio": 4.0, "excluded": None, **extra}
+
+
+def test_mean_ci_matches_a_hand_computation():
+    # mean 0.53; sd = sqrt((0.03^2 + 0.01^2 + 0.04^2) / 2) = sqrt(0.0013); t(0.975, 2 df) = 4.3027 (tables)
+    estimate = mean_ci([0.50, 0.52, 0.57])
+    assert estimate.mean == pytest.approx(0.53)
+    assert estimate.sd == pytest.approx(math.sqrt(0.0013))
+    assert estimate.half_width == pytest.approx(4.3027 * math.sqrt(0.0013) / math.sqrt(3), rel=1e-4)
+    assert estimate.n == 3 and estimate.low < 0.53 < estimate.high
+
+
+def test_one_value_has_no_interval_and_bad_input_is_refused():
+    assert mean_ci([0.4]).half_width is None and not mean_ci([0.4]).excludes_zero()
+    with pytest.raises(ValueError, match="at least one value"):
+        mean_ci([])
+    with pytest.raises(ValueError, match="finite values"):
+        mean_ci([0.1, float("nan")])
+    with pytest.raises(ValueError, match="level must be in"):
+        mean_ci([0.1, 0.2], level=1.5)
+
+
+def test_paired_difference_uses_the_shared_seeds_only():
+    # seeds 0, 1 shared: differences -0.02, -0.04 -> mean -0.03, sd sqrt(0.0002), t(0.975, 1) = 12.706
+    difference = paired_difference({0: 0.50, 1: 0.51, 2: 0.9}, {0: 0.52, 1: 0.55})
+    assert difference.n == 2 and difference.mean == pytest.approx(-0.03)
+    assert difference.half_width == pytest.approx(12.706 * math.sqrt(0.0002) / math.sqrt(2), rel=1e-4)
+    assert paired_difference({0: 0.5}, {1: 0.5}) is None
+
+
+def test_a_configuration_is_its_mean_over_seeds_with_the_median_seed_named():
+    rows = [trial("hash", 4, 0, 0.50), trial("hash", 4, 1, 0.52), trial("hash", 4, 2, 0.57),
+            trial("qr", 4, 0, 0.60), trial("qr", 4, 1, 0.62)]
+    hash_row, qr_row = configuration_rows(rows)
+    assert hash_row["configuration"] == "hash-c4-d8" and hash_row["seeds"] == [0, 1, 2]
+    assert hash_row["val_logloss"] == pytest.approx(0.53)
+    assert hash_row["val_logloss_ci"] == pytest.approx(mean_ci([0.50, 0.52, 0.57]).half_width)
+    assert hash_row["test_logloss"] == pytest.approx(0.54) and hash_row["total_bytes"] == 1000
+    assert (hash_row["median_seed"], hash_row["median_run_id"]) == (1, "run-hash-c4-d8-s1")
+    assert qr_row["median_seed"] == 0  # an even count: the lower of the two middle ones
+
+
+def test_a_failed_seed_is_counted_and_a_configuration_without_seeds_is_not_ranked():
+    rows = [trial("hash", 4, 0, 0.50), trial("hash", 4, 1, None, status="FAILED"),
+            trial("qr", 4, 0, None, status="FAILED", excluded="trial failed")]
+    hash_row, qr_row = configuration_rows(rows)
+    assert (hash_row["n_seeds"], hash_row["not_ranked"], hash_row["val_logloss_ci"]) == (1, 1, None)
+    assert qr_row["val_logloss"] is None and "qr-c4-d8-s0: trial failed" in qr_row["excluded"]
+    table = frontier_table([hash_row, qr_row])
+    assert [r["on_frontier"] for r in table] == [True, False]
+
+
+def test_seed_noise_no_longer_picks_the_winner():
+    # the issue's case: B's luckiest seed beats every seed of A, but A is better on average
+    rows = [trial("a", 4, s, v) for s, v in enumerate((0.50, 0.50, 0.50))]
+    rows += [trial("b", 4, s, v) for s, v in enumerate((0.45, 0.60, 0.60))]
+    by_trial = [r["name"] for r in frontier_table(rows) if r["on_frontier"]]
+    assert by_trial == ["b-c4-d8-s0"]
+    by_configuration = [r["configuration"] for r in frontier_table(configuration_rows(rows)) if r["on_frontier"]]
+    assert by_configuration == ["a-c4-d8"]
+
+
+def test_ranked_rows_are_configurations_only_when_seeds_repeat_them(caplog):
+    one_seed = [trial("hash", 4, 0, 0.5), trial("qr", 4, 0, 0.6)]
+    assert not has_replicates(one_seed) and ranked_rows(one_seed)[1] == "trials"
+    with caplog.at_level(logging.WARNING):
+        assert ranked_rows(one_seed, per_trial=True)[1] == "trials"
+    assert "per-trial ranking has no effect here" in caplog.text
+    two_seeds = one_seed + [trial("hash", 4, 1, 0.5)]
+    assert ranked_rows(two_seeds)[1] == "configurations"
+    assert ranked_rows(two_seeds, per_trial=True)[1] == "trials"
+
+
+def test_export_chooses_a_configuration_then_its_median_seed_and_says_so():
+    rows = [trial("hash", 4, s, v, total=1000) for s, v in enumerate((0.50, 0.52, 0.57))]
+    rows += [trial("full", 1, s, v, total=9000) for s, v in enumerate((0.40, 0.41, 0.42))]
+    point, selection = choose(rows, max_bytes=5000)
+    assert point["name"] == "hash-c4-d8-s1"
+    assert selection["ranked"] == "configurations" and selection["configuration"] == "hash-c4-d8"
+    assert selection["seeds"] == [0, 1, 2] and selection["seed"] == 1 and "median" in selection["seed_rule"]
+    assert selection["val_logloss_mean"] == pytest.approx(0.53)
+    point, selection = choose(rows, max_bytes=5000, per_trial=True)
+    assert point["name"] == "hash-c4-d8-s0" and selection["ranked"] == "trials"
+
+
+def test_the_files_rank_configurations_and_keep_every_trial(tmp_path):
+    rows = [trial("hash", 4, s, v) for s, v in enumerate((0.50, 0.52, 0.57))]
+    rows += [trial("full", 1, s, v, total=9000) for s, v in enumerate((0.40, 0.41, 0.42))]
+    trials, ranked, files = write_pareto_files(rows, tmp_path, title="t")
+    assert len(trials) == 6 and len(ranked) == 2
+    assert set(files) == {"pareto.csv", "pareto.png", "pareto.md", "pareto-trials.csv"}
+    with open(files["pareto.csv"], newline="") as f:
+        configurations = list(csv.DictReader(f))
+    assert [r["configuration"] for r in configurations] == ["hash-c4-d8", "full-d8"]
+    assert configurations[0]["seeds"] == "[0, 1, 2]" and float(configurations[0]["val_logloss"]) == pytest.approx(0.53)
+    with open(files["pareto-trials.csv"], newline="") as f:
+        assert len(list(csv.DictReader(f))) == 6
+    markdown = files["pareto.md"].read_text()
+    assert "| hash-c4-d8 | 0,1,2 |" in markdown and "0.5300 +- 0.0896" in markdown
+    assert "2 configurations over seeds 0, 1, 2: 2 ranked, 0 not ranked; 2 on the frontier." in markdown
+
+
+def test_configuration_writers_handle_partial_and_empty_tables(tmp_path):
+    rows = [trial("hash", 4, 0, 0.5), trial("hash", 4, 1, None, status="FAILED", excluded="trial failed")]
+    table = frontier_table(configuration_rows(rows))
+    text = write_configurations_md(table, tmp_path / "p.md").read_text()
+    assert "| hash-c4-d8 | 0 (1 of 2) |" in text and "- hash-c4-d8: 1 of 2 seeds" in text
+    assert plot_pareto(table, tmp_path / "p.png").stat().st_size > 1000
+    empty = frontier_table(configuration_rows([trial("qr", 4, 0, None, excluded="trial failed")]))
+    assert "No configuration completed" in write_configurations_md(empty, tmp_path / "e.md").read_text()
