@@ -1,4 +1,4 @@
-"""The `collide` commands that run or read sweeps: sweep (and --resume), sync, pareto, export, ui.
+"""The `collide` commands that run or read sweeps: sweep (and --resume), sync, pareto, export, report, ui.
 
 Each checks the tracking URI first, so an unreachable store fails in seconds (exit 2).
 A tracking URI that holds a credential is refused as a command-line argument: every user
@@ -267,6 +267,26 @@ def _run_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_report(args: argparse.Namespace) -> int:
+    from sweep.frontier.evidence import report
+    from sweep.tracking_uri import check_tracking_uri, default_tracking_uri
+
+    _refuse_secret_argument(args.tracking_uri)
+    tracking_uri = args.tracking_uri or default_tracking_uri()
+    check_tracking_uri(tracking_uri)
+    command = "collide " + shlex.join(getattr(args, "argv", None) or sys.argv[1:])
+    tables, files = report(args.experiment, args.out, tracking_uri=tracking_uri, parent_run_id=args.parent_run,
+                           command=command)
+    verdicts: dict[str, int] = {}
+    for row in tables["matched"]:
+        verdicts[row["vs_hash_verdict"]] = verdicts.get(row["vs_hash_verdict"], 0) + 1
+    print(f"{len(tables['configurations'])} configurations; frontier: "
+          + (", ".join(s["strategy"] for s in tables["segments"]) or "none") + "; against hash at matched sizes: "
+          + (", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())) or "nothing to compare"))
+    print("wrote " + ", ".join(str(p) for p in files.values()))
+    return EXIT_OK
+
+
 def _run_ui(args: argparse.Namespace) -> int:
     from sweep.tracking_uri import default_tracking_uri
     from sweep.ui import serve_ui
@@ -293,6 +313,11 @@ def add_mlflow_commands(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--out", type=Path, required=True,
                         help="output directory: new, empty, or an earlier export (replaced atomically)")
     _add_per_trial(export, "select from")
+    report = _add_reader(commands, "report", "write a sweep's evidence report from MLflow alone: the frontier with "
+                         "and without the maps' bytes, strategies against hash at matched sizes (mean and 95% CI "
+                         "over seeds, paired by seed), and collision statistics")
+    report.add_argument("--out", type=Path, required=True,
+                        help="output directory, e.g. results/NAME (its report files are replaced; nothing else)")
     ui = commands.add_parser("ui", help="serve the MLflow UI on the sweep's tracking store (127.0.0.1) and print "
                              "each sweep's runs-view URL")
     ui.add_argument("--experiment", help="print only this sweep's runs view (default: every sweep in the store)")
@@ -301,4 +326,5 @@ def add_mlflow_commands(commands: argparse._SubParsersAction) -> None:
     _add_tracking_uri(ui)
 
 
-COMMANDS = {"sweep": _run_sweep, "sync": _run_sync, "pareto": _run_pareto, "export": _run_export, "ui": _run_ui}
+COMMANDS = {"sweep": _run_sweep, "sync": _run_sync, "pareto": _run_pareto, "export": _run_export, "report": _run_report,
+            "ui": _run_ui}

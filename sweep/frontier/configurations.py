@@ -33,14 +33,16 @@ from typing import Any
 from sweep.frontier.stats import mean_ci
 from sweep.names import configuration_name
 
-__all__ = ["CONFIGURATION_KEYS", "METRICS", "configuration_rows", "has_replicates", "ranked_rows"]
+__all__ = ["CONFIGURATION_KEYS", "METRICS", "configuration_key", "configuration_rows", "has_replicates",
+           "ranked_rows"]
 
 CONFIGURATION_KEYS = ("strategy", "compression", "dim")
 METRICS = ("val_logloss", "test_logloss", "test_auc", "test_ne")
 log = logging.getLogger(__name__)
 
 BYTE_COLUMNS = ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes")
-MEAN_COLUMNS = ("compression_ratio", "collision_rate", "signal_captured")
+MEAN_COLUMNS = ("compression_ratio", "collision_rate", "unseen_value_rate", "fallback_value_rate", "nmi", "purity",
+                "signal_captured")
 
 
 def configuration_key(row: Mapping[str, Any]) -> tuple:

@@ -150,8 +150,11 @@ def trial_rows(runs: list) -> list[dict]:
             "seed": _param_number(params.get("seed")),
         }
         for key in ("best_val_logloss", "test_logloss", "test_auc", "test_ne", *BYTE_KEYS, "compression_ratio",
-                    "collision_rate", "signal_captured"):
+                    "collision_rate", "unseen_value_rate", "fallback_value_rate", "signal_captured"):
             row[key] = metrics.get(key)
+        for key in ("nmi", "purity"):  # against the planted clusters (synthetic data): mean over the features
+            values = [v for k, v in sorted(metrics.items()) if k.startswith("collision.") and k.endswith(f".{key}")]
+            row[key] = sum(values) / len(values) if values else None
         for key in BYTE_KEYS:
             if row[key] is not None:
                 row[key] = int(row[key])  # MLflow stores metrics as floats; bytes are whole

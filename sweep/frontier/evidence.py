@@ -1,0 +1,363 @@
+"""`collide report`: what one sweep says about the strategies, from MLflow alone.
+
+`gather(trials)` turns a sweep's trial rows (sweep.tune.records.trial_rows) into the report's
+tables; `write_report` writes them; `report(...)` reads a sweep from MLflow and does both.
+Everything is over configurations (strategy x compression x dim; seeds are replicates, see
+sweep.frontier.configurations), on *test* metrics: the report evaluates, it selects nothing.
+
+- configurations.csv: every configuration, mean and 95% CI of test logloss / NE / AUC over
+  its seeds, its bytes with and without the map's own bytes, and whether it is on each of
+  the two frontiers below.
+- frontier.png: test logloss against total_bytes (mapping included: the honest axis), and
+  beside it against total_bytes - mapping_bytes, so the cost of a learned map shows. One
+  series per strategy, mean +- CI, frontier points ringed and joined by a step line.
+- matched.csv: at each (compression, dim), each strategy's test metrics and its difference
+  from `hash` in test logloss, paired by seed (mean +- CI of the per-seed differences).
+  Same compression = same embedding rows; the learned maps' extra bytes are in total_bytes.
+- which strategies make up the frontier, over which size ranges;
+- collision statistics per (strategy, compression): frequency-weighted collision rate, the
+  unseen and fallback rates, and NMI / purity against the planted clusters where the data
+  has them (synthetic).
+
+Determinism: rows are sorted on their keys, numbers are written with fixed formats (CSV:
+repr, exact), and nothing depends on time or order of reading, so the same MLflow data gives
+byte-identical tables (the PNG is not promised to be).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sweep.frontier.configurations import configuration_key, configuration_rows
+from sweep.frontier.pareto import format_bytes, pareto_mask
+from sweep.frontier.stats import LEVEL, paired_difference
+
+__all__ = ["REPORT_FILES", "gather", "report", "write_report"]
+
+log = logging.getLogger(__name__)
+
+REPORT_FILES = ("report.md", "configurations.csv", "matched.csv", "collisions.csv", "frontier.png")
+BASELINE = "hash"
+# The order strategies are listed in; others follow alphabetically.
+STRATEGY_ORDER = ("full", "hash", "double_hash", "qr", "frequency", "embedding", "frequency_embedding")
+TEST_METRICS = ("test_logloss", "test_ne", "test_auc")
+COLLISION_COLUMNS = ("collision_rate", "unseen_value_rate", "fallback_value_rate", "nmi", "purity")
+CONFIGURATION_COLUMNS = (
+    "configuration", "strategy", "compression", "dim", "seeds", "n_seeds", "not_ranked", "total_bytes",
+    "mapping_bytes", "bytes_without_mapping", "test_logloss", "test_logloss_ci", "test_ne", "test_ne_ci",
+    "test_auc", "test_auc_ci", "val_logloss", "val_logloss_ci", "on_frontier", "on_frontier_without_mapping",
+)
+MATCHED_COLUMNS = (
+    "compression", "dim", "strategy", "n_seeds", "total_bytes", "mapping_bytes", "test_logloss", "test_logloss_ci",
+    "test_ne", "test_ne_ci", "test_auc", "test_auc_ci", "vs_hash", "vs_hash_ci", "vs_hash_pairs", "vs_hash_verdict",
+)
+COLLISION_TABLE_COLUMNS = ("strategy", "compression", "trials", *COLLISION_COLUMNS)
+
+
+def strategy_rank(strategy: Any) -> tuple:
+    name = str(strategy)
+    return (STRATEGY_ORDER.index(name), "") if name in STRATEGY_ORDER else (len(STRATEGY_ORDER), name)
+
+
+def gather(trials: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """The report's tables from trial rows: configurations, matched, segments, collisions."""
+    configurations = sorted(configuration_rows(trials), key=lambda r: (strategy_rank(r["strategy"]),
+                            r["compression"] is not None, r["compression"] or 0.0, r["dim"] or 0))
+    for row in configurations:
+        bytes_ = row.get("total_bytes")
+        row["bytes_without_mapping"] = None if bytes_ is None else bytes_ - (row.get("mapping_bytes") or 0)
+    _flag_frontier(configurations, "total_bytes", "on_frontier")
+    _flag_frontier(configurations, "bytes_without_mapping", "on_frontier_without_mapping")
+    return {
+        "configurations": configurations,
+        "matched": _matched(configurations, _per_seed(trials, "test_logloss")),
+        "segments": _segments(configurations),
+        "collisions": _collisions(trials),
+        "num_trials": len(trials),
+        "seeds": sorted({t.get("seed") for t in trials if t.get("seed") is not None}),
+    }
+
+
+def _flag_frontier(rows: list[dict], x: str, flag: str) -> None:
+    ranked = [r for r in rows if _finite(r.get(x)) and _finite(r.get("test_logloss"))]
+    mask = pareto_mask([[float(r[x]), float(r["test_logloss"])] for r in ranked]) if ranked else []
+    for row in rows:
+        row[flag] = False
+    for row, on in zip(ranked, mask, strict=True):
+        row[flag] = bool(on)
+
+
+def _per_seed(trials: Iterable[Mapping[str, Any]], metric: str) -> dict[tuple, dict[int, float]]:
+    """{configuration key: {seed: metric}} over the ranked trials."""
+    values: dict[tuple, dict[int, float]] = {}
+    for t in trials:
+        if t.get("excluded") is None and _finite(t.get(metric)) and t.get("seed") is not None:
+            values.setdefault(configuration_key(t), {})[int(t["seed"])] = float(t[metric])
+    return values
+
+
+def _matched(configurations: list[dict], per_seed: dict[tuple, dict[int, float]]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for row in configurations:
+        if row["compression"] is not None and row["n_seeds"]:
+            groups.setdefault((row["compression"], row["dim"]), []).append(row)
+    table = []
+    for (compression, dim) in sorted(groups):
+        members = sorted(groups[(compression, dim)], key=lambda r: strategy_rank(r["strategy"]))
+        baseline = per_seed.get((BASELINE, compression, dim))
+        for row in members:
+            entry = {k: row.get(k) for k in ("compression", "dim", "strategy", "n_seeds", "total_bytes",
+                                               "mapping_bytes", *TEST_METRICS, *(f"{m}_ci" for m in TEST_METRICS))}
+            difference = None
+            if baseline is not None and row["strategy"] != BASELINE:
+                difference = paired_difference(per_seed.get(configuration_key(row), {}), baseline)
+            entry["vs_hash"] = difference.mean if difference else None
+            entry["vs_hash_ci"] = difference.half_width if difference else None
+            entry["vs_hash_pairs"] = difference.n if difference else 0
+            entry["vs_hash_verdict"] = _verdict(row["strategy"], difference, baseline is not None)
+            table.append(entry)
+    return table
+
+
+def _verdict(strategy: str, difference: Any, has_baseline: bool) -> str:
+    if strategy == BASELINE:
+        return "baseline"
+    if not has_baseline or difference is None:
+        return "no hash run to compare"
+    if difference.half_width is None:
+        return "one seed: no interval"
+    if not difference.excludes_zero():
+        return "no clear difference"
+    return "better than hash" if difference.mean < 0 else "worse than hash"
+
+
+def _segments(configurations: list[dict]) -> list[dict]:
+    """Runs of consecutive frontier configurations (by total_bytes) of one strategy."""
+    front = sorted((r for r in configurations if r["on_frontier"]), key=lambda r: (r["total_bytes"], r["test_logloss"]))
+    segments: list[dict] = []
+    for row in front:
+        if segments and segments[-1]["strategy"] == row["strategy"]:
+            segments[-1]["to_bytes"] = row["total_bytes"]
+            segments[-1]["configurations"].append(row["configuration"])
+        else:
+            segments.append({"strategy": row["strategy"], "from_bytes": row["total_bytes"],
+                             "to_bytes": row["total_bytes"], "configurations": [row["configuration"]]})
+    return segments
+
+
+def _collisions(trials: Iterable[Mapping[str, Any]]) -> list[dict]:
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for t in trials:
+        if t.get("excluded") is None and t.get("strategy") != "full":
+            groups.setdefault((t.get("strategy"), t.get("compression")), []).append(t)
+    table = []
+    for strategy, compression in sorted(groups, key=lambda k: (strategy_rank(k[0]), k[1] or 0.0)):
+        members = groups[(strategy, compression)]
+        row: dict[str, Any] = {"strategy": strategy, "compression": compression, "trials": len(members)}
+        for column in COLLISION_COLUMNS:
+            values = [float(t[column]) for t in members if _finite(t.get(column))]
+            row[column] = math.fsum(values) / len(values) if values else None
+        table.append(row)
+    return table
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def write_report(tables: dict[str, Any], out_dir: str | Path, *, experiment: str, parent_run_id: str,
+                 command: str) -> dict[str, Path]:
+    """Write REPORT_FILES into `out_dir` (collide's own files only, replaced atomically each)."""
+    from sweep.outputs import write_owned_files
+
+    return write_owned_files(Path(out_dir), "report", {
+        "report.md": lambda p: p.write_text(_markdown(tables, experiment, parent_run_id, command), encoding="utf-8"),
+        "configurations.csv": lambda p: _write_csv(p, tables["configurations"], CONFIGURATION_COLUMNS),
+        "matched.csv": lambda p: _write_csv(p, tables["matched"], MATCHED_COLUMNS),
+        "collisions.csv": lambda p: _write_csv(p, tables["collisions"], COLLISION_TABLE_COLUMNS),
+        "frontier.png": lambda p: _plot(tables["configurations"], p, experiment),
+    })
+
+
+def _write_csv(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_csv(row.get(c)) for c in columns])
+
+
+def _csv(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def _estimate(row: Mapping[str, Any], metric: str, digits: int = 4) -> str:
+    mean, ci = row.get(metric), row.get(f"{metric}_ci")
+    if not _finite(mean):
+        return "-"
+    return f"{mean:.{digits}f} +- {ci:.{digits}f}" if _finite(ci) else f"{mean:.{digits}f}"
+
+
+def _signed(row: Mapping[str, Any], metric: str) -> str:
+    mean, ci = row.get(metric), row.get(f"{metric}_ci")
+    if not _finite(mean):
+        return "-"
+    return f"{mean:+.4f} +- {ci:.4f}" if _finite(ci) else f"{mean:+.4f}"
+
+
+def _rate(value: Any) -> str:
+    return f"{value:.4f}" if _finite(value) else "-"
+
+
+def _compression(value: Any) -> str:
+    return "-" if value is None else f"{value:g}x"
+
+
+def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, command: str) -> str:
+    configurations, matched = tables["configurations"], tables["matched"]
+    seeds = ", ".join(str(s) for s in tables["seeds"]) or "none"
+    level = f"{LEVEL:.0%}"
+    lines = [
+        f"# {experiment}: evidence report", "",
+        f"Sweep: parent run `{parent_run_id}` of experiment `{experiment}`; {tables['num_trials']} trials, "
+        f"{len(configurations)} configurations, seeds {seeds}. Generated from MLflow alone by:", "",
+        f"    {command}", "",
+        f"Every figure is over configurations (strategy x compression x dim): the mean over seeds, +- the "
+        f"{level} confidence interval (Student t; none with one seed). Losses are test metrics. Bytes are "
+        "total_bytes: embedding + mapping + dense, so a learned map pays for its own ids.", "",
+        "![frontier](frontier.png)", "",
+        "## Frontier: which strategies, over which sizes", "",
+    ]
+    segments = tables["segments"]
+    if segments:
+        lines += ["Frontier of total_bytes (mapping included) vs mean test logloss, smallest first:", ""]
+        for s in segments:
+            span = format_bytes(s["from_bytes"]) if s["from_bytes"] == s["to_bytes"] else \
+                f"{format_bytes(s['from_bytes'])} to {format_bytes(s['to_bytes'])}"
+            lines.append(f"- `{s['strategy']}`: {span} ({', '.join(s['configurations'])})")
+        without = [r["configuration"] for r in sorted(configurations, key=lambda r: r["bytes_without_mapping"] or 0)
+                   if r["on_frontier_without_mapping"]]
+        lines += ["", f"Without the maps' own bytes the frontier would be: {', '.join(without)}.", ""]
+    else:
+        lines += ["No configuration has a test logloss, so there is no frontier.", ""]
+    lines += ["## Matched sizes: each strategy against `hash`", "",
+              "Same compression and dim = the same embedding rows. `vs hash` is the mean of the per-seed "
+              f"differences in test logloss (negative: lower loss than hash), +- its {level} CI, over the seeds "
+              "both ran; the verdict says whether that interval excludes 0.", ""]
+    if matched:
+        header = ["compression", "dim", "strategy", "seeds", "total_bytes", "mapping", "test_logloss", "test_ne",
+                  "test_auc", "vs hash", "verdict"]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for r in matched:
+            lines.append("| " + " | ".join([
+                _compression(r["compression"]), str(r["dim"]), f"`{r['strategy']}`", str(r["n_seeds"]),
+                format_bytes(r["total_bytes"]), format_bytes(r["mapping_bytes"] or 0), _estimate(r, "test_logloss"),
+                _estimate(r, "test_ne"), _estimate(r, "test_auc"), _signed(r, "vs_hash"), r["vs_hash_verdict"],
+            ]) + " |")
+    else:
+        lines.append("No compressed configuration completed.")
+    full = [r for r in configurations if r["strategy"] == "full" and r["n_seeds"]]
+    if full:
+        lines += ["", "Reference, the full table: " + "; ".join(
+            f"d{r['dim']}: {format_bytes(r['total_bytes'])}, test logloss {_estimate(r, 'test_logloss')}" for r in full)
+            + "."]
+    lines += ["", "## Every configuration", "",
+              "| configuration | seeds | total_bytes | without mapping | test_logloss | val_logloss | frontier |",
+              "|---|---|---|---|---|---|---|"]
+    for r in configurations:
+        where = ", ".join(n for n, f in (("with map bytes", r["on_frontier"]),
+                                          ("without", r["on_frontier_without_mapping"])) if f) or ""
+        seeds_cell = ",".join(str(s) for s in r["seeds"]) + (f" ({r['not_ranked']} not ranked)" if r["not_ranked"] else "")
+        lines.append(f"| {r['configuration']} | {seeds_cell} | {_size(r['total_bytes'])} | "
+                     f"{_size(r['bytes_without_mapping'])} | {_estimate(r, 'test_logloss')} | "
+                     f"{_estimate(r, 'val_logloss')} | {where} |")
+    lines += ["", "## Collisions", "",
+              "Per strategy and compression, the mean over its trials (all dims and seeds) of the frequency-"
+              "weighted collision rate (the share of training accesses whose row another training id shares), "
+              "the share of test values unseen in training, the share of values sent to a fallback row, and "
+              "NMI / purity of rows against the planted clusters (synthetic data only; `-` elsewhere).", "",
+              "| strategy | compression | trials | collision rate | unseen | fallback | NMI | purity |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in tables["collisions"]:
+        lines.append(f"| `{r['strategy']}` | {_compression(r['compression'])} | {r['trials']} | "
+                     + " | ".join(_rate(r[c]) for c in COLLISION_COLUMNS) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _size(value: Any) -> str:
+    return format_bytes(value) if _finite(value) else "-"
+
+
+def _plot(configurations: list[dict], path: Path, experiment: str) -> None:
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(13, 5), dpi=110)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 2, sharey=True)
+    palette = colormaps["tab10"]
+    strategies = sorted({r["strategy"] for r in configurations}, key=strategy_rank)
+    panels = (("total_bytes", "on_frontier", "total bytes (embedding + mapping + dense), log scale"),
+              ("bytes_without_mapping", "on_frontier_without_mapping",
+               "bytes without the map's own (embedding + dense), log scale"))
+    for ax, (x, flag, label) in zip(axes, panels, strict=True):
+        drawn = [r for r in configurations if _finite(r.get(x)) and r[x] > 0 and _finite(r.get("test_logloss"))]
+        for k, strategy in enumerate(strategies):
+            points = [r for r in drawn if r["strategy"] == strategy]
+            if not points:
+                continue
+            ax.errorbar([r[x] for r in points], [r["test_logloss"] for r in points],
+                        yerr=[r["test_logloss_ci"] if _finite(r.get("test_logloss_ci")) else 0.0 for r in points],
+                        fmt="o", color=palette(k % 10), markersize=4, capsize=2, elinewidth=1, label=strategy)
+        front = sorted((r for r in drawn if r[flag]), key=lambda r: r[x])
+        if front:
+            ax.scatter([r[x] for r in front], [r["test_logloss"] for r in front], s=70, facecolors="none",
+                       edgecolors="black", linewidths=1.2, zorder=3)
+            ax.step([r[x] for r in front], [r["test_logloss"] for r in front], where="post", color="black",
+                    linewidth=1, label=f"frontier ({len(front)})")
+        if drawn:
+            ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel(f"test log loss, mean +- {LEVEL:.0%} CI over seeds")
+    axes[0].set_title("with the map's bytes (the honest axis)")
+    axes[1].set_title("without them: what a learned map would cost for free")
+    axes[0].legend(fontsize="small", loc="best")
+    figure.suptitle(f"{experiment}: size vs test log loss, per configuration")
+    figure.tight_layout()
+    figure.savefig(path, format="png", metadata={"Software": None})
+
+
+def report(experiment: str, out_dir: str | Path, *, tracking_uri: str, parent_run_id: str | None = None,
+           command: str | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Read a completed sweep from MLflow, gather its tables and write them: (tables, files)."""
+    from mlflow.tracking import MlflowClient
+
+    from sweep.tune.records import find_sweep, trial_rows
+
+    sweep = find_sweep(MlflowClient(tracking_uri), experiment, parent_run_id)
+    log.info("report of %s", sweep.describe())
+    tables = gather(trial_rows(sweep.runs))
+    command = command or f"collide report --experiment {experiment} --parent-run {sweep.parent_run_id} --out {out_dir}"
+    return tables, write_report(tables, out_dir, experiment=experiment, parent_run_id=sweep.parent_run_id,
+                                command=command)

@@ -1,0 +1,102 @@
+"""`collide report` on a tiny experiment in a real sqlite MLflow store (no Ray needed): the tables
+regenerate byte for byte, and the intervals are the hand-computed ones."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from sweep.cli import main
+from sweep.tune.tracking import SweepTracker
+
+# test logloss per (strategy, compression) and seed; hash and frequency_embedding share seeds 0-2
+LOSSES = {
+    ("hash", 4.0): (0.50, 0.52, 0.57),
+    ("frequency_embedding", 4.0): (0.47, 0.50, 0.53),
+    ("hash", 16.0): (0.60, 0.61, 0.65),
+    ("frequency_embedding", 16.0): (0.61, 0.63, 0.64),
+    ("full", None): (0.45, 0.46, 0.44),
+}
+BYTES = {("hash", 4.0): 3000, ("frequency_embedding", 4.0): 3600, ("hash", 16.0): 1000,
+         ("frequency_embedding", 16.0): 1500, ("full", None): 10_000}
+
+
+def _tiny_experiment(tmp_path) -> str:
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = SweepTracker.start(store, "tiny", retry_s=0.5)
+    for (strategy, compression), losses in LOSSES.items():
+        for seed, loss in enumerate(losses):
+            name = f"full-d8-s{seed}" if strategy == "full" else f"{strategy}-c{compression:g}-d8-s{seed}"
+            tracker.start_trial(name, name, {"strategy": strategy, "compression": compression, "dim": 8, "seed": seed})
+            mapping = 500 if strategy == "frequency_embedding" else 0
+            metrics = {"best_val_logloss": loss + 0.01, "test_logloss": loss, "test_ne": loss * 2, "test_auc": 1 - loss,
+                       "total_bytes": BYTES[(strategy, compression)], "mapping_bytes": mapping,
+                       "embedding_bytes": BYTES[(strategy, compression)] - mapping - 100, "dense_bytes": 100,
+                       "collision_rate": 0.25 if strategy == "hash" else 0.125, "unseen_value_rate": 0.01,
+                       "fallback_value_rate": 0.0}
+            if strategy != "full":
+                metrics |= {"collision.C1.nmi": 0.5, "collision.C2.nmi": 0.7}
+            tracker.log_metrics(name, metrics, step=1)
+            tracker.end_trial(name, "completed")
+    tracker.end_sweep("FINISHED", {}, "completed")
+    return store
+
+
+def _read(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_report_tables_regenerate_byte_for_byte_and_match_a_hand_computation(tmp_path, capsys):
+    store = _tiny_experiment(tmp_path)
+    out = tmp_path / "results" / "tiny"
+    argv = ["report", "--experiment", "tiny", "--tracking-uri", store, "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "5 configurations; frontier: " in printed and "report.md" in printed
+    names = ("report.md", "configurations.csv", "matched.csv", "collisions.csv")
+    first = {n: (out / n).read_bytes() for n in names}
+    assert (out / "frontier.png").stat().st_size > 10_000
+    assert main(argv) == 0  # the same MLflow data again
+    assert {n: (out / n).read_bytes() for n in names} == first
+
+    matched = {(r["compression"], r["strategy"]): r for r in _read(out / "matched.csv")}
+    c4 = matched[("4", "frequency_embedding")]
+    # paired by seed: -0.03, -0.02, -0.04 -> mean -0.03, sd 0.01, t(0.975, 2 df) = 4.3027 (tables)
+    assert float(c4["vs_hash"]) == pytest.approx(-0.03)
+    assert float(c4["vs_hash_ci"]) == pytest.approx(4.3027 * 0.01 / math.sqrt(3), rel=1e-4)
+    assert c4["vs_hash_verdict"] == "better than hash" and c4["vs_hash_pairs"] == "3"
+    # hash c4 alone: mean 0.53, sd sqrt(0.0013)
+    assert float(matched[("4", "hash")]["test_logloss_ci"]) == pytest.approx(
+        4.3027 * math.sqrt(0.0013) / math.sqrt(3), rel=1e-4)
+    assert matched[("4", "hash")]["vs_hash_verdict"] == "baseline"
+    # c16: differences 0.01, 0.02, -0.01: the interval holds 0
+    assert matched[("16", "frequency_embedding")]["vs_hash_verdict"] == "no clear difference"
+
+    configurations = {r["configuration"]: r for r in _read(out / "configurations.csv")}
+    assert configurations["frequency_embedding-c4-d8"]["bytes_without_mapping"] == "3100"
+    assert configurations["full-d8"]["on_frontier"] == "True"
+    # hash-c16 (1000 B, 0.62) is the smallest; frequency_embedding-c16 (1500 B, 0.6267) is dominated by it
+    assert configurations["hash-c16-d8"]["on_frontier"] == "True"
+    assert configurations["frequency_embedding-c16-d8"]["on_frontier"] == "False"
+
+    collisions = {(r["strategy"], r["compression"]): r for r in _read(out / "collisions.csv")}
+    assert float(collisions[("hash", "4")]["collision_rate"]) == 0.25
+    assert float(collisions[("frequency_embedding", "4")]["nmi"]) == pytest.approx(0.6)
+
+    markdown = first["report.md"].decode()
+    assert "| 4x | 8 | `frequency_embedding` | 3 |" in markdown and "-0.0300 +- 0.0248" in markdown
+    assert "- `hash`: 1000 B to 2.9 KiB (hash-c16-d8, hash-c4-d8)" in markdown
+    assert "collide report --experiment tiny" in markdown and "mlflow.db" in markdown
+
+
+def test_report_refuses_a_directory_it_did_not_write(tmp_path, capsys):
+    store = _tiny_experiment(tmp_path)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "report.md").write_text("my notes")
+    assert main(["report", "--experiment", "tiny", "--tracking-uri", store, "--out", str(out)]) == 2
+    assert "report.md" in capsys.readouterr().err
+    assert (out / "report.md").read_text() == "my notes"
