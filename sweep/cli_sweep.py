@@ -42,7 +42,8 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
         description="Exit code: 0 all trials finished, 1 some trials failed (their MLflow runs are FAILED), "
         "2 bad config or input, 3 MLflow lost (collide sync), 130/143 interrupted (collide sweep --resume).")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--preset", default=None, help="shipped preset: smoke, quick (default), movielens, criteo, table")
+    source.add_argument("--preset", default=None, help="shipped preset: smoke, quick (default), movielens, criteo, table, paper-synthetic, paper-movielens, "
+                        "paper-ablation")
     source.add_argument("--config", type=Path, default=None, help="YAML sweep config")
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="PARENT_RUN_ID",
                         help="continue an interrupted sweep: the latest one of --name (or of the preset), or the "

@@ -35,7 +35,7 @@ __all__ = [
     "load_preset",
 ]
 
-PRESETS = ("smoke", "quick", "movielens", "criteo", "table")
+PRESETS = ("smoke", "quick", "movielens", "criteo", "table", "paper-synthetic", "paper-movielens", "paper-ablation")
 SEARCHES = ("grid", "optuna")
 SCHEDULERS = ("none", "asha")
 

@@ -12,7 +12,8 @@ sweep.frontier.configurations), on *test* metrics: the report evaluates, it sele
   beside it against total_bytes - mapping_bytes, so the cost of a learned map shows. One
   series per strategy, mean +- CI, frontier points ringed and joined by a step line.
 - matched.csv: at each (compression, dim), each strategy's test metrics and its difference
-  from `hash` in test logloss, paired by seed (mean +- CI of the per-seed differences).
+  from `hash` in test logloss, paired by seed (mean +- CI of the per-seed differences), and
+  for the learned maps the same against `frequency` (what the embedding adds to counts).
   Same compression = same embedding rows; the learned maps' extra bytes are in total_bytes.
 - which strategies make up the frontier, over which size ranges;
 - collision statistics per (strategy, compression): frequency-weighted collision rate, the
@@ -55,6 +56,7 @@ CONFIGURATION_COLUMNS = (
 MATCHED_COLUMNS = (
     "compression", "dim", "strategy", "n_seeds", "total_bytes", "mapping_bytes", "test_logloss", "test_logloss_ci",
     "test_ne", "test_ne_ci", "test_auc", "test_auc_ci", "vs_hash", "vs_hash_ci", "vs_hash_pairs", "vs_hash_verdict",
+    "vs_frequency", "vs_frequency_ci", "vs_frequency_pairs",
 )
 COLLISION_TABLE_COLUMNS = ("strategy", "compression", "trials", *COLLISION_COLUMNS)
 
@@ -110,6 +112,7 @@ def _matched(configurations: list[dict], per_seed: dict[tuple, dict[int, float]]
     for (compression, dim) in sorted(groups):
         members = sorted(groups[(compression, dim)], key=lambda r: strategy_rank(r["strategy"]))
         baseline = per_seed.get((BASELINE, compression, dim))
+        frequency = per_seed.get(("frequency", compression, dim))
         for row in members:
             entry = {k: row.get(k) for k in ("compression", "dim", "strategy", "n_seeds", "total_bytes",
                                                "mapping_bytes", *TEST_METRICS, *(f"{m}_ci" for m in TEST_METRICS))}
@@ -120,6 +123,13 @@ def _matched(configurations: list[dict], per_seed: dict[tuple, dict[int, float]]
             entry["vs_hash_ci"] = difference.half_width if difference else None
             entry["vs_hash_pairs"] = difference.n if difference else 0
             entry["vs_hash_verdict"] = _verdict(row["strategy"], difference, baseline is not None)
+            # against frequency alone: does a learned map add anything beyond access counts?
+            against = None
+            if frequency is not None and row["strategy"] not in (BASELINE, "frequency"):
+                against = paired_difference(per_seed.get(configuration_key(row), {}), frequency)
+            entry["vs_frequency"] = against.mean if against else None
+            entry["vs_frequency_ci"] = against.half_width if against else None
+            entry["vs_frequency_pairs"] = against.n if against else 0
             table.append(entry)
     return table
 

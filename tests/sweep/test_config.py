@@ -8,12 +8,13 @@ from sweep.tune.points import grid_points
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_presets_load(name, tmp_path):
-    paths = {"movielens": tmp_path / "ml" / "ml.inter", "criteo": tmp_path / "train.txt"}
+    paths = {"movielens": tmp_path / "ml" / "ml.inter", "paper-movielens": tmp_path / "ml" / "ml.inter",
+             "criteo": tmp_path / "train.txt"}
     overrides = None
     if name in paths:
         paths[name].parent.mkdir(exist_ok=True)
         paths[name].write_text("")
-        path = paths[name].parent if name == "movielens" else paths[name]
+        path = paths[name].parent if name.endswith("movielens") else paths[name]
         overrides = {"data": {"params": {"path": str(path)}}}
     if name == "table":
         overrides = {"data": {"params": {"path": str(tmp_path / "t.csv"), "label": "y", "categorical": ["k"]}}}
@@ -21,9 +22,9 @@ def test_presets_load(name, tmp_path):
     assert config.name == name
 
 
-@pytest.mark.parametrize("name", ["movielens", "criteo", "table"])
+@pytest.mark.parametrize("name", ["movielens", "paper-movielens", "criteo", "table"])
 def test_presets_with_input_files_need_a_path(name):
-    with pytest.raises(ConfigError, match=f"data: params.path is required for source '{'recbole' if name == 'movielens' else name}'"):
+    with pytest.raises(ConfigError, match=f"data: params.path is required for source '{'recbole' if name.endswith('movielens') else name}'"):
         load_preset(name)
 
 

@@ -68,6 +68,7 @@ def test_report_tables_regenerate_byte_for_byte_and_match_a_hand_computation(tmp
     assert float(c4["vs_hash"]) == pytest.approx(-0.03)
     assert float(c4["vs_hash_ci"]) == pytest.approx(4.3027 * 0.01 / math.sqrt(3), rel=1e-4)
     assert c4["vs_hash_verdict"] == "better than hash" and c4["vs_hash_pairs"] == "3"
+    assert c4["vs_frequency"] == "" and c4["vs_frequency_pairs"] == "0"  # no frequency run here
     # hash c4 alone: mean 0.53, sd sqrt(0.0013)
     assert float(matched[("4", "hash")]["test_logloss_ci"]) == pytest.approx(
         4.3027 * math.sqrt(0.0013) / math.sqrt(3), rel=1e-4)
