@@ -251,9 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     transform_rows = bench_transform(ids, counts, embeddings, queries, args.num_rows)
     cluster_rows = bench_clustering(ids, counts, embeddings, args.num_rows, args)
     print(report(args, transform_rows, cluster_rows, num_queries))
+    figures = {"transform": transform_rows, "clustering": cluster_rows, "args": vars(args)}
     if args.json:
-        figures = {"transform": transform_rows, "clustering": cluster_rows, "args": vars(args)}
         args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    print("RESULT " + json.dumps(figures, default=str))
     return 0
 
 

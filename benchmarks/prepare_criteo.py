@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"machine: {cpu_model()}, python {platform.python_version()}, numpy {np.__version__}")
     print(f"{'rows':>12} {'MB':>8} {'prepare s':>10} {'rows/s':>10} {'CPU s':>7} {'peak RSS MiB':>13} {'load':>5}")
+    runs = []
     for num_rows in args.rows:
         with tempfile.TemporaryDirectory(dir=args.tmp, prefix="criteo-bench-") as tmp:
             tsv = Path(tmp) / "train.txt"
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{num_rows:>12,} {tsv.stat().st_size / 1e6:>8.0f} {stats['seconds']:>10.1f} "
                   f"{num_rows / stats['seconds']:>10,.0f} {stats['cpu_seconds']:>7.1f} "
                   f"{stats['peak_rss_mib']:>13,.0f} {os.getloadavg()[0]:>5.1f}", flush=True)
+            runs.append({**stats, "tsv_bytes": tsv.stat().st_size, "load_1min": os.getloadavg()[0]})
+    print("RESULT " + json.dumps({"machine": cpu_model(), "python": platform.python_version(), "runs": runs}))
     return 0
 
 

@@ -15,6 +15,8 @@ sweep.frontier.configurations), on *test* metrics: the report evaluates, it sele
   from `hash` in test logloss, paired by seed (mean +- CI of the per-seed differences), and
   for the learned maps the same against `frequency` (what the embedding adds to counts).
   Same compression = same embedding rows; the learned maps' extra bytes are in total_bytes.
+- per strategy, over all matched cells: how often it has the lower mean loss than `hash`, how
+  often the paired CI says better or worse, and the spread of the differences;
 - which strategies make up the frontier, over which size ranges;
 - collision statistics per (strategy, compression): frequency-weighted collision rate, the
   unseen and fallback rates, and NMI / purity against the planted clusters where the data
@@ -67,7 +69,7 @@ def strategy_rank(strategy: Any) -> tuple:
 
 
 def gather(trials: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """The report's tables from trial rows: configurations, matched, segments, collisions."""
+    """The report's tables from trial rows: configurations, matched, versus, segments, collisions."""
     configurations = sorted(configuration_rows(trials), key=lambda r: (strategy_rank(r["strategy"]),
                             r["compression"] is not None, r["compression"] or 0.0, r["dim"] or 0))
     for row in configurations:
@@ -77,7 +79,8 @@ def gather(trials: list[Mapping[str, Any]]) -> dict[str, Any]:
     _flag_frontier(configurations, "bytes_without_mapping", "on_frontier_without_mapping")
     return {
         "configurations": configurations,
-        "matched": _matched(configurations, _per_seed(trials, "test_logloss")),
+        "matched": (matched := _matched(configurations, _per_seed(trials, "test_logloss"))),
+        "versus": _versus(matched),
         "segments": _segments(configurations),
         "collisions": _collisions(trials),
         "num_trials": len(trials),
@@ -131,6 +134,24 @@ def _matched(configurations: list[dict], per_seed: dict[tuple, dict[int, float]]
             entry["vs_frequency_ci"] = against.half_width if against else None
             entry["vs_frequency_pairs"] = against.n if against else 0
             table.append(entry)
+    return table
+
+
+def _versus(matched: list[dict]) -> list[dict]:
+    """Per strategy, over the matched (compression, dim) cells it shares with hash: how many cells,
+    in how many its mean test logloss is lower, in how many the paired CI says better / worse, and
+    the mean, lowest and highest of the per-cell differences."""
+    table = []
+    for strategy in sorted({r["strategy"] for r in matched if r["strategy"] != BASELINE}, key=strategy_rank):
+        cells = [r for r in matched if r["strategy"] == strategy and _finite(r["vs_hash"])]
+        if not cells:
+            continue
+        differences = [r["vs_hash"] for r in cells]
+        table.append({"strategy": strategy, "cells": len(cells), "lower": sum(d < 0 for d in differences),
+                      "better": sum(r["vs_hash_verdict"] == "better than hash" for r in cells),
+                      "worse": sum(r["vs_hash_verdict"] == "worse than hash" for r in cells),
+                      "mean": math.fsum(differences) / len(differences), "lowest": min(differences),
+                      "highest": max(differences)})
     return table
 
 
@@ -268,6 +289,19 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
         lines += ["", f"Without the maps' own bytes the frontier would be: {', '.join(without)}.", ""]
     else:
         lines += ["No configuration has a test logloss, so there is no frontier.", ""]
+    versus = tables["versus"]
+    if versus:
+        lines += ["## Against `hash`, over all matched sizes", "",
+                  "Per strategy, over the (compression, dim) cells of the table below: in how many its mean test "
+                  f"logloss is lower than hash's, in how many the paired {level} CI says better or worse, and the "
+                  "per-cell differences (negative: lower loss than hash). The cells share seeds and data, so they "
+                  "are not independent trials of the question.", "",
+                  "| strategy | cells | lower | better (CI) | worse (CI) | mean difference | lowest | highest |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in versus:
+            lines.append(f"| `{r['strategy']}` | {r['cells']} | {r['lower']} | {r['better']} | {r['worse']} | "
+                         f"{r['mean']:+.4f} | {r['lowest']:+.4f} | {r['highest']:+.4f} |")
+        lines.append("")
     lines += ["## Matched sizes: each strategy against `hash`", "",
               "Same compression and dim = the same embedding rows. `vs hash` is the mean of the per-seed "
               f"differences in test logloss (negative: lower loss than hash), +- its {level} CI, over the seeds "
@@ -351,7 +385,7 @@ def _plot(configurations: list[dict], path: Path, experiment: str) -> None:
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel(f"test log loss, mean +- {LEVEL:.0%} CI over seeds")
     axes[0].set_title("with the map's bytes (the honest axis)")
-    axes[1].set_title("without them: what a learned map would cost for free")
+    axes[1].set_title("without them: as if a learned map were free")
     axes[0].legend(fontsize="small", loc="best")
     figure.suptitle(f"{experiment}: size vs test log loss, per configuration")
     figure.tight_layout()

@@ -90,6 +90,8 @@ def test_report_tables_regenerate_byte_for_byte_and_match_a_hand_computation(tmp
     markdown = first["report.md"].decode()
     assert "| 4x | 8 | `frequency_embedding` | 3 |" in markdown and "-0.0300 +- 0.0248" in markdown
     assert "- `hash`: 1000 B to 2.9 KiB (hash-c16-d8, hash-c4-d8)" in markdown
+    # over both cells: lower at c4 only (-0.03 and +0.0067: mean -0.0117), better by its CI at c4 only
+    assert "| `frequency_embedding` | 2 | 1 | 1 | 0 | -0.0117 | -0.0300 | +0.0067 |" in markdown
     assert "collide report --experiment tiny" in markdown and "mlflow.db" in markdown
 
 
