@@ -13,7 +13,7 @@ means of their cells, weigh the home cell only, and the later ones 2 and then al
 cells: 7 cells' worth of scoring instead of 12 for 3 probes in all 4 iterations, at a
 slightly lower inertia (0.2% on 10^6 points -> 65,536 clusters, 0.3% higher on 2.5 *
 10^6 -> 2^18; benchmarks/README.md). A cluster left without points in an iteration takes
-the costliest point of a shared cluster (`_fill_empty`), so every row is used.
+the costliest point of a shared cluster (`_fill_empty`), so (nearly) every row is used.
 
 Assignment costs n * (probes) * (k / k1) * d per iteration instead of n * k * d. The
 points are sorted by home cell, so a cell's home points are one block; the (point, other
@@ -133,7 +133,7 @@ def _lloyd_in_cells(
     cell 0's, and so on): point i weighs the fine centroids of its home cell and, in an
     iteration of PROBE_SCHEDULE value r, those of its cells others[i, :r - 1] (centroids
     first_label[g]:first_label[g + 1] belong to cell g). Returns (labels, float32
-    centroids = weighted means of the final labels; empty clusters keep their seed).
+    centroids = weighted means of the final labels; a cluster left empty keeps its last centroid).
 
     A pair (point i, its cell others[i, j]) is numbered i * others.shape[1] + j; the pairs
     are grouped by cell and, within a cell, by j, so an iteration's pairs of a cell are one

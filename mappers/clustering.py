@@ -40,6 +40,7 @@ MAX_FINE_PER_CELL = 512  # beyond ~2.6 * 10^5 clusters, more coarse cells (coars
 SAMPLE_PER_CLUSTER = 32  # flat / coarse centroids are fitted on a sample of
 MIN_SAMPLE = 8192  # clip(SAMPLE_PER_CLUSTER * k, MIN_SAMPLE, MAX_SAMPLE) points
 MAX_SAMPLE = 1 << 14
+MIN_PER_CENTROID = 4  # ...but never fewer than this many points per centroid
 
 
 def weighted_kmeans(
@@ -108,7 +109,9 @@ def _flat_centroids(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generat
     MAX_SAMPLE, because k-means++ costs k * sample: the 2,048 coarse centroids of 2^20
     clusters took ~10 s on 65,536 points, ~2.5 s on 16,384. (Measured at 1,024 coarse
     centroids: 8 or 16 points each instead of 32 moved the final inertia by 0.1%.)"""
-    size = int(np.clip(SAMPLE_PER_CLUSTER * k, MIN_SAMPLE, MAX_SAMPLE))
+    # at least MIN_PER_CENTROID points per centroid even past MAX_SAMPLE (k1 > 4,096 coarse
+    # cells, i.e. more than 2^21 clusters): scikit-learn needs n_samples >= n_clusters
+    size = max(int(np.clip(SAMPLE_PER_CLUSTER * k, MIN_SAMPLE, MAX_SAMPLE)), MIN_PER_CENTROID * k)
     sample, sample_w = _stratified_sample(w, size, rng)
     model = KMeans(
         n_clusters=k, init="k-means++", n_init=1, max_iter=30, random_state=int(rng.integers(2**31))

@@ -262,6 +262,8 @@ def _run_export(args: argparse.Namespace) -> int:
         print(f"chose configuration {selection['configuration']}: val_logloss {selection['val_logloss_mean']:.4f}"
               f"{f' +- {ci:.4f}' if ci is not None else ''} over seeds {','.join(map(str, selection['seeds']))}; "
               f"exported {manifest['trial']}, its median-val seed")
+        if selection.get("note"):
+            print(f"note: {selection['note']}")
     else:
         print(f"chose trial {manifest['trial']}")
     print(f"exported to {out} (load it with sweep.load_export({str(out)!r}))")
@@ -309,13 +311,15 @@ def add_mlflow_commands(commands: argparse._SubParsersAction) -> None:
     _add_per_trial(pareto, "rank")
     export = _add_reader(commands, "export", "export the chosen frontier point's mapping for serving")
     limit = export.add_mutually_exclusive_group(required=True)
-    limit.add_argument("--max-bytes", type=float, help="lowest val loss with total_bytes <= this")
-    limit.add_argument("--max-val-loss", type=float, help="smallest model with val_logloss <= this")
+    limit.add_argument("--max-bytes", type=float, help="lowest val loss with total_bytes <= this (with several "
+                       "seeds: the configuration with the lowest mean)")
+    limit.add_argument("--max-val-loss", type=float, help="smallest model with val_logloss <= this (with several "
+                       "seeds: the configuration's mean val_logloss)")
     export.add_argument("--out", type=Path, required=True,
                         help="output directory: new, empty, or an earlier export (replaced atomically)")
     _add_per_trial(export, "select from")
     report = _add_reader(commands, "report", "write a sweep's evidence report from MLflow alone: the frontier with "
-                         "and without the maps' bytes, strategies against hash at matched sizes (mean and 95% CI "
+                         "and without the maps' bytes, strategies against hash at matched sizes (mean and confidence interval "
                          "over seeds, paired by seed), and collision statistics")
     report.add_argument("--out", type=Path, required=True,
                         help="output directory, e.g. results/NAME (its report files are replaced; nothing else)")

@@ -122,7 +122,7 @@ class SweepConfig:
     address: str | None = None  # Ray cluster address; None: RAY_ADDRESS or a local Ray
     tracking_uri: str | None = None  # None: MLFLOW_TRACKING_URI or sqlite:///<launch dir>/mlflow.db
     storage_path: str | None = None  # Ray Tune results; None: <launch dir>/.collide/ray_results
-    results_dir: str | None = None  # also write pareto.csv/png/md here
+    results_dir: str | None = None  # also write pareto.csv/png/md and pareto-trials.csv here
     tracking_retry_s: float = 60.0  # retry a failed MLflow write this long before storing it for `collide sync`
     fail_trials: tuple[str, ...] = ()  # fault injection: trial names that raise (tests of failure handling)
     trial_start_log: str | None = None  # audit hook: each trainable start appends a JSON line to this file

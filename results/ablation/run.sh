@@ -6,19 +6,39 @@
 #
 # id_noise scales each id's own effect against its planted cluster's (synthetic data):
 # 0.1 = an id is its cluster; 4 = the id's own effect is 4x the cluster's in std.
-# A level whose sweep already completed in the tracking store (./mlflow.db, or
-# MLFLOW_TRACKING_URI) is not run again: its report is regenerated from MLflow. An interrupted
-# level continues with: collide sweep --resume --name ablation-noise-<level> --preset paper-ablation
+# Run again, it skips a level whose sweep completed in the tracking store (./mlflow.db, or
+# MLFLOW_TRACKING_URI) and resumes one that was interrupted; every report is regenerated
+# from MLflow. A level where some trials failed (exit 1) still gets its report.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LEVELS=(0.1 0.5 1 2 4)
+
+state() {  # "completed", "none", or the parent run id of the level's unfinished sweep
+  python - "$1" <<'PY'
+import sys
+from mlflow.tracking import MlflowClient
+from sweep.tracking_uri import default_tracking_uri
+from sweep.tune.records import experiment_id_of, find_sweep
+
+client = MlflowClient(default_tracking_uri())
+try:
+    experiment_id_of(client, sys.argv[1])
+    sweep = find_sweep(client, sys.argv[1], completed=False)
+except ValueError:  # no such experiment, or no sweep in it
+    print("none")
+else:
+    print("completed" if sweep.parent.info.status == "FINISHED" else sweep.parent_run_id)
+PY
+}
+
 for noise in "${LEVELS[@]}"; do
   name="ablation-noise-$noise"
-  out="results/ablation/noise-$noise"
-  if ! collide report --experiment "$name" --out "$out" 2>/dev/null; then
-    collide sweep --preset paper-ablation --name "$name" --set "data.params.id_noise=$noise" \
-      --num-cpus "${NUM_CPUS:-2}"
-    collide report --experiment "$name" --out "$out"
-  fi
+  case "$(state "$name")" in
+    completed) echo "$name: completed earlier, regenerating its report" ;;
+    none) collide sweep --preset paper-ablation --name "$name" --set "data.params.id_noise=$noise" \
+            --num-cpus "${NUM_CPUS:-2}" || [ $? -eq 1 ] ;;
+    *) collide sweep --resume "$(state "$name")" --name "$name" || [ $? -eq 1 ] ;;
+  esac
+  collide report --experiment "$name" --out "results/ablation/noise-$noise"
 done
 python results/ablation/summary.py --levels "$(IFS=,; echo "${LEVELS[*]}")" --out results/ablation/summary.md

@@ -12,8 +12,9 @@ configuration. A configuration row holds:
 - for each loss and quality metric (`val_logloss`, `test_logloss`, `test_auc`, `test_ne`):
   the mean, `<metric>_ci` (the 95% half-width, None with one seed) and `<metric>_sd`;
 - `median_seed`, `median_trial_id`, `median_run_id`, `median_name`: the seed whose val loss
-  is the median of the configuration's (the lower of the two middle ones for an even count).
-  Export writes that seed's bundles: a typical seed, not the luckiest.
+  is the median of the configuration's (the lower of the two middle ones for an even count,
+  so of two seeds it is the better one). Export writes that seed's bundles: with three or
+  more seeds a typical seed, not the luckiest.
 
 A configuration none of whose seeds was ranked keeps its row, with val_logloss None and
 `excluded` saying why. `frontier_table` and `select_point` (sweep.frontier.pareto) work on
@@ -27,6 +28,7 @@ themselves otherwise or when `per_trial` asks for them.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -82,7 +84,12 @@ def _order(key: tuple) -> tuple:
 
 
 def _ranked(row: Mapping[str, Any]) -> bool:
-    return row.get("val_logloss") is not None and row.get("excluded") is None
+    return _finite(row.get("val_logloss")) and row.get("excluded") is None
+
+
+def _finite(value: Any) -> bool:
+    """A real, finite number (a missing, None, NaN or infinite metric is left out of every mean)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _configuration(key: tuple, trials: list[Mapping[str, Any]]) -> dict:
@@ -94,13 +101,13 @@ def _configuration(key: tuple, trials: list[Mapping[str, Any]]) -> dict:
         "seeds": [t.get("seed") for t in ranked], "n_seeds": len(ranked), "not_ranked": len(trials) - len(ranked),
     }
     for column in BYTE_COLUMNS:
-        values = [t[column] for t in ranked if t.get(column) is not None]
+        values = [t[column] for t in ranked if _finite(t.get(column))]
         row[column] = round(sum(values) / len(values)) if values else None
     for column in MEAN_COLUMNS:
-        values = [t[column] for t in ranked if t.get(column) is not None]
+        values = [t[column] for t in ranked if _finite(t.get(column))]
         row[column] = sum(values) / len(values) if values else None
     for metric in METRICS:
-        values = [t[metric] for t in ranked if t.get(metric) is not None]
+        values = [t[metric] for t in ranked if _finite(t.get(metric))]
         estimate = mean_ci(values) if values else None
         row[metric] = estimate.mean if estimate else None
         row[f"{metric}_ci"] = estimate.half_width if estimate else None

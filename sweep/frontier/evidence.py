@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 REPORT_FILES = ("report.md", "configurations.csv", "matched.csv", "collisions.csv", "frontier.png")
 BASELINE = "hash"
+LEARNED = ("embedding", "frequency_embedding")  # compared with `frequency` too: what the embedding adds
 # The order strategies are listed in; others follow alphabetically.
 STRATEGY_ORDER = ("full", "hash", "double_hash", "qr", "frequency", "embedding", "frequency_embedding")
 TEST_METRICS = ("test_logloss", "test_ne", "test_auc")
@@ -128,7 +129,7 @@ def _matched(configurations: list[dict], per_seed: dict[tuple, dict[int, float]]
             entry["vs_hash_verdict"] = _verdict(row["strategy"], difference, baseline is not None)
             # against frequency alone: does a learned map add anything beyond access counts?
             against = None
-            if frequency is not None and row["strategy"] not in (BASELINE, "frequency"):
+            if frequency is not None and row["strategy"] in LEARNED:
                 against = paired_difference(per_seed.get(configuration_key(row), {}), frequency)
             entry["vs_frequency"] = against.mean if against else None
             entry["vs_frequency_ci"] = against.half_width if against else None
@@ -139,8 +140,8 @@ def _matched(configurations: list[dict], per_seed: dict[tuple, dict[int, float]]
 
 def _versus(matched: list[dict]) -> list[dict]:
     """Per strategy, over the matched (compression, dim) cells it shares with hash: how many cells,
-    in how many its mean test logloss is lower, in how many the paired CI says better / worse, and
-    the mean, lowest and highest of the per-cell differences."""
+    in how many its paired difference from hash is negative, in how many the paired CI says
+    better / worse, and the mean, lowest and highest of the per-cell differences."""
     table = []
     for strategy in sorted({r["strategy"] for r in matched if r["strategy"] != BASELINE}, key=strategy_rank):
         cells = [r for r in matched if r["strategy"] == strategy and _finite(r["vs_hash"])]
@@ -158,8 +159,10 @@ def _versus(matched: list[dict]) -> list[dict]:
 def _verdict(strategy: str, difference: Any, has_baseline: bool) -> str:
     if strategy == BASELINE:
         return "baseline"
-    if not has_baseline or difference is None:
+    if not has_baseline:
         return "no hash run to compare"
+    if difference is None:
+        return "no seed shared with hash"
     if difference.half_width is None:
         return "one seed: no interval"
     if not difference.excludes_zero():
@@ -234,7 +237,7 @@ def _csv(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return repr(value)
+        return repr(float(value))
     if isinstance(value, list):
         return " ".join(str(v) for v in value)
     return str(value)
@@ -292,9 +295,9 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
     versus = tables["versus"]
     if versus:
         lines += ["## Against `hash`, over all matched sizes", "",
-                  "Per strategy, over the (compression, dim) cells of the table below: in how many its mean test "
-                  f"logloss is lower than hash's, in how many the paired {level} CI says better or worse, and the "
-                  "per-cell differences (negative: lower loss than hash). The cells share seeds and data, so they "
+                  "Per strategy, over the (compression, dim) cells of the table below: in how many its paired "
+                  f"difference from hash in test logloss is negative (`lower`), in how many the paired {level} CI "
+                  "says better or worse, and the per-cell differences (negative: lower loss than hash). The cells share seeds and data, so they "
                   "are not independent trials of the question.", "",
                   "| strategy | cells | lower | better (CI) | worse (CI) | mean difference | lowest | highest |",
                   "|---|---|---|---|---|---|---|---|"]

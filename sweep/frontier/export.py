@@ -94,6 +94,14 @@ def choose(rows: list[dict], *, max_bytes: float | None = None, max_val_loss: fl
         "val_logloss_mean": chosen["val_logloss"], "val_logloss_ci95": chosen["val_logloss_ci"],
         "seed": chosen["median_seed"], "seed_rule": "the seed of median val_logloss among the configuration's seeds",
     })
+    # the bound holds for the configuration's mean; say so when the exported seed itself is past it
+    if max_val_loss is not None and point["val_logloss"] > max_val_loss:
+        selection["note"] = (f"--max-val-loss {max_val_loss:g} holds for the mean over seeds "
+                             f"({chosen['val_logloss']:.4f}); the exported seed {point['seed']} has "
+                             f"val_logloss {point['val_logloss']:.4f}")
+    if max_bytes is not None and point["total_bytes"] > max_bytes:
+        selection["note"] = (f"--max-bytes {max_bytes:g} holds for the mean over seeds ({chosen['total_bytes']} B); "
+                             f"the exported seed {point['seed']} has {point['total_bytes']} B")
     return dict(point), selection
 
 
@@ -111,6 +119,8 @@ def export(experiment: str, out_dir: str | Path, *, tracking_uri: str, max_bytes
         log.info("chose configuration %s (val_logloss %.4f%s over seeds %s); exporting %s, its median-val seed",
                  selection["configuration"], selection["val_logloss_mean"], f" +- {ci:.4f}" if ci is not None else "",
                  ",".join(map(str, selection["seeds"])), point["name"])
+        if "note" in selection:
+            log.warning("%s", selection["note"])
     staging = staging_dir(out_dir)
     try:
         with tempfile.TemporaryDirectory(prefix="collide-export-") as download:

@@ -69,7 +69,7 @@ PROGRESS_METRICS = {"epoch": "epoch", "val_logloss": "val_logloss", "total_bytes
 EXPERIMENT_DIR_TAG = "collide.experiment_dir"
 DATA_TAG = "collide.data_fingerprint"
 PATH_PARAMS = ("path", "schema_file", "extra_files")  # data source params that name files
-PARETO_FILES = ("pareto.csv", "pareto.png", "pareto.md")
+PARETO_FILES = ("pareto.csv", "pareto.png", "pareto.md", "pareto-trials.csv")
 
 
 def _recorded(config: SweepConfig) -> dict:
@@ -300,7 +300,7 @@ def describe_sweep(config: SweepConfig, prepared: _Prepared, command: str | None
         f"- epochs: {config.train.epochs}, batch size {config.train.batch_size}, optimizer {config.train.optimizer}",
         f"- command: `{redact_text(command or 'sweep.run_sweep(config) (Python API)')}`",
         "",
-        "Each nested run is one trial; the parent run holds pareto.csv, pareto.png and pareto.md.",
+        "Each nested run is one trial; the parent run holds pareto.csv, pareto.png, pareto.md and pareto-trials.csv.",
     ])
 
 

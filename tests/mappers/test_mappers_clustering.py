@@ -168,3 +168,16 @@ def test_fill_empty_moves_the_costliest_point_of_a_shared_cluster() -> None:
     _fill_empty(labels, cost, 5)
     # point 3 (cost 9) is alone in cluster 1; point 2 (4) is cluster 0's second: not taken
     np.testing.assert_array_equal(labels, [0, 2, 0, 1, 4, 3])
+
+
+def test_coarse_centroids_past_the_sample_cap_still_get_points_each(monkeypatch):
+    # k1 > MAX_SAMPLE coarse cells (more than 2^23 rows at the real cap) once asked scikit-learn
+    # for more clusters than sampled points; a small cap shows the same case
+    from mappers import clustering
+
+    monkeypatch.setattr(clustering, "MAX_SAMPLE", 64)
+    monkeypatch.setattr(clustering, "MIN_SAMPLE", 32)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 4)).astype(np.float32)
+    centroids = clustering._flat_centroids(x, np.ones(2000), 100, rng)
+    assert centroids.shape == (100, 4) and np.isfinite(centroids).all()

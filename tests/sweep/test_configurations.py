@@ -132,3 +132,11 @@ def test_configuration_writers_handle_partial_and_empty_tables(tmp_path):
     assert plot_pareto(table, tmp_path / "p.png").stat().st_size > 1000
     empty = frontier_table(configuration_rows([trial("qr", 4, 0, None, excluded="trial failed")]))
     assert "No configuration completed" in write_configurations_md(empty, tmp_path / "e.md").read_text()
+
+
+def test_export_says_when_the_median_seed_is_past_a_bound_the_mean_meets():
+    # mean 0.40 meets --max-val-loss 0.40, but the median seed has 0.41
+    rows = [trial("hash", 4, s, v) for s, v in enumerate((0.38, 0.41, 0.41))]
+    point, selection = choose(rows, max_val_loss=0.40)
+    assert point["seed"] == 1 and "holds for the mean over seeds (0.4000)" in selection["note"]
+    assert "note" not in choose(rows, max_val_loss=0.45)[1]
