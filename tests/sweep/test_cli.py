@@ -101,3 +101,14 @@ def test_train_shows_each_epoch_once(tmp_path, capsys):
     captured = capsys.readouterr()
     lines = (captured.out + captured.err).splitlines()
     assert [line.split(":")[0] for line in lines if "epoch 1" in line or "epoch 2" in line] == ["epoch 1", "epoch 2"]
+
+
+@pytest.mark.parametrize("name", ["pareto.csv", "pareto-trials.csv"])
+def test_a_users_file_in_the_results_dir_is_refused_before_anything_runs(tmp_path, capsys, name):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / name).write_text("mine")
+    assert main(["sweep", "--preset", "smoke", "--results-dir", str(results),
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]) == 2
+    assert name in capsys.readouterr().err
+    assert (results / name).read_text() == "mine"  # and no trial ran: the check comes before Ray
