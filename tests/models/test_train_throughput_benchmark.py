@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -37,3 +39,12 @@ def test_gpu_script_names_the_device_and_without_cuda_runs_the_cpu_check():
         assert "no CUDA device here" in done.stdout and result["device"] == "cpu"
     else:
         assert result["device"].startswith("cuda") and {r["batch"] for r in result["runs"]} == {16384, 65536}
+
+
+@pytest.mark.slow
+def test_the_optimizer_quality_check_ends_with_its_figures():
+    done = subprocess.run([sys.executable, "benchmarks/optimizer_quality.py", "--seeds", "0", "--strategies", "hash"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1].removeprefix("RESULT "))
+    assert {r["optimizer"] for r in result["runs"]} == {"adam", "sparse_adam_torch"}
