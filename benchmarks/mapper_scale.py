@@ -51,8 +51,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from machine_info import cpu_model  # this script's folder is first on sys.path...
 
-# this script's folder is first on sys.path, and benchmarks/mappers.py would shadow `mappers`
+# ...and benchmarks/mappers.py would shadow `mappers`
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))  # run from a checkout, installed or not
@@ -167,14 +168,8 @@ def measure(case: str, strategy: str, num_ids: int, num_rows: int, seed: int) ->
 def machine() -> dict:
     import sklearn
 
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpus": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "python": platform.python_version(),

@@ -34,6 +34,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from machine_info import cpu_model  # this script's folder is first on sys.path
 
 from models import DLRMConfig, EncodedSplit, FeatureSpec, TrainConfig, train
 from models.train import resolve_device
@@ -92,13 +93,7 @@ def throughput(config: DLRMConfig, split: EncodedSplit, optimizer: str, batch: i
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+    return {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
             "load_1min": os.getloadavg()[0]}
 
 

@@ -112,6 +112,7 @@ def _refuse_secret_argument(uri: str | None, option: str = "--tracking-uri") -> 
 
 def _print_result(result: Any) -> int:
     from sweep.frontier.pareto import format_bytes
+    from sweep.frontier.report import format_estimate
     from sweep.tune.interrupt import exit_code_for
 
     where = f"MLflow parent run {result.parent_run_id} at {result.tracking_uri}"
@@ -138,7 +139,8 @@ def _print_result(result: Any) -> int:
         print(f"{'configuration':<30}{'seeds':>7}{'total_bytes':>12}{'val_logloss':>20}{'test_logloss':>20}")
         for row in result.frontier:
             print(f"{row['configuration']:<30}{row['n_seeds']:>7}{format_bytes(row['total_bytes']):>12}"
-                  f"{_estimate(row, 'val_logloss'):>20}{_estimate(row, 'test_logloss'):>20}")
+                  f"{format_estimate(row, 'val_logloss', missing='-'):>20}"
+                  f"{format_estimate(row, 'test_logloss', missing='-'):>20}")
     else:
         print(f"{'trial':<34}{'total_bytes':>12}{'val_logloss':>13}{'test_logloss':>14}")
         for row in result.frontier:
@@ -148,13 +150,6 @@ def _print_result(result: Any) -> int:
     print("pareto files: " + ", ".join(str(p) for p in result.files.values()) + " (also artifacts of the parent run)")
     _print_runs_view(result)
     return EXIT_FAILED_TRIALS if result.num_failed else EXIT_OK
-
-
-def _estimate(row: dict, metric: str) -> str:
-    mean, ci = row.get(metric), row.get(f"{metric}_ci")
-    if mean is None:
-        return "-"
-    return f"{mean:.4f} +- {ci:.4f}" if ci is not None else f"{mean:.4f}"
 
 
 def _print_runs_view(result: Any) -> None:

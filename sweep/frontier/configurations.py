@@ -28,11 +28,10 @@ themselves otherwise or when `per_trial` asks for them.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sweep.frontier.stats import mean_ci
+from sweep.frontier.stats import finite, mean_ci
 from sweep.names import configuration_name
 
 __all__ = ["CONFIGURATION_KEYS", "METRICS", "configuration_key", "configuration_rows", "has_replicates",
@@ -84,12 +83,7 @@ def _order(key: tuple) -> tuple:
 
 
 def _ranked(row: Mapping[str, Any]) -> bool:
-    return _finite(row.get("val_logloss")) and row.get("excluded") is None
-
-
-def _finite(value: Any) -> bool:
-    """A real, finite number (a missing, None, NaN or infinite metric is left out of every mean)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return finite(row.get("val_logloss")) and row.get("excluded") is None
 
 
 def _configuration(key: tuple, trials: list[Mapping[str, Any]]) -> dict:
@@ -101,13 +95,13 @@ def _configuration(key: tuple, trials: list[Mapping[str, Any]]) -> dict:
         "seeds": [t.get("seed") for t in ranked], "n_seeds": len(ranked), "not_ranked": len(trials) - len(ranked),
     }
     for column in BYTE_COLUMNS:
-        values = [t[column] for t in ranked if _finite(t.get(column))]
+        values = [t[column] for t in ranked if finite(t.get(column))]
         row[column] = round(sum(values) / len(values)) if values else None
     for column in MEAN_COLUMNS:
-        values = [t[column] for t in ranked if _finite(t.get(column))]
+        values = [t[column] for t in ranked if finite(t.get(column))]
         row[column] = sum(values) / len(values) if values else None
     for metric in METRICS:
-        values = [t[metric] for t in ranked if _finite(t.get(metric))]
+        values = [t[metric] for t in ranked if finite(t.get(metric))]
         estimate = mean_ci(values) if values else None
         row[metric] = estimate.mean if estimate else None
         row[f"{metric}_ci"] = estimate.half_width if estimate else None

@@ -38,7 +38,8 @@ from typing import Any
 
 from sweep.frontier.configurations import configuration_key, configuration_rows
 from sweep.frontier.pareto import format_bytes, pareto_mask
-from sweep.frontier.stats import LEVEL, paired_difference
+from sweep.frontier.report import format_estimate
+from sweep.frontier.stats import LEVEL, finite, paired_difference
 
 __all__ = ["REPORT_FILES", "gather", "report", "write_report"]
 
@@ -78,9 +79,10 @@ def gather(trials: list[Mapping[str, Any]]) -> dict[str, Any]:
         row["bytes_without_mapping"] = None if bytes_ is None else bytes_ - (row.get("mapping_bytes") or 0)
     _flag_frontier(configurations, "total_bytes", "on_frontier")
     _flag_frontier(configurations, "bytes_without_mapping", "on_frontier_without_mapping")
+    matched = _matched(configurations, _per_seed(trials, "test_logloss"))
     return {
         "configurations": configurations,
-        "matched": (matched := _matched(configurations, _per_seed(trials, "test_logloss"))),
+        "matched": matched,
         "versus": _versus(matched),
         "segments": _segments(configurations),
         "collisions": _collisions(trials),
@@ -90,7 +92,7 @@ def gather(trials: list[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _flag_frontier(rows: list[dict], x: str, flag: str) -> None:
-    ranked = [r for r in rows if _finite(r.get(x)) and _finite(r.get("test_logloss"))]
+    ranked = [r for r in rows if finite(r.get(x)) and finite(r.get("test_logloss"))]
     mask = pareto_mask([[float(r[x]), float(r["test_logloss"])] for r in ranked]) if ranked else []
     for row in rows:
         row[flag] = False
@@ -102,7 +104,7 @@ def _per_seed(trials: Iterable[Mapping[str, Any]], metric: str) -> dict[tuple, d
     """{configuration key: {seed: metric}} over the ranked trials."""
     values: dict[tuple, dict[int, float]] = {}
     for t in trials:
-        if t.get("excluded") is None and _finite(t.get(metric)) and t.get("seed") is not None:
+        if t.get("excluded") is None and finite(t.get(metric)) and t.get("seed") is not None:
             values.setdefault(configuration_key(t), {})[int(t["seed"])] = float(t[metric])
     return values
 
@@ -144,7 +146,7 @@ def _versus(matched: list[dict]) -> list[dict]:
     better / worse, and the mean, lowest and highest of the per-cell differences."""
     table = []
     for strategy in sorted({r["strategy"] for r in matched if r["strategy"] != BASELINE}, key=strategy_rank):
-        cells = [r for r in matched if r["strategy"] == strategy and _finite(r["vs_hash"])]
+        cells = [r for r in matched if r["strategy"] == strategy and finite(r["vs_hash"])]
         if not cells:
             continue
         differences = [r["vs_hash"] for r in cells]
@@ -194,14 +196,10 @@ def _collisions(trials: Iterable[Mapping[str, Any]]) -> list[dict]:
         members = groups[(strategy, compression)]
         row: dict[str, Any] = {"strategy": strategy, "compression": compression, "trials": len(members)}
         for column in COLLISION_COLUMNS:
-            values = [float(t[column]) for t in members if _finite(t.get(column))]
+            values = [float(t[column]) for t in members if finite(t.get(column))]
             row[column] = math.fsum(values) / len(values) if values else None
         table.append(row)
     return table
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -243,22 +241,12 @@ def _csv(value: Any) -> str:
     return str(value)
 
 
-def _estimate(row: Mapping[str, Any], metric: str, digits: int = 4) -> str:
-    mean, ci = row.get(metric), row.get(f"{metric}_ci")
-    if not _finite(mean):
-        return "-"
-    return f"{mean:.{digits}f} +- {ci:.{digits}f}" if _finite(ci) else f"{mean:.{digits}f}"
-
-
-def _signed(row: Mapping[str, Any], metric: str) -> str:
-    mean, ci = row.get(metric), row.get(f"{metric}_ci")
-    if not _finite(mean):
-        return "-"
-    return f"{mean:+.4f} +- {ci:.4f}" if _finite(ci) else f"{mean:+.4f}"
+def _estimate(row: Mapping[str, Any], metric: str) -> str:
+    return format_estimate(row, metric, missing="-")
 
 
 def _rate(value: Any) -> str:
-    return f"{value:.4f}" if _finite(value) else "-"
+    return f"{value:.4f}" if finite(value) else "-"
 
 
 def _compression(value: Any) -> str:
@@ -317,7 +305,7 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
             lines.append("| " + " | ".join([
                 _compression(r["compression"]), str(r["dim"]), f"`{r['strategy']}`", str(r["n_seeds"]),
                 format_bytes(r["total_bytes"]), format_bytes(r["mapping_bytes"] or 0), _estimate(r, "test_logloss"),
-                _estimate(r, "test_ne"), _estimate(r, "test_auc"), _signed(r, "vs_hash"), r["vs_hash_verdict"],
+                _estimate(r, "test_ne"), _estimate(r, "test_auc"), format_estimate(r, "vs_hash", missing="-", sign=True), r["vs_hash_verdict"],
             ]) + " |")
     else:
         lines.append("No compressed configuration completed.")
@@ -351,7 +339,7 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
 
 
 def _size(value: Any) -> str:
-    return format_bytes(value) if _finite(value) else "-"
+    return format_bytes(value) if finite(value) else "-"
 
 
 def _plot(configurations: list[dict], path: Path, experiment: str) -> None:
@@ -368,13 +356,13 @@ def _plot(configurations: list[dict], path: Path, experiment: str) -> None:
               ("bytes_without_mapping", "on_frontier_without_mapping",
                "bytes without the map's own (embedding + dense), log scale"))
     for ax, (x, flag, label) in zip(axes, panels, strict=True):
-        drawn = [r for r in configurations if _finite(r.get(x)) and r[x] > 0 and _finite(r.get("test_logloss"))]
+        drawn = [r for r in configurations if finite(r.get(x)) and r[x] > 0 and finite(r.get("test_logloss"))]
         for k, strategy in enumerate(strategies):
             points = [r for r in drawn if r["strategy"] == strategy]
             if not points:
                 continue
             ax.errorbar([r[x] for r in points], [r["test_logloss"] for r in points],
-                        yerr=[r["test_logloss_ci"] if _finite(r.get("test_logloss_ci")) else 0.0 for r in points],
+                        yerr=[r["test_logloss_ci"] if finite(r.get("test_logloss_ci")) else 0.0 for r in points],
                         fmt="o", color=palette(k % 10), markersize=4, capsize=2, elinewidth=1, label=strategy)
         front = sorted((r for r in drawn if r[flag]), key=lambda r: r[x])
         if front:

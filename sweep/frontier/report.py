@@ -23,7 +23,7 @@ import numpy as np
 
 from sweep.frontier.pareto import format_bytes
 
-__all__ = ["plot_pareto", "write_configurations_md", "write_pareto_csv", "write_pareto_md"]
+__all__ = ["format_estimate", "plot_pareto", "write_configurations_md", "write_pareto_csv", "write_pareto_md"]
 
 # CSV columns put first when present; every other key follows in first-seen order.
 _LEADING_COLUMNS = (
@@ -92,14 +92,7 @@ def write_pareto_md(
         f"(no {x} or {y}); {len(front)} on the frontier.",
         "",
     ]
-    excluded = [r for r in rows if r.get("excluded")]
-    if excluded:
-        lines += ["Not ranked:", ""]
-        lines += [f"- {r.get('name') or r.get('trial_id')}: {r['excluded']}" for r in excluded]
-        lines.append("")
-    path = _prepare(path)
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    return _write_md(path, lines + _not_ranked(rows, lambda r: r.get("name") or r.get("trial_id")))
 
 
 def write_configurations_md(
@@ -128,7 +121,8 @@ def write_configurations_md(
             ratio = row.get("compression_ratio")
             lines.append("| " + " | ".join([
                 _md_cell(row.get("configuration")), _md_seeds(row), _md_size(row.get("total_bytes")),
-                _md_estimate(row, "val_logloss"), _md_estimate(row, "test_logloss"), _md_estimate(row, "test_auc"),
+                format_estimate(row, "val_logloss"), format_estimate(row, "test_logloss"),
+                format_estimate(row, "test_auc"),
                 f"{ratio:.1f}x" if _is_number(ratio) else "", _md_cell(row.get("median_seed")),
             ]) + " |")
     else:
@@ -140,11 +134,18 @@ def write_configurations_md(
         lines += ["Ranked on fewer seeds (a trial failed or was excluded):", ""]
         lines += [f"- {r['configuration']}: {r['n_seeds']} of {r['n_seeds'] + r['not_ranked']} seeds" for r in partial]
         lines.append("")
+    return _write_md(path, lines + _not_ranked(rows, lambda r: r["configuration"]))
+
+
+def _not_ranked(rows: list[Mapping], label: Any) -> list[str]:
+    """The "Not ranked:" list of a Markdown report: each excluded row by `label(row)`, with why."""
     excluded = [r for r in rows if r.get("excluded")]
-    if excluded:
-        lines += ["Not ranked:", ""]
-        lines += [f"- {r['configuration']}: {r['excluded']}" for r in excluded]
-        lines.append("")
+    if not excluded:
+        return []
+    return ["Not ranked:", "", *(f"- {label(r)}: {r['excluded']}" for r in excluded), ""]
+
+
+def _write_md(path: str | os.PathLike, lines: list[str]) -> Path:
     path = _prepare(path)
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
@@ -274,12 +275,14 @@ def _md_size(value: Any) -> str:
     return format_bytes(float(value)) if _is_number(value) else _md_cell(value)
 
 
-def _md_estimate(row: Mapping[str, Any], metric: str) -> str:
-    """`mean +- ci` (or the mean alone with one seed); blank when missing."""
+def format_estimate(row: Mapping[str, Any], metric: str, *, missing: str = "", sign: bool = False) -> str:
+    """`mean +- ci` of `metric` in a configuration row (the mean alone with one seed), 4 decimals;
+    `missing` when there is no mean; `sign`: always show the mean's sign (differences)."""
     mean, ci = row.get(metric), row.get(f"{metric}_ci")
-    if not _is_number(mean):
-        return ""
-    return f"{float(mean):.4f} +- {float(ci):.4f}" if _is_number(ci) else f"{float(mean):.4f}"
+    if not _is_number(mean) or not math.isfinite(float(mean)):
+        return missing
+    text = f"{float(mean):+.4f}" if sign else f"{float(mean):.4f}"
+    return f"{text} +- {float(ci):.4f}" if _is_number(ci) else text
 
 
 def _md_seeds(row: Mapping[str, Any]) -> str:

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["LEVEL", "Estimate", "mean_ci", "paired_difference"]
+__all__ = ["LEVEL", "Estimate", "finite", "mean_ci", "paired_difference"]
 
 LEVEL = 0.95  # the confidence level of every interval collide reports
 
@@ -38,6 +38,11 @@ class Estimate:
     def excludes_zero(self) -> bool:
         """The interval lies wholly above or below 0 (False without an interval)."""
         return self.half_width is not None and (self.low > 0 or self.high < 0)
+
+
+def finite(value: object) -> bool:
+    """A real, finite number: a missing, None, bool, NaN or infinite metric is left out of every mean."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def mean_ci(values: Sequence[float], level: float = LEVEL) -> Estimate:

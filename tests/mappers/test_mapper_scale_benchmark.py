@@ -38,7 +38,8 @@ def test_quick_run_reports_every_figure_and_target() -> None:
 
 
 def test_chunked_inertia_is_the_weighted_inertia(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "path", list(sys.path))  # the script edits sys.path on import
+    # the script edits sys.path on import; run as a script, its own folder comes first
+    monkeypatch.setattr(sys, "path", [str(SCRIPT.parent), *sys.path])
     spec = importlib.util.spec_from_file_location("mapper_scale", SCRIPT)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
