@@ -92,6 +92,7 @@ class CriteoConfig:
 class CriteoSource(Source):
     name = "criteo"
     Config = CriteoConfig
+    version = 2  # 2: a sequential split honours unequal val and test fractions (it halved their sum)
 
     def __init__(self, config: CriteoConfig):
         super().__init__(config)

@@ -71,8 +71,9 @@ class SplitSpec:
     """How rows are assigned to train / val / test.
 
     kind "random": each row independently, seeded by row number (chunking does not matter).
-    kind "sequential": the leading rows train; the final val+test share is halved, val first
-    (the reference DLRM's day split). kind "given": the source supplies `Chunk.split`.
+    kind "sequential": the leading rows train, then val, then test (the reference DLRM's day
+    split); the rows after train are shared in the ratio val_fraction : test_fraction, rounded
+    down for val (equal fractions: halved). kind "given": the source supplies `Chunk.split`.
     """
 
     kind: str = "random"
@@ -104,7 +105,8 @@ class SplitSpec:
             return codes
         if self.kind == "sequential":
             num_train = int(round(total * (1.0 - self.val_fraction - self.test_fraction)))
-            num_val = (total - num_train) // 2
+            share = self.val_fraction / (self.val_fraction + self.test_fraction)  # exactly 0.5 for equal fractions
+            num_val = int((total - num_train) * share + 1e-9)  # rounded down; the epsilon absorbs float error
             codes = np.full(stop - start, 2, dtype=np.int8)
             codes[rows < num_train + num_val] = 1
             codes[rows < num_train] = 0

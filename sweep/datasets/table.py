@@ -205,7 +205,8 @@ def _load_schema_file(path: Path) -> dict:
 class TableSource(Source):
     name = "table"
     Config = TableConfig
-    version = 2  # 2: dense columns transformed (dense_transform), label rules
+    version = 3  # 2: dense columns transformed (dense_transform), label rules; 3: sequential split honours
+    # unequal val and test fractions (it halved their sum)
     SCHEMA_FILE_KEYS = (
         ("", "schema_file (YAML) keys, the same as the options above (lists as YAML lists):"),
         ("label: COLUMN", "the label column"),

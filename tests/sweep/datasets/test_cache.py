@@ -176,3 +176,11 @@ def test_sequential_split_and_sizes(lines_file, tmp_path):
     data = prepare(LinesSource(LinesConfig(lines_file)), tmp_path / "p")
     np.testing.assert_array_equal(np.asarray(data.split), [0] * 12 + [1] * 4 + [2] * 4)
     assert data.manifest["split_sizes"] == {"train": 12, "val": 4, "test": 4}
+
+
+@pytest.mark.parametrize(("val", "test", "sizes"), [(0.1, 0.1, [80, 10, 10]), (0.1, 0.5, [40, 10, 50]),
+                                                    (0.3, 0.1, [60, 30, 10]), (0.25, 0.25, [50, 25, 25])])
+def test_a_sequential_split_honours_each_fraction(val, test, sizes):
+    codes = SplitSpec("sequential", val, test).assign(0, 100, 100)
+    assert np.bincount(codes, minlength=3).tolist() == sizes
+    assert (np.diff(codes) >= 0).all()  # train, then val, then test
