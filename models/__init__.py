@@ -29,6 +29,7 @@ from models.train import (
     TrainResult,
     evaluate,
     predict_proba,
+    score,
     train,
 )
 
@@ -61,6 +62,7 @@ __all__ = [
     "normalized_entropy",
     "predict_proba",
     "probe_fingerprint",
+    "score",
     "signal_captured",
     "size_report",
     "train",

@@ -96,6 +96,7 @@ class TrainResult:
     best_epoch: int  # epoch with the lowest val logloss (the last epoch without val)
     stopped_early: bool = False
     base_rate: float = field(default=math.nan)  # training click rate, the NE reference
+    test_probs: np.ndarray | None = None  # float32 [N_test], the returned model's predictions on test
 
 
 def resolve_device(name: str) -> torch.device:
@@ -142,10 +143,13 @@ def evaluate(
     model: DLRM, data: FusedSplit, base_rate: float, batch_size: int, prefix: str
 ) -> dict[str, float]:
     """{prefix}_logloss, _auc, _ne, _accuracy on one split."""
-    probs = _predict(model, data, batch_size)
+    return score(data.labels.cpu().numpy(), _predict(model, data, batch_size), base_rate, prefix)
+
+
+def score(labels: np.ndarray, probs: np.ndarray, base_rate: float, prefix: str) -> dict[str, float]:
+    """{prefix}_logloss, _auc, _ne, _accuracy of predicted click probabilities against labels."""
     if not np.isfinite(probs).all():
         raise NonFiniteLossError(f"model predicts non-finite probabilities on the {prefix} split")
-    labels = data.labels.cpu().numpy()
     auc = metrics.auc(labels, probs)
     if math.isnan(auc):
         logger.warning("%s labels hold a single class: %s_auc is undefined (NaN)", prefix, prefix)
@@ -301,9 +305,10 @@ def train(
                 break
         last_epoch = len(history)
         stopper.restore_best(model, last_epoch)
-        test_metrics = None
+        test_metrics = test_probs = None
         if test is not None:
-            test_metrics = evaluate(model, data["test"], base_rate, cfg.eval_batch_size, "test")
+            test_probs = _predict(model, data["test"], cfg.eval_batch_size)
+            test_metrics = score(data["test"].labels.cpu().numpy(), test_probs, base_rate, "test")
             logger.info("test: %s", _format(test_metrics))
     best_epoch = last_epoch if val is None else stopper.best_epoch
-    return TrainResult(model, history, test_metrics, best_epoch, last_epoch < cfg.epochs, base_rate)
+    return TrainResult(model, history, test_metrics, best_epoch, last_epoch < cfg.epochs, base_rate, test_probs)

@@ -116,6 +116,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                         help=f"features with vocab <= this keep a full table (default: {FULL_THRESHOLD})")
     parser.add_argument("--learned-min-count", type=int, default=20,
                         help="embedding strategies hash ids seen fewer times in training (default: 20)")
+    parser.add_argument("--test-windows", type=int, default=1, metavar="K",
+                        help="also evaluate on K consecutive time windows of the test split; needs time-ordered "
+                             "data (default: 1, the whole test split)")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="mapper parameter, e.g. --param hot_fraction=0.25 (repeatable)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -148,7 +151,8 @@ def _run_train(args: argparse.Namespace) -> int:
     config = TrialConfig(data=str(Path(data).resolve()), strategy=args.strategy,
                          compression=None if args.strategy == "full" else compression,
                          rows=args.rows, dim=args.dim, seed=args.seed, mapper_params=params,
-                         full_threshold=args.full_threshold, learned_min_count=args.learned_min_count, train=train,
+                         full_threshold=args.full_threshold, learned_min_count=args.learned_min_count,
+                         test_windows=args.test_windows, train=train,
                          cache_dir=str(Path(".collide/probes").resolve()))
 
     def on_epoch(epoch: int, metrics: dict) -> None:
@@ -180,6 +184,13 @@ def format_metrics(metrics: dict) -> str:
         lines.append(f"{k:<24}{format_bytes(metrics[k]):>14}")
     if metrics.get("compression_ratio") is not None:
         lines.append(f"{'compression_ratio':<24}{metrics['compression_ratio']:>14.2f}")
+    windows = sorted({int(k.split(".")[1]) for k in metrics if k.startswith("window.")})
+    if windows:
+        lines += ["", f"{'test window':<12}{'rows':>9}{'unseen':>9}{'rare':>9}{'test_logloss':>14}{'constant':>10}"]
+        for k in windows:
+            w = {key.split(".", 2)[2]: value for key, value in metrics.items() if key.startswith(f"window.{k}.")}
+            lines.append(f"{k:<12}{int(w['rows']):>9}{w['unseen_value_rate']:>9.4f}{w['rare_value_rate']:>9.4f}"
+                         f"{w['test_logloss']:>14.4f}{w['constant_test_logloss']:>10.4f}")
     return "\n".join(lines)
 
 

@@ -35,7 +35,8 @@ __all__ = [
     "load_preset",
 ]
 
-PRESETS = ("smoke", "quick", "movielens", "criteo", "table", "paper-synthetic", "paper-movielens", "paper-ablation")
+PRESETS = ("smoke", "quick", "movielens", "criteo", "table", "paper-synthetic", "paper-movielens", "paper-ablation",
+           "paper-staleness", "paper-staleness-movielens")
 SEARCHES = ("grid", "optuna")
 SCHEDULERS = ("none", "asha")
 
@@ -123,6 +124,7 @@ class SweepConfig:
     tracking_uri: str | None = None  # None: MLFLOW_TRACKING_URI or sqlite:///<launch dir>/mlflow.db
     storage_path: str | None = None  # Ray Tune results; None: <launch dir>/.collide/ray_results
     results_dir: str | None = None  # also write pareto.csv/png/md and pareto-trials.csv here
+    test_windows: int = 1  # > 1: test metrics per consecutive time window of the test split (staleness)
     tracking_retry_s: float = 60.0  # retry a failed MLflow write this long before storing it for `collide sync`
     fail_trials: tuple[str, ...] = ()  # fault injection: trial names that raise (tests of failure handling)
     trial_start_log: str | None = None  # audit hook: each trainable start appends a JSON line to this file
@@ -149,6 +151,8 @@ class SweepConfig:
         if self.num_samples is not None and self.search != "optuna":
             raise ValueError(f"num_samples applies to search 'optuna' only; the grid runs every point once "
                              f"(got num_samples={self.num_samples} with search {self.search!r})")
+        if isinstance(self.test_windows, bool) or not isinstance(self.test_windows, int) or self.test_windows < 1:
+            raise ValueError(f"test_windows must be an int >= 1, got {self.test_windows!r}")
         if self.num_samples is not None and self.num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
         unknown = sorted(set(self.strategy_params) - set(MAPPERS))

@@ -9,6 +9,10 @@ Nothing is silently a no-op: `features_mapped` counts the features the strategy 
 mapped, and a warning (also in the metrics' `notes`) names the features kept full and why,
 a batch size lowered for a small training split (`batch_size_for`), and a test logloss worse
 than the constant predictor's (`worse_than_constant`).
+
+`test_windows` K > 1 (time-ordered data only, `PreparedDataset.test_windows`) also scores the
+one test prediction on K consecutive time windows of the test split: `window.<k>.*`, with each
+window's share of unseen and rare values, for the staleness study (sweep.frontier.staleness).
 """
 
 from __future__ import annotations
@@ -26,7 +30,16 @@ from typing import Any
 import numpy as np
 
 from mappers import MAPPERS, collision_stats, get_mapper, save_bundle
-from models import DLRMConfig, FeatureSpec, ProbeConfig, TrainConfig, metrics, size_report, train
+from models import (
+    DLRMConfig,
+    FeatureSpec,
+    ProbeConfig,
+    TrainConfig,
+    metrics,
+    score,
+    size_report,
+    train,
+)
 from sweep.datasets import PreparedDataset, load_prepared
 from sweep.encoding import encode_splits, feature_specs, full_model_layout, transform_columns
 from sweep.names import configuration_name, trial_name
@@ -66,6 +79,7 @@ class TrialConfig:
     mapper_params: Mapping[str, Any] = field(default_factory=dict)  # strategy params, e.g. hot_fraction
     full_threshold: int = FULL_THRESHOLD  # features with vocab <= this stay `full`
     learned_min_count: int = 20  # embedding strategies hash ids seen fewer times (see LEARNED_MIN_COUNT_WHY)
+    test_windows: int = 1  # > 1: also test metrics per time window of the test split (staleness)
     bottom_mlp: tuple[int, ...] = (64, 32)
     top_mlp: tuple[int, ...] = (64, 32)
     interaction: str = "dot"
@@ -92,6 +106,8 @@ class TrialConfig:
             raise ValueError(f"full_threshold must be >= 0, got {self.full_threshold}")
         if self.learned_min_count < 1:
             raise ValueError(f"learned_min_count must be >= 1, got {self.learned_min_count}")
+        if isinstance(self.test_windows, bool) or not isinstance(self.test_windows, int) or self.test_windows < 1:
+            raise ValueError(f"test_windows must be an int >= 1, got {self.test_windows!r}")
         # Bad mapper params fail here, before any data is read or a Ray trial starts.
         if self.strategy != "full":
             get_mapper(self.strategy, num_rows=64, seed=self.seed, **dict(self.mapper_params))
@@ -205,17 +221,45 @@ def _frequency_weighted_mean(per_feature: Mapping[str, dict], dataset: PreparedD
     return float(sum(per_feature[n][key] * weights[n] for n in per_feature) / total) if total else 0.0
 
 
+def _value_rates(dataset: PreparedDataset, rows: np.ndarray, min_count: int) -> tuple[float, float]:
+    """(unseen, rare) over the values of `rows` (a boolean row mask): the share whose raw id never
+    occurs in the training split, and the share seen there fewer than `min_count` times (unseen
+    included: the ids a learned map hashes)."""
+    unseen = rare = total = 0
+    for name in dataset.feature_names:
+        values = dataset.sparse[name].rows_of(rows)
+        ids, counts = np.asarray(dataset.vocab[name].ids), np.asarray(dataset.vocab[name].counts)
+        if not len(ids):
+            unseen, rare, total = unseen + len(values), rare + len(values), total + len(values)
+            continue
+        position = np.minimum(np.searchsorted(ids, values), len(ids) - 1)
+        seen = ids[position] == values
+        unseen += int((~seen).sum())
+        rare += int((~seen | (counts[position] < min_count)).sum())
+        total += len(values)
+    return unseen / max(total, 1), rare / max(total, 1)
+
+
 def _unseen_rate(dataset: PreparedDataset) -> float:
     """Share of val + test values whose raw id never occurs in the training split."""
-    held_out = np.asarray(dataset.split) != 0
-    unseen = total = 0
-    for name in dataset.feature_names:
-        values = dataset.sparse[name].rows_of(held_out)
-        ids = np.asarray(dataset.vocab[name].ids)
-        position = np.minimum(np.searchsorted(ids, values), max(len(ids) - 1, 0))
-        unseen += int((ids[position] != values).sum()) if len(ids) else len(values)
-        total += len(values)
-    return unseen / max(total, 1)
+    return _value_rates(dataset, np.asarray(dataset.split) != 0, 1)[0]
+
+
+def _window_metrics(dataset: PreparedDataset, windows: list[np.ndarray], probs: np.ndarray, base_rate: float,
+                    min_count: int) -> dict[str, float]:
+    """window.<k>.* (k = 1 earliest): test metrics, rows, and unseen / rare value rates of each window."""
+    test = dataset.split_indices("test")
+    labels = np.asarray(dataset.labels)[test]
+    out: dict[str, float] = {}
+    for k, positions in enumerate(windows, start=1):
+        mask = np.zeros(dataset.num_rows, dtype=bool)
+        mask[test[positions]] = True
+        unseen, rare = _value_rates(dataset, mask, min_count)
+        window = {**score(labels[positions], probs[positions], base_rate, "test"), "rows": float(len(positions)),
+                  "unseen_value_rate": unseen, "rare_value_rate": rare,
+                  "constant_test_logloss": metrics.logloss(labels[positions], np.full(len(positions), base_rate))}
+        out.update({f"window.{k}.{key}": value for key, value in window.items()})
+    return out
 
 
 def _signal(dataset: PreparedDataset, test_logloss: float) -> dict[str, float]:
@@ -237,6 +281,7 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
     """Fit, train, evaluate and size one variant; returns a flat dict of metrics."""
     started = time.perf_counter()
     dataset = dataset if dataset is not None else load_prepared(config.data)
+    windows = dataset.test_windows(config.test_windows)  # no time order: the error comes before any work
     features_mapped, notes = _mapping_notes(config, dataset)
     num_train = int(dataset.manifest["split_sizes"]["train"])
     batch_size = batch_size_for(num_train, config.train.batch_size)
@@ -291,6 +336,8 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
     for name, stats in per_feature.items():  # per-feature collision stats, e.g. collision.C3.nmi
         out.update({f"collision.{name}.{key}": value for key, value in stats.items()
                     if key in ("collision_rate", "rows_used", "max_ids_per_row", "purity", "nmi")})
+    if config.test_windows > 1 and result.test_probs is not None:
+        out.update(_window_metrics(dataset, windows, result.test_probs, result.base_rate, config.learned_min_count))
     if "test_logloss" in out:
         out.update(_signal(dataset, out["test_logloss"]))
         out["worse_than_constant"] = float(out["test_logloss"] > out["constant_test_logloss"])

@@ -85,6 +85,34 @@ class PreparedDataset:
         return np.flatnonzero(np.asarray(self.split) == SPLIT_CODES[name])
 
 
+    @property
+    def time_ordered(self) -> bool:
+        """Whether the rows have a time order: a per-row extra "time", or a sequential split (rows in order)."""
+        return "time" in self.extras or self.manifest.get("split", {}).get("kind") == "sequential"
+
+    def test_windows(self, count: int) -> list[np.ndarray]:
+        """The test split cut into `count` consecutive time windows of equal size (+-1 row), earliest
+        first: for each, positions into `split_indices("test")`. Time is the extra "time" (ties in row
+        order), else the row order of a sequential split; other data has no time to cut by."""
+        if count < 1:
+            raise ValueError(f"test windows must be >= 1, got {count}")
+        test = self.split_indices("test")
+        if count == 1:
+            return [np.arange(len(test))]
+        if not self.time_ordered:
+            kind = self.manifest.get("split", {}).get("kind")
+            raise PreparedDataError(
+                f"{self.path}: {count} test windows need rows in time order, but this data has a {kind!r} split "
+                "and no per-row time; prepare it with split 'sequential' (synthetic, criteo, table) or "
+                "'timestamp' (recbole)")
+        if len(test) < count:
+            raise PreparedDataError(f"{self.path}: {count} test windows need at least {count} test rows, "
+                                    f"the test split has {len(test)}")
+        order = np.argsort(np.asarray(self.extras["time"])[test], kind="stable") if "time" in self.extras \
+            else np.arange(len(test))
+        return np.array_split(order, count)
+
+
 def take_bags(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The bags of `rows` from a ragged column: (values [nnz'], offsets [len(rows) + 1])."""
     starts = np.asarray(offsets[rows], dtype=np.int64)

@@ -23,7 +23,9 @@ output has one row per interaction, in file order.
   for tokens, the bag [MISSING_ID] for token_seq, 0.0 for floats; `report()` counts the
   interactions without a user / item row.
 - split "timestamp": rows stably sorted by (timestamp, line); the oldest 1 - val - test
-  share is train, the next val share is val, the newest is test. "random": seeded per row.
+  share is train, the next val share is val, the newest is test, and the per-row extra "time"
+  keeps each row's timestamp (float64), so the test split can be cut into time windows
+  (`test_windows`). "random": seeded per row.
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ def _take_bags(values: np.ndarray, lengths: np.ndarray, index: np.ndarray) -> tu
 class RecBoleSource(Source):
     name = "recbole"
     Config = RecBoleConfig
-    version = 2  # 2: dense columns transformed (dense_transform)
+    version = 3  # 2: dense columns transformed (dense_transform); 3: extra "time" (timestamp split)
 
     def __init__(self, config: RecBoleConfig):
         super().__init__(config)
@@ -221,7 +223,8 @@ class RecBoleSource(Source):
                 else:
                     sparse[name] = col[a:b]
             split = data["split"][a:b] if data["split"] is not None else None
-            yield Chunk(labels=data["labels"][a:b], dense=dense[a:b], sparse=sparse, split=split)
+            extras = {"time": np.asarray(data["time"][a:b], dtype=np.float64)} if data["time"] is not None else {}
+            yield Chunk(labels=data["labels"][a:b], dense=dense[a:b], sparse=sparse, split=split, extras=extras)
 
     @cached_property
     def _data(self) -> dict:
@@ -253,13 +256,14 @@ class RecBoleSource(Source):
             index = _join_index(side, key, sparse[key])
             self.rows_without[kind] = int((index < 0).sum())
             self._add_fields(side, index, {key}, sparse, dense, owner)
-        split = None
+        split = time = None
         if c.split == "timestamp":
             time = parse_floats(inter.column(c.time_field), c.time_field, inter.where)
             self._no_missing(inter, time, c.time_field)
             split = self._time_split(time)
         labels = (rating >= c.label_threshold).astype(np.float32)
-        return {"labels": labels, "split": split, "sparse": sparse, "dense": dense, "blank": inter.text.blank}
+        return {"labels": labels, "split": split, "time": time, "sparse": sparse, "dense": dense,
+                "blank": inter.text.blank}
 
     def _add_fields(self, source: _AtomicFile, index: np.ndarray, exclude: set[str], sparse: dict,
                     dense: dict, owner: dict) -> None:

@@ -16,6 +16,13 @@ For feature f with vocabulary V_f and K_f planted clusters:
 
 The interaction term is normalised so its total std is about interaction_scale for any F.
 
+Time (`split: sequential`, `drift`): rows are in time order, row p at time t = p / N. With
+drift > 0 the popularity ranking rotates over the ids as time passes: rank r at time t is id
+(r + floor(drift * t * V_f)) mod V_f. An id keeps its cluster and effects (what a click means
+does not change), but the ids that are popular late were rare or absent early, so a map fitted
+on the early rows meets more and more ids it never saw: the staleness study (results/staleness).
+drift 0 gives the same rows as before the option existed.
+
 So an id matters only through its cluster plus small noise: "similar ids" exist by
 construction, and the planted clusters (meta `planted_ids`, `planted_cluster`) and the
 true click probability of every row (extra `true_prob`) are kept, which makes the Bayes
@@ -25,6 +32,7 @@ per-feature popularity tables (12 bytes per id) plus one chunk.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +44,8 @@ from sweep.datasets.store import Chunk, FeatureSchema, Schema, SplitSpec
 from sweep.hashing import mix64
 
 __all__ = ["CRITEO_KAGGLE_CARDINALITIES", "PRESETS", "SyntheticConfig", "SyntheticSource"]
+
+log = logging.getLogger(__name__)
 
 # Distinct values of C1..C26 in the Criteo Kaggle display-advertising data (as in the reference DLRM).
 CRITEO_KAGGLE_CARDINALITIES = (
@@ -70,6 +80,10 @@ class SyntheticConfig:
     interaction_scale: float = field(default=0.5, metadata=_help("std of the pairwise cluster-vector interaction effect"))
     dense_scale: float = field(default=0.5, metadata=_help("std of the dense features' total logit effect"))
     base_rate: float = field(default=0.25, metadata=_help("approximate click rate (sets the bias)"))
+    drift: float = field(default=0.0, metadata=_help(
+        "popularity drift: over the rows, the ranking rotates by this share of each vocabulary (0: stationary)"))
+    split: str = field(default="random", metadata=_help(
+        "'random' (seeded per row) or 'sequential' (the earliest rows train, then val, then test)"))
     val_fraction: float = field(default=0.1, metadata=_help("share of rows in the validation split"))
     test_fraction: float = field(default=0.1, metadata=_help("share of rows in the test split"))
     seed: int = field(default=0, metadata=_help("generator seed: same seed, same data"))
@@ -89,6 +103,8 @@ class SyntheticConfig:
             "interaction_scale": (self.interaction_scale >= 0, ">= 0"),
             "dense_scale": (self.dense_scale >= 0, ">= 0"),
             "base_rate": (0 < self.base_rate < 1, "in (0, 1)"),
+            "drift": (math.isfinite(self.drift) and self.drift >= 0, ">= 0"),
+            "split": (self.split in ("random", "sequential"), "'random' or 'sequential'"),
             "chunk_rows": (self.chunk_rows >= 1, "an int >= 1"),
         }
         for name, (ok, allowed) in checks.items():
@@ -104,7 +120,7 @@ class SyntheticConfig:
                 )
             if any(k < 1 for k in self.num_clusters):
                 raise ValueError(f"num_clusters must all be >= 1, got {list(self.num_clusters)}")
-        SplitSpec("random", self.val_fraction, self.test_fraction, self.seed)  # validates the fractions
+        SplitSpec(self.split, self.val_fraction, self.test_fraction, self.seed)  # validates the fractions
 
     def resolved_vocab_sizes(self) -> tuple[int, ...]:
         if self.vocab_sizes is not None:
@@ -142,6 +158,9 @@ class SyntheticSource(Source):
     def __init__(self, config: SyntheticConfig):
         super().__init__(config)
         c = config
+        if c.drift and c.split == "random":
+            log.warning("synthetic: drift %g with a random split: train, val and test rows share every time, so "
+                        "the maps never meet later data; use split 'sequential' to study staleness", c.drift)
         self.vocab_sizes = c.resolved_vocab_sizes()
         self.num_clusters = c.resolved_num_clusters()
         self.num_dense = c.resolved_num_dense()
@@ -165,7 +184,7 @@ class SyntheticSource(Source):
         )
 
     def split_spec(self) -> SplitSpec:
-        return SplitSpec("random", self.config.val_fraction, self.config.test_fraction, self.config.seed)
+        return SplitSpec(self.config.split, self.config.val_fraction, self.config.test_fraction, self.config.seed)
 
     def raw_ids(self, feature: int, ranks: np.ndarray) -> np.ndarray:
         """The int64 raw id of each popularity rank of a feature (a seeded bijection)."""
@@ -182,6 +201,8 @@ class SyntheticSource(Source):
             sparse = {}
             for f, cdf in enumerate(self._cdfs):
                 ranks = np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), len(cdf) - 1)
+                if c.drift:  # `ranks` is the id's index from here on (see the module docstring)
+                    ranks = self._drifted(ranks, start, len(cdf))
                 clusters = self._cluster_of_rank[f][ranks]
                 id_noise = _gaussian_from_hash(ranks.astype(np.uint64), seed=c.seed * 1000 + 500 + f)
                 logit += self._effects[f][clusters] + c.id_noise * c.effect_scale * id_noise
@@ -198,6 +219,12 @@ class SyntheticSource(Source):
             labels = (rng.random(n) < prob).astype(np.float32)
             yield Chunk(labels=labels, dense=dense, sparse=sparse,
                         extras={"true_prob": prob.astype(np.float32)})
+
+    def _drifted(self, ranks: np.ndarray, start: int, vocab_size: int) -> np.ndarray:
+        """The ids (rank order at time 0) that popularity ranks `ranks` of rows start.. stand for."""
+        time = (start + np.arange(len(ranks), dtype=np.float64)) / self.num_rows
+        shift = np.floor(self.config.drift * vocab_size * time).astype(np.int64)
+        return (ranks + shift) % vocab_size
 
     def feature_meta(self) -> Mapping[str, Mapping[str, np.ndarray]]:
         meta = {}

@@ -158,6 +158,8 @@ def trial_rows(runs: list) -> list[dict]:
         for key in BYTE_KEYS:
             if row[key] is not None:
                 row[key] = int(row[key])  # MLflow stores metrics as floats; bytes are whole
+        # per time window of the test split (sweep option test_windows): window.<k>.test_logloss, ...
+        row.update({key: value for key, value in sorted(metrics.items()) if key.startswith("window.")})
         row["val_logloss"] = row.pop("best_val_logloss")
         row["excluded"] = _exclusion(run)
         if row["excluded"] is not None:

@@ -141,6 +141,7 @@ def _prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, int
     _check_mapping(config, dataset)
     _check_rows(config, dataset)
     _check_batch_size(config, dataset)
+    dataset.test_windows(config.test_windows)  # refused now, naming the data, when its rows have no time order
     dataset = in_memory(dataset)
     startup.data_seconds = time.perf_counter() - started
     started = time.perf_counter()

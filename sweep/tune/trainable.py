@@ -40,6 +40,7 @@ def base_trial_config(config: SweepConfig, data_path: Path, cache_dir: Path) -> 
     return TrialConfig(
         data=str(data_path), strategy="hash", compression=16.0, dim=config.grid.dims[0],
         full_threshold=config.model.full_threshold, learned_min_count=config.model.learned_min_count,
+        test_windows=config.test_windows,
         bottom_mlp=config.model.bottom_mlp,
         top_mlp=config.model.top_mlp, interaction=config.model.interaction, pooling=config.model.pooling,
         train=replace(config.train, num_threads=cpus, device=device), probe=config.probe,

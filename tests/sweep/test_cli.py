@@ -24,6 +24,19 @@ def test_bad_value_is_a_clear_error(tmp_path, capsys):
     assert "collide: error: num_rows must be an int >= 10, got 3" in capsys.readouterr().err
 
 
+def test_test_windows_on_data_without_time_order_fail_before_ray(tmp_path, capsys, monkeypatch):
+    import ray
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["sweep", "--preset", "smoke", "--set", "test_windows=4",
+                 "--set", "data.params={num_rows: 2000, vocab_sizes: [40, 600], num_dense: 1}",
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
+    assert code == 2
+    assert ("4 test windows need rows in time order, but this data has a 'random' split and no per-row time"
+            in capsys.readouterr().err)
+    assert not ray.is_initialized()
+
+
 @pytest.mark.parametrize("argv", [["prepare", "nosuch"], ["prepare", "synthetic", "--vocab-sizes", "a,b"]])
 def test_usage_errors_exit_2(argv, capsys):
     assert main(argv) == 2

@@ -9,6 +9,7 @@ from sweep.tune.points import grid_points
 @pytest.mark.parametrize("name", PRESETS)
 def test_presets_load(name, tmp_path):
     paths = {"movielens": tmp_path / "ml" / "ml.inter", "paper-movielens": tmp_path / "ml" / "ml.inter",
+             "paper-staleness-movielens": tmp_path / "ml" / "ml.inter",
              "criteo": tmp_path / "train.txt"}
     overrides = None
     if name in paths:
@@ -50,6 +51,7 @@ def test_quick_preset_is_all_strategies_three_compressions_two_dims():
         ({"data": {"source": "csv"}}, r"data: source must be one of"),
         ({"strategy_params": {"hsh": {}}}, r"strategy_params has unknown strategies \['hsh'\]"),
         ({"resources": {"cpus_per_trial": 0}}, r"resources: cpus_per_trial must be > 0"),
+        ({"test_windows": 0}, r"test_windows must be an int >= 1, got 0"),
     ],
 )
 def test_bad_values_name_the_key(values, message):

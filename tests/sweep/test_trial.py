@@ -95,6 +95,7 @@ def test_learned_strategy_trains_with_the_probe(tiny, tmp_path):
         ({"compression": 0.5}, "compression must be >= 1, got 0.5"),
         ({"dim": 0}, "dim must be >= 1, got 0"),
         ({"interaction": "sum"}, "interaction must be one of"),
+        ({"test_windows": 0}, "test_windows must be an int >= 1, got 0"),
     ],
 )
 def test_bad_trial_config(tiny, tmp_path, changes, message):
@@ -278,3 +279,25 @@ def test_the_full_model_is_sized_from_vocabulary_sizes_as_fitted_full_mappers_gi
     specs, mapping_bytes = full_model_layout(dataset, "mean")
     assert specs == feature_specs(dataset, fitted, "mean")
     assert mapping_bytes == sum(m.nbytes for m in fitted.values())
+
+
+def test_test_windows_split_the_test_metrics_by_time(tmp_path):
+    data = prepare(get_source("synthetic", **TINY, split="sequential", drift=0.3), tmp_path / "ordered")
+    out = run_trial(_config(data, tmp_path, test_windows=3))
+    test = data.split_indices("test")
+    rows = [out[f"window.{k}.rows"] for k in (1, 2, 3)]
+    assert sum(rows) == len(test) and max(rows) - min(rows) <= 1
+    # the windows cut the one test prediction: their row-weighted mean loss is the whole split's
+    weighted = sum(out[f"window.{k}.test_logloss"] * out[f"window.{k}.rows"] for k in (1, 2, 3)) / len(test)
+    assert weighted == pytest.approx(out["test_logloss"], rel=1e-5)
+    for k in (1, 2, 3):
+        assert 0 <= out[f"window.{k}.unseen_value_rate"] <= out[f"window.{k}.rare_value_rate"] <= 1
+        assert {f"window.{k}.test_auc", f"window.{k}.test_ne", f"window.{k}.constant_test_logloss"} <= set(out)
+    assert out["window.3.unseen_value_rate"] > out["window.1.unseen_value_rate"]  # drift: later meets more new ids
+    assert not any(key.startswith("window.") for key in run_trial(_config(data, tmp_path)))  # one window: none
+
+
+def test_test_windows_on_data_without_time_order_fail_before_training(tiny, tmp_path):
+    with pytest.raises(ValueError, match="3 test windows need rows in time order"):
+        run_trial(_config(tiny, tmp_path, test_windows=3, out_dir=str(tmp_path / "out")))
+    assert not (tmp_path / "out").exists()

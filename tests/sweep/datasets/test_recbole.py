@@ -53,6 +53,12 @@ def test_ml100k_timestamp_split(ml, raw_inter):
     assert time[split == 0].max() <= time[split == 1].min()
     assert time[split == 1].max() <= time[split == 2].min()
     assert time[split == 0].max() <= time[split == 2].min()  # no training row is newer than a test row
+    np.testing.assert_array_equal(np.asarray(ml.extras["time"]), time)  # the rows stay in file order, with their time
+    test = ml.split_indices("test")
+    windows = ml.test_windows(4)
+    assert sorted(np.concatenate(windows).tolist()) == list(range(len(test)))
+    for earlier, later in zip(windows[:-1], windows[1:], strict=True):  # each window is wholly older than the next
+        assert time[test[earlier]].max() <= time[test[later]].min()
 
 
 def test_ml100k_vocabularies_come_from_train_only(ml, raw_inter):

@@ -115,9 +115,52 @@ def test_criteo_like_preset_shape():
         ({"vocab_sizes": (10, 20), "num_clusters": (1, 2, 3)}, "num_clusters must give 1 value or one per feature"),
         ({"base_rate": 1.5}, r"base_rate must be in \(0, 1\), got 1.5"),
         ({"val_fraction": 0.6, "test_fraction": 0.5}, "val_fraction \\+ test_fraction must be < 1"),
+        ({"drift": -0.1}, r"drift must be >= 0, got -0.1"),
+        ({"split": "timestamp"}, r"split must be 'random' or 'sequential', got 'timestamp'"),
         ({"colour": "red"}, r"unknown option\(s\) \['colour'\] for source 'synthetic'"),
     ],
 )
 def test_bad_config_errors_name_the_parameter(params, message):
     with pytest.raises(ValueError, match=message):
         get_source("synthetic", **params)
+
+
+DRIFT = {"num_rows": 40_000, "vocab_sizes": (50, 20_000), "num_clusters": (4, 40), "chunk_rows": 7_000,
+         "split": "sequential", "val_fraction": 0.1, "test_fraction": 0.5}
+
+
+def _unseen_share(dataset, rows) -> float:
+    values = np.asarray(dataset.sparse["C2"].values)[rows]
+    return float((~np.isin(values, dataset.vocab["C2"].ids)).mean())
+
+
+def test_drift_rotates_popularity_so_later_windows_meet_more_unseen_ids(tmp_path):
+    still = prepare(get_source("synthetic", **DRIFT), tmp_path / "still")
+    drifting = prepare(get_source("synthetic", **DRIFT, drift=0.5), tmp_path / "drift")
+    # the sequential split honours the fractions: 40% train, 10% val, 50% test, in row order
+    np.testing.assert_array_equal(np.asarray(drifting.split), [0] * 16_000 + [1] * 4_000 + [2] * 20_000)
+    assert drifting.time_ordered and not prepare(get_source("synthetic", num_rows=1000), tmp_path / "r").time_ordered
+    windows = [drifting.split_indices("test")[w] for w in drifting.test_windows(4)]
+    assert [len(w) for w in windows] == [5000] * 4 and windows[0][0] == 20_000 and windows[-1][-1] == 39_999
+    unseen = [_unseen_share(drifting, w) for w in windows]
+    assert unseen == sorted(unseen) and unseen[-1] > unseen[0] + 0.05
+    assert _unseen_share(drifting, windows[-1]) > 2 * _unseen_share(still, still.split_indices("test")[-5000:])
+    # an id keeps its planted cluster whatever its popularity: the meta is the same with and without drift
+    for key in ("planted_ids", "planted_cluster"):
+        np.testing.assert_array_equal(np.asarray(drifting.meta["C2"][key]), np.asarray(still.meta["C2"][key]))
+
+
+def test_drift_with_a_random_split_says_the_maps_never_age(caplog):
+    get_source("synthetic", num_rows=100, drift=0.1)
+    assert "drift 0.1 with a random split: train, val and test rows share every time" in caplog.text
+
+
+def test_test_windows_need_rows_in_time_order(tmp_path):
+    data = prepare(get_source("synthetic", num_rows=1000, vocab_sizes=(30,)), tmp_path / "random")
+    assert [len(w) for w in data.test_windows(1)] == [len(data.split_indices("test"))]
+    with pytest.raises(ValueError, match=r"random: 3 test windows need rows in time order, but this data has a "
+                                         r"'random' split and no per-row time; prepare it with split 'sequential'"):
+        data.test_windows(3)
+    ordered = prepare(get_source("synthetic", num_rows=100, vocab_sizes=(30,), split="sequential"), tmp_path / "seq")
+    with pytest.raises(ValueError, match=r"20 test windows need at least 20 test rows, the test split has 10"):
+        ordered.test_windows(20)
