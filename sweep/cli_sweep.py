@@ -281,6 +281,9 @@ def _run_report(args: argparse.Namespace) -> int:
     print(f"{len(tables['configurations'])} configurations; frontier: "
           + (", ".join(s["strategy"] for s in tables["segments"]) or "none") + "; against hash at matched sizes: "
           + (", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())) or "nothing to compare"))
+    if tables["staleness"]:
+        windows = sorted({r["window"] for r in tables["staleness"]})
+        print(f"staleness: {len(windows)} test windows; staleness.csv gives each map against hash in each")
     print("wrote " + ", ".join(str(p) for p in files.values()))
     return EXIT_OK
 
@@ -315,7 +318,8 @@ def add_mlflow_commands(commands: argparse._SubParsersAction) -> None:
     _add_per_trial(export, "select from")
     report = _add_reader(commands, "report", "write a sweep's evidence report from MLflow alone: the frontier with "
                          "and without the maps' bytes, strategies against hash at matched sizes (mean and confidence interval "
-                         "over seeds, paired by seed), and collision statistics")
+                         "over seeds, paired by seed), collision statistics, and for a sweep with test_windows each map against hash "
+                         "window by window (staleness)")
     report.add_argument("--out", type=Path, required=True,
                         help="output directory, e.g. results/NAME (its report files are replaced; nothing else)")
     ui = commands.add_parser("ui", help="serve the MLflow UI on the sweep's tracking store (127.0.0.1) and print "

@@ -201,15 +201,20 @@ def check_owned_files(directory: Path, kind: str, names: Iterable[str], *, optio
 
 
 def write_owned_files(directory: Path, kind: str, writers: dict[str, Callable[[Path], object]],
-                      *, option: str = "--out") -> dict[str, Path]:
+                      *, option: str = "--out", retire: Iterable[str] = ()) -> dict[str, Path]:
     """Write files into `directory`, replacing only files collide wrote there before.
 
     `writers[name](tmp_path)` writes one file; it is renamed into place once complete. A
-    file of that name that collide did not write (not listed in the marker) is refused.
+    file of that name that collide did not write (not listed in the marker) is refused. The
+    marker claims the names before any is written, so a run cut short leaves no unmarked file.
+    `retire`: names this call does not write that an earlier one may have; they are removed
+    when the marker lists them (collide's own), and left alone otherwise.
     """
     directory = Path(directory)
     owned = check_owned_files(directory, kind, writers, option=option)
     directory.mkdir(parents=True, exist_ok=True)
+    stale = {name for name in retire if name in owned and name not in writers}
+    write_marker(directory, kind, owned | set(writers))
     written = {}
     for name, writer in writers.items():
         final = directory / name
@@ -220,5 +225,7 @@ def write_owned_files(directory: Path, kind: str, writers: dict[str, Callable[[P
         finally:
             tmp.unlink(missing_ok=True)
         written[name] = final
-    write_marker(directory, kind, owned | set(writers))
+    for name in sorted(stale):
+        (directory / name).unlink(missing_ok=True)
+    write_marker(directory, kind, (owned - stale) | set(writers))
     return written

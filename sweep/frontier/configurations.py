@@ -34,8 +34,13 @@ from typing import Any
 from sweep.frontier.stats import finite, mean_ci
 from sweep.names import configuration_name
 
-__all__ = ["CONFIGURATION_KEYS", "METRICS", "configuration_key", "configuration_rows", "has_replicates",
-           "ranked_rows"]
+__all__ = ["BASELINE", "CONFIGURATION_KEYS", "LEARNED", "METRICS", "configuration_key", "configuration_rows",
+           "has_replicates", "ranked_rows", "strategy_rank", "verdict"]
+
+BASELINE = "hash"  # what the reports compare every strategy with, paired by seed
+LEARNED = ("embedding", "frequency_embedding")  # compared with `frequency` too: what the embedding adds
+# The order strategies are listed in; others follow alphabetically.
+STRATEGY_ORDER = ("full", "hash", "double_hash", "qr", "frequency", "embedding", "frequency_embedding")
 
 CONFIGURATION_KEYS = ("strategy", "compression", "dim")
 METRICS = ("val_logloss", "test_logloss", "test_auc", "test_ne")
@@ -120,3 +125,24 @@ def _median_trial(ranked: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
         return None
     by_loss = sorted(ranked, key=lambda t: (t["val_logloss"], t.get("seed") or 0))
     return by_loss[(len(by_loss) - 1) // 2]
+
+
+def strategy_rank(strategy: Any) -> tuple:
+    """Sort key: the strategies in STRATEGY_ORDER, then any other alphabetically."""
+    name = str(strategy)
+    return (STRATEGY_ORDER.index(name), "") if name in STRATEGY_ORDER else (len(STRATEGY_ORDER), name)
+
+
+def verdict(strategy: str, difference: Any, has_baseline: bool) -> str:
+    """What a paired difference from hash says, in words (the reports' verdict column)."""
+    if strategy == BASELINE:
+        return "baseline"
+    if not has_baseline:
+        return "no hash run to compare"
+    if difference is None:
+        return "no seed shared with hash"
+    if difference.half_width is None:
+        return "one seed: no interval"
+    if not difference.excludes_zero():
+        return "no clear difference"
+    return "better than hash" if difference.mean < 0 else "worse than hash"

@@ -36,9 +36,22 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sweep.frontier.configurations import configuration_key, configuration_rows
+from sweep.frontier.configurations import (
+    BASELINE,
+    LEARNED,
+    configuration_key,
+    configuration_rows,
+    strategy_rank,
+    verdict,
+)
 from sweep.frontier.pareto import format_bytes, pareto_mask
 from sweep.frontier.report import format_estimate
+from sweep.frontier.staleness import (
+    STALENESS_COLUMNS,
+    staleness_markdown,
+    staleness_plot,
+    staleness_rows,
+)
 from sweep.frontier.stats import LEVEL, finite, paired_difference
 
 __all__ = ["REPORT_FILES", "gather", "report", "write_report"]
@@ -46,10 +59,7 @@ __all__ = ["REPORT_FILES", "gather", "report", "write_report"]
 log = logging.getLogger(__name__)
 
 REPORT_FILES = ("report.md", "configurations.csv", "matched.csv", "collisions.csv", "frontier.png")
-BASELINE = "hash"
-LEARNED = ("embedding", "frequency_embedding")  # compared with `frequency` too: what the embedding adds
-# The order strategies are listed in; others follow alphabetically.
-STRATEGY_ORDER = ("full", "hash", "double_hash", "qr", "frequency", "embedding", "frequency_embedding")
+STALENESS_FILES = ("staleness.csv", "staleness.png")  # only for a sweep with test windows
 TEST_METRICS = ("test_logloss", "test_ne", "test_auc")
 COLLISION_COLUMNS = ("collision_rate", "unseen_value_rate", "fallback_value_rate", "nmi", "purity")
 CONFIGURATION_COLUMNS = (
@@ -65,13 +75,8 @@ MATCHED_COLUMNS = (
 COLLISION_TABLE_COLUMNS = ("strategy", "compression", "trials", *COLLISION_COLUMNS)
 
 
-def strategy_rank(strategy: Any) -> tuple:
-    name = str(strategy)
-    return (STRATEGY_ORDER.index(name), "") if name in STRATEGY_ORDER else (len(STRATEGY_ORDER), name)
-
-
 def gather(trials: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """The report's tables from trial rows: configurations, matched, versus, segments, collisions."""
+    """The report's tables from trial rows: configurations, matched, versus, segments, collisions, staleness."""
     configurations = sorted(configuration_rows(trials), key=lambda r: (strategy_rank(r["strategy"]),
                             r["compression"] is not None, r["compression"] or 0.0, r["dim"] or 0))
     for row in configurations:
@@ -86,6 +91,7 @@ def gather(trials: list[Mapping[str, Any]]) -> dict[str, Any]:
         "versus": _versus(matched),
         "segments": _segments(configurations),
         "collisions": _collisions(trials),
+        "staleness": staleness_rows(trials),
         "num_trials": len(trials),
         "seeds": sorted({t.get("seed") for t in trials if t.get("seed") is not None}),
     }
@@ -128,7 +134,7 @@ def _matched(configurations: list[dict], per_seed: dict[tuple, dict[int, float]]
             entry["vs_hash"] = difference.mean if difference else None
             entry["vs_hash_ci"] = difference.half_width if difference else None
             entry["vs_hash_pairs"] = difference.n if difference else 0
-            entry["vs_hash_verdict"] = _verdict(row["strategy"], difference, baseline is not None)
+            entry["vs_hash_verdict"] = verdict(row["strategy"], difference, baseline is not None)
             # against frequency alone: does a learned map add anything beyond access counts?
             against = None
             if frequency is not None and row["strategy"] in LEARNED:
@@ -156,20 +162,6 @@ def _versus(matched: list[dict]) -> list[dict]:
                       "mean": math.fsum(differences) / len(differences), "lowest": min(differences),
                       "highest": max(differences)})
     return table
-
-
-def _verdict(strategy: str, difference: Any, has_baseline: bool) -> str:
-    if strategy == BASELINE:
-        return "baseline"
-    if not has_baseline:
-        return "no hash run to compare"
-    if difference is None:
-        return "no seed shared with hash"
-    if difference.half_width is None:
-        return "one seed: no interval"
-    if not difference.excludes_zero():
-        return "no clear difference"
-    return "better than hash" if difference.mean < 0 else "worse than hash"
 
 
 def _segments(configurations: list[dict]) -> list[dict]:
@@ -207,16 +199,22 @@ def _collisions(trials: Iterable[Mapping[str, Any]]) -> list[dict]:
 
 def write_report(tables: dict[str, Any], out_dir: str | Path, *, experiment: str, parent_run_id: str,
                  command: str) -> dict[str, Path]:
-    """Write REPORT_FILES into `out_dir` (collide's own files only, replaced atomically each)."""
+    """Write REPORT_FILES (and STALENESS_FILES for a sweep with test windows) into `out_dir`
+    (collide's own files only, replaced atomically each)."""
     from sweep.outputs import write_owned_files
 
-    return write_owned_files(Path(out_dir), "report", {
+    writers = {
         "report.md": lambda p: p.write_text(_markdown(tables, experiment, parent_run_id, command), encoding="utf-8"),
         "configurations.csv": lambda p: _write_csv(p, tables["configurations"], CONFIGURATION_COLUMNS),
         "matched.csv": lambda p: _write_csv(p, tables["matched"], MATCHED_COLUMNS),
         "collisions.csv": lambda p: _write_csv(p, tables["collisions"], COLLISION_TABLE_COLUMNS),
         "frontier.png": lambda p: _plot(tables["configurations"], p, experiment),
-    })
+    }
+    if tables["staleness"]:
+        writers["staleness.csv"] = lambda p: _write_csv(p, tables["staleness"], STALENESS_COLUMNS)
+        writers["staleness.png"] = lambda p: staleness_plot(tables["staleness"], p, experiment)
+    # a sweep without windows: an earlier report's staleness files there would describe another sweep
+    return write_owned_files(Path(out_dir), "report", writers, retire=STALENESS_FILES)
 
 
 def _write_csv(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
@@ -335,6 +333,8 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
         lines.append(f"| `{r['strategy']}` | {_compression(r['compression'])} | {r['trials']} | "
                      + " | ".join(_rate(r[c]) for c in COLLISION_COLUMNS) + " |")
     lines.append("")
+    if tables["staleness"]:
+        lines += ["![staleness](staleness.png)", "", *staleness_markdown(tables["staleness"])]
     return "\n".join(lines)
 
 

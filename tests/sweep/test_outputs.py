@@ -156,3 +156,21 @@ def test_files_put_into_the_output_while_collide_worked_are_not_deleted(tmp_path
     with pytest.raises(OutputDirError, match="is not empty and was not written by collide"):
         replace_dir(staging, target, "train")
     assert (target / "precious.txt").read_text() == "added by the user meanwhile"
+
+
+def test_owned_files_are_claimed_before_writing_and_retired_only_when_ours(tmp_path):
+    results = tmp_path / "results"
+
+    def fail(path):
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_owned_files(results, "report", {"a.csv": lambda p: p.write_text("a"), "b.csv": fail})
+    # a.csv was written before the failure; the marker already names it, so the next run may replace it
+    write_owned_files(results, "report", {"a.csv": lambda p: p.write_text("a2"), "b.csv": lambda p: p.write_text("b")})
+    assert (results / "a.csv").read_text() == "a2"
+    (results / "mine.csv").write_text("the user's")
+    write_owned_files(results, "report", {"a.csv": lambda p: p.write_text("a3")}, retire=("b.csv", "mine.csv"))
+    assert not (results / "b.csv").exists()  # collide's, no longer written: removed
+    assert (results / "mine.csv").read_text() == "the user's"  # not collide's: left alone
+    assert "b.csv" not in (results / MARKER).read_text()

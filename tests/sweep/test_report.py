@@ -103,3 +103,65 @@ def test_report_refuses_a_directory_it_did_not_write(tmp_path, capsys):
     assert main(["report", "--experiment", "tiny", "--tracking-uri", store, "--out", str(out)]) == 2
     assert "report.md" in capsys.readouterr().err
     assert (out / "report.md").read_text() == "my notes"
+
+
+# Staleness: test logloss per (strategy, window) and seed, at c4 d8; unseen share per window.
+WINDOW_LOSSES = {
+    ("hash", 1): (0.50, 0.52, 0.54), ("hash", 2): (0.55, 0.56, 0.60), ("hash", 3): (0.60, 0.61, 0.62),
+    ("frequency_embedding", 1): (0.46, 0.49, 0.50), ("frequency_embedding", 2): (0.53, 0.55, 0.58),
+    ("frequency_embedding", 3): (0.60, 0.62, 0.61),
+}
+UNSEEN = {1: 0.02, 2: 0.05, 3: 0.11}
+
+
+def _windowed_experiment(store: str, name: str) -> None:
+    tracker = SweepTracker.start(store, name, retry_s=0.5)
+    for strategy in ("hash", "frequency_embedding"):
+        for seed in range(3):
+            trial = f"{strategy}-c4-d8-s{seed}"
+            tracker.start_trial(trial, trial, {"strategy": strategy, "compression": 4.0, "dim": 8, "seed": seed})
+            metrics = {"best_val_logloss": 0.5, "test_logloss": 0.55, "total_bytes": 3000, "mapping_bytes": 0,
+                       "embedding_bytes": 2900, "dense_bytes": 100}
+            for window in (1, 2, 3):
+                metrics |= {f"window.{window}.test_logloss": WINDOW_LOSSES[(strategy, window)][seed],
+                            f"window.{window}.unseen_value_rate": UNSEEN[window],
+                            f"window.{window}.rare_value_rate": 2 * UNSEEN[window],
+                            f"window.{window}.rows": 1000.0, f"window.{window}.constant_test_logloss": 0.65}
+            tracker.log_metrics(trial, metrics, step=1)
+            tracker.end_trial(trial, "completed")
+    tracker.end_sweep("FINISHED", {}, "completed")
+
+
+def test_report_staleness_tables_match_a_hand_computation_and_go_when_the_sweep_has_no_windows(tmp_path, capsys):
+    store = _tiny_experiment(tmp_path)  # "tiny": no windows
+    _windowed_experiment(store, "aging")
+    out = tmp_path / "results"
+    argv = ["report", "--experiment", "aging", "--tracking-uri", store, "--out", str(out)]
+    assert main(argv) == 0
+    first = (out / "staleness.csv").read_bytes()
+    assert (out / "staleness.png").stat().st_size > 10_000
+    assert main(argv) == 0
+    assert (out / "staleness.csv").read_bytes() == first
+
+    rows = {(r["strategy"], r["window"]): r for r in _read(out / "staleness.csv")}
+    assert float(rows[("hash", "3")]["unseen_value_rate"]) == 0.11 and rows[("hash", "3")]["rows"] == "1000"
+    w1 = rows[("frequency_embedding", "1")]
+    # paired by seed: -0.04, -0.03, -0.04 -> mean -0.03667, sd 0.005774
+    assert float(w1["vs_hash"]) == pytest.approx(-0.11 / 3)
+    assert float(w1["vs_hash_ci"]) == pytest.approx(4.3027 * math.sqrt(1 / 3 * 1e-4) / math.sqrt(3), rel=1e-4)
+    assert w1["vs_hash_verdict"] == "better than hash" and w1["vs_hash_change"] == ""
+    w3 = rows[("frequency_embedding", "3")]
+    # window 3 differences 0.00, +0.01, -0.01; change from window 1 per seed: +0.04, +0.04, +0.03
+    assert float(w3["vs_hash"]) == pytest.approx(0.0, abs=1e-12) and w3["vs_hash_verdict"] == "no clear difference"
+    assert float(w3["vs_hash_change"]) == pytest.approx(0.11 / 3)
+    assert float(w3["vs_hash_change_ci"]) == pytest.approx(4.3027 * math.sqrt(1 / 3 * 1e-4) / math.sqrt(3), rel=1e-4)
+    markdown = (out / "report.md").read_text()
+    assert "| unseen | 0.0200 | 0.0500 | 0.1100 |" in markdown
+    assert "| 4x | 8 | `frequency_embedding` | -0.0367 +- 0.0143 |" in markdown and "| +0.0367 +- 0.0143 |" in markdown
+
+    # the same folder, now a sweep without windows: the staleness files collide wrote there go
+    assert main(["report", "--experiment", "tiny", "--tracking-uri", store, "--out", str(out)]) == 0
+    assert not (out / "staleness.csv").exists() and not (out / "staleness.png").exists()
+    assert "Staleness" not in (out / "report.md").read_text()
+    assert "staleness.csv" not in (out / ".collide-output.json").read_text()
+    capsys.readouterr()

@@ -1,0 +1,197 @@
+"""Staleness: how a map fitted on early data does on later data, from a sweep's test windows.
+
+A sweep run with `test_windows: K` on time-ordered data (sweep.trial) logs, per trial and per
+window k = 1 (earliest) .. K of the test split, `window.<k>.test_logloss` and the window's
+`unseen_value_rate` (values whose id never occurs in training) and `rare_value_rate` (seen
+fewer than learned_min_count times, unseen included: what a learned map hashes). The maps were
+fitted on the training rows, which all come before the test split, so a later window is an
+older map.
+
+`staleness_rows(trials)` gives one row per (strategy, compression, dim, window):
+
+- the window's rows and unseen / rare rates (means over the trials; data facts);
+- test logloss, mean +- 95% CI over seeds, and the constant predictor's logloss;
+- `vs_hash`: the difference from `hash` at the same compression, dim and window, paired by
+  seed (negative: lower loss than hash), with its CI, pair count and verdict;
+- `vs_hash_change`: how that difference moved since window 1, paired by seed
+  ((d_k - d_1) per seed; positive: the lead over hash shrank, or the lag grew);
+- `vs_frequency` for the learned maps: what the embedding adds to counts, in that window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sweep.frontier.configurations import (
+    BASELINE,
+    LEARNED,
+    configuration_key,
+    strategy_rank,
+    verdict,
+)
+from sweep.frontier.report import format_estimate
+from sweep.frontier.stats import LEVEL, finite, mean_ci, paired_difference
+
+__all__ = ["STALENESS_COLUMNS", "has_windows", "staleness_markdown", "staleness_plot", "staleness_rows"]
+
+PREFIX = "window."
+DATA_COLUMNS = ("rows", "unseen_value_rate", "rare_value_rate", "constant_test_logloss")
+STALENESS_COLUMNS = (
+    "strategy", "compression", "dim", "window", "n_seeds", *DATA_COLUMNS, "test_logloss", "test_logloss_ci",
+    "vs_hash", "vs_hash_ci", "vs_hash_pairs", "vs_hash_verdict", "vs_hash_change", "vs_hash_change_ci",
+    "vs_frequency", "vs_frequency_ci",
+)
+
+
+def _windows(trial: Mapping[str, Any]) -> list[int]:
+    return sorted({int(key.split(".")[1]) for key in trial if key.startswith(PREFIX) and key.endswith(".test_logloss")})
+
+
+def has_windows(trials: Iterable[Mapping[str, Any]]) -> bool:
+    return any(_windows(t) for t in trials)
+
+
+def _value(trial: Mapping[str, Any], window: int, metric: str) -> Any:
+    return trial.get(f"{PREFIX}{window}.{metric}")
+
+
+def staleness_rows(trials: list[Mapping[str, Any]]) -> list[dict]:
+    """One row per (strategy, compression, dim, window) over the ranked trials that have windows."""
+    ranked = [t for t in trials if t.get("excluded") is None and t.get("seed") is not None and _windows(t)]
+    per_seed: dict[tuple, dict[int, dict[int, float]]] = {}  # (configuration key, window) -> {seed: loss}
+    members: dict[tuple, list[Mapping[str, Any]]] = {}
+    for t in ranked:
+        for window in _windows(t):
+            loss = _value(t, window, "test_logloss")
+            if finite(loss):
+                key = (configuration_key(t), window)
+                per_seed.setdefault(key, {})[int(t["seed"])] = float(loss)
+                members.setdefault(key, []).append(t)
+    rows = []
+    for (config, window) in sorted(members, key=lambda k: (strategy_rank(k[0][0]), k[0][1] is not None,
+                                                          k[0][1] or 0.0, k[0][2] or 0, k[1])):
+        strategy, compression, dim = config
+        trials_here = members[(config, window)]
+        losses = per_seed[(config, window)]
+        estimate = mean_ci([losses[s] for s in sorted(losses)])
+        row: dict[str, Any] = {"strategy": strategy, "compression": compression, "dim": dim, "window": window,
+                               "n_seeds": len(losses), "test_logloss": estimate.mean,
+                               "test_logloss_ci": estimate.half_width}
+        for column in DATA_COLUMNS:
+            values = [float(_value(t, window, column)) for t in trials_here if finite(_value(t, window, column))]
+            row[column] = math.fsum(values) / len(values) if values else None
+        if row["rows"] is not None:
+            row["rows"] = int(round(row["rows"]))
+        baseline = per_seed.get(((BASELINE, compression, dim), window)) if compression is not None else None
+        difference = paired_difference(losses, baseline) if baseline and strategy != BASELINE else None
+        row["vs_hash"] = difference.mean if difference else None
+        row["vs_hash_ci"] = difference.half_width if difference else None
+        row["vs_hash_pairs"] = difference.n if difference else 0
+        row["vs_hash_verdict"] = verdict(strategy, difference, baseline is not None)
+        change = _change(per_seed, config, window) if difference else None
+        row["vs_hash_change"] = change.mean if change else None
+        row["vs_hash_change_ci"] = change.half_width if change else None
+        frequency = per_seed.get((("frequency", compression, dim), window))
+        against = paired_difference(losses, frequency) if frequency and strategy in LEARNED else None
+        row["vs_frequency"] = against.mean if against else None
+        row["vs_frequency_ci"] = against.half_width if against else None
+        rows.append(row)
+    return rows
+
+
+def _change(per_seed: Mapping[tuple, Mapping[int, float]], config: tuple, window: int) -> Any:
+    """(d_window - d_1) per seed, d = loss - hash's loss: mean and CI over the seeds all four share."""
+    if window == 1:
+        return None
+    strategy, compression, dim = config
+    parts = [per_seed.get((key, w), {}) for key in (config, (BASELINE, compression, dim)) for w in (window, 1)]
+    shared = sorted(set.intersection(*(set(p) for p in parts)))
+    if not shared:
+        return None
+    now, base_now, first, base_first = parts
+    return mean_ci([(now[s] - base_now[s]) - (first[s] - base_first[s]) for s in shared])
+
+
+def staleness_markdown(rows: list[dict]) -> list[str]:
+    """The report's staleness section: window facts, then each strategy's difference from hash per window."""
+    windows = sorted({r["window"] for r in rows})
+    level = f"{LEVEL:.0%}"
+    first = {r["window"]: r for r in rows}  # the data facts are the same in every row of a window
+    lines = ["## Staleness: the maps against later and later test windows", "",
+             f"The test split, in time order, cut into {len(windows)} windows of equal rows; every map was fitted "
+             "on the training rows, which all come before it, so a later window meets an older map. `unseen`: "
+             "share of the window's values whose id never occurs in training; `rare`: seen fewer than "
+             "learned_min_count times, unseen included (the ids a learned map hashes).", "",
+             "| window | " + " | ".join(str(w) for w in windows) + " |", "|---|" + "---|" * len(windows)]
+    for column, label in (("rows", "rows"), ("unseen_value_rate", "unseen"), ("rare_value_rate", "rare"),
+                          ("constant_test_logloss", "constant predictor logloss")):
+        cells = [(str(first[w][column]) if column == "rows" else f"{first[w][column]:.4f}")
+                 if finite(first[w][column]) else "-" for w in windows]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    compared = [r for r in rows if r["vs_hash"] is not None or r["strategy"] == BASELINE]
+    lines += ["", f"Difference from `hash` in test logloss per window, paired by seed, mean +- {level} CI "
+              "(negative: lower loss than hash); `change` is the last window's difference minus the first's, "
+              "paired by seed (positive: the lead over hash shrank as the map aged).", ""]
+    cells = sorted({(r["compression"], r["dim"], r["strategy"]) for r in compared if r["strategy"] != BASELINE},
+                   key=lambda k: (k[0], k[1], strategy_rank(k[2])))
+    if not cells:
+        return lines + ["No strategy shares seeds with `hash` here, so there is no difference to show.", ""]
+    by_key = {(r["compression"], r["dim"], r["strategy"], r["window"]): r for r in rows}
+    lines += ["| compression | dim | strategy | " + " | ".join(f"window {w}" for w in windows) + " | change |",
+              "|---|---|---|" + "---|" * (len(windows) + 1)]
+    for compression, dim, strategy in cells:
+        entries = [by_key.get((compression, dim, strategy, w), {}) for w in windows]
+        lines.append(f"| {compression:g}x | {dim} | `{strategy}` | "
+                     + " | ".join(format_estimate(e, "vs_hash", missing="-", sign=True) for e in entries)
+                     + f" | {format_estimate(entries[-1], 'vs_hash_change', missing='-', sign=True)} |")
+    lines.append("")
+    return lines
+
+
+def staleness_plot(rows: list[dict], path: Path, experiment: str) -> None:
+    """Difference from hash per test window, one panel per compression, one line per (strategy, dim);
+    the window's unseen and rare shares label its tick."""
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    compared = [r for r in rows if r["vs_hash"] is not None]
+    compressions = sorted({r["compression"] for r in compared}) or [None]
+    windows = sorted({r["window"] for r in rows})
+    facts = {r["window"]: r for r in rows}
+    figure = Figure(figsize=(4.5 * len(compressions) + 1, 4.8), dpi=110)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(compressions), sharey=True, squeeze=False)[0]
+    palette = colormaps["tab10"]
+    series = sorted({(r["strategy"], r["dim"]) for r in compared}, key=lambda k: (strategy_rank(k[0]), k[1]))
+    ticks = [f"{w}\n{_share(facts[w]['unseen_value_rate'])} unseen\n{_share(facts[w]['rare_value_rate'])} rare"
+             for w in windows]
+    for ax, compression in zip(axes, compressions, strict=True):
+        for k, (strategy, dim) in enumerate(series):
+            line = sorted((r for r in compared if (r["strategy"], r["dim"], r["compression"]) == (strategy, dim, compression)),
+                          key=lambda r: r["window"])
+            if not line:
+                continue
+            offset = (k - (len(series) - 1) / 2) * 0.06  # side by side, so the intervals do not hide each other
+            ax.errorbar([r["window"] + offset for r in line], [r["vs_hash"] for r in line],
+                        yerr=[r["vs_hash_ci"] if finite(r["vs_hash_ci"]) else 0.0 for r in line],
+                        color=palette(strategy_rank(strategy)[0] % 10), marker="o", markersize=4, capsize=2,
+                        linewidth=1, label=f"{strategy} d{dim}")
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xticks(windows, ticks, fontsize="x-small")
+        ax.set_xlabel("test window (later to the right)")
+        ax.set_title("" if compression is None else f"compression {compression:g}x")
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel(f"test logloss - hash's, mean +- {LEVEL:.0%} CI")
+    if series:
+        axes[0].legend(fontsize="x-small", loc="best")
+    figure.suptitle(f"{experiment}: each map against hash as it ages (paired by seed; below 0: lower loss)")
+    figure.tight_layout()
+    figure.savefig(path, format="png", metadata={"Software": None})
+
+
+def _share(value: Any) -> str:
+    return f"{value:.1%}" if finite(value) else "-"
