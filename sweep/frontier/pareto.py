@@ -148,11 +148,12 @@ def select_point(
             f"got max_bytes={max_bytes!r}, max_val_loss={max_val_loss!r}"
         )
     rows = _as_rows(table, "table")
+    noun = "configuration" if any("configuration" in row for row in rows) else "trial"  # what is being ranked
     points = _points(rows, x, y)  # (n, 2)
     complete = ~np.isnan(points).any(axis=1)
     if not complete.any():
         raise ValueError(
-            f"no completed trial with both {x!r} and {y!r} among {len(rows)} rows; "
+            f"no completed {noun} with both {x!r} and {y!r} among {len(rows)} rows; "
             "nothing to select"
         )
     front = np.flatnonzero(pareto_mask(points))
@@ -162,8 +163,8 @@ def select_point(
         if not fits:
             smallest = float(points[complete, 0].min())
             raise ValueError(
-                f"no trial fits max_bytes={max_bytes!r} ({format_bytes(budget)}): the smallest "
-                f"{x} among completed trials is {smallest:.17g} ({format_bytes(smallest)})"
+                f"no {noun} fits max_bytes={max_bytes!r} ({format_bytes(budget)}): the smallest "
+                f"{x} among completed {noun}s is {smallest:.17g} ({format_bytes(smallest)})"
             )
         best = min(fits, key=lambda i: (points[i, 1], points[i, 0], _trial_key(rows[i], i)))
     else:
@@ -172,8 +173,8 @@ def select_point(
         if not fits:
             lowest = float(points[complete, 1].min())
             raise ValueError(
-                f"no trial reaches max_val_loss={max_val_loss!r}: the lowest {y} among "
-                f"completed trials is {lowest:.17g}"
+                f"no {noun} reaches max_val_loss={max_val_loss!r}: the lowest {y} among "
+                f"completed {noun}s is {lowest:.17g}"
             )
         best = min(fits, key=lambda i: (points[i, 0], points[i, 1], _trial_key(rows[i], i)))
     return rows[best]

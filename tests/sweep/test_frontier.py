@@ -267,6 +267,10 @@ def test_nothing_qualifies_names_budget_and_smallest_value():
     with pytest.raises(ValueError, match=r"no completed trial with both 'total_bytes' and "
                        r"'val_logloss' among 2 rows"):
         select_point([ROWS[4], ROWS[6]], max_bytes=10**9)
+    configurations = [{**row, "configuration": f"c{i}"} for i, row in enumerate(ROWS)]
+    with pytest.raises(ValueError, match=r"no configuration fits max_bytes=500 \(500 B\): the smallest total_bytes "
+                       r"among completed configurations is 1000"):
+        select_point(configurations, max_bytes=500)
 
 
 def test_both_or_neither_bound_is_an_error():
