@@ -13,22 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 LEVELS=(0.1 0.5 1 2 4)
 
-state() {  # "completed", "none", or the parent run id of the level's unfinished sweep
-  python - "$1" <<'PY'
-import sys
-from mlflow.tracking import MlflowClient
-from sweep.tracking_uri import default_tracking_uri
-from sweep.tune.records import experiment_id_of, find_sweep
-
-client = MlflowClient(default_tracking_uri())
-try:
-    experiment_id_of(client, sys.argv[1])
-    sweep = find_sweep(client, sys.argv[1], completed=False)
-except ValueError:  # no such experiment, or no sweep in it
-    print("none")
-else:
-    print("completed" if sweep.parent.info.status == "FINISHED" else sweep.parent_run_id)
-PY
+state() {  # "completed", "none", or the parent run id of the experiment's unfinished sweep
+  python results/sweep_state.py "$1"
 }
 
 for noise in "${LEVELS[@]}"; do

@@ -14,14 +14,14 @@ import argparse
 import csv
 from pathlib import Path
 
+from sweep.frontier.report import format_estimate
+
 HERE = Path(__file__).resolve().parent
 
 
 def _cell(row: dict, key: str) -> str:
-    if not row or not row.get(key):
-        return "-"
-    ci = row.get(f"{key}_ci")
-    return f"{float(row[key]):+.4f} +- {float(ci):.4f}" if ci else f"{float(row[key]):+.4f}"
+    """`mean +- ci` of a CSV row's `key` (the mean alone without a CI), "-" when it has none."""
+    return format_estimate({k: float(row[k]) for k in (key, f"{key}_ci") if row.get(k)}, key, missing="-", sign=True)
 
 
 def main() -> None:
