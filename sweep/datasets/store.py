@@ -24,6 +24,7 @@ import json
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -105,8 +106,8 @@ class SplitSpec:
             return codes
         if self.kind == "sequential":
             num_train = int(round(total * (1.0 - self.val_fraction - self.test_fraction)))
-            share = self.val_fraction / (self.val_fraction + self.test_fraction)  # exactly 0.5 for equal fractions
-            num_val = int((total - num_train) * share + 1e-9)  # rounded down; the epsilon absorbs float error
+            val, test = Fraction(str(self.val_fraction)), Fraction(str(self.test_fraction))  # exact: no float error
+            num_val = int((total - num_train) * val // (val + test))  # rounded down; equal fractions: halved
             codes = np.full(stop - start, 2, dtype=np.int8)
             codes[rows < num_train + num_val] = 1
             codes[rows < num_train] = 0
