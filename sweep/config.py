@@ -21,7 +21,7 @@ import yaml
 from mappers import MAPPERS
 from models import ProbeConfig, TrainConfig
 from sweep.datasets import SOURCES
-from sweep.trial import FULL_THRESHOLD
+from sweep.trial import FULL_THRESHOLD, check_test_windows
 
 __all__ = [
     "PRESETS",
@@ -151,8 +151,7 @@ class SweepConfig:
         if self.num_samples is not None and self.search != "optuna":
             raise ValueError(f"num_samples applies to search 'optuna' only; the grid runs every point once "
                              f"(got num_samples={self.num_samples} with search {self.search!r})")
-        if isinstance(self.test_windows, bool) or not isinstance(self.test_windows, int) or self.test_windows < 1:
-            raise ValueError(f"test_windows must be an int >= 1, got {self.test_windows!r}")
+        check_test_windows(self.test_windows)
         if self.num_samples is not None and self.num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
         unknown = sorted(set(self.strategy_params) - set(MAPPERS))

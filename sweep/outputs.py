@@ -206,7 +206,8 @@ def write_owned_files(directory: Path, kind: str, writers: dict[str, Callable[[P
 
     `writers[name](tmp_path)` writes one file; it is renamed into place once complete. A
     file of that name that collide did not write (not listed in the marker) is refused. The
-    marker claims the names before any is written, so a run cut short leaves no unmarked file.
+    marker claims the names before any is written, so a run cut short leaves no unmarked file; a
+    writer that raises gives back the claims on the names not written.
     `retire`: names this call does not write that an earlier one may have; they are removed
     when the marker lists them (collide's own), and left alone otherwise.
     """
@@ -222,6 +223,9 @@ def write_owned_files(directory: Path, kind: str, writers: dict[str, Callable[[P
         try:
             writer(tmp)
             os.replace(tmp, final)
+        except BaseException:
+            write_marker(directory, kind, owned | set(written))  # unclaim the names this call never wrote
+            raise
         finally:
             tmp.unlink(missing_ok=True)
         written[name] = final

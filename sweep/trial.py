@@ -46,7 +46,7 @@ from sweep.names import configuration_name, trial_name
 from sweep.plain import plain
 from sweep.probe_cache import probe_embeddings
 
-__all__ = ["FULL_THRESHOLD", "LEARNED", "TrialConfig", "batch_size_for", "configuration_name", "kept_full", "rows_at", "run_trial",
+__all__ = ["FULL_THRESHOLD", "LEARNED", "TrialConfig", "batch_size_for", "check_test_windows", "configuration_name", "kept_full", "rows_at", "run_trial",
            "small_data_note", "trial_name"]
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,7 @@ class TrialConfig:
             raise ValueError(f"full_threshold must be >= 0, got {self.full_threshold}")
         if self.learned_min_count < 1:
             raise ValueError(f"learned_min_count must be >= 1, got {self.learned_min_count}")
-        if isinstance(self.test_windows, bool) or not isinstance(self.test_windows, int) or self.test_windows < 1:
-            raise ValueError(f"test_windows must be an int >= 1, got {self.test_windows!r}")
+        check_test_windows(self.test_windows)
         # Bad mapper params fail here, before any data is read or a Ray trial starts.
         if self.strategy != "full":
             get_mapper(self.strategy, num_rows=64, seed=self.seed, **dict(self.mapper_params))
@@ -115,6 +114,12 @@ class TrialConfig:
         stand_in = (FeatureSpec("a", (2,)), FeatureSpec("b", (2,)))
         DLRMConfig(num_dense=1, features=stand_in, embedding_dim=self.dim, bottom_mlp=tuple(self.bottom_mlp),
                    top_mlp=tuple(self.top_mlp), interaction=self.interaction)
+
+
+def check_test_windows(value: object) -> None:
+    """test_windows must be a whole number of windows, at least 1 (1: the test split as one)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"test_windows must be an int >= 1, got {value!r}")
 
 
 def _rows_for(config: TrialConfig, vocab_size: int) -> int:

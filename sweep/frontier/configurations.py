@@ -31,11 +31,11 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sweep.frontier.stats import finite, mean_ci
+from sweep.frontier.stats import finite, mean_ci, paired_difference
 from sweep.names import configuration_name
 
-__all__ = ["BASELINE", "CONFIGURATION_KEYS", "LEARNED", "METRICS", "configuration_key", "configuration_rows",
-           "has_replicates", "ranked_rows", "strategy_rank", "verdict"]
+__all__ = ["BASELINE", "CONFIGURATION_KEYS", "LEARNED", "METRICS", "comparisons", "configuration_key",
+           "configuration_rows", "has_replicates", "per_seed", "ranked_rows", "strategy_rank", "verdict"]
 
 BASELINE = "hash"  # what the reports compare every strategy with, paired by seed
 LEARNED = ("embedding", "frequency_embedding")  # compared with `frequency` too: what the embedding adds
@@ -146,3 +146,34 @@ def verdict(strategy: str, difference: Any, has_baseline: bool) -> str:
     if not difference.excludes_zero():
         return "no clear difference"
     return "better than hash" if difference.mean < 0 else "worse than hash"
+
+
+def per_seed(trials: Iterable[Mapping[str, Any]], metric: str) -> dict[tuple, dict[int, float]]:
+    """{configuration key: {seed: metric}} over the ranked trials that have `metric`."""
+    values: dict[tuple, dict[int, float]] = {}
+    for t in trials:
+        if t.get("excluded") is None and finite(t.get(metric)) and t.get("seed") is not None:
+            values.setdefault(configuration_key(t), {})[int(t["seed"])] = float(t[metric])
+    return values
+
+
+def comparisons(values: Mapping[tuple, Mapping[int, float]], key: tuple) -> dict[str, Any]:
+    """Configuration `key` (strategy, compression, dim) against `hash` at the same compression and dim,
+    and for a learned map against `frequency` too, each paired by seed over `values` (per_seed):
+    vs_hash, vs_hash_ci, vs_hash_pairs, vs_hash_verdict, vs_frequency, vs_frequency_ci, vs_frequency_pairs."""
+    strategy, compression, dim = key
+    mine = values.get(key, {})
+    baseline = values.get((BASELINE, compression, dim)) if compression is not None else None
+    difference = paired_difference(mine, baseline) if baseline is not None and strategy != BASELINE else None
+    frequency = values.get(("frequency", compression, dim)) if strategy in LEARNED else None
+    # against frequency alone: does a learned map add anything beyond access counts?
+    against = paired_difference(mine, frequency) if frequency is not None else None
+    return {
+        "vs_hash": difference.mean if difference else None,
+        "vs_hash_ci": difference.half_width if difference else None,
+        "vs_hash_pairs": difference.n if difference else 0,
+        "vs_hash_verdict": verdict(strategy, difference, baseline is not None),
+        "vs_frequency": against.mean if against else None,
+        "vs_frequency_ci": against.half_width if against else None,
+        "vs_frequency_pairs": against.n if against else 0,
+    }

@@ -38,11 +38,11 @@ from typing import Any
 
 from sweep.frontier.configurations import (
     BASELINE,
-    LEARNED,
+    comparisons,
     configuration_key,
     configuration_rows,
+    per_seed,
     strategy_rank,
-    verdict,
 )
 from sweep.frontier.pareto import format_bytes, pareto_mask
 from sweep.frontier.report import format_estimate
@@ -52,7 +52,7 @@ from sweep.frontier.staleness import (
     staleness_plot,
     staleness_rows,
 )
-from sweep.frontier.stats import LEVEL, finite, paired_difference
+from sweep.frontier.stats import LEVEL, finite
 
 __all__ = ["REPORT_FILES", "gather", "report", "write_report"]
 
@@ -84,7 +84,7 @@ def gather(trials: list[Mapping[str, Any]]) -> dict[str, Any]:
         row["bytes_without_mapping"] = None if bytes_ is None else bytes_ - (row.get("mapping_bytes") or 0)
     _flag_frontier(configurations, "total_bytes", "on_frontier")
     _flag_frontier(configurations, "bytes_without_mapping", "on_frontier_without_mapping")
-    matched = _matched(configurations, _per_seed(trials, "test_logloss"))
+    matched = _matched(configurations, per_seed(trials, "test_logloss"))
     return {
         "configurations": configurations,
         "matched": matched,
@@ -106,43 +106,17 @@ def _flag_frontier(rows: list[dict], x: str, flag: str) -> None:
         row[flag] = bool(on)
 
 
-def _per_seed(trials: Iterable[Mapping[str, Any]], metric: str) -> dict[tuple, dict[int, float]]:
-    """{configuration key: {seed: metric}} over the ranked trials."""
-    values: dict[tuple, dict[int, float]] = {}
-    for t in trials:
-        if t.get("excluded") is None and finite(t.get(metric)) and t.get("seed") is not None:
-            values.setdefault(configuration_key(t), {})[int(t["seed"])] = float(t[metric])
-    return values
-
-
-def _matched(configurations: list[dict], per_seed: dict[tuple, dict[int, float]]) -> list[dict]:
+def _matched(configurations: list[dict], values: dict[tuple, dict[int, float]]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for row in configurations:
         if row["compression"] is not None and row["n_seeds"]:
             groups.setdefault((row["compression"], row["dim"]), []).append(row)
     table = []
     for (compression, dim) in sorted(groups):
-        members = sorted(groups[(compression, dim)], key=lambda r: strategy_rank(r["strategy"]))
-        baseline = per_seed.get((BASELINE, compression, dim))
-        frequency = per_seed.get(("frequency", compression, dim))
-        for row in members:
+        for row in sorted(groups[(compression, dim)], key=lambda r: strategy_rank(r["strategy"])):
             entry = {k: row.get(k) for k in ("compression", "dim", "strategy", "n_seeds", "total_bytes",
                                                "mapping_bytes", *TEST_METRICS, *(f"{m}_ci" for m in TEST_METRICS))}
-            difference = None
-            if baseline is not None and row["strategy"] != BASELINE:
-                difference = paired_difference(per_seed.get(configuration_key(row), {}), baseline)
-            entry["vs_hash"] = difference.mean if difference else None
-            entry["vs_hash_ci"] = difference.half_width if difference else None
-            entry["vs_hash_pairs"] = difference.n if difference else 0
-            entry["vs_hash_verdict"] = verdict(row["strategy"], difference, baseline is not None)
-            # against frequency alone: does a learned map add anything beyond access counts?
-            against = None
-            if frequency is not None and row["strategy"] in LEARNED:
-                against = paired_difference(per_seed.get(configuration_key(row), {}), frequency)
-            entry["vs_frequency"] = against.mean if against else None
-            entry["vs_frequency_ci"] = against.half_width if against else None
-            entry["vs_frequency_pairs"] = against.n if against else 0
-            table.append(entry)
+            table.append({**entry, **comparisons(values, configuration_key(row))})
     return table
 
 

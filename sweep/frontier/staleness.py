@@ -14,35 +14,36 @@ older map.
 - `vs_hash`: the difference from `hash` at the same compression, dim and window, paired by
   seed (negative: lower loss than hash), with its CI, pair count and verdict;
 - `vs_hash_change`: how that difference moved since window 1, paired by seed
-  ((d_k - d_1) per seed; positive: the lead over hash shrank, or the lag grew);
+  ((d_k - d_1) per seed; positive: the map lost ground to hash, its lead shrank or its lag grew);
 - `vs_frequency` for the learned maps: what the embedding adds to counts, in that window.
+All comparisons are those of the matched-size table (sweep.frontier.configurations.comparisons).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from sweep.frontier.configurations import (
     BASELINE,
-    LEARNED,
+    comparisons,
     configuration_key,
+    per_seed,
     strategy_rank,
-    verdict,
 )
 from sweep.frontier.report import format_estimate
-from sweep.frontier.stats import LEVEL, finite, mean_ci, paired_difference
+from sweep.frontier.stats import LEVEL, finite, mean_ci
 
-__all__ = ["STALENESS_COLUMNS", "has_windows", "staleness_markdown", "staleness_plot", "staleness_rows"]
+__all__ = ["STALENESS_COLUMNS", "staleness_markdown", "staleness_plot", "staleness_rows"]
 
 PREFIX = "window."
 DATA_COLUMNS = ("rows", "unseen_value_rate", "rare_value_rate", "constant_test_logloss")
 STALENESS_COLUMNS = (
     "strategy", "compression", "dim", "window", "n_seeds", *DATA_COLUMNS, "test_logloss", "test_logloss_ci",
     "vs_hash", "vs_hash_ci", "vs_hash_pairs", "vs_hash_verdict", "vs_hash_change", "vs_hash_change_ci",
-    "vs_frequency", "vs_frequency_ci",
+    "vs_frequency", "vs_frequency_ci", "vs_frequency_pairs",
 )
 
 
@@ -50,64 +51,46 @@ def _windows(trial: Mapping[str, Any]) -> list[int]:
     return sorted({int(key.split(".")[1]) for key in trial if key.startswith(PREFIX) and key.endswith(".test_logloss")})
 
 
-def has_windows(trials: Iterable[Mapping[str, Any]]) -> bool:
-    return any(_windows(t) for t in trials)
-
-
-def _value(trial: Mapping[str, Any], window: int, metric: str) -> Any:
-    return trial.get(f"{PREFIX}{window}.{metric}")
+def _loss(window: int) -> str:
+    return f"{PREFIX}{window}.test_logloss"
 
 
 def staleness_rows(trials: list[Mapping[str, Any]]) -> list[dict]:
     """One row per (strategy, compression, dim, window) over the ranked trials that have windows."""
-    ranked = [t for t in trials if t.get("excluded") is None and t.get("seed") is not None and _windows(t)]
-    per_seed: dict[tuple, dict[int, dict[int, float]]] = {}  # (configuration key, window) -> {seed: loss}
-    members: dict[tuple, list[Mapping[str, Any]]] = {}
-    for t in ranked:
-        for window in _windows(t):
-            loss = _value(t, window, "test_logloss")
-            if finite(loss):
-                key = (configuration_key(t), window)
-                per_seed.setdefault(key, {})[int(t["seed"])] = float(loss)
-                members.setdefault(key, []).append(t)
+    windows = sorted({w for t in trials if t.get("excluded") is None for w in _windows(t)})
+    losses = {w: per_seed(trials, _loss(w)) for w in windows}  # {window: {configuration key: {seed: loss}}}
     rows = []
-    for (config, window) in sorted(members, key=lambda k: (strategy_rank(k[0][0]), k[0][1] is not None,
-                                                          k[0][1] or 0.0, k[0][2] or 0, k[1])):
-        strategy, compression, dim = config
-        trials_here = members[(config, window)]
-        losses = per_seed[(config, window)]
-        estimate = mean_ci([losses[s] for s in sorted(losses)])
-        row: dict[str, Any] = {"strategy": strategy, "compression": compression, "dim": dim, "window": window,
-                               "n_seeds": len(losses), "test_logloss": estimate.mean,
-                               "test_logloss_ci": estimate.half_width}
-        for column in DATA_COLUMNS:
-            values = [float(_value(t, window, column)) for t in trials_here if finite(_value(t, window, column))]
-            row[column] = math.fsum(values) / len(values) if values else None
-        if row["rows"] is not None:
-            row["rows"] = int(round(row["rows"]))
-        baseline = per_seed.get(((BASELINE, compression, dim), window)) if compression is not None else None
-        difference = paired_difference(losses, baseline) if baseline and strategy != BASELINE else None
-        row["vs_hash"] = difference.mean if difference else None
-        row["vs_hash_ci"] = difference.half_width if difference else None
-        row["vs_hash_pairs"] = difference.n if difference else 0
-        row["vs_hash_verdict"] = verdict(strategy, difference, baseline is not None)
-        change = _change(per_seed, config, window) if difference else None
-        row["vs_hash_change"] = change.mean if change else None
-        row["vs_hash_change_ci"] = change.half_width if change else None
-        frequency = per_seed.get((("frequency", compression, dim), window))
-        against = paired_difference(losses, frequency) if frequency and strategy in LEARNED else None
-        row["vs_frequency"] = against.mean if against else None
-        row["vs_frequency_ci"] = against.half_width if against else None
-        rows.append(row)
+    for window in windows:
+        for config, seeds in losses[window].items():
+            strategy, compression, dim = config
+            estimate = mean_ci([seeds[s] for s in sorted(seeds)])
+            row: dict[str, Any] = {"strategy": strategy, "compression": compression, "dim": dim, "window": window,
+                                   "n_seeds": len(seeds), "test_logloss": estimate.mean,
+                                   "test_logloss_ci": estimate.half_width}
+            members = [t for t in trials if t.get("excluded") is None and configuration_key(t) == config
+                       and finite(t.get(_loss(window)))]
+            for column in DATA_COLUMNS:
+                values = [float(t[f"{PREFIX}{window}.{column}"]) for t in members
+                          if finite(t.get(f"{PREFIX}{window}.{column}"))]
+                row[column] = math.fsum(values) / len(values) if values else None
+            if row["rows"] is not None:
+                row["rows"] = int(round(row["rows"]))
+            row.update(comparisons(losses[window], config))
+            change = _change(losses, config, window) if row["vs_hash"] is not None else None
+            row["vs_hash_change"] = change.mean if change else None
+            row["vs_hash_change_ci"] = change.half_width if change else None
+            rows.append(row)
+    rows.sort(key=lambda r: (strategy_rank(r["strategy"]), r["compression"] is not None, r["compression"] or 0.0,
+                             r["dim"] or 0, r["window"]))
     return rows
 
 
-def _change(per_seed: Mapping[tuple, Mapping[int, float]], config: tuple, window: int) -> Any:
+def _change(losses: Mapping[int, Mapping[tuple, Mapping[int, float]]], config: tuple, window: int) -> Any:
     """(d_window - d_1) per seed, d = loss - hash's loss: mean and CI over the seeds all four share."""
-    if window == 1:
+    if window == 1 or 1 not in losses:
         return None
     strategy, compression, dim = config
-    parts = [per_seed.get((key, w), {}) for key in (config, (BASELINE, compression, dim)) for w in (window, 1)]
+    parts = [losses[w].get(key, {}) for key in (config, (BASELINE, compression, dim)) for w in (window, 1)]
     shared = sorted(set.intersection(*(set(p) for p in parts)))
     if not shared:
         return None
@@ -119,7 +102,7 @@ def staleness_markdown(rows: list[dict]) -> list[str]:
     """The report's staleness section: window facts, then each strategy's difference from hash per window."""
     windows = sorted({r["window"] for r in rows})
     level = f"{LEVEL:.0%}"
-    first = {r["window"]: r for r in rows}  # the data facts are the same in every row of a window
+    facts = {r["window"]: r for r in rows}  # the data facts are the same in every row of a window
     lines = ["## Staleness: the maps against later and later test windows", "",
              f"The test split, in time order, cut into {len(windows)} windows of equal rows; every map was fitted "
              "on the training rows, which all come before it, so a later window meets an older map. `unseen`: "
@@ -128,13 +111,13 @@ def staleness_markdown(rows: list[dict]) -> list[str]:
              "| window | " + " | ".join(str(w) for w in windows) + " |", "|---|" + "---|" * len(windows)]
     for column, label in (("rows", "rows"), ("unseen_value_rate", "unseen"), ("rare_value_rate", "rare"),
                           ("constant_test_logloss", "constant predictor logloss")):
-        cells = [(str(first[w][column]) if column == "rows" else f"{first[w][column]:.4f}")
-                 if finite(first[w][column]) else "-" for w in windows]
+        cells = [(str(facts[w][column]) if column == "rows" else f"{facts[w][column]:.4f}")
+                 if finite(facts[w][column]) else "-" for w in windows]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     compared = [r for r in rows if r["vs_hash"] is not None or r["strategy"] == BASELINE]
     lines += ["", f"Difference from `hash` in test logloss per window, paired by seed, mean +- {level} CI "
               "(negative: lower loss than hash); `change` is the last window's difference minus the first's, "
-              "paired by seed (positive: the lead over hash shrank as the map aged).", ""]
+              "paired by seed (positive: the map lost ground to hash as it aged).", ""]
     cells = sorted({(r["compression"], r["dim"], r["strategy"]) for r in compared if r["strategy"] != BASELINE},
                    key=lambda k: (k[0], k[1], strategy_rank(k[2])))
     if not cells:

@@ -166,7 +166,8 @@ def test_owned_files_are_claimed_before_writing_and_retired_only_when_ours(tmp_p
 
     with pytest.raises(RuntimeError, match="disk full"):
         write_owned_files(results, "report", {"a.csv": lambda p: p.write_text("a"), "b.csv": fail})
-    # a.csv was written before the failure; the marker already names it, so the next run may replace it
+    # a.csv was written before the failure, so the marker names it; b.csv was never written, so it does not
+    assert "a.csv" in (results / MARKER).read_text() and "b.csv" not in (results / MARKER).read_text()
     write_owned_files(results, "report", {"a.csv": lambda p: p.write_text("a2"), "b.csv": lambda p: p.write_text("b")})
     assert (results / "a.csv").read_text() == "a2"
     (results / "mine.csv").write_text("the user's")
