@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep.cli import EXIT_FAILED_TRIALS, EXIT_OK, EXIT_TRACKING_LOST, CliError
+from sweep.config import PRESETS
 
 __all__ = ["COMMANDS", "add_mlflow_commands"]
 
@@ -42,8 +43,7 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
         description="Exit code: 0 all trials finished, 1 some trials failed (their MLflow runs are FAILED), "
         "2 bad config or input, 3 MLflow lost (collide sync), 130/143 interrupted (collide sweep --resume).")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--preset", default=None, help="shipped preset: smoke, quick (default), movielens, criteo, table, paper-synthetic, paper-movielens, "
-                        "paper-ablation")
+    source.add_argument("--preset", default=None, help=f"shipped preset: {', '.join(PRESETS)} (default: quick)")
     source.add_argument("--config", type=Path, default=None, help="YAML sweep config")
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="PARENT_RUN_ID",
                         help="continue an interrupted sweep: the latest one of --name (or of the preset), or the "

@@ -195,6 +195,7 @@ class SyntheticSource(Source):
         for index, start in enumerate(range(0, self.num_rows, c.chunk_rows)):
             n = min(c.chunk_rows, self.num_rows - start)
             rng = np.random.default_rng([c.seed, 1, index])
+            time = (start + np.arange(n, dtype=np.float64)) / self.num_rows if c.drift else None  # row p: p / N
             logit = np.full(n, self._bias)
             latent_sum = np.zeros((n, c.latent_dim))
             latent_sq = np.zeros(n)
@@ -202,7 +203,7 @@ class SyntheticSource(Source):
             for f, cdf in enumerate(self._cdfs):
                 ranks = np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), len(cdf) - 1)
                 if c.drift:  # `ranks` is the id's index from here on (see the module docstring)
-                    ranks = self._drifted(ranks, start, len(cdf))
+                    ranks = (ranks + np.floor(c.drift * len(cdf) * time).astype(np.int64)) % len(cdf)
                 clusters = self._cluster_of_rank[f][ranks]
                 id_noise = _gaussian_from_hash(ranks.astype(np.uint64), seed=c.seed * 1000 + 500 + f)
                 logit += self._effects[f][clusters] + c.id_noise * c.effect_scale * id_noise
@@ -219,12 +220,6 @@ class SyntheticSource(Source):
             labels = (rng.random(n) < prob).astype(np.float32)
             yield Chunk(labels=labels, dense=dense, sparse=sparse,
                         extras={"true_prob": prob.astype(np.float32)})
-
-    def _drifted(self, ranks: np.ndarray, start: int, vocab_size: int) -> np.ndarray:
-        """The ids (rank order at time 0) that popularity ranks `ranks` of rows start.. stand for."""
-        time = (start + np.arange(len(ranks), dtype=np.float64)) / self.num_rows
-        shift = np.floor(self.config.drift * vocab_size * time).astype(np.int64)
-        return (ranks + shift) % vocab_size
 
     def feature_meta(self) -> Mapping[str, Mapping[str, np.ndarray]]:
         meta = {}

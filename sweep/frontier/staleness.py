@@ -59,6 +59,10 @@ def staleness_rows(trials: list[Mapping[str, Any]]) -> list[dict]:
     """One row per (strategy, compression, dim, window) over the ranked trials that have windows."""
     windows = sorted({w for t in trials if t.get("excluded") is None for w in _windows(t)})
     losses = {w: per_seed(trials, _loss(w)) for w in windows}  # {window: {configuration key: {seed: loss}}}
+    by_config: dict[tuple, list[Mapping[str, Any]]] = {}
+    for t in trials:
+        if t.get("excluded") is None:
+            by_config.setdefault(configuration_key(t), []).append(t)
     rows = []
     for window in windows:
         for config, seeds in losses[window].items():
@@ -67,8 +71,7 @@ def staleness_rows(trials: list[Mapping[str, Any]]) -> list[dict]:
             row: dict[str, Any] = {"strategy": strategy, "compression": compression, "dim": dim, "window": window,
                                    "n_seeds": len(seeds), "test_logloss": estimate.mean,
                                    "test_logloss_ci": estimate.half_width}
-            members = [t for t in trials if t.get("excluded") is None and configuration_key(t) == config
-                       and finite(t.get(_loss(window)))]
+            members = [t for t in by_config[config] if finite(t.get(_loss(window)))]
             for column in DATA_COLUMNS:
                 values = [float(t[f"{PREFIX}{window}.{column}"]) for t in members
                           if finite(t.get(f"{PREFIX}{window}.{column}"))]

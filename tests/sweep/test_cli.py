@@ -10,6 +10,14 @@ def test_help_exits_zero(capsys):
     assert "prepare" in capsys.readouterr().out
 
 
+def test_sweep_help_lists_every_shipped_preset(capsys):
+    from sweep.config import PRESETS
+
+    assert main(["sweep", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # argparse wraps at hyphens
+    assert all(name in text for name in PRESETS)
+
+
 def test_prepare_then_reuse(tmp_path, capsys):
     argv = ["prepare", "synthetic", "--num-rows", "500", "--vocab-sizes", "10,50", "--out", str(tmp_path / "d")]
     assert main(argv) == 0
