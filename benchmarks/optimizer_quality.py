@@ -45,7 +45,7 @@ def main() -> None:
     for strategy in args.strategies.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             base = TrialConfig(data=str(data.path.resolve()), strategy=strategy, seed=seed,
-                               compression=None if strategy == "full" else args.compression,
+                               compression=args.compression,  # `full` takes none: TrialConfig drops it
                                train=TrainConfig(epochs=3, num_threads=args.threads),
                                cache_dir=str(Path(".collide/probes").resolve()))
             for optimizer in OPTIMIZERS:

@@ -50,7 +50,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from sweep.config import merge, preset_values  # noqa: E402
-from sweep.tune.records import find_sweep  # noqa: E402
+from sweep.tracking.records import find_sweep  # noqa: E402
 
 TARGET = 0.85
 GRID = {"strategies": ["hash", "frequency", "qr", "frequency_embedding"], "compressions": [4, 16], "dims": [8, 16],

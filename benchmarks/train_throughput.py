@@ -155,7 +155,7 @@ def sweep_trial_throughput(batch: int, num_rows: int = 250_000) -> float:
     from mlflow.tracking import MlflowClient
 
     from sweep.config import load_config
-    from sweep.tune.records import find_sweep
+    from sweep.tracking.records import find_sweep
     from sweep.tune.runner import run_sweep
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local Ray

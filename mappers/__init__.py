@@ -43,6 +43,24 @@ def _mapper_class(name: Any) -> type[Mapper]:
     return MAPPERS[name]
 
 
+def get_strategy(name: str) -> type[Mapper]:
+    """The class registered as `name`, whose traits (`takes_compression`, `needs_embeddings`,
+    `is_baseline`, `compared_with`, `report_rank`) describe the strategy; an unknown name is a
+    ValueError listing the valid ones."""
+    return _mapper_class(name)
+
+
+def strategy_traits(name: Any) -> type[Mapper]:
+    """The class whose traits describe strategy `name`; a name not registered here (a sweep
+    recorded by another version) gets the defaults of `Mapper`."""
+    return MAPPERS.get(name, Mapper) if isinstance(name, str) else Mapper
+
+
+def baseline_strategy() -> str | None:
+    """The registered strategy every other is compared with in reports, if any."""
+    return next((name for name, cls in MAPPERS.items() if cls.is_baseline), None)
+
+
 def get_mapper(name: str, **params: Any) -> Mapper:
     """A new, unfitted mapper `name` (a MAPPERS key) built with `params`."""
     cls = _mapper_class(name)
@@ -82,10 +100,13 @@ __all__ = [
     "QRMapper",
     "UnseenIdError",
     "collision_stats",
+    "baseline_strategy",
     "get_mapper",
+    "get_strategy",
     "load_bundle",
     "load_bundle_with_manifest",
     "save_bundle",
+    "strategy_traits",
     "weighted_inertia",
     "weighted_kmeans",
 ]

@@ -166,6 +166,17 @@ class Mapper(ABC):
 
     name: ClassVar[str]
     combine: str = "none"
+    # Traits: what the rest of the system asks of a strategy instead of comparing its name.
+    # Built with `num_rows`, which a compression sets (rows = ceil(vocab / compression));
+    # False: its rows follow from the vocabulary, and a compression has no effect.
+    takes_compression: ClassVar[bool] = True
+    # fit needs the probe's embeddings [V, d] (a learned map); such a map also takes `min_count`,
+    # below which ids are hashed, since the probe learns from the training labels.
+    needs_embeddings: ClassVar[bool] = False
+    is_baseline: ClassVar[bool] = False  # reports compare every other strategy with this one
+    # Other strategies reports also compare it with, paired by seed: what it adds to each.
+    compared_with: ClassVar[tuple[str, ...]] = ()
+    report_rank: ClassVar[int] = 100  # its place in reports and tables (equal ranks: by name)
 
     def __init__(self, *, seed: int = 0) -> None:
         self.seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)

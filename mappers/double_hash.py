@@ -23,6 +23,7 @@ class DoubleHashMapper(Mapper):
 
     name = "double_hash"
     combine = "sum"
+    report_rank = 2
 
     def __init__(self, *, num_rows: int, seed: int = 0) -> None:
         super().__init__(seed=seed)

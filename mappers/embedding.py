@@ -41,6 +41,9 @@ class EmbeddingMapper(LearnedMapper):
     """Row = k-means cluster of the id's probe embedding; rows = clusters."""
 
     name = "embedding"
+    needs_embeddings = True
+    compared_with = ("frequency",)  # what clustering the probe adds to access counts alone
+    report_rank = 5
 
     def __init__(
         self,

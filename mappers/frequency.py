@@ -49,6 +49,7 @@ class FrequencyMapper(LearnedMapper):
     """Dedicated rows for the top floor(hot_fraction * num_rows) ids; hash for the rest."""
 
     name = "frequency"
+    report_rank = 4
 
     def __init__(
         self,

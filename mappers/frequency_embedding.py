@@ -65,6 +65,9 @@ class FrequencyEmbeddingMapper(LearnedMapper):
     """Dedicated rows for hot ids; (embedding, log-frequency) clusters for the rest."""
 
     name = "frequency_embedding"
+    needs_embeddings = True
+    compared_with = ("frequency",)  # what the probe adds to access counts alone
+    report_rank = 6
 
     def __init__(
         self,

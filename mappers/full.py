@@ -21,6 +21,8 @@ class FullMapper(LearnedMapper):
     """Identity-like map: row = position in the sorted vocabulary; V + 1 rows."""
 
     name = "full"
+    takes_compression = False
+    report_rank = 0
 
     def __init__(self, *, unseen: str = "oov_row", seed: int = 0) -> None:
         check_choice("unseen", unseen, UNSEEN_POLICIES)

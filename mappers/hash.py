@@ -19,6 +19,8 @@ class HashMapper(Mapper):
     """Seeded hashing trick into one table of `num_rows` rows."""
 
     name = "hash"
+    is_baseline = True
+    report_rank = 1
 
     def __init__(self, *, num_rows: int, seed: int = 0) -> None:
         super().__init__(seed=seed)

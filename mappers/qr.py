@@ -37,6 +37,7 @@ class QRMapper(Mapper):
     """Quotient table of num_rows - collisions rows, remainder table of collisions rows."""
 
     name = "qr"
+    report_rank = 3
 
     def __init__(
         self,

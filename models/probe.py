@@ -10,7 +10,7 @@ on disk is the caller's job; ``probe_fingerprint`` gives stable key material for
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -24,17 +24,22 @@ PROBE_FORMAT = 1  # bump when a change to the probe changes its output for the s
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    dim: int = 8  # embedding dim of the probe, the dimension the mappers cluster in
-    epochs: int = 2  # passes over the training split
-    lr: float = 1e-3  # learning rate (tables and MLPs)
-    batch_size: int = 2048  # samples per optimizer step
-    seed: int = 0  # init and shuffling
-    bottom_mlp: tuple[int, ...] = (32,)  # hidden widths of the probe's bottom MLP
-    top_mlp: tuple[int, ...] = (32,)  # hidden widths of the probe's top MLP
-    interaction: str = "dot"  # "dot" | "cat", as DLRMConfig
-    optimizer: str = "adam"  # as TrainConfig
-    device: str = "cpu"  # "cpu" | "cuda" | "auto"
-    num_threads: int | None = None  # torch threads; None: leave torch's setting
+    """The probe: a small DLRM whose tables give every known id a low-dim embedding. Each
+    field's `help` is what `collide train --help` shows (as --probe-*)."""
+
+    dim: int = field(default=8, metadata={
+        "help": "embedding dim of the probe, the dimension the learned maps cluster in"})
+    epochs: int = field(default=2, metadata={"help": "passes over the training split"})
+    lr: float = field(default=1e-3, metadata={"help": "learning rate (tables and MLPs)"})
+    batch_size: int = field(default=2048, metadata={"help": "samples per optimizer step"})
+    seed: int = field(default=0, metadata={"help": "init and shuffling"})
+    bottom_mlp: tuple[int, ...] = field(default=(32,), metadata={"help": "hidden widths of the probe's bottom MLP"})
+    top_mlp: tuple[int, ...] = field(default=(32,), metadata={"help": "hidden widths of the probe's top MLP"})
+    interaction: str = field(default="dot", metadata={"help": "'dot' or 'cat', as the DLRM's"})
+    optimizer: str = field(default="adam", metadata={"help": "as the trainer's"})
+    device: str = field(default="cpu", metadata={"help": "'cpu', 'cuda' or 'auto'"})
+    num_threads: int | None = field(default=None, metadata={
+        "help": "torch threads; None: leave torch's setting"})
 
     def __post_init__(self) -> None:
         if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim <= 0:

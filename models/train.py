@@ -55,19 +55,24 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    batch_size: int = 2048  # samples per optimizer step
-    epochs: int = 3  # passes over the training split
-    lr: float = 1e-3  # learning rate of the MLPs
-    embedding_lr: float | None = None  # learning rate of the tables; None: same as lr
-    optimizer: str = "adam"  # "adam" | "sparse_adam_torch" | "adagrad" | "sgd", see the module docstring
-    device: str = "cpu"  # "cpu" | "cuda" | "auto" (cuda if available)
-    seed: int = 0  # model init and shuffling
-    # Stop after this many epochs without a val logloss gain and restore the best epoch's
-    # weights, so test metrics belong to the model that val selected; None: train all epochs
-    # and keep the last weights.
-    early_stopping_patience: int | None = 1
-    num_threads: int | None = None  # torch intra-op threads; None: leave torch's setting
-    eval_batch_size: int = 16384  # samples per forward pass when evaluating
+    """How one DLRM is trained. Each field's `help` is what `collide train --help` shows."""
+
+    batch_size: int = field(default=2048, metadata={"help": "samples per optimizer step"})
+    epochs: int = field(default=3, metadata={"help": "passes over the training split"})
+    lr: float = field(default=1e-3, metadata={"help": "learning rate of the MLPs"})
+    embedding_lr: float | None = field(default=None, metadata={
+        "help": "learning rate of the tables; None: the same as lr"})
+    optimizer: str = field(default="adam", metadata={
+        "help": "'adam', 'sparse_adam_torch', 'adagrad' or 'sgd' (see models/train.py)"})
+    device: str = field(default="cpu", metadata={"help": "'cpu', 'cuda' or 'auto' (cuda if available)"})
+    seed: int = field(default=0, metadata={"help": "model init and shuffling"})
+    # the best epoch's weights are restored, so test metrics belong to the model val selected
+    early_stopping_patience: int | None = field(default=1, metadata={
+        "help": "stop after this many epochs without a val logloss gain and keep the best epoch's "
+                "weights; None: train every epoch"})
+    num_threads: int | None = field(default=None, metadata={
+        "help": "torch intra-op threads; None: leave torch's setting"})
+    eval_batch_size: int = field(default=16384, metadata={"help": "samples per forward pass when evaluating"})
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "epochs", "eval_batch_size"):

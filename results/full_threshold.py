@@ -22,7 +22,7 @@ from train_table import machine  # noqa: E402
 
 from models import TrainConfig  # noqa: E402
 from sweep.datasets import get_source, prepare  # noqa: E402
-from sweep.trial import TrialConfig, run_trial  # noqa: E402
+from sweep.trial import ModelConfig, TrialConfig, run_trial  # noqa: E402
 
 THRESHOLDS = (0, 16, 64, 256)
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                 config = TrialConfig(
                     data=str(data.path.resolve()), strategy="full" if threshold is None else "hash",
                     compression=None if threshold is None else args.compression, seed=seed,
-                    full_threshold=threshold or 0, train=TrainConfig(num_threads=args.threads),
+                    model=ModelConfig(full_threshold=threshold or 0), train=TrainConfig(num_threads=args.threads),
                     cache_dir=str(Path(".collide/probes").resolve()))
                 started = time.perf_counter()
                 metrics = run_trial(config)

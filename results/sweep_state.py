@@ -13,8 +13,8 @@ import sys
 
 from mlflow.tracking import MlflowClient
 
-from sweep.tracking_uri import default_tracking_uri
-from sweep.tune.records import experiment_id_of, find_sweep
+from sweep.tracking.records import experiment_id_of, find_sweep
+from sweep.tracking.uri import default_tracking_uri
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ import yaml
 
 from models import TrainConfig
 from sweep.datasets import get_source, prepare
-from sweep.trial import TrialConfig, run_trial
+from sweep.trial import ModelConfig, TrialConfig, run_trial
 
 COLUMNS = ("test_logloss", "test_auc", "test_ne", "signal_captured", "total_bytes", "compression_ratio",
            "train_seconds")
@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         for seed in (int(s) for s in args.seeds.split(",")):
             config = TrialConfig(
                 data=str(data.path.resolve()), strategy=strategy,
-                compression=None if strategy == "full" else args.compression, dim=args.dim, seed=seed,
-                mapper_params=params.get(strategy, {}), full_threshold=args.full_threshold,
+                compression=args.compression, dim=args.dim, seed=seed,  # `full` takes no compression: dropped
+                mapper_params=params.get(strategy, {}), model=ModelConfig(full_threshold=args.full_threshold),
                 train=TrainConfig(epochs=args.epochs, num_threads=args.threads),
                 cache_dir=str(Path(".collide/probes").resolve()))
             started = time.perf_counter()

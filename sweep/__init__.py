@@ -8,6 +8,7 @@ Python API (the CLI is a thin layer over it)::
     result = sweep.resume_sweep("quick")        # continue the latest sweep after a kill or Ctrl-C
     table, files, used = sweep.pareto("quick")  # recompute from MLflow alone (latest completed sweep)
     sweep.export("quick", "exported", max_bytes=2_000_000)
+    tables, files = sweep.report("quick", "results/quick")   # the evidence report, from MLflow alone
     mapping = sweep.load_export("exported")
 
 Names are imported on first use, so `collide prepare` does not pay for importing Ray.
@@ -19,18 +20,20 @@ import importlib
 from typing import Any
 
 _PUBLIC = {
-    "ConfigError": "sweep.config",
+    "ConfigError": "sweep.errors",
+    "UserError": "sweep.errors",
     "SweepConfig": "sweep.config",
     "load_config": "sweep.config",
     "load_preset": "sweep.config",
     "SweepResult": "sweep.tune.ending",
-    "resume_sweep": "sweep.tune.runner",
+    "resume_sweep": "sweep.tune.resume",
     "run_sweep": "sweep.tune.runner",
     "sync_sweep": "sweep.tune.ending",
     "ExportedMapping": "sweep.serving",
     "load_export": "sweep.serving",
     "export": "sweep.api",
     "pareto": "sweep.api",
+    "report": "sweep.api",
     "TrialConfig": "sweep.trial",
     "run_trial": "sweep.trial",
 }

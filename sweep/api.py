@@ -3,31 +3,42 @@
     import sweep
     result = sweep.run_sweep(sweep.load_preset("quick"))      # how it ended, trials table, frontier
     result = sweep.resume_sweep("quick")                      # continue an interrupted sweep
-    table, files = sweep.pareto("quick")                      # recomputed from MLflow alone
+    table, files, used = sweep.pareto("quick")                # recomputed from MLflow alone
     sweep.export("quick", "exported", max_bytes=2_000_000)    # verified bundles for serving
+    tables, files = sweep.report("quick", "results/quick")    # the evidence report
     mapping = sweep.load_export("exported")
     rows = mapping.transform("C3", raw_ids)
 
-`pareto` and `export` use the latest *completed* sweep of the experiment unless given a
-parent run id, and log which one they used. Both check the tracking URI first, so an
-unreachable server fails in seconds with `TrackingUnavailableError`.
+`pareto`, `export` and `report` read a sweep back from MLflow (`sweep.tracking`) and hand its
+trial rows to the frontier code (`sweep.frontier`). They use the latest *completed* sweep of
+the experiment unless given a parent run id, and log which one they used. Each checks the
+tracking URI first, so an unreachable server fails in seconds with `TrackingUnavailableError`.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
+from typing import Any
 
-from mlflow.tracking import MlflowClient
+from sweep.frontier.evidence import gather, write_report
+from sweep.frontier.export import check_export_dir, choose, describe_choice, write_export
+from sweep.frontier.files import write_pareto_files
+from sweep.tracking.records import SweepRuns, fetch_artifacts, find_sweep, trial_rows
+from sweep.tracking.store import check_tracking_uri, connect
+from sweep.tracking.uri import default_tracking_uri
 
-from sweep.frontier.export import export as _export
-from sweep.tracking_uri import check_tracking_uri, default_tracking_uri
-from sweep.tune.ending import write_pareto_files
-from sweep.tune.records import SweepRuns, find_sweep, trial_rows
-
-__all__ = ["export", "pareto"]
+__all__ = ["export", "pareto", "report"]
 
 log = logging.getLogger(__name__)
+
+
+def _store(tracking_uri: str | None) -> str:
+    """The tracking URI to read (given, or the default), checked to answer within seconds."""
+    tracking_uri = tracking_uri or default_tracking_uri()
+    check_tracking_uri(tracking_uri)
+    return tracking_uri
 
 
 def pareto(experiment: str, *, tracking_uri: str | None = None, parent_run_id: str | None = None,
@@ -35,16 +46,14 @@ def pareto(experiment: str, *, tracking_uri: str | None = None, parent_run_id: s
            ) -> tuple[list[dict], dict[str, Path], SweepRuns]:
     """Recompute a sweep's Pareto table and files from MLflow alone: (table, files, the sweep used).
 
-    The table ranks configurations (mean over seeds, 95% CI) when the sweep ran several seeds of a
-    configuration, and trials otherwise or with `per_trial` (sweep.frontier.configurations)."""
-    tracking_uri = tracking_uri or default_tracking_uri()
-    check_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri)
+    The table ranks configurations (mean over seeds, 95% CI) when the sweep ran several seeds of
+    a configuration, and trials otherwise or with `per_trial` (sweep.frontier.configurations)."""
+    client = connect(_store(tracking_uri))
     sweep = find_sweep(client, experiment, parent_run_id)
     log.info("pareto of %s", sweep.describe())
     out_dir = Path(out_dir) if out_dir is not None else Path.cwd() / f"{experiment}-pareto"
-    _, table, files = write_pareto_files(trial_rows(sweep.runs), out_dir, title=f"{experiment}: size vs val logloss",
-                                         per_trial=per_trial)
+    _, table, files = write_pareto_files(trial_rows(sweep.runs), out_dir,
+                                         title=f"{experiment}: size vs val logloss", per_trial=per_trial)
     if log_to_mlflow:
         for path in files.values():
             client.log_artifact(sweep.parent_run_id, str(path))
@@ -54,8 +63,32 @@ def pareto(experiment: str, *, tracking_uri: str | None = None, parent_run_id: s
 def export(experiment: str, out_dir: str | Path, *, tracking_uri: str | None = None,
            max_bytes: float | None = None, max_val_loss: float | None = None,
            parent_run_id: str | None = None, per_trial: bool = False) -> Path:
-    """Export the chosen frontier point's mapping (see `sweep.frontier.export`)."""
-    tracking_uri = tracking_uri or default_tracking_uri()
-    check_tracking_uri(tracking_uri)
-    return _export(experiment, out_dir, tracking_uri=tracking_uri, max_bytes=max_bytes, max_val_loss=max_val_loss,
-                   parent_run_id=parent_run_id, per_trial=per_trial)
+    """Export the chosen frontier point's mapping: verified bundles and export.json in `out_dir`
+    (see `sweep.frontier.export`); `out_dir` must be new, empty or an earlier export."""
+    tracking_uri = _store(tracking_uri)
+    check_export_dir(out_dir)
+    sweep = find_sweep(connect(tracking_uri), experiment, parent_run_id)
+    log.info("exporting from %s", sweep.describe())
+    point, selection = choose(trial_rows(sweep.runs), max_bytes=max_bytes, max_val_loss=max_val_loss,
+                              per_trial=per_trial)
+    log.info("%s", describe_choice(point, selection))
+    if "note" in selection:
+        log.warning("%s", selection["note"])
+    with tempfile.TemporaryDirectory(prefix="collide-export-") as download:
+        artifacts = fetch_artifacts(tracking_uri, point["run_id"], ("metrics.json", "bundles"), download)
+        return write_export(point, selection, artifacts, out_dir, experiment=experiment,
+                            parent_run_id=sweep.parent_run_id)
+
+
+def report(experiment: str, out_dir: str | Path, *, tracking_uri: str | None = None,
+           parent_run_id: str | None = None, command: str | None = None
+           ) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Read a completed sweep from MLflow, gather its evidence tables and write them into `out_dir`
+    (see `sweep.frontier.evidence`): (tables, files)."""
+    sweep = find_sweep(connect(_store(tracking_uri)), experiment, parent_run_id)
+    log.info("report of %s", sweep.describe())
+    tables = gather(trial_rows(sweep.runs))
+    command = command or (f"collide report --experiment {experiment} --parent-run {sweep.parent_run_id} "
+                          f"--out {out_dir}")
+    return tables, write_report(tables, out_dir, experiment=experiment, parent_run_id=sweep.parent_run_id,
+                                command=command)

@@ -21,7 +21,8 @@ import yaml
 from mappers import MAPPERS
 from models import ProbeConfig, TrainConfig
 from sweep.datasets import SOURCES
-from sweep.trial import FULL_THRESHOLD, check_test_windows
+from sweep.errors import ConfigError
+from sweep.trial import ModelConfig, check_test_windows
 
 __all__ = [
     "PRESETS",
@@ -35,14 +36,19 @@ __all__ = [
     "load_preset",
 ]
 
-PRESETS = ("smoke", "quick", "movielens", "criteo", "table", "paper-synthetic", "paper-movielens", "paper-ablation",
-           "paper-staleness", "paper-staleness-movielens")
+
+
+def _shipped_presets() -> tuple[str, ...]:
+    """The presets shipped in the package (`sweep/presets/*.yaml`): the quick ones first, then by name."""
+    names = sorted(path.name.removesuffix(".yaml") for path in resources.files("sweep.presets").iterdir()
+                   if path.name.endswith(".yaml"))
+    first = [name for name in ("smoke", "quick") if name in names]
+    return tuple(first + [name for name in names if name not in first])
+
+
+PRESETS = _shipped_presets()
 SEARCHES = ("grid", "optuna")
 SCHEDULERS = ("none", "asha")
-
-
-class ConfigError(ValueError):
-    """A sweep config that cannot run: names the key and what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -84,16 +90,6 @@ class GridConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    bottom_mlp: tuple[int, ...] = (64, 32)  # hidden widths; the embedding dim is appended
-    top_mlp: tuple[int, ...] = (64, 32)  # hidden widths; a 1-unit logit follows
-    interaction: str = "dot"  # "dot" | "cat"
-    pooling: str = "sum"  # multi-valued features: "sum" | "mean"
-    full_threshold: int = FULL_THRESHOLD  # features with vocab <= this keep a full table
-    learned_min_count: int = 20  # embedding strategies hash ids seen fewer times (label leakage)
-
-
-@dataclass(frozen=True)
 class ResourcesConfig:
     cpus_per_trial: float = 1.0  # also the trial's torch threads
     gpus_per_trial: float = 0.0  # a fraction shares one GPU between trials
@@ -126,8 +122,6 @@ class SweepConfig:
     results_dir: str | None = None  # also write pareto.csv/png/md and pareto-trials.csv here
     test_windows: int = 1  # > 1: test metrics per consecutive time window of the test split (staleness)
     tracking_retry_s: float = 60.0  # retry a failed MLflow write this long before storing it for `collide sync`
-    fail_trials: tuple[str, ...] = ()  # fault injection: trial names that raise (tests of failure handling)
-    trial_start_log: str | None = None  # audit hook: each trainable start appends a JSON line to this file
 
     @property
     def samples(self) -> int:
@@ -145,9 +139,6 @@ class SweepConfig:
             raise ValueError("scheduler 'asha' is single-objective; it cannot run with the multi-objective optuna search")
         if not self.tracking_retry_s >= 0:
             raise ValueError(f"tracking_retry_s must be >= 0 seconds, got {self.tracking_retry_s}")
-        if self.trial_start_log is not None and not Path(self.trial_start_log).is_absolute():
-            raise ValueError(f"trial_start_log must be an absolute path (trials run elsewhere), "
-                             f"got {self.trial_start_log!r}")
         if self.num_samples is not None and self.search != "optuna":
             raise ValueError(f"num_samples applies to search 'optuna' only; the grid runs every point once "
                              f"(got num_samples={self.num_samples} with search {self.search!r})")

@@ -28,13 +28,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from sweep.processes import pid_alive
+
 __all__ = [
     "MARKER",
     "OutputDirError",
     "check_owned_files",
     "check_replaceable",
     "marker_kind",
-    "pid_alive",
     "remove_stale_staging",
     "replace_dir",
     "staging_dir",
@@ -151,16 +152,6 @@ def _host() -> str:
 
 def _owner() -> str:
     return f"{_host()}-{os.getpid()}"
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_stale_staging(target: Path) -> list[Path]:

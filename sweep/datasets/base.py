@@ -1,7 +1,8 @@
 """The data-source contract: a frozen config, a schema, and a stream of chunks.
 
 Each source is one module with a `Config` frozen dataclass (validated in `__post_init__`,
-one `help` string per field in its metadata) and a `Source` subclass. `collide prepare`
+each field's metadata built by `option`: its help, and whether it names files) and a `Source`
+subclass. `collide prepare`
 builds its command-line options from the config fields, so options are written once.
 """
 
@@ -19,7 +20,18 @@ from sweep.datasets.dense import DenseTransform
 from sweep.datasets.store import Chunk, Schema, SplitSpec
 from sweep.plain import plain
 
-__all__ = ["Source", "config_to_params"]
+__all__ = ["Source", "config_to_params", "option", "path_options"]
+
+
+def option(text: str, *, path: bool = False) -> dict:
+    """The metadata of an option field: its help text (what `collide prepare --help` and `collide
+    datasets` show) and, with `path`, that it names files, so a sweep records it as an absolute path."""
+    return {"help": text, "path": True} if path else {"help": text}
+
+
+def path_options(config_cls: type) -> tuple[str, ...]:
+    """The option fields of `config_cls` that name files (marked with `option(..., path=True)`)."""
+    return tuple(f.name for f in fields(config_cls) if f.metadata.get("path"))
 
 
 def config_to_params(config: Any) -> dict:

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from sweep.datasets.base import Source
+from sweep.datasets.base import Source, option
 from sweep.datasets.delimited import (
     TextTable,
     dense_float32,
@@ -59,27 +59,23 @@ log = logging.getLogger(__name__)
 ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
 
 
-def _help(text: str) -> dict:
-    return {"help": text}
-
-
 @dataclass(frozen=True)
 class RecBoleConfig:
-    path: Path = field(metadata=_help("directory holding NAME.inter and optionally NAME.user, NAME.item"))
-    name: str | None = field(default=None, metadata=_help("dataset name, the files' stem (default: the directory name)"))
-    label_field: str = field(default="rating", metadata=_help("float field of .inter that gives the label"))
-    label_threshold: float = field(default=4.0, metadata=_help("label = label_field >= this"))
-    time_field: str = field(default="timestamp", metadata=_help("float field of .inter that orders the timestamp split; not a feature"))
-    user_field: str = field(default="user_id", metadata=_help("token field joining .inter with .user"))
-    item_field: str = field(default="item_id", metadata=_help("token field joining .inter with .item"))
-    seq_separator: str = field(default=" ", metadata=_help("separator of the tokens of a token_seq field"))
-    split: str = field(default="timestamp", metadata=_help("'timestamp' (oldest rows train, newest test) or 'random' (seeded)"))
-    val_fraction: float = field(default=0.1, metadata=_help("share of rows in the validation split"))
-    test_fraction: float = field(default=0.1, metadata=_help("share of rows in the test split"))
-    seed: int = field(default=0, metadata=_help("seed of the random split"))
-    dense_transform: str = field(default="auto", metadata=_help(
+    path: Path = field(metadata=option("directory holding NAME.inter and optionally NAME.user, NAME.item", path=True))
+    name: str | None = field(default=None, metadata=option("dataset name, the files' stem (default: the directory name)"))
+    label_field: str = field(default="rating", metadata=option("float field of .inter that gives the label"))
+    label_threshold: float = field(default=4.0, metadata=option("label = label_field >= this"))
+    time_field: str = field(default="timestamp", metadata=option("float field of .inter that orders the timestamp split; not a feature"))
+    user_field: str = field(default="user_id", metadata=option("token field joining .inter with .user"))
+    item_field: str = field(default="item_id", metadata=option("token field joining .inter with .item"))
+    seq_separator: str = field(default=" ", metadata=option("separator of the tokens of a token_seq field"))
+    split: str = field(default="timestamp", metadata=option("'timestamp' (oldest rows train, newest test) or 'random' (seeded)"))
+    val_fraction: float = field(default=0.1, metadata=option("share of rows in the validation split"))
+    test_fraction: float = field(default=0.1, metadata=option("share of rows in the test split"))
+    seed: int = field(default=0, metadata=option("seed of the random split"))
+    dense_transform: str = field(default="auto", metadata=option(
         "auto, none, log1p, standardize, log1p_standardize, or COL=KIND,... (others auto); train-split stats"))
-    chunk_rows: int = field(default=1 << 16, metadata=_help("rows per chunk written"))
+    chunk_rows: int = field(default=1 << 16, metadata=option("rows per chunk written"))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))

@@ -57,7 +57,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from sweep.datasets.base import Source
+from sweep.datasets.base import Source, option
 from sweep.datasets.delimited import (
     check_finite,
     dense_float32,
@@ -83,30 +83,27 @@ ZERO_ONE = "be 0 or 1 (or true/false); for other values set label_equals, label_
 _NUMBER = r"(?i)^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?|inf|infinity|nan)$"  # NaN, inf: errors later
 
 
-def _help(text: str) -> dict:
-    return {"help": text}
-
-
 @dataclass(frozen=True)
 class TableConfig:
-    path: Path = field(metadata=_help("CSV (.csv, .tsv) or Parquet (.parquet, .pq) file; other names need --format"))
-    format: str | None = field(default=None, metadata=_help("csv, tsv or parquet; None: by the path's suffix"))
-    schema_file: Path | None = field(default=None, metadata=_help("YAML file with any of: " + ", ".join(SCHEMA_KEYS)))
-    label: str | None = field(default=None, metadata=_help("label column"))
-    label_threshold: float | None = field(default=None, metadata=_help("label = value >= this (numbers)"))
-    label_equals: str | None = field(default=None, metadata=_help("label = value equals this (text, trimmed)"))
-    label_in: tuple[str, ...] = field(default=(), metadata=_help("label = value is one of these (text, trimmed)"))
-    dense: tuple[str, ...] = field(default=(), metadata=_help("dense (numeric) columns"))
-    dense_transform: str = field(default="auto", metadata=_help(
+    path: Path = field(metadata=option("CSV (.csv, .tsv) or Parquet (.parquet, .pq) file; other names need --format", path=True))
+    format: str | None = field(default=None, metadata=option("csv, tsv or parquet; None: by the path's suffix"))
+    schema_file: Path | None = field(default=None, metadata=option(
+        "YAML file with any of: " + ", ".join(SCHEMA_KEYS), path=True))
+    label: str | None = field(default=None, metadata=option("label column"))
+    label_threshold: float | None = field(default=None, metadata=option("label = value >= this (numbers)"))
+    label_equals: str | None = field(default=None, metadata=option("label = value equals this (text, trimmed)"))
+    label_in: tuple[str, ...] = field(default=(), metadata=option("label = value is one of these (text, trimmed)"))
+    dense: tuple[str, ...] = field(default=(), metadata=option("dense (numeric) columns"))
+    dense_transform: str = field(default="auto", metadata=option(
         "auto, none, log1p, standardize, log1p_standardize, or COL=KIND,... (others auto); train-split stats"))
-    categorical: tuple[str, ...] = field(default=(), metadata=_help("single-valued categorical columns"))
-    multi_valued: tuple[str, ...] = field(default=(), metadata=_help("multi-valued columns: separator-joined text or Parquet lists"))
-    separator: str = field(default="|", metadata=_help("separator of the ids in a multi-valued text column"))
-    split: str = field(default="random", metadata=_help("'random' (seeded per row) or 'sequential' (train first, then val, test)"))
-    val_fraction: float = field(default=0.1, metadata=_help("share of rows in the validation split"))
-    test_fraction: float = field(default=0.1, metadata=_help("share of rows in the test split"))
-    seed: int = field(default=0, metadata=_help("seed of the random split"))
-    chunk_rows: int = field(default=1 << 16, metadata=_help("rows per chunk written"))
+    categorical: tuple[str, ...] = field(default=(), metadata=option("single-valued categorical columns"))
+    multi_valued: tuple[str, ...] = field(default=(), metadata=option("multi-valued columns: separator-joined text or Parquet lists"))
+    separator: str = field(default="|", metadata=option("separator of the ids in a multi-valued text column"))
+    split: str = field(default="random", metadata=option("'random' (seeded per row) or 'sequential' (train first, then val, test)"))
+    val_fraction: float = field(default=0.1, metadata=option("share of rows in the validation split"))
+    test_fraction: float = field(default=0.1, metadata=option("share of rows in the test split"))
+    seed: int = field(default=0, metadata=option("seed of the random split"))
+    chunk_rows: int = field(default=1 << 16, metadata=option("rows per chunk written"))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))

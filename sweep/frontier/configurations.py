@@ -1,7 +1,7 @@
 """Frontiers over configurations: a configuration (strategy x compression x dim) is ranked by its
 mean over seeds, not by its luckiest seed.
 
-`configuration_rows(trials)` groups trial rows (`sweep.tune.records.trial_rows`) by
+`configuration_rows(trials)` groups trial rows (`sweep.tracking.records.trial_rows`) by
 configuration. A configuration row holds:
 
 - `configuration` (e.g. `hash-c16-d8`), `strategy`, `compression`, `dim`;
@@ -31,16 +31,18 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from mappers import MAPPERS, baseline_strategy, strategy_traits
 from sweep.frontier.stats import finite, mean_ci, paired_difference
 from sweep.names import configuration_name
 
-__all__ = ["BASELINE", "CONFIGURATION_KEYS", "LEARNED", "METRICS", "comparisons", "configuration_key",
-           "configuration_rows", "has_replicates", "per_seed", "ranked_rows", "strategy_rank", "verdict"]
+__all__ = ["BASELINE", "COMPARED", "CONFIGURATION_KEYS", "METRICS", "comparison_columns", "comparisons",
+           "configuration_key", "configuration_rows", "has_replicates", "per_seed", "ranked_rows", "strategy_rank",
+           "verdict"]
 
-BASELINE = "hash"  # what the reports compare every strategy with, paired by seed
-LEARNED = ("embedding", "frequency_embedding")  # compared with `frequency` too: what the embedding adds
-# The order strategies are listed in; others follow alphabetically.
-STRATEGY_ORDER = ("full", "hash", "double_hash", "qr", "frequency", "embedding", "frequency_embedding")
+BASELINE = baseline_strategy()  # what the reports compare every strategy with, paired by seed (`hash`)
+# The strategies some strategy is also compared with (`compared_with`), e.g. a learned map with
+# `frequency`: what the embedding adds to access counts. Each gets its vs_<name> columns.
+COMPARED = tuple(dict.fromkeys(other for cls in MAPPERS.values() for other in cls.compared_with))
 
 CONFIGURATION_KEYS = ("strategy", "compression", "dim")
 METRICS = ("val_logloss", "test_logloss", "test_auc", "test_ne")
@@ -52,9 +54,11 @@ MEAN_COLUMNS = ("compression_ratio", "collision_rate", "unseen_value_rate", "fal
 
 
 def configuration_key(row: Mapping[str, Any]) -> tuple:
-    """(strategy, compression, dim) of a trial row; `full` has no compression."""
-    compression = None if row.get("strategy") == "full" else row.get("compression")
-    return (row.get("strategy"), compression, row.get("dim"))
+    """(strategy, compression, dim) of a trial row; a strategy that takes no compression (`full`)
+    has none."""
+    strategy = row.get("strategy")
+    compression = row.get("compression") if strategy_traits(strategy).takes_compression else None
+    return (strategy, compression, row.get("dim"))
 
 
 def has_replicates(trials: Iterable[Mapping[str, Any]]) -> bool:
@@ -128,24 +132,23 @@ def _median_trial(ranked: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
 
 
 def strategy_rank(strategy: Any) -> tuple:
-    """Sort key: the strategies in STRATEGY_ORDER, then any other alphabetically."""
-    name = str(strategy)
-    return (STRATEGY_ORDER.index(name), "") if name in STRATEGY_ORDER else (len(STRATEGY_ORDER), name)
+    """Sort key: each strategy's `report_rank` (its trait), then its name."""
+    return (strategy_traits(strategy).report_rank, str(strategy))
 
 
 def verdict(strategy: str, difference: Any, has_baseline: bool) -> str:
-    """What a paired difference from hash says, in words (the reports' verdict column)."""
+    """What a paired difference from the baseline (`hash`) says, in words (the verdict column)."""
     if strategy == BASELINE:
         return "baseline"
     if not has_baseline:
-        return "no hash run to compare"
+        return f"no {BASELINE} run to compare"
     if difference is None:
-        return "no seed shared with hash"
+        return f"no seed shared with {BASELINE}"
     if difference.half_width is None:
         return "one seed: no interval"
     if not difference.excludes_zero():
         return "no clear difference"
-    return "better than hash" if difference.mean < 0 else "worse than hash"
+    return f"better than {BASELINE}" if difference.mean < 0 else f"worse than {BASELINE}"
 
 
 def per_seed(trials: Iterable[Mapping[str, Any]], metric: str) -> dict[tuple, dict[int, float]]:
@@ -157,23 +160,34 @@ def per_seed(trials: Iterable[Mapping[str, Any]], metric: str) -> dict[tuple, di
     return values
 
 
+def comparison_columns() -> tuple[str, ...]:
+    """The columns `comparisons` fills, in order."""
+    columns = ["vs_hash", "vs_hash_ci", "vs_hash_pairs", "vs_hash_verdict"]
+    for other in COMPARED:
+        columns += [f"vs_{other}", f"vs_{other}_ci", f"vs_{other}_pairs"]
+    return tuple(columns)
+
+
 def comparisons(values: Mapping[tuple, Mapping[int, float]], key: tuple) -> dict[str, Any]:
-    """Configuration `key` (strategy, compression, dim) against `hash` at the same compression and dim,
-    and for a learned map against `frequency` too, each paired by seed over `values` (per_seed):
-    vs_hash, vs_hash_ci, vs_hash_pairs, vs_hash_verdict, vs_frequency, vs_frequency_ci, vs_frequency_pairs."""
+    """Configuration `key` (strategy, compression, dim) against the baseline (`hash`) at the same
+    compression and dim, and against each strategy of its `compared_with` (a learned map: against
+    `frequency`), each paired by seed over `values` (per_seed): vs_hash, vs_hash_ci, vs_hash_pairs,
+    vs_hash_verdict, and vs_<other>, vs_<other>_ci, vs_<other>_pairs for every one of COMPARED
+    (None and 0 where it is not compared)."""
     strategy, compression, dim = key
     mine = values.get(key, {})
     baseline = values.get((BASELINE, compression, dim)) if compression is not None else None
     difference = paired_difference(mine, baseline) if baseline is not None and strategy != BASELINE else None
-    frequency = values.get(("frequency", compression, dim)) if strategy in LEARNED else None
-    # against frequency alone: does a learned map add anything beyond access counts?
-    against = paired_difference(mine, frequency) if frequency is not None else None
-    return {
+    out: dict[str, Any] = {
         "vs_hash": difference.mean if difference else None,
         "vs_hash_ci": difference.half_width if difference else None,
         "vs_hash_pairs": difference.n if difference else 0,
         "vs_hash_verdict": verdict(strategy, difference, baseline is not None),
-        "vs_frequency": against.mean if against else None,
-        "vs_frequency_ci": against.half_width if against else None,
-        "vs_frequency_pairs": against.n if against else 0,
     }
+    for other in COMPARED:
+        theirs = values.get((other, compression, dim)) if other in strategy_traits(strategy).compared_with else None
+        against = paired_difference(mine, theirs) if theirs is not None else None
+        out.update({f"vs_{other}": against.mean if against else None,
+                    f"vs_{other}_ci": against.half_width if against else None,
+                    f"vs_{other}_pairs": against.n if against else 0})
+    return out

@@ -1,7 +1,7 @@
 """`collide report`: what one sweep says about the strategies, from MLflow alone.
 
-`gather(trials)` turns a sweep's trial rows (sweep.tune.records.trial_rows) into the report's
-tables; `write_report` writes them; `report(...)` reads a sweep from MLflow and does both.
+`gather(trials)` turns a sweep's trial rows (sweep.tracking.records.trial_rows) into the report's
+tables; `write_report` writes them (`sweep.api.report` reads a sweep from MLflow and does both).
 Everything is over configurations (strategy x compression x dim; seeds are replicates, see
 sweep.frontier.configurations), on *test* metrics: the report evaluates, it selects nothing.
 
@@ -36,8 +36,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from mappers import strategy_traits
 from sweep.frontier.configurations import (
     BASELINE,
+    comparison_columns,
     comparisons,
     configuration_key,
     configuration_rows,
@@ -54,7 +56,7 @@ from sweep.frontier.staleness import (
 )
 from sweep.frontier.stats import LEVEL, finite
 
-__all__ = ["REPORT_FILES", "gather", "report", "write_report"]
+__all__ = ["REPORT_FILES", "gather", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,7 @@ CONFIGURATION_COLUMNS = (
 )
 MATCHED_COLUMNS = (
     "compression", "dim", "strategy", "n_seeds", "total_bytes", "mapping_bytes", "test_logloss", "test_logloss_ci",
-    "test_ne", "test_ne_ci", "test_auc", "test_auc_ci", "vs_hash", "vs_hash_ci", "vs_hash_pairs", "vs_hash_verdict",
-    "vs_frequency", "vs_frequency_ci", "vs_frequency_pairs",
+    "test_ne", "test_ne_ci", "test_auc", "test_auc_ci", *comparison_columns(),
 )
 COLLISION_TABLE_COLUMNS = ("strategy", "compression", "trials", *COLLISION_COLUMNS)
 
@@ -155,7 +156,7 @@ def _segments(configurations: list[dict]) -> list[dict]:
 def _collisions(trials: Iterable[Mapping[str, Any]]) -> list[dict]:
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for t in trials:
-        if t.get("excluded") is None and t.get("strategy") != "full":
+        if t.get("excluded") is None and strategy_traits(t.get("strategy")).takes_compression:
             groups.setdefault((t.get("strategy"), t.get("compression")), []).append(t)
     table = []
     for strategy, compression in sorted(groups, key=lambda k: (strategy_rank(k[0]), k[1] or 0.0)):
@@ -281,7 +282,7 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
             ]) + " |")
     else:
         lines.append("No compressed configuration completed.")
-    full = [r for r in configurations if r["strategy"] == "full" and r["n_seeds"]]
+    full = [r for r in configurations if not strategy_traits(r["strategy"]).takes_compression and r["n_seeds"]]
     if full:
         lines += ["", "Reference, the full table: " + "; ".join(
             f"d{r['dim']}: {format_bytes(r['total_bytes'])}, test logloss {_estimate(r, 'test_logloss')}" for r in full)
@@ -356,17 +357,3 @@ def _plot(configurations: list[dict], path: Path, experiment: str) -> None:
     figure.tight_layout()
     figure.savefig(path, format="png", metadata={"Software": None})
 
-
-def report(experiment: str, out_dir: str | Path, *, tracking_uri: str, parent_run_id: str | None = None,
-           command: str | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Read a completed sweep from MLflow, gather its tables and write them: (tables, files)."""
-    from mlflow.tracking import MlflowClient
-
-    from sweep.tune.records import find_sweep, trial_rows
-
-    sweep = find_sweep(MlflowClient(tracking_uri), experiment, parent_run_id)
-    log.info("report of %s", sweep.describe())
-    tables = gather(trial_rows(sweep.runs))
-    command = command or f"collide report --experiment {experiment} --parent-run {sweep.parent_run_id} --out {out_dir}"
-    return tables, write_report(tables, out_dir, experiment=experiment, parent_run_id=sweep.parent_run_id,
-                                command=command)

@@ -1,9 +1,10 @@
-"""`export(...)`: the chosen frontier point's mapping, verified, written for serving.
+"""Export: the chosen frontier point's mapping, verified, written for serving.
 
-Reads a completed sweep's trials from MLflow alone, picks a frontier point (the lowest val
-loss under a byte budget, or the smallest model within a loss bound; with several seeds, a
-configuration by its mean over seeds, then its median-val seed: `choose`), downloads that run's
-`metrics.json` and bundles through the tracking URI, verifies every bundle, and writes::
+`choose` picks a frontier point from a sweep's trial rows (the lowest val loss under a byte
+budget, or the smallest model within a loss bound; with several seeds, a configuration by its
+mean over seeds, then its median-val seed). `write_export` takes a local copy of that run's
+`metrics.json` and bundles (`sweep.api.export` fetches them through the tracking URI),
+verifies every bundle, and writes::
 
     DIR/export.json            source run, metrics, sizes, the dense transforms of the data,
                                per feature: strategy, table sizes, nbytes and the digest of
@@ -23,11 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 from pathlib import Path, PurePosixPath
-
-from mlflow.artifacts import download_artifacts
-from mlflow.tracking import MlflowClient
 
 from mappers import load_bundle_with_manifest
 from mappers.bundle import ARRAYS_FILE, MANIFEST_FILE
@@ -36,9 +33,8 @@ from sweep.frontier.pareto import frontier_table, select_point
 from sweep.outputs import check_replaceable, replace_dir, staging_dir
 from sweep.serving import EXPORT_FILE, checked_dense_transforms, export_feature, export_manifest
 from sweep.trial import bundle_dir_name
-from sweep.tune.records import find_sweep, trial_rows
 
-__all__ = ["choose", "export"]
+__all__ = ["check_export_dir", "choose", "describe_choice", "write_export"]
 
 log = logging.getLogger(__name__)
 
@@ -105,50 +101,52 @@ def choose(rows: list[dict], *, max_bytes: float | None = None, max_val_loss: fl
     return dict(point), selection
 
 
-def export(experiment: str, out_dir: str | Path, *, tracking_uri: str, max_bytes: float | None = None,
-           max_val_loss: float | None = None, parent_run_id: str | None = None, per_trial: bool = False) -> Path:
-    """Write the selected frontier point's verified bundles and export.json to `out_dir`."""
+def check_export_dir(out_dir: str | Path) -> None:
+    """Refuse, before anything is read, an `out_dir` that is not new, empty or an earlier export."""
+    check_replaceable(Path(out_dir), "export", legacy=_legacy_export)
+
+
+def describe_choice(point: dict, selection: dict) -> str:
+    """One line saying what `choose` picked and why."""
+    if selection["ranked"] != "configurations":
+        return f"chose trial {point['name']}"
+    ci = selection["val_logloss_ci95"]
+    spread = f" +- {ci:.4f}" if ci is not None else ""
+    return (f"chose configuration {selection['configuration']} (val_logloss "
+            f"{selection['val_logloss_mean']:.4f}{spread} over seeds "
+            f"{','.join(map(str, selection['seeds']))}); exporting {point['name']}, its median-val seed")
+
+
+def write_export(point: dict, selection: dict, artifacts: str | Path, out_dir: str | Path, *,
+                 experiment: str, parent_run_id: str) -> Path:
+    """Write `point`'s verified bundles and export.json to `out_dir`, from `artifacts`: a local
+    copy of the point's run artifacts (metrics.json and bundles/), which are not trusted."""
     out_dir = Path(out_dir)
-    check_replaceable(out_dir, "export", legacy=_legacy_export)
-    sweep = find_sweep(MlflowClient(tracking_uri), experiment, parent_run_id)
-    log.info("exporting from %s", sweep.describe())
-    point, selection = choose(trial_rows(sweep.runs), max_bytes=max_bytes, max_val_loss=max_val_loss,
-                              per_trial=per_trial)
-    if selection["ranked"] == "configurations":
-        ci = selection["val_logloss_ci95"]
-        log.info("chose configuration %s (val_logloss %.4f%s over seeds %s); exporting %s, its median-val seed",
-                 selection["configuration"], selection["val_logloss_mean"], f" +- {ci:.4f}" if ci is not None else "",
-                 ",".join(map(str, selection["seeds"])), point["name"])
-        if "note" in selection:
-            log.warning("%s", selection["note"])
+    check_export_dir(out_dir)
+    root = Path(artifacts).resolve()
+    run_id = point["run_id"]
     staging = staging_dir(out_dir)
     try:
-        with tempfile.TemporaryDirectory(prefix="collide-export-") as download:
-            root = Path(download).resolve()
-            local = download_artifacts(run_id=point["run_id"], artifact_path="metrics.json",
-                                       tracking_uri=tracking_uri, dst_path=str(root))
-            details = json.loads(Path(local).read_text())
-            features = _checked_features(details, point["run_id"])
-            dense = checked_dense_transforms(details.get("dense_transforms", []) if isinstance(details, dict) else [],
-                                             f"run {point['run_id']}: metrics.json")
-            download_artifacts(run_id=point["run_id"], artifact_path="bundles", tracking_uri=tracking_uri,
-                               dst_path=str(root))
-            written = []
-            for index, (name, bundle, info) in enumerate(features):
-                source = (root / bundle).resolve()
-                if root / "bundles" not in source.parents:
-                    raise ValueError(f"run {point['run_id']}: bundle of {name!r} resolves outside its artifacts")
-                mapper, bundle_manifest = load_bundle_with_manifest(source)  # verifies the digest and arrays
-                target = f"bundles/{bundle_dir_name(index, name)}"
-                (staging / target).mkdir(parents=True)
-                for file in (MANIFEST_FILE, ARRAYS_FILE):  # the two files a bundle is, never links
-                    if (source / file).is_symlink():
-                        raise ValueError(f"run {point['run_id']}: {bundle / file} is a symbolic link")
-                    shutil.copyfile(source / file, staging / target / file)
-                written.append(export_feature(name, target, mapper, bundle_manifest["digest"],
-                                              vocab_size=info.get("vocab_size")))
+        details = json.loads((root / "metrics.json").read_text())
+        features = _checked_features(details, run_id)
+        dense = checked_dense_transforms(details.get("dense_transforms", []) if isinstance(details, dict) else [],
+                                         f"run {run_id}: metrics.json")
+        written = []
+        for index, (name, bundle, info) in enumerate(features):
+            source = (root / bundle).resolve()
+            if root / "bundles" not in source.parents:
+                raise ValueError(f"run {run_id}: bundle of {name!r} resolves outside its artifacts")
+            mapper, bundle_manifest = load_bundle_with_manifest(source)  # verifies the digest and arrays
+            target = f"bundles/{bundle_dir_name(index, name)}"
+            (staging / target).mkdir(parents=True)
+            for file in (MANIFEST_FILE, ARRAYS_FILE):  # the two files a bundle is, never links
+                if (source / file).is_symlink():
+                    raise ValueError(f"run {run_id}: {bundle / file} is a symbolic link")
+                shutil.copyfile(source / file, staging / target / file)
+            written.append(export_feature(name, target, mapper, bundle_manifest["digest"],
+                                          vocab_size=info.get("vocab_size")))
         manifest = export_manifest(
-            written, experiment=experiment, parent_run_id=sweep.parent_run_id, source_run_id=point["run_id"],
+            written, experiment=experiment, parent_run_id=parent_run_id, source_run_id=run_id,
             trial=point["name"], selection=selection,
             metrics={k: point.get(k) for k in ("val_logloss", "test_logloss", "test_auc", "test_ne")},
             sizes={k: point.get(k) for k in ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes",
@@ -158,5 +156,5 @@ def export(experiment: str, out_dir: str | Path, *, tracking_uri: str, max_bytes
         replace_dir(staging, out_dir, "export", legacy=_legacy_export)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log.info("exported %s (run %s of sweep %s) to %s", point["name"], point["run_id"], sweep.parent_run_id, out_dir)
+    log.info("exported %s (run %s of sweep %s) to %s", point["name"], run_id, parent_run_id, out_dir)
     return out_dir

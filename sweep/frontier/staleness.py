@@ -28,6 +28,7 @@ from typing import Any
 
 from sweep.frontier.configurations import (
     BASELINE,
+    comparison_columns,
     comparisons,
     configuration_key,
     per_seed,
@@ -42,8 +43,7 @@ PREFIX = "window."
 DATA_COLUMNS = ("rows", "unseen_value_rate", "rare_value_rate", "constant_test_logloss")
 STALENESS_COLUMNS = (
     "strategy", "compression", "dim", "window", "n_seeds", *DATA_COLUMNS, "test_logloss", "test_logloss_ci",
-    "vs_hash", "vs_hash_ci", "vs_hash_pairs", "vs_hash_verdict", "vs_hash_change", "vs_hash_change_ci",
-    "vs_frequency", "vs_frequency_ci", "vs_frequency_pairs",
+    *comparison_columns()[:4], "vs_hash_change", "vs_hash_change_ci", *comparison_columns()[4:],
 )
 
 

@@ -1,6 +1,6 @@
 """The Ray Tune layer: grid points, the sweep runner, MLflow tracking from the driver.
 
-Only this package (and the CLI above it) starts Ray; `sweep.tune.tracking` is the single
+Only this package (and the CLI above it) starts Ray; `sweep.tracking.writer` is the single
 MLflow writer of a sweep.
 """
 

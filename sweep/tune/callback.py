@@ -2,7 +2,7 @@
 
 It runs in the driver, so the tracker stays the single MLflow writer. It holds no client
 and no URI: Ray Tune pickles it into the experiment directory (for `--resume`), so it
-finds its live tracker by the parent run id (`sweep.tune.tracking.tracker_for`).
+finds its live tracker by the parent run id (`sweep.tracking.writer.tracker_for`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
+from sweep.tracking.writer import ERROR_TAG_CHARS, SweepTracker, tracker_for
 from sweep.tune.points import point_name, point_of
-from sweep.tune.tracking import ERROR_TAG_CHARS, SweepTracker, tracker_for
 from sweep.tune.trainable import SIZE_KEYS
 
 __all__ = ["EPOCH_METRICS", "NODE_TAGS", "NOTES_TAG", "WORSE_TAG", "MlflowTrialCallback", "error_text", "trial_tags"]

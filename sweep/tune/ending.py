@@ -15,27 +15,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sweep.frontier.configurations import ranked_rows
-from sweep.frontier.pareto import frontier_table
-from sweep.frontier.report import (
-    plot_pareto,
-    write_configurations_md,
-    write_pareto_csv,
-    write_pareto_md,
-)
-from sweep.outputs import write_owned_files
-from sweep.tracking_uri import (
-    check_tracking_uri,
-    default_tracking_uri,
-    mlflow_http_policy,
-    redact,
-    redact_text,
-)
-from sweep.tune.journal import JOURNAL_DIR, pending_journal, replay
-from sweep.tune.records import experiment_of, find_sweep, trial_rows
-from sweep.tune.tracking import SweepTracker, apply_op, sweep_end_ops
+from sweep.frontier.files import write_pareto_files
+from sweep.tracking.journal import JOURNAL_DIR, pending_journal, replay
+from sweep.tracking.records import experiment_of, find_sweep, trial_rows
+from sweep.tracking.store import check_tracking_uri, connect
+from sweep.tracking.uri import default_tracking_uri, mlflow_http_policy, redact, redact_text
+from sweep.tracking.writer import SweepTracker, apply_op, sweep_end_ops
 
-__all__ = ["SweepResult", "end_interrupted", "finish", "sync_now", "sync_sweep", "write_pareto_files"]
+__all__ = ["SweepResult", "end_interrupted", "finish", "sync_now", "sync_sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -57,30 +44,6 @@ class SweepResult:
     signal_name: str | None = None  # the signal that interrupted it
     message: str = ""  # what went wrong, for "tracking_lost"
     experiment_id: str = ""  # the MLflow experiment's id (for the UI's runs view)
-
-
-def write_pareto_files(rows: list[dict], out_dir: Path, title: str, per_trial: bool = False
-                       ) -> tuple[list[dict], list[dict], dict[str, Path]]:
-    """(the trial table, the ranked table, the files) for trial `rows`, written into `out_dir`
-    (collide's files only): pareto.csv/png/md rank configurations (mean over seeds, 95% CI) when
-    some configuration has several seeds, and trials otherwise or with `per_trial`;
-    pareto-trials.csv always holds every trial."""
-    trials = frontier_table(rows)
-    ranked, view = ranked_rows(rows, per_trial)
-    if view == "configurations":
-        table = frontier_table(ranked)
-        title = f"{title} (configurations: mean over seeds, 95% CI)"
-        markdown = lambda p: write_configurations_md(table, p, title=title)  # noqa: E731
-    else:
-        table = trials
-        markdown = lambda p: write_pareto_md(table, p, title=title)  # noqa: E731
-    files = write_owned_files(Path(out_dir), "pareto", {
-        "pareto.csv": lambda p: write_pareto_csv(table, p),
-        "pareto.png": lambda p: plot_pareto(table, p, title=title),
-        "pareto.md": markdown,
-        "pareto-trials.csv": lambda p: write_pareto_csv(trials, p),
-    }, option="results directory")
-    return trials, table, files
 
 
 def finish(client: Any, write: Any, experiment: str, parent_run_id: str, results_dir: str, expected: int,
@@ -138,14 +101,12 @@ def resolved_refs(experiment_dir: Path) -> dict[str, str]:
 
 
 def sync_sweep(sweep_dir: str | Path, tracking_uri: str | None = None) -> SweepResult | None:
-    """Upload a sweep's journaled MLflow records (see `sweep.tune.journal`); None if nothing was pending.
+    """Upload a sweep's journaled MLflow records (see `sweep.tracking.journal`); None if nothing was pending.
 
     The result describes the sweep as MLflow now holds it: "completed" with its frontier when
     the journal ends with the sweep's finish (the frontier is written then), otherwise the
     state the sweep had when it stopped (e.g. "interrupted").
     """
-    from mlflow.tracking import MlflowClient
-
     sweep_dir = Path(sweep_dir).resolve()
     journal = pending_journal(sweep_dir)
     if journal is None:
@@ -154,7 +115,7 @@ def sync_sweep(sweep_dir: str | Path, tracking_uri: str | None = None) -> SweepR
         return None
     tracking_uri = tracking_uri or default_tracking_uri()
     check_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri)
+    client = connect(tracking_uri)
     finished: dict[str, SweepResult] = {}
 
     def apply(op: dict, refs: dict[str, str]) -> str | None:

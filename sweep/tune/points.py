@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from mappers import get_strategy, strategy_traits
 from sweep.config import SweepConfig
 from sweep.names import trial_name
 
@@ -13,14 +14,16 @@ POINT_KEYS = ("strategy", "compression", "dim", "seed")
 
 
 def grid_points(config: SweepConfig) -> list[dict]:
-    """The grid as trial points; `full` ignores compression, so it runs once per (dim, seed)."""
+    """The grid as trial points; a strategy that takes no compression (`full`) runs once per
+    (dim, seed)."""
     points, seen = [], set()
     g = config.grid
     for strategy in g.strategies:
+        sized = get_strategy(strategy).takes_compression
         for compression in g.compressions:
             for dim in g.dims:
                 for seed in g.seeds:
-                    point = {"strategy": strategy, "compression": None if strategy == "full" else float(compression),
+                    point = {"strategy": strategy, "compression": float(compression) if sized else None,
                              "dim": int(dim), "seed": int(seed)}
                     key = tuple(point.values())
                     if key not in seen:
@@ -32,7 +35,7 @@ def grid_points(config: SweepConfig) -> list[dict]:
 def point_of(tune_config: Mapping) -> dict:
     """A trial's point from its Tune config (grid search: nested under "point"; optuna: flat)."""
     point = dict(tune_config.get("point", tune_config))
-    if point.get("strategy") == "full":
+    if not strategy_traits(point.get("strategy")).takes_compression:
         point["compression"] = None
     return {k: point.get(k) for k in POINT_KEYS}
 

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 from ray.tune.search import Searcher
 
+from mappers import get_strategy
+
 __all__ = ["ConfigurationSearch", "configurations"]
 
 log = logging.getLogger(__name__)
@@ -33,12 +35,14 @@ Key = tuple  # (strategy, compression or None, dim)
 
 
 def configurations(strategies: Sequence[str], compressions: Sequence[float], dims: Sequence[int]) -> list[Key]:
-    """The grid's distinct configurations, in grid order (`full` once per dim)."""
+    """The grid's distinct configurations, in grid order (a strategy that takes no compression,
+    `full`, once per dim)."""
     keys: list[Key] = []
     for strategy in strategies:
         for compression in compressions:
             for dim in dims:
-                key = (strategy, None if strategy == "full" else float(compression), int(dim))
+                sized = get_strategy(strategy).takes_compression
+                key = (strategy, float(compression) if sized else None, int(dim))
                 if key not in keys:
                     keys.append(key)
     return keys
@@ -140,7 +144,8 @@ class ConfigurationSearch(Searcher):
 
 def _key(params: dict) -> Key:
     strategy = params["strategy"]
-    return strategy, None if strategy == "full" else float(params["compression"]), int(params["dim"])
+    sized = get_strategy(strategy).takes_compression
+    return strategy, float(params["compression"]) if sized else None, int(params["dim"])
 
 
 def _name(key: Key) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 
 from models import ProbeConfig
 from sweep.datasets import PreparedDataset
-from sweep.probe_cache import cached_probe, store_probe, train_probe_embeddings
+from sweep.trial.probe_cache import cached_probe, store_probe, train_probe_embeddings
 
 __all__ = ["Startup", "sweep_probes"]
 

@@ -12,11 +12,8 @@ Trials get no tracking URI: they never talk to MLflow.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import tempfile
-import time
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -26,6 +23,7 @@ from models import SizeReport
 from sweep.config import SweepConfig
 from sweep.datasets import PreparedDataset, SparseColumn, Vocabulary
 from sweep.trial import TrialConfig, run_trial
+from sweep.tune.hooks import TrialHooks
 from sweep.tune.points import point_name, point_of
 
 __all__ = ["base_trial_config", "in_memory", "trainable", "trial_config_for"]
@@ -37,33 +35,17 @@ def base_trial_config(config: SweepConfig, data_path: Path, cache_dir: Path) -> 
     """Everything a trial needs except its point (strategy, compression, dim, seed)."""
     cpus = max(1, int(config.resources.cpus_per_trial))
     device = "cuda" if config.resources.gpus_per_trial > 0 else config.train.device
-    return TrialConfig(
-        data=str(data_path), strategy="hash", compression=16.0, dim=config.grid.dims[0],
-        full_threshold=config.model.full_threshold, learned_min_count=config.model.learned_min_count,
-        test_windows=config.test_windows,
-        bottom_mlp=config.model.bottom_mlp,
-        top_mlp=config.model.top_mlp, interaction=config.model.interaction, pooling=config.model.pooling,
-        train=replace(config.train, num_threads=cpus, device=device), probe=config.probe,
-        cache_dir=str(cache_dir),
-    )
+    return TrialConfig(data=str(data_path), dim=config.grid.dims[0], test_windows=config.test_windows,
+                       model=config.model, train=replace(config.train, num_threads=cpus, device=device),
+                       probe=config.probe, cache_dir=str(cache_dir))
 
 
 def trial_config_for(base: TrialConfig, config: SweepConfig, point: dict, out_dir: str | None) -> TrialConfig:
+    """The trial config of `point`, with its strategy's params (a strategy that takes no compression
+    drops it: TrialConfig)."""
     strategy = point["strategy"]
-    return replace(base, strategy=strategy, compression=point["compression"] if strategy != "full" else None,
-                   dim=point["dim"], seed=point["seed"], out_dir=out_dir,
-                   mapper_params=dict(config.strategy_params.get(strategy, {})))
-
-
-def _log_start(config: SweepConfig, name: str, kind: str) -> None:
-    """Append one line per trainable start to `config.trial_start_log` (a test and audit hook)."""
-    from ray import tune
-
-    if config.trial_start_log:
-        line = json.dumps({"trial": name, "trial_id": tune.get_context().get_trial_id(), "kind": kind,
-                           "pid": os.getpid(), "host": socket.gethostname(), "time": time.time()})
-        with open(config.trial_start_log, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+    return replace(base, strategy=strategy, compression=point["compression"], rows=None, dim=point["dim"],
+                   seed=point["seed"], out_dir=out_dir, mapper_params=dict(config.strategy_params.get(strategy, {})))
 
 
 def _scratch_parent() -> str | None:
@@ -115,21 +97,21 @@ def _report_stored(checkpoint_dir: Path) -> bool:
 
 
 def trainable(tune_config: dict, dataset: PreparedDataset, probes: dict, base: TrialConfig,
-              sweep: SweepConfig) -> None:
+              sweep: SweepConfig, hooks: TrialHooks | None = None) -> None:
     """The Ray Tune function trainable: run_trial, reporting every epoch, then the bundles."""
     from ray import tune
 
     point = point_of(tune_config)
     name = point_name(point)
+    hooks = hooks or TrialHooks()
+    trial_id = tune.get_context().get_trial_id()
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as stored:
             if _report_stored(Path(stored)):
-                _log_start(sweep, name, "restored")
+                hooks.started(name, trial_id, "restored")
                 return
-    _log_start(sweep, name, "train")
-    if name in sweep.fail_trials:
-        raise RuntimeError(f"injected failure for trial {name} (fail_trials)")
+    hooks.started(name, trial_id, "train")
     out_dir = tempfile.mkdtemp(prefix=f"collide-{name}-", dir=_scratch_parent())
     trial_config = trial_config_for(base, sweep, point, out_dir)
 

@@ -21,6 +21,12 @@ TINY = ["--set", "data.params={num_rows: 12000, vocab_sizes: [40, 600, 3000], nu
         "--set", "train.batch_size=512", "--epochs", "2", "--num-cpus", "2", "--dims", "8", "--seeds", "0"]
 
 
+def hooks_env(**hooks: object) -> dict[str, str]:
+    """The environment that gives a sweep collide's test hooks (sweep.tune.hooks), e.g.
+    hooks_env(fail_trials=["hash-c16-d8-s0"]) or hooks_env(trial_start_log=str(path))."""
+    return {"COLLIDE_TEST_HOOKS": json.dumps(hooks)}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -92,7 +92,7 @@ def test_a_compression_that_leaves_qr_one_row_fails_before_ray_naming_the_featur
 def test_errors_are_one_line_with_a_documented_code(tmp_path, capsys):
     from mlflow.exceptions import MlflowException
 
-    from sweep.cli import _handled
+    from sweep.cli.entry import _handled
 
     assert _handled(MlflowException("the store said no"))  # exit 2, not a traceback
     assert _handled(OSError(28, "No space left on device", "/data/x.npy"))
@@ -103,12 +103,12 @@ def test_errors_are_one_line_with_a_documented_code(tmp_path, capsys):
 
 
 def test_an_internal_error_exits_4_with_its_traceback(tmp_path, capsys, monkeypatch):
-    import sweep.cli as cli
+    import sweep.cli.entry as cli
 
     def broken(args):
         raise KeyError("not a user error")
 
-    monkeypatch.setattr(cli, "_run_datasets", broken)
+    monkeypatch.setitem(cli.COMMANDS, "datasets", broken)
     assert main(["datasets"]) == 4
     err = capsys.readouterr().err
     assert "Traceback" in err and "collide: internal error: KeyError" in err

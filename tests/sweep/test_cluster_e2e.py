@@ -18,7 +18,7 @@ from e2e_support import TINY, kill_group, wait_until
 from mlflow.tracking import MlflowClient
 
 from sweep.serving import load_export
-from sweep.tune.records import find_sweep
+from sweep.tracking.records import find_sweep
 
 pytestmark = pytest.mark.slow
 

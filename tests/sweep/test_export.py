@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from mappers import get_mapper, save_bundle
 from sweep.cli import main
 from sweep.serving import load_export
-from sweep.tune.tracking import SweepTracker
+from sweep.tracking.writer import SweepTracker
 
 
 def _sweep_with_one_trial(tmp_path, details_edit=None) -> str:

@@ -11,6 +11,8 @@ from types import SimpleNamespace
 import mlflow
 import pytest
 
+from sweep.tracking.ui import runs_view_url
+from sweep.tracking.writer import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 from sweep.tune.output import (
     CLEAR_LINE,
     LOG_FILE,
@@ -20,8 +22,6 @@ from sweep.tune.output import (
     TableReporter,
     frontier_size,
 )
-from sweep.tune.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
-from sweep.ui import runs_view_url
 
 ANSI = re.compile(r"\x1b\[")
 

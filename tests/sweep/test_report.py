@@ -9,7 +9,7 @@ import math
 import pytest
 
 from sweep.cli import main
-from sweep.tune.tracking import SweepTracker
+from sweep.tracking.writer import SweepTracker
 
 # test logloss per (strategy, compression) and seed; hash and frequency_embedding share seeds 0-2
 LOSSES = {

@@ -9,8 +9,8 @@ import yaml
 
 from sweep.config import load_config
 from sweep.datasets import fingerprint, get_source
-from sweep.tune.runner import resume_sweep
-from sweep.tune.tracking import SweepTracker
+from sweep.tracking.writer import SweepTracker
+from sweep.tune.resume import resume_sweep
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from sweep.serving import (
     export_manifest,
     load_export,
 )
-from sweep.ui import ui_command
+from sweep.tracking.ui import ui_command
 
 VOCAB = (np.arange(200, dtype=np.int64), np.arange(200, 0, -1, dtype=np.int64))
 

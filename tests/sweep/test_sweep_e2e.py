@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from e2e_support import TINY, browser_missing, chromium, free_port, wait_until
+from e2e_support import TINY, browser_missing, chromium, free_port, hooks_env, wait_until
 from mlflow.tracking import MlflowClient
 
 from mappers import load_bundle
@@ -24,8 +24,8 @@ from sweep.config import load_config
 from sweep.datasets import load_prepared
 from sweep.frontier import pareto_mask
 from sweep.serving import load_export
-from sweep.trial import TrialConfig, fit_mappers
-from sweep.tune.records import find_sweep
+from sweep.tracking.records import find_sweep
+from sweep.trial import ModelConfig, TrialConfig, fit_mappers
 
 pytestmark = pytest.mark.slow
 
@@ -116,13 +116,13 @@ def test_export_under_budget_picks_the_right_point_and_maps_like_the_trial(grid_
     params = run.data.params
     data = load_prepared(params["data"])
     trial = TrialConfig(data=str(data.path), strategy=params["strategy"], compression=float(params["compression"]),
-                        dim=8, seed=0, full_threshold=int(params["full_threshold"]),
+                        dim=8, seed=0, model=ModelConfig(full_threshold=int(params["model.full_threshold"])),
                         mapper_params={k.split(".", 1)[1]: yaml.safe_load(v) for k, v in params.items()
                                        if k.startswith("mapper_params.")})
     probe = None
     if trial.strategy == "frequency_embedding":
         from models import ProbeConfig
-        from sweep.probe_cache import probe_embeddings
+        from sweep.trial.probe_cache import probe_embeddings
 
         probe = probe_embeddings(data, ProbeConfig(dim=4, epochs=1, lr=0.01), 0, launch / ".collide" / "probes")
     refit = fit_mappers(trial, data, probe)
@@ -135,10 +135,12 @@ def test_export_under_budget_picks_the_right_point_and_maps_like_the_trial(grid_
             np.testing.assert_array_equal(g, w)
 
 
-def test_data_and_probes_are_made_once_per_sweep_and_trials_reuse_their_actors(grid_sweep, launch, capsys):
+def test_data_and_probes_are_made_once_per_sweep_and_trials_reuse_their_actors(grid_sweep, launch, capsys,
+                                                                              monkeypatch):
     starts = launch / "starts-seeds.jsonl"
+    monkeypatch.setenv(*hooks_env(trial_start_log=str(starts)).popitem())
     code = main(["sweep", "--preset", "smoke", "--name", "e2e-seeds", "--strategies", "frequency_embedding",
-                 "--compressions", "4,16", *TINY, "--seeds", "0,1", "--set", f"trial_start_log={starts}"])
+                 "--compressions", "4,16", *TINY, "--seeds", "0,1"])
     assert code == 0
     out = capsys.readouterr().out
     printed = [line for line in out.splitlines() if line.startswith("before the first trial:")]
@@ -158,9 +160,10 @@ def test_data_and_probes_are_made_once_per_sweep_and_trials_reuse_their_actors(g
     assert len(lines) == 4 and len({line["pid"] for line in lines}) <= 2  # 2 CPUs: Tune reused the actors
 
 
-def test_failed_trial_is_isolated_and_recorded(launch):
+def test_failed_trial_is_isolated_and_recorded(launch, monkeypatch):
+    monkeypatch.setenv(*hooks_env(fail_trials=["hash-c16-d8-s0"]).popitem())
     code = main(["sweep", "--preset", "smoke", "--name", "e2e-fail", "--strategies", "hash",
-                 "--compressions", "4,16", "--set", "fail_trials=[hash-c16-d8-s0]", *TINY])
+                 "--compressions", "4,16", *TINY])
     assert code == 1  # documented: some trials failed
     client = MlflowClient(f"sqlite:///{launch / 'mlflow.db'}")
     _, runs = runs_of_sweep(client, "e2e-fail")

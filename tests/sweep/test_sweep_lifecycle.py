@@ -17,6 +17,7 @@ from e2e_support import (
     TINY,
     collide,
     finished_trial_runs,
+    hooks_env,
     kill_group,
     output_of,
     trial_runs,
@@ -25,7 +26,7 @@ from e2e_support import (
 )
 from mlflow.tracking import MlflowClient
 
-from sweep.tune.records import find_sweep, trial_rows
+from sweep.tracking.records import find_sweep, trial_rows
 
 pytestmark = pytest.mark.slow
 
@@ -34,9 +35,9 @@ SLOW = [*TINY, "--num-cpus", "1", "--set", "data.params={num_rows: 30000, vocab_
         "--epochs", "3", "--set", "train.early_stopping_patience=null"]
 
 
-def _sigkill_mid_sweep(args: list[str], launch: Path) -> Path:
+def _sigkill_mid_sweep(args: list[str], launch: Path, env: dict[str, str] | None = None) -> Path:
     """Run `collide ARGS` and SIGKILL its process group once 2 trials finished and one runs; the store."""
-    driver = collide(args, launch)
+    driver = collide(args, launch, env)
     db = launch / "mlflow.db"
     try:
         wait_until(lambda: len(finished_trial_runs(db)) >= 2 and trial_runs(db, "RUNNING"), 300,
@@ -97,14 +98,15 @@ def test_a_signal_stops_the_trials_and_nothing_reports_success(tmp_path, signum,
 def test_resume_after_sigkill_runs_every_point_exactly_once(tmp_path):
     starts = tmp_path / "starts.jsonl"
     args = ["sweep", "--preset", "smoke", "--name", "resume", "--strategies", "hash,frequency",
-            "--compressions", "2,4,8", *SLOW, "--set", f"trial_start_log={starts}"]
-    db = _sigkill_mid_sweep(args, tmp_path)
+            "--compressions", "2,4,8", *SLOW]
+    hooks = hooks_env(trial_start_log=str(starts))
+    db = _sigkill_mid_sweep(args, tmp_path, hooks)
     finished_before = set(finished_trial_runs(db))
     assert 2 <= len(finished_before) < 6
     left_running = [r for r in _runs(tmp_path, "resume") if r.info.status == "RUNNING"]
     assert left_running, "a SIGKILLed driver leaves its runs RUNNING until a resume cleans up"
 
-    resumed = collide(["sweep", "--resume", "--name", "resume"], tmp_path)
+    resumed = collide(["sweep", "--resume", "--name", "resume"], tmp_path, hooks)
     try:
         assert resumed.wait(timeout=600) == 0, output_of(resumed)
     finally:
@@ -130,7 +132,7 @@ def test_resume_after_sigkill_runs_every_point_exactly_once(tmp_path):
     assert sorted(r["trial_id"] for r in table) == sorted(r["trial_id"] for r in rows)
     assert "pareto.csv" in [a.path for a in MlflowClient(f"sqlite:///{db}").list_artifacts(sweep.parent_run_id)]
     before = len(trial_starts(starts))
-    again = collide(["sweep", "--resume", "--name", "resume"], tmp_path)  # says so, runs nothing
+    again = collide(["sweep", "--resume", "--name", "resume"], tmp_path, hooks)  # says so, runs nothing
     assert again.wait(timeout=120) == 0
     assert "had already completed: nothing to resume" in output_of(again)
     assert len(trial_starts(starts)) == before
@@ -140,11 +142,11 @@ def test_resume_of_an_optuna_sweep_after_sigkill(tmp_path):
     """Restored trials replay what they reported (sizes included), which Optuna's multi-objective check needs."""
     starts = tmp_path / "starts.jsonl"
     args = ["sweep", "--preset", "smoke", "--name", "optuna", "--search", "optuna", "--num-samples", "6",
-            "--strategies", "hash,frequency,qr", "--compressions", "2,4,8,16", *SLOW,
-            "--set", f"trial_start_log={starts}"]
-    _sigkill_mid_sweep(args, tmp_path)
+            "--strategies", "hash,frequency,qr", "--compressions", "2,4,8,16", *SLOW]
+    hooks = hooks_env(trial_start_log=str(starts))
+    _sigkill_mid_sweep(args, tmp_path, hooks)
     finished_ids = {r.data.tags["collide.trial_id"] for r in _runs(tmp_path, "optuna") if r.info.status == "FINISHED"}
-    resumed = collide(["sweep", "--resume", "--name", "optuna"], tmp_path)
+    resumed = collide(["sweep", "--resume", "--name", "optuna"], tmp_path, hooks)
     try:
         assert resumed.wait(timeout=600) == 0, output_of(resumed)
     finally:

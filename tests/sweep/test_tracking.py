@@ -12,16 +12,11 @@ import pytest
 from e2e_support import free_port
 from mlflow.tracking import MlflowClient
 
-from sweep.tracking_uri import (
-    TrackingUnavailableError,
-    check_tracking_uri,
-    has_credentials,
-    redact,
-    redact_text,
-)
-from sweep.tune.journal import JournalReplayError, pending_journal, replay
-from sweep.tune.records import find_sweep, trial_rows
-from sweep.tune.tracking import SweepTracker, apply_op
+from sweep.tracking.journal import JournalReplayError, pending_journal, replay
+from sweep.tracking.records import find_sweep, trial_rows
+from sweep.tracking.store import TrackingUnavailableError, check_tracking_uri
+from sweep.tracking.uri import has_credentials, redact, redact_text
+from sweep.tracking.writer import SweepTracker, apply_op
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from e2e_support import (
 from mlflow.tracking import MlflowClient
 
 from sweep.cli import main
-from sweep.tune.records import find_sweep, trial_rows
+from sweep.tracking.records import find_sweep, trial_rows
 
 pytestmark = pytest.mark.slow
 

@@ -2,19 +2,22 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
 
-from mappers import get_mapper, load_bundle
+from mappers import MAPPERS, get_mapper, load_bundle
 from models import ProbeConfig, TrainConfig
 from sweep.datasets import get_source, prepare
-from sweep.probe_cache import probe_embeddings
-from sweep.trial import LEARNED, TrialConfig, batch_size_for, fit_mappers, run_trial, trial_name
+from sweep.names import trial_name
+from sweep.trial import ModelConfig, TrialConfig, batch_size_for, fit_mappers, run_trial
+from sweep.trial.probe_cache import probe_embeddings
 from sweep.tune.callback import trial_tags
 
 TINY = {"num_rows": 6000, "vocab_sizes": (20, 400, 1500), "num_dense": 2}
+LEARNED = [name for name, cls in MAPPERS.items() if cls.needs_embeddings]
+MODEL_FIELDS = {f.name for f in fields(ModelConfig)}
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +26,12 @@ def tiny(tmp_path_factory):
 
 
 def _config(tiny, tmp_path, **changes) -> TrialConfig:
-    base = TrialConfig(data=str(tiny.path), strategy="hash", compression=8.0, dim=4, full_threshold=50,
-                       bottom_mlp=(8,), top_mlp=(8,), train=TrainConfig(epochs=2, batch_size=256, lr=0.01, num_threads=1),
+    model = {key: changes.pop(key) for key in list(changes) if key in MODEL_FIELDS}
+    base = TrialConfig(data=str(tiny.path), strategy="hash", compression=8.0, dim=4,
+                       model=ModelConfig(full_threshold=50, bottom_mlp=(8,), top_mlp=(8,)),
+                       train=TrainConfig(epochs=2, batch_size=256, lr=0.01, num_threads=1),
                        probe=ProbeConfig(dim=3, epochs=1, num_threads=1), cache_dir=str(tmp_path / "probes"))
-    return replace(base, **changes)
+    return replace(base, model=replace(base.model, **model), **changes)
 
 
 def test_run_trial_writes_bundles_and_metrics(tiny, tmp_path):
@@ -174,7 +179,7 @@ def test_bag_feature_trains_compresses_and_exports(bag_data, tmp_path, strategy)
     assert details["history"][1]["train_loss"] < details["history"][0]["train_loss"]
     tags = details["features"]["tags"]
     vocab = len(bag_data.vocab["tags"].ids)
-    assert vocab > config.full_threshold and tags["vocab_size"] == vocab
+    assert vocab > config.model.full_threshold and tags["vocab_size"] == vocab
     assert tags["strategy"] == strategy and tags["table_sizes"] == [math.ceil(vocab / 8)]
     assert details["features"]["user"]["strategy"] == "full"  # vocab 30 <= full_threshold 50
     # the exported bundle maps every id of the bag column as the trial's mapper did
@@ -188,7 +193,7 @@ def test_bag_feature_trains_compresses_and_exports(bag_data, tmp_path, strategy)
     assert np.unique(rows).size > tags["table_sizes"][0] // 2  # the bag's ids spread over the rows
     if strategy in LEARNED:  # it stores the bag's ids seen >= learned_min_count times, hashes the rest
         counts = np.asarray(bag_data.vocab["tags"].counts)
-        common = np.asarray(bag_data.vocab["tags"].ids)[counts >= config.learned_min_count]
+        common = np.asarray(bag_data.vocab["tags"].ids)[counts >= config.model.learned_min_count]
         assert common.size > 0
         np.testing.assert_array_equal(bundle.keys_, common)
 
@@ -272,7 +277,7 @@ def test_worse_than_the_constant_predictor_is_flagged(tiny, tmp_path, caplog):
 
 @pytest.mark.parametrize("data", ["tiny", "bag_data"])
 def test_the_full_model_is_sized_from_vocabulary_sizes_as_fitted_full_mappers_give(data, request):
-    from sweep.encoding import feature_specs, fit_full_mappers, full_model_layout
+    from sweep.trial.encoding import feature_specs, fit_full_mappers, full_model_layout
 
     dataset = request.getfixturevalue(data)
     fitted = fit_full_mappers(dataset)

@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sweep.cli import EXIT_FAILED_TRIALS, EXIT_OK, EXIT_TRACKING_LOST, CliError
 from sweep.config import PRESETS
+from sweep.errors import EXIT_FAILED_TRIALS, EXIT_OK, EXIT_TRACKING_LOST, CliError
 
-__all__ = ["COMMANDS", "add_mlflow_commands"]
+__all__ = ["COMMANDS", "add_sweep_commands"]
 
 # Sweep options that still mean something when resuming (the rest of the config is the stored one).
 RESUME_OPTIONS = ("name", "tracking_uri", "address", "num_cpus", "storage_path", "results_dir", "resume", "verbose",
@@ -102,7 +102,7 @@ def _sweep_overrides(args: argparse.Namespace) -> dict:
 
 
 def _refuse_secret_argument(uri: str | None, option: str = "--tracking-uri") -> None:
-    from sweep.tracking_uri import has_credentials, redact
+    from sweep.tracking.uri import has_credentials, redact
 
     if uri and has_credentials(uri):
         raise CliError(f"{option} {redact(uri)} carries a credential, and process arguments are visible to every "
@@ -153,7 +153,7 @@ def _print_result(result: Any) -> int:
 
 
 def _print_runs_view(result: Any) -> None:
-    from sweep.ui import runs_view_url
+    from sweep.tracking.ui import runs_view_url
 
     if not result.experiment_id:
         return
@@ -166,7 +166,8 @@ def _print_runs_view(result: Any) -> None:
 
 def _run_sweep(args: argparse.Namespace) -> int:
     from sweep.config import file_values, load_config, preset_values
-    from sweep.tune.runner import resume_sweep, run_sweep
+    from sweep.tune.resume import resume_sweep
+    from sweep.tune.runner import run_sweep
 
     overrides = _sweep_overrides(args)
     verbose = bool(args.verbose or args.sweep_verbose)
@@ -266,14 +267,11 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from sweep.frontier.evidence import report
-    from sweep.tracking_uri import check_tracking_uri, default_tracking_uri
+    from sweep.api import report
 
     _refuse_secret_argument(args.tracking_uri)
-    tracking_uri = args.tracking_uri or default_tracking_uri()
-    check_tracking_uri(tracking_uri)
     command = "collide " + shlex.join(getattr(args, "argv", None) or sys.argv[1:])
-    tables, files = report(args.experiment, args.out, tracking_uri=tracking_uri, parent_run_id=args.parent_run,
+    tables, files = report(args.experiment, args.out, tracking_uri=args.tracking_uri, parent_run_id=args.parent_run,
                            command=command)
     verdicts: dict[str, int] = {}
     for row in tables["matched"]:
@@ -289,15 +287,15 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_ui(args: argparse.Namespace) -> int:
-    from sweep.tracking_uri import default_tracking_uri
-    from sweep.ui import serve_ui
+    from sweep.tracking.ui import serve_ui
+    from sweep.tracking.uri import default_tracking_uri
 
     _refuse_secret_argument(args.tracking_uri)
     return serve_ui(args.tracking_uri or default_tracking_uri(), port=args.port, host=args.host,
                     experiment=args.experiment)
 
 
-def add_mlflow_commands(commands: argparse._SubParsersAction) -> None:
+def add_sweep_commands(commands: argparse._SubParsersAction) -> None:
     _add_sweep(commands)
     sync = commands.add_parser("sync", help="upload a sweep's records stored while MLflow was unreachable",
                                description="Replay the tracking journal of a sweep (printed by `collide sweep` "

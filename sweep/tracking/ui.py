@@ -21,7 +21,8 @@ import time
 from types import FrameType
 from urllib.parse import urlsplit, urlunsplit
 
-from sweep.tracking_uri import check_tracking_uri, redact
+from sweep.tracking.store import check_tracking_uri, connect
+from sweep.tracking.uri import redact
 
 __all__ = ["runs_view_url", "serve_ui", "stop_process_group", "sweep_experiments", "ui_command"]
 
@@ -39,11 +40,9 @@ def runs_view_url(base_url: str, experiment_id: str) -> str:
 
 def sweep_experiments(tracking_uri: str, name: str | None = None) -> list[tuple[str, str]]:
     """(name, id) of the experiments holding a collide sweep, newest first; only `name` if given."""
-    from mlflow.tracking import MlflowClient
+    from sweep.tracking.records import experiment_id_of
 
-    from sweep.tune.records import experiment_id_of
-
-    client = MlflowClient(tracking_uri)
+    client = connect(tracking_uri)
     if name is not None:
         return [(name, experiment_id_of(client, name))]
     found = []

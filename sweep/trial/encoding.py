@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from mappers import get_mapper
+from mappers import FullMapper
 from mappers.base import ID_BYTES, LEARNED_HEADER_BYTES
 from models import EncodedSplit, FeatureSpec
 from sweep.datasets import PreparedDataset
@@ -21,7 +21,7 @@ __all__ = ["encode_splits", "feature_specs", "fit_full_mappers", "full_model_lay
 
 def fit_full_mappers(dataset: PreparedDataset) -> dict:
     """A fitted `full` mapper per feature (row i = i-th id of the sorted train vocabulary)."""
-    return {name: get_mapper("full").fit(np.asarray(v.ids), np.asarray(v.counts))
+    return {name: FullMapper().fit(np.asarray(v.ids), np.asarray(v.counts))
             for name, v in dataset.vocab.items()}
 
 

@@ -1,4 +1,4 @@
-"""The MLflow tracking URI: its default, its redacted form, and a fast reachability check.
+"""The MLflow tracking URI as text: its default, its redacted form, and the secrets it holds.
 
 - `default_tracking_uri()`: MLFLOW_TRACKING_URI, else `sqlite:///<launch dir>/mlflow.db`.
 - `redact(uri)`: the URI with its password (and secret query values) replaced by `***`.
@@ -7,8 +7,6 @@
   command-line argument (every user of the machine can read process arguments) and asks
   for MLFLOW_TRACKING_URI, or MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD /
   MLFLOW_TRACKING_TOKEN, instead.
-- `check_tracking_uri(uri)`: raise `TrackingUnavailableError` within `timeout` seconds
-  when the store cannot be reached, before any data is prepared or Ray starts.
 - `mlflow_http_policy()`: MLflow's own HTTP retries off and a request timeout, so callers
   that retry (the sweep's tracker) decide how long to wait; and MLflow's "View run at URL"
   lines off, since MLflow prints the tracking URI as given, credentials included.
@@ -17,17 +15,12 @@
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = [
-    "TrackingUnavailableError",
-    "check_tracking_uri",
     "default_tracking_uri",
     "has_credentials",
     "mlflow_http_policy",
@@ -37,13 +30,6 @@ __all__ = [
 ]
 
 SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "secret", "token", "key", "credential", "signature", "sig")
-DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "postgres": 5432, "mysql": 3306,
-                 "mssql": 1433}
-CHECK_TIMEOUT_S = 10.0
-
-
-class TrackingUnavailableError(ValueError):
-    """The MLflow tracking store cannot be reached (or refused us): names the redacted URI."""
 
 
 def default_tracking_uri(launch_dir: str | Path | None = None) -> str:
@@ -98,55 +84,6 @@ def mlflow_http_policy(max_retries: int = 0, timeout_s: float = 30.0) -> Iterato
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def _tcp_check(uri: str, timeout: float) -> None:
-    parts = urlsplit(uri)
-    scheme = parts.scheme.split("+", 1)[0]
-    if not parts.hostname or scheme not in DEFAULT_PORTS:
-        return
-    port = parts.port or DEFAULT_PORTS[scheme]
-    try:
-        with socket.create_connection((parts.hostname, port), timeout=timeout):
-            pass
-    except OSError as exc:
-        raise TrackingUnavailableError(
-            f"MLflow tracking URI {redact(uri)} is not reachable: cannot connect to {parts.hostname}:{port} "
-            f"({exc.strerror or exc}). Start the tracking server or fix --tracking-uri / MLFLOW_TRACKING_URI"
-        ) from None
-
-
-def check_tracking_uri(uri: str, timeout: float = CHECK_TIMEOUT_S) -> None:
-    """Raise TrackingUnavailableError unless one read of the tracking store succeeds in `timeout` s."""
-    started = time.monotonic()
-    remember(uri)
-    if uri.startswith("sqlite:///"):
-        db = Path(uri.removeprefix("sqlite:///"))
-        if not db.parent.is_dir():
-            raise TrackingUnavailableError(f"MLflow tracking URI {redact(uri)}: directory {db.parent} does not exist")
-    _tcp_check(uri, timeout / 2)
-    outcome: dict = {}
-
-    def probe() -> None:
-        from mlflow.tracking import MlflowClient
-
-        try:
-            MlflowClient(uri).search_experiments(max_results=1)
-        except Exception as exc:  # noqa: BLE001 - any failure means "not usable"; reported below
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=probe, name="collide-tracking-check", daemon=True)
-    with mlflow_http_policy(max_retries=0, timeout_s=max(1.0, timeout / 2)):
-        thread.start()
-        thread.join(max(0.1, timeout - (time.monotonic() - started)))
-    if thread.is_alive():
-        raise TrackingUnavailableError(f"MLflow tracking URI {redact(uri)} did not answer within {timeout:.0f} s; "
-                                       "check that the server is up and the URI is right")
-    if "error" in outcome:
-        reason = str(outcome["error"]).strip().splitlines()[0][:300] if str(outcome["error"]).strip() else \
-            type(outcome["error"]).__name__
-        raise TrackingUnavailableError(f"MLflow tracking URI {redact(uri)} cannot be used: "
-                                       f"{redact_text(reason, uri)}")
 
 
 _KNOWN: dict[str, list[str]] = {}  # every tracking URI this process used -> its secrets

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-__all__ = ["SweepRuns", "experiment_id_of", "experiment_of", "find_sweep", "trial_rows"]
+__all__ = ["SweepRuns", "experiment_id_of", "experiment_of", "fetch_artifacts", "find_sweep", "trial_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -166,3 +167,13 @@ def trial_rows(runs: list) -> list[dict]:
             row["val_logloss"] = None  # excluded trials never sit on the frontier
         rows.append(row)
     return rows
+
+
+def fetch_artifacts(tracking_uri: str, run_id: str, paths: tuple[str, ...], dst: str | Path) -> Path:
+    """Download each of `paths` (files or directories) of run `run_id`'s artifacts into `dst`,
+    keeping their relative paths; returns `dst`."""
+    from mlflow.artifacts import download_artifacts
+
+    for path in paths:
+        download_artifacts(run_id=run_id, artifact_path=path, tracking_uri=tracking_uri, dst_path=str(dst))
+    return Path(dst)

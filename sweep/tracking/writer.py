@@ -9,7 +9,7 @@ Faults:
 - every write is retried with backoff for up to `retry_s` seconds (MLflow's own HTTP
   retries are turned off meanwhile, so this is the one policy); a blip loses nothing;
 - if the store stays down, the tracker goes offline: the sweep runs on and every further
-  write goes to the sweep's journal (`sweep.tune.journal`), replayed by `collide sync`;
+  write goes to the sweep's journal (`sweep.tracking.journal`), replayed by `collide sync`;
 - the tracker never holds credentials in anything it pickles or writes: Ray Tune pickles
   the callback into the experiment directory, so the callback finds its live tracker by
   the parent run id in this process (`register` / `tracker_for`).
@@ -36,9 +36,10 @@ from typing import Any
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from sweep.tracking_uri import mlflow_http_policy, redact, redact_text, remember
-from sweep.tune.journal import JOURNAL_DIR, TrackingJournal
-from sweep.tune.records import OUTCOME_TAG, SweepRuns
+from sweep.tracking.journal import JOURNAL_DIR, TrackingJournal
+from sweep.tracking.records import OUTCOME_TAG, SweepRuns
+from sweep.tracking.store import TrackingUnavailableError, connect
+from sweep.tracking.uri import mlflow_http_policy, redact, redact_text, remember
 
 __all__ = [
     "EXPERIMENT_KIND",
@@ -157,7 +158,7 @@ class SweepTracker:
                  retry_s: float = DEFAULT_RETRY_S):
         self.tracking_uri = tracking_uri
         remember(tracking_uri)
-        self.client = MlflowClient(tracking_uri)
+        self.client = connect(tracking_uri)
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self.retry_s = retry_s
@@ -175,7 +176,7 @@ class SweepTracker:
         """Create (or reuse) the experiment, tagged as model training with `description` (the latest
         sweep's), and a new parent run tagged with this driver; the caller attaches the journal before
         writing anything else, so no later write can be lost."""
-        client = MlflowClient(tracking_uri)
+        client = connect(tracking_uri)
         existing = client.get_experiment_by_name(experiment)
         if existing is not None:
             experiment_id = existing.experiment_id
@@ -253,8 +254,6 @@ class SweepTracker:
 
     def _go_offline(self, reason: str) -> None:
         if self.journal is None:
-            from sweep.tracking_uri import TrackingUnavailableError
-
             raise TrackingUnavailableError(f"MLflow tracking URI {redact(self.tracking_uri)}: {reason}")
         self.offline_reason = reason
         log.error("MLflow at %s is unreachable (%s); the sweep continues and stores its records in %s",

@@ -21,8 +21,8 @@ import numpy as np
 
 from models import ProbeConfig, probe_fingerprint, train_probe
 from sweep.datasets import PreparedDataset
-from sweep.encoding import encode_splits, feature_specs, fit_full_mappers, transform_columns
-from sweep.outputs import pid_alive
+from sweep.processes import pid_alive
+from sweep.trial.encoding import encode_splits, feature_specs, fit_full_mappers, transform_columns
 
 __all__ = ["cached_probe", "probe_cache_key", "probe_embeddings", "store_probe", "train_probe_embeddings"]
 

@@ -1,0 +1,81 @@
+"""The `collide` entry point: the parser of every command, and `main(argv) -> int`.
+
+`main` runs in-process, so tests call it directly. It turns what a command raises into one
+line and an exit code (`sweep.errors`): a `UserError` (and a file or MLflow error) exits 2,
+anything else is a bug in collide and exits 4 with its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from sweep.cli import data, sweeps
+from sweep.errors import EXIT_INTERNAL, EXIT_USAGE, CliError
+from sweep.tracking.uri import redact_text
+from sweep.tune.interrupt import SweepInterrupted, exit_code_for
+
+__all__ = ["build_parser", "main"]
+
+COMMANDS = {**data.COMMANDS, **sweeps.COMMANDS}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="collide",
+        description="How far can your embedding tables shrink, and with which id-to-row mapping? "
+        "Sweeps DLRM variants over mapping strategy x rows x dim x seed (Ray Tune + MLflow).",
+        epilog="Exit codes: 0 ok, 1 some trials failed, 2 bad input or unreachable service, "
+        "3 MLflow lost during a sweep (collide sync), 4 internal error, 130/143 interrupted.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    data.add_data_commands(commands)
+    sweeps.add_sweep_commands(commands)
+    return parser
+
+
+def _tracking_uri_in_use(args: argparse.Namespace) -> str | None:
+    return getattr(args, "tracking_uri", None) or os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def _handled(exc: BaseException) -> bool:
+    """Errors that mean "could not run as asked" (exit 2) rather than a bug in collide."""
+    if isinstance(exc, (CliError, ValueError, TypeError, OSError, EOFError)):
+        return True
+    return type(exc).__module__.startswith("mlflow")  # MlflowException and kin: the store said no
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help exits 0, usage errors exit 2
+        return int(exc.code or 0)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what started it, for the sweep's description
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="collide: %(message)s", force=True)
+    try:
+        return COMMANDS[args.command](args)
+    except (SweepInterrupted, KeyboardInterrupt) as exc:
+        name = getattr(exc, "signal_name", "SIGINT")
+        print(f"collide: interrupted by {name}; nothing was reported done", file=sys.stderr)
+        return exit_code_for(name)
+    except Exception as exc:  # noqa: BLE001 - every error ends in one clear line and a documented code
+        uri = _tracking_uri_in_use(args)
+        if not _handled(exc):
+            print(redact_text(traceback.format_exc(), uri), file=sys.stderr)
+            print(f"collide: internal error: {type(exc).__name__}: {redact_text(str(exc), uri)} "
+                  "(this is a bug in collide; please report it)", file=sys.stderr)
+            return EXIT_INTERNAL
+        if args.verbose:
+            print(redact_text(traceback.format_exc(), uri), file=sys.stderr)
+        text = str(exc) if not isinstance(exc, OSError) or not exc.filename else \
+            f"{exc.filename}: {exc.strerror or exc}"
+        print(f"collide: error: {redact_text(text, uri)}", file=sys.stderr)
+        return EXIT_USAGE
+

@@ -1,0 +1,94 @@
+"""What a trained trial says beyond its loss: collisions, unseen and rare values, the signal
+captured, and the test metrics per time window (`window.<k>.*`).
+
+Everything here reads the prepared data and the fitted mappers; nothing trains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from mappers import collision_stats
+from models import metrics, score
+from sweep.datasets import PreparedDataset
+
+__all__ = ["collisions", "frequency_weighted_mean", "signal_metrics", "unseen_rate", "value_rates",
+           "window_metrics"]
+
+
+def collisions(dataset: PreparedDataset, mappers: Mapping) -> dict[str, dict]:
+    """collision_stats per feature over the train vocabulary (with planted clusters when known)."""
+    stats = {}
+    for name, mapper in mappers.items():
+        vocab = dataset.vocab[name]
+        ids, counts = np.asarray(vocab.ids), np.asarray(vocab.counts)
+        clusters = None
+        meta = dataset.meta.get(name, {})
+        if "planted_cluster" in meta:
+            order = np.argsort(meta["planted_ids"])
+            planted_ids = np.asarray(meta["planted_ids"])[order]
+            clusters = np.asarray(meta["planted_cluster"])[order][np.searchsorted(planted_ids, ids)]
+        stats[name] = collision_stats(mapper.transform(ids), ids, counts, clusters=clusters)
+    return stats
+
+
+def frequency_weighted_mean(per_feature: Mapping[str, dict], dataset: PreparedDataset, key: str) -> float:
+    weights = {n: float(np.asarray(dataset.vocab[n].counts).sum()) for n in per_feature}
+    total = sum(weights.values())
+    return float(sum(per_feature[n][key] * weights[n] for n in per_feature) / total) if total else 0.0
+
+
+def value_rates(dataset: PreparedDataset, rows: np.ndarray, min_count: int) -> tuple[float, float]:
+    """(unseen, rare) over the values of `rows` (a boolean row mask): the share whose raw id never
+    occurs in the training split, and the share seen there fewer than `min_count` times (unseen
+    included: the ids a learned map hashes)."""
+    unseen = rare = total = 0
+    for name in dataset.feature_names:
+        values = dataset.sparse[name].rows_of(rows)
+        ids, counts = np.asarray(dataset.vocab[name].ids), np.asarray(dataset.vocab[name].counts)
+        if not len(ids):
+            unseen, rare, total = unseen + len(values), rare + len(values), total + len(values)
+            continue
+        position = np.minimum(np.searchsorted(ids, values), len(ids) - 1)
+        seen = ids[position] == values
+        unseen += int((~seen).sum())
+        rare += int((~seen | (counts[position] < min_count)).sum())
+        total += len(values)
+    return unseen / max(total, 1), rare / max(total, 1)
+
+
+def unseen_rate(dataset: PreparedDataset) -> float:
+    """Share of val + test values whose raw id never occurs in the training split."""
+    return value_rates(dataset, np.asarray(dataset.split) != 0, 1)[0]
+
+
+def window_metrics(dataset: PreparedDataset, windows: list[np.ndarray], probs: np.ndarray, base_rate: float,
+                    min_count: int) -> dict[str, float]:
+    """window.<k>.* (k = 1 earliest): test metrics, rows, and unseen / rare value rates of each window."""
+    test = dataset.split_indices("test")
+    labels = np.asarray(dataset.labels)[test]
+    out: dict[str, float] = {}
+    for k, positions in enumerate(windows, start=1):
+        mask = np.zeros(dataset.num_rows, dtype=bool)
+        mask[test[positions]] = True
+        unseen, rare = value_rates(dataset, mask, min_count)
+        window = {**score(labels[positions], probs[positions], base_rate, "test"), "rows": float(len(positions)),
+                  "unseen_value_rate": unseen, "rare_value_rate": rare,
+                  "constant_test_logloss": metrics.logloss(labels[positions], np.full(len(positions), base_rate))}
+        out.update({f"window.{k}.{key}": value for key, value in window.items()})
+    return out
+
+
+def signal_metrics(dataset: PreparedDataset, test_logloss: float) -> dict[str, float]:
+    """Bayes and constant-predictor test logloss, and the share of learnable signal captured."""
+    test = dataset.split_indices("test")
+    labels = np.asarray(dataset.labels)[test]
+    rate = float(np.asarray(dataset.labels)[dataset.split_indices("train")].mean())
+    out = {"constant_test_logloss": metrics.logloss(labels, np.full(len(labels), rate))}
+    if "true_prob" in dataset.extras:
+        out["bayes_test_logloss"] = metrics.logloss(labels, np.asarray(dataset.extras["true_prob"])[test])
+        out["signal_captured"] = metrics.signal_captured(test_logloss, out["constant_test_logloss"],
+                                                         out["bayes_test_logloss"])
+    return out

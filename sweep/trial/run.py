@@ -1,0 +1,153 @@
+"""One sweep point end to end: `run_trial(config) -> metrics`, with no Ray and no MLflow.
+
+Steps: load the prepared data; fit one mapper per feature on the train vocabulary
+(`sweep.trial.mapping`); transform every id once; train the DLRM; size it honestly; write
+the mapper bundles and metrics.json. The Ray trainable in `sweep.tune` is a thin adapter
+over this.
+
+Nothing is silently a no-op: `features_mapped` counts the features the strategy really
+mapped, and a warning (also in the metrics' `notes`) names the features kept full and why,
+a batch size lowered for a small training split (`batch_size_for`), and a test logloss worse
+than the constant predictor's (`worse_than_constant`).
+
+`test_windows` K > 1 (time-ordered data only, `PreparedDataset.test_windows`) also scores the
+one test prediction on K consecutive time windows of the test split: `window.<k>.*`, with each
+window's share of unseen and rare values, for the staleness study (sweep.frontier.staleness).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from mappers import get_strategy, save_bundle
+from models import size_report, train
+from sweep.datasets import PreparedDataset, load_prepared
+from sweep.names import trial_name
+from sweep.plain import plain
+from sweep.trial.config import TrialConfig
+from sweep.trial.diagnostics import (
+    collisions,
+    frequency_weighted_mean,
+    signal_metrics,
+    unseen_rate,
+    window_metrics,
+)
+from sweep.trial.encoding import encode_splits, feature_specs, full_model_layout, transform_columns
+from sweep.trial.mapping import batch_size_for, fit_mappers, mapping_notes, small_data_note
+from sweep.trial.probe_cache import probe_embeddings
+
+__all__ = ["bundle_dir_name", "run_trial", "write_trial_outputs"]
+
+log = logging.getLogger(__name__)
+
+
+def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
+              probe: Mapping[str, np.ndarray] | None = None,
+              on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+    """Fit, train, evaluate and size one variant; returns a flat dict of metrics."""
+    started = time.perf_counter()
+    strategy = get_strategy(config.strategy)
+    dataset = dataset if dataset is not None else load_prepared(config.data)
+    windows = dataset.test_windows(config.test_windows)  # no time order: the error comes before any work
+    features_mapped, notes = mapping_notes(config, dataset)
+    num_train = int(dataset.manifest["split_sizes"]["train"])
+    batch_size = batch_size_for(num_train, config.train.batch_size)
+    notes += filter(None, [small_data_note(num_train, config.train.batch_size)])
+    name = trial_name(config.strategy, config.compression, config.dim, config.seed, config.rows)
+    for note in notes:
+        log.warning("%s: %s", name, note)
+    probe_started = time.perf_counter()
+    if strategy.needs_embeddings and probe is None and features_mapped:  # no mapped feature: no probe
+        probe_config = config.probe
+        if probe_config.num_threads is None:  # the probe runs with the trial's threads
+            probe_config = replace(probe_config, num_threads=config.train.num_threads)
+        probe = probe_embeddings(dataset, probe_config, config.seed, config.cache_dir)
+    probe_seconds = time.perf_counter() - probe_started  # ~0 when handed the probe (a sweep's trials)
+    fit_started = time.perf_counter()
+    mappers = fit_mappers(config, dataset, probe)
+    columns = transform_columns(dataset, mappers)
+    fallback = {name: int(m.num_unseen_) for name, m in mappers.items()}  # values the hash fallback served
+    fit_seconds = time.perf_counter() - fit_started
+    train_split, val_split, test_split = encode_splits(dataset, columns)
+    num_dense = int(dataset.dense.shape[1])
+    model_config = config.model.architecture(config.dim, num_dense,
+                                             feature_specs(dataset, mappers, config.model.pooling))
+    full_features, full_mapping_bytes = full_model_layout(dataset, config.model.pooling)
+    full_total = size_report(config.model.architecture(config.dim, num_dense, full_features),
+                             full_mapping_bytes).total_bytes
+    sizes = size_report(model_config, sum(int(m.nbytes) for m in mappers.values()), full_total_bytes=full_total)
+    size_metrics = asdict(sizes)
+
+    def report_epoch(epoch: int, entry: dict) -> None:
+        if on_epoch is not None:
+            on_epoch(epoch, {**entry, **size_metrics})
+
+    result = train(model_config, replace(config.train, seed=config.seed, batch_size=batch_size), train_split,
+                   val_split, test_split, on_epoch=report_epoch)
+    best = result.history[result.best_epoch - 1] if result.history else {}
+    per_feature = collisions(dataset, mappers)
+    num_values = sum(len(dataset.sparse[n].values) for n in dataset.feature_names)
+    out = {
+        "strategy": config.strategy, "compression": config.compression, "rows": config.rows,
+        "dim": config.dim, "seed": config.seed, "features_mapped": features_mapped, "batch_size": batch_size,
+        "val_logloss": best.get("val_logloss", math.nan), "val_auc": best.get("val_auc", math.nan),
+        "val_ne": best.get("val_ne", math.nan), "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history), "stopped_early": result.stopped_early,
+        **(result.test_metrics or {}),
+        **size_metrics,
+        "collision_rate": frequency_weighted_mean(per_feature, dataset, "collision_rate"),
+        "unseen_value_rate": unseen_rate(dataset),
+        "fallback_value_rate": sum(fallback.values()) / max(num_values, 1),
+        "probe_seconds": probe_seconds,
+        "fit_seconds": fit_seconds,
+        "train_seconds": float(sum(h.get("epoch_seconds", 0.0) for h in result.history)),
+        "total_seconds": time.perf_counter() - started,
+    }
+    for name, stats in per_feature.items():  # per-feature collision stats, e.g. collision.C3.nmi
+        out.update({f"collision.{name}.{key}": value for key, value in stats.items()
+                    if key in ("collision_rate", "rows_used", "max_ids_per_row", "purity", "nmi")})
+    if config.test_windows > 1 and result.test_probs is not None:
+        out.update(window_metrics(dataset, windows, result.test_probs, result.base_rate,
+                                  config.model.learned_min_count))
+    if "test_logloss" in out:
+        out.update(signal_metrics(dataset, out["test_logloss"]))
+        out["worse_than_constant"] = float(out["test_logloss"] > out["constant_test_logloss"])
+        if out["worse_than_constant"]:
+            note = (f"test logloss {out['test_logloss']:.4f} is worse than the constant predictor's "
+                    f"{out['constant_test_logloss']:.4f} (the train click rate): this model learned nothing useful")
+            log.warning("%s: %s", name, note)
+            notes.append(note)
+    out["notes"] = " | ".join(notes)
+    details = {"config": plain(asdict(config)), "metrics": out, "history": result.history,
+               "feature_order": dataset.feature_names,
+               "dense_transforms": dataset.manifest.get("dense_transforms", []),
+               "features": {n: {"strategy": mappers[n].name, "table_sizes": list(mappers[n].table_sizes),
+                                "bundle": f"bundles/{bundle_dir_name(i, n)}",
+                                "nbytes": int(mappers[n].nbytes), "vocab_size": int(len(dataset.vocab[n].ids)),
+                                "fallback_values": fallback[n], "collisions": per_feature[n]}
+                            for i, n in enumerate(dataset.feature_names)}}
+    if config.out_dir is not None:
+        write_trial_outputs(Path(config.out_dir), mappers, details)
+    return out
+
+
+def bundle_dir_name(index: int, feature: str) -> str:
+    return f"{index:02d}-{re.sub(r'[^A-Za-z0-9_.-]', '_', feature)}"
+
+
+def write_trial_outputs(out_dir: Path, mappers: Mapping, details: dict) -> None:
+    """bundles/<NN-feature>/ per feature, plus metrics.json (config, metrics, history, per-feature facts)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in details["feature_order"]:
+        save_bundle(mappers[name], out_dir / details["features"][name]["bundle"])
+    (out_dir / "metrics.json").write_text(json.dumps(plain(details), indent=2, sort_keys=True))
+
