@@ -5,14 +5,13 @@ clusters over the coarse cells in proportion to each cell's weighted SSE (larges
 remainder, 1 <= k_g <= points in the cell), seeds them by weighted sampling without
 replacement inside each cell (exponential clocks E / w: the heaviest points get clusters
 of their own), and runs Lloyd iterations in which a point considers only the fine
-centroids of its PROBES nearest cells. About 30% of points end up with a centroid of a
-neighbouring cell, so hard cell boundaries would cost ~15% inertia.
+centroids of its PROBES nearest cells. Many points end up with a centroid of a
+neighbouring cell, so hard cell boundaries would cost inertia.
 
 The iterations follow PROBE_SCHEDULE: the early ones, which mostly move seeds to the
 means of their cells, weigh the home cell only, and the later ones 2 and then all 3
-cells: 7 cells' worth of scoring instead of 12 for 3 probes in all 4 iterations, at a
-slightly lower inertia (0.2% on 10^6 points -> 65,536 clusters, 0.3% higher on 2.5 *
-10^6 -> 2^18; benchmarks/README.md). A cluster left without points in an iteration takes
+cells: 7 cells' worth of scoring instead of 12 for 3 probes in all 4 iterations, at about
+the same inertia (benchmarks/README.md, "Mappers"). A cluster left without points in an iteration takes
 the costliest point of a shared cluster (`_fill_empty`), so (nearly) every row is used.
 
 Assignment costs n * (probes) * (k / k1) * d per iteration instead of n * k * d. The
@@ -216,8 +215,7 @@ def _fill_empty(labels: np.ndarray, cost: np.ndarray, k: int) -> None:
 
 def _group_order(keys: np.ndarray, bound: int) -> np.ndarray:
     """The stable argsort of int keys in [0, bound), as the smallest unsigned type that
-    holds them: a stable sort of 16-bit keys is a radix sort (2 * 10^7 keys: 0.6 s, 2.6 s
-    as int64)."""
+    holds them: numpy sorts 16-bit keys stably with a radix sort, far faster than int64."""
     return np.argsort(keys.astype(np.min_scalar_type(max(bound - 1, 0))), kind="stable")
 
 

@@ -11,11 +11,10 @@ inertia sum_i w_i ||x_i - c_{label_i}||^2 and is deterministic for a seed.
   mappers/cell_kmeans.py then fits the k fine clusters inside (and across the borders
   of) the cells.
 
-Measured (benchmarks/README.md): 10^6 x 16 Zipf-weighted points -> 65,536 clusters in
-~4-5 s on 2 cores at ~0.55x the weighted inertia of flat MiniBatchKMeans(batch_size=131072,
-max_iter=3, init="random"), which takes ~200-475 s. Without weights (or with mild ones) it
-is about as good as that baseline, not better: its edge comes from seeding heavy points.
-10^7 x 16 points -> 2^20 clusters (benchmarks/mapper_scale.py): ~75 s on 2 idle cores.
+Its speed and weighted inertia against flat MiniBatchKMeans are measured in
+benchmarks/README.md ("Mappers", and "Learned maps at scale" for 10^7 points): with
+Zipf weights it is both faster and better; without weights (or with mild ones) it is about
+as good as that baseline, not better: its edge comes from seeding heavy points.
 
 Edge cases: k == 1 -> all zeros; no more positive-weight points than k -> each distinct
 point its own cluster; zero-weight points do not move centroids and are assigned to the
@@ -106,9 +105,8 @@ def _flat_centroids(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generat
     """Weighted k-means++ + Lloyd (scikit-learn) on a stratified subsample: (k, d).
 
     The subsample has SAMPLE_PER_CLUSTER * k points, at least MIN_SAMPLE and at most
-    MAX_SAMPLE, because k-means++ costs k * sample: the 2,048 coarse centroids of 2^20
-    clusters took ~10 s on 65,536 points, ~2.5 s on 16,384. (Measured at 1,024 coarse
-    centroids: 8 or 16 points each instead of 32 moved the final inertia by 0.1%.)"""
+    MAX_SAMPLE, because k-means++ costs k * sample, and fewer points per centroid barely
+    move the final inertia (benchmarks/mapper_scale.py measures both)."""
     # at least MIN_PER_CENTROID points per centroid even past MAX_SAMPLE (k1 > 4,096 coarse
     # cells, i.e. more than 2^21 clusters): scikit-learn needs n_samples >= n_clusters
     size = max(int(np.clip(SAMPLE_PER_CLUSTER * k, MIN_SAMPLE, MAX_SAMPLE)), MIN_PER_CENTROID * k)

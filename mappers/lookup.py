@@ -6,12 +6,11 @@ of a key is the top bits of its splitmix64 hash; a slot is one 16-byte [key, val
 so a probe is a single random memory access. A query runs in two phases:
 
 1. in cache-sized chunks: hash, gather the home slot's record, compare;
-2. the queries whose home slot held another key (~10%) probe on, all together, one
-   vectorised round per probe step.
+2. the queries whose home slot held another key probe on, all together, one vectorised
+   round per probe step.
 
-Measured on 10^7 Zipf queries (10% unseen) against 10^6 keys, 2 cores: ~30-45M ids/s, versus
-~6M ids/s for np.searchsorted on the sorted keys (benchmarks/README.md). The table is an
-in-memory accelerator (16 bytes per slot, 2.5-5 slots per key)
+Its speed against np.searchsorted on the sorted keys is measured in benchmarks/README.md
+("Mappers"). The table is an in-memory accelerator (16 bytes per slot, 2.5-5 slots per key)
 rebuilt from (keys, values) on load: the state to ship and serve from is the sorted keys
 and their rows, 12 bytes per id, and that is what mappers count in `nbytes`.
 """

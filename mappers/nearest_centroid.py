@@ -4,9 +4,9 @@ Squared distances are ||x||^2 + s(x, c) with the score s = ||c||^2 - 2 x.c. Poin
 augmented to [x, 1] (float32) and centroids packed as [-2 C^T ; ||c||^2], so one matmul
 gives the scores of a block of points against all centroids. Scores are written block by
 block into one reused buffer: allocating a fresh (n, k) matrix per call is page-fault
-bound and ~8x slower. A block holds about BLOCK_SCORES scores (1 MB, so the argmin reads
-it from L2): 1024 points against up to 256 centroids, 128 against 2,048 (measured on one
-core: 1.5 G scores/s against 2,048 centroids, 1.2 G with 1024 points per block).
+bound and several times slower. A block holds about BLOCK_SCORES scores (1 MB, so the
+argmin reads it from L2): 1024 points against up to 256 centroids, 128 against 2,048
+(benchmarks/mapper_scale.py times the clustering this loop serves).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def nearest_few(
             scores = buffer[: m * k].reshape(m, k)
             np.matmul(x_aug[block], scores_of, out=scores)
             at = np.arange(m)
-            for rank in range(count):  # repeated argmin: ~5x faster than argpartition here
+            for rank in range(count):  # repeated argmin: faster than argpartition for so few
                 index[block, rank] = top = scores.argmin(axis=1)
                 if rank == 0:
                     best[block] = scores[at, top]

@@ -29,6 +29,7 @@ from models.train import (
     TrainResult,
     evaluate,
     predict_proba,
+    resolve_device,
     score,
     train,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "logloss",
     "normalized_entropy",
     "predict_proba",
+    "resolve_device",
     "probe_fingerprint",
     "score",
     "signal_captured",

@@ -4,14 +4,13 @@ The math is `torch.optim.SparseAdam`'s (lazy Adam: only the rows in the gradient
 their moments and weights; bias correction uses the optimizer's global step), so a model
 trains to the same weights up to float rounding. The work is not: SparseAdam coalesces the
 gradient into a sparse tensor and adds three more sparse tensors into dense ones
-(`sparse_mask`, sparse `add_`), which costs ~50 ms a step at batch 2048 on the Criteo
-Kaggle model (26 x 100k rows, dim 16; 53k touched rows), more than the MLPs' GEMMs. Here a
-step is: the unique rows of the gradient (`torch.unique`), their summed gradient
-(`index_add_`), their moments gathered (`index_select`), updated in place and written back
-(`index_copy_`), and the weights' `index_add_`. That is ~21-25 ms at the same size, against
-SparseAdam's ~50 ms and plain SGD's ~8 ms (one thread): what remains is random row access
-into three 166 MB tables (weights and two moments), bound by memory latency. (Keeping a
-row's two moments side by side in one tensor was slower: 34 ms.) Production DLRM trainers
+(`sparse_mask`, sparse `add_`), which on the Criteo Kaggle model costs more than the MLPs'
+GEMMs. Here a step is: the unique rows of the gradient (`torch.unique`), their summed
+gradient (`index_add_`), their moments gathered (`index_select`), updated in place and
+written back (`index_copy_`), and the weights' `index_add_`: about half of SparseAdam's
+time, and what remains is random row access into three tables (weights and two moments),
+bound by memory latency (benchmarks/train_throughput.py measures all three; keeping a row's
+two moments side by side in one tensor was slower). Production DLRM trainers
 (FBGEMM's fused TBE optimizers, torchrec) do the same on the unique rows of a batch.
 
 The same code runs on CUDA tensors; nothing leaves the device.

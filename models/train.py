@@ -4,16 +4,12 @@ Optimizers (``TrainConfig.optimizer``); the tables always get a sparse-gradient 
 so a step touches only the rows (and optimizer state) of the ids in the batch:
 
 - ``"adam"`` (default): lazy Adam on the tables (``models.optim.RowSparseAdam``: the math of
-  ``torch.optim.SparseAdam`` with index ops on the batch's unique rows, about half its time
-  per step), fused ``Adam`` on the MLPs, both at ``lr`` = 1e-3. Chosen by measurement
-  (synthetic Zipf data with planted click effects, 5 features with 10^2..10^5 ids, D=16,
-  batch 2048, 1 CPU thread, with torch's SparseAdam): it reached the best
-  validation logloss (91.8% of the learnable signal after 2 epochs, 88.7% after 1) at
-  ~250k samples/s. ``"adagrad"`` (sparse Adagrad on the tables, lr 0.02-0.05) was ~10%
-  faster per step but peaked lower (89%) and overfit sooner; ``"sgd"`` (reference DLRM)
-  was ~35% faster per step but, with DLRM's small table init, needed 3 epochs at lr 1.0
-  to reach 77%. Cost of Adam: two moment tensors per table (3x table memory in training;
-  serving size is unaffected).
+  ``torch.optim.SparseAdam`` with index ops on the batch's unique rows), fused ``Adam`` on
+  the MLPs, both at ``lr`` = 1e-3. Chosen by measurement on the default synthetic data
+  (benchmarks/README.md, "Training throughput", and benchmarks/optimizer_quality.py): it reached the
+  best validation logloss; sparse Adagrad was a little faster per step but peaked lower, and
+  SGD with DLRM's small table init needed far more epochs. Cost of Adam: two moment tensors
+  per table (3x table memory in training; serving size is unaffected).
 - ``"sparse_adam_torch"``: ``torch.optim.SparseAdam`` on the tables: the same updates as
   ``"adam"``, slower; the reference that ``benchmarks/train_throughput.py`` and the tests
   compare against.

@@ -59,12 +59,12 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
-            raise ValueError(f"source must be one of {sorted(SOURCES)}, got {self.source!r}")
+            raise ConfigError(f"source must be one of {sorted(SOURCES)}, got {self.source!r}")
         required = [f.name for f in dataclasses.fields(SOURCES[self.source].Config)
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         missing = [name for name in required if name not in self.params]
         if missing:
-            raise ValueError(f"params.{missing[0]} is required for source {self.source!r} "
+            raise ConfigError(f"params.{missing[0]} is required for source {self.source!r} "
                              "(on the command line: --data-path)")
         SOURCES[self.source].from_params(**dict(self.params))  # the source validates its own options
 
@@ -79,14 +79,14 @@ class GridConfig:
     def __post_init__(self) -> None:
         for name in ("strategies", "compressions", "dims", "seeds"):
             if not getattr(self, name):
-                raise ValueError(f"{name} must not be empty")
+                raise ConfigError(f"{name} must not be empty")
         unknown = [s for s in self.strategies if s not in MAPPERS]
         if unknown:
-            raise ValueError(f"strategies {unknown} are unknown; valid: {sorted(MAPPERS)}")
+            raise ConfigError(f"strategies {unknown} are unknown; valid: {sorted(MAPPERS)}")
         if any(c < 1 for c in self.compressions):
-            raise ValueError(f"compressions must all be >= 1, got {list(self.compressions)}")
+            raise ConfigError(f"compressions must all be >= 1, got {list(self.compressions)}")
         if any(d < 1 for d in self.dims):
-            raise ValueError(f"dims must all be >= 1, got {list(self.dims)}")
+            raise ConfigError(f"dims must all be >= 1, got {list(self.dims)}")
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,9 @@ class ResourcesConfig:
 
     def __post_init__(self) -> None:
         if self.cpus_per_trial <= 0:
-            raise ValueError(f"cpus_per_trial must be > 0, got {self.cpus_per_trial}")
+            raise ConfigError(f"cpus_per_trial must be > 0, got {self.cpus_per_trial}")
         if self.gpus_per_trial < 0:
-            raise ValueError(f"gpus_per_trial must be >= 0, got {self.gpus_per_trial}")
+            raise ConfigError(f"gpus_per_trial must be >= 0, got {self.gpus_per_trial}")
 
 
 @dataclass(frozen=True)
@@ -130,24 +130,24 @@ class SweepConfig:
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:
-            raise ValueError(f"name must be a non-empty string without '/', got {self.name!r}")
+            raise ConfigError(f"name must be a non-empty string without '/', got {self.name!r}")
         if self.search not in SEARCHES:
-            raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
+            raise ConfigError(f"search must be one of {SEARCHES}, got {self.search!r}")
         if self.scheduler not in SCHEDULERS:
-            raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
+            raise ConfigError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
         if self.scheduler == "asha" and self.search == "optuna":
-            raise ValueError("scheduler 'asha' is single-objective; it cannot run with the multi-objective optuna search")
+            raise ConfigError("scheduler 'asha' is single-objective; it cannot run with the multi-objective optuna search")
         if not self.tracking_retry_s >= 0:
-            raise ValueError(f"tracking_retry_s must be >= 0 seconds, got {self.tracking_retry_s}")
+            raise ConfigError(f"tracking_retry_s must be >= 0 seconds, got {self.tracking_retry_s}")
         if self.num_samples is not None and self.search != "optuna":
-            raise ValueError(f"num_samples applies to search 'optuna' only; the grid runs every point once "
+            raise ConfigError(f"num_samples applies to search 'optuna' only; the grid runs every point once "
                              f"(got num_samples={self.num_samples} with search {self.search!r})")
         check_test_windows(self.test_windows)
         if self.num_samples is not None and self.num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
+            raise ConfigError(f"num_samples must be >= 1, got {self.num_samples}")
         unknown = sorted(set(self.strategy_params) - set(MAPPERS))
         if unknown:
-            raise ValueError(f"strategy_params has unknown strategies {unknown}; valid: {sorted(MAPPERS)}")
+            raise ConfigError(f"strategy_params has unknown strategies {unknown}; valid: {sorted(MAPPERS)}")
 
 
 def _build(cls: type, values: Any, path: str) -> Any:
@@ -166,10 +166,9 @@ def _build(cls: type, values: Any, path: str) -> Any:
         kwargs[key] = _convert(hints[key], value, key_path)
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"{path or 'config'}: {exc}") from exc
+    except (TypeError, ValueError) as exc:  # the section's own validation: name the section
+        where, text = path or "config", str(exc)
+        raise ConfigError(text if text.startswith(f"{where}:") else f"{where}: {text}") from exc
 
 
 def _convert(annotation: Any, value: Any, path: str) -> Any:
@@ -238,7 +237,10 @@ def set_override(text: str) -> dict:
     if "=" not in text:
         raise ConfigError(f"--set takes KEY=VALUE (e.g. train.epochs=2), got {text!r}")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: the value {raw!r} is not valid YAML ({exc})") from None
     for part in reversed(key.strip().split(".")):
         value = {part: value}
     return value

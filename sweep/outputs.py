@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from sweep.errors import UserError
 from sweep.processes import pid_alive
 
 __all__ = [
@@ -49,7 +50,7 @@ STAGING = "collide-staging"
 ASIDE = "collide-replaced"
 
 
-class OutputDirError(ValueError):
+class OutputDirError(UserError):
     """An output path collide will not write: it holds data collide did not write."""
 
 

@@ -36,9 +36,9 @@ from mappers import Mapper, load_bundle_with_manifest
 from mappers.base import as_id_array
 from mappers.bundle import manifest_digest, read_json_object
 from sweep.datasets.dense import DenseTransform, apply_dense_transforms
+from sweep.errors import UserError
 
-__all__ = ["EXPORT_FILE", "EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "ExportedMapping", "checked_dense_transforms",
-           "export_feature", "export_manifest", "load_export"]
+__all__ = ["EXPORT_FILE", "EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "ExportedMapping", "checked_dense_transforms", "export_feature", "export_manifest", "load_export", "load_verified_bundle"]
 
 EXPORT_FORMAT = "collide-export"
 EXPORT_FORMAT_VERSION = 2  # 2: per-bundle manifest digests and the export's own digest
@@ -60,11 +60,11 @@ def export_feature(name: str, bundle: str, mapper: Mapper, digest: str, **fields
 def checked_dense_transforms(entries: object, where: str) -> list[dict]:
     """Dense-transform entries of an untrusted file, each valid (DenseTransform.from_json)."""
     if not isinstance(entries, list):
-        raise ValueError(f"{where}: dense_transforms must be a list, got {entries!r}")
+        raise UserError(f"{where}: dense_transforms must be a list, got {entries!r}")
     try:
         return [DenseTransform.from_json(e).to_json() for e in entries]
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: {exc}") from None
+        raise UserError(f"{where}: {exc}") from None
 
 
 def export_manifest(features: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
@@ -93,7 +93,7 @@ class ExportedMapping:
     def transform_dense(self, raw_dense: Any) -> np.ndarray:
         """float32 [n, num_dense] of raw dense values [n, num_dense], transformed as in training."""
         if "dense_transforms" not in self.manifest:
-            raise ValueError("this export records no dense transforms (an export of an older run); "
+            raise UserError("this export records no dense transforms (an export of an older run); "
                              "re-export it, or transform the dense values as its prepared data did")
         return apply_dense_transforms(self.dense_transforms, raw_dense)
 
@@ -108,20 +108,32 @@ class ExportedMapping:
         return self.mappers[feature].transform(as_id_array(raw_ids, name=f"raw ids of feature {feature!r}"))
 
 
+def load_verified_bundle(path: Path) -> tuple[Mapper, dict[str, Any]]:
+    """The mapper saved in bundle directory `path` and its verified manifest; a bundle that fails
+    its checks (digest, sizes, checksums) is a UserError naming the file."""
+    try:
+        return load_bundle_with_manifest(path)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+
+
 def _read_export_manifest(manifest_path: Path) -> dict:
     """export.json as a dict of the current format whose digest matches its contents."""
-    manifest = read_json_object(manifest_path)
+    try:
+        manifest = read_json_object(manifest_path)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
     version, form = manifest.get("format_version"), manifest.get("format")
     if version == 1 and form is None:
-        raise ValueError(f"{manifest_path}: format_version 1 was written by an older collide (no digests); "
+        raise UserError(f"{manifest_path}: format_version 1 was written by an older collide (no digests); "
                          f"re-export it with `collide export` to write format {EXPORT_FORMAT_VERSION}")
     if form != EXPORT_FORMAT:
-        raise ValueError(f"{manifest_path}: format {form!r}, expected {EXPORT_FORMAT!r}; not a collide export")
+        raise UserError(f"{manifest_path}: format {form!r}, expected {EXPORT_FORMAT!r}; not a collide export")
     if version != EXPORT_FORMAT_VERSION:
-        raise ValueError(f"{manifest_path}: format_version {version!r}, expected {EXPORT_FORMAT_VERSION}")
+        raise UserError(f"{manifest_path}: format_version {version!r}, expected {EXPORT_FORMAT_VERSION}")
     recorded, actual = manifest.get("digest"), manifest_digest(manifest)
     if recorded != actual:
-        raise ValueError(f"{manifest_path}: digest {recorded!r} does not match its contents ({actual!r}); "
+        raise UserError(f"{manifest_path}: digest {recorded!r} does not match its contents ({actual!r}); "
                          f"export.json was changed after it was written")
     return manifest
 
@@ -130,14 +142,14 @@ def _checked_features(manifest: dict, manifest_path: Path) -> list[dict]:
     """export.json's features: a non-empty list of objects with unique non-empty names."""
     features = manifest.get("features")
     if not isinstance(features, list) or not features or not all(isinstance(f, dict) for f in features):
-        raise ValueError(f"{manifest_path}: features must be a non-empty list of objects, got {features!r}")
+        raise UserError(f"{manifest_path}: features must be a non-empty list of objects, got {features!r}")
     names = [f.get("name") for f in features]
     bad = [n for n in names if not isinstance(n, str) or not n]
     if bad:
-        raise ValueError(f"{manifest_path}: feature names must be non-empty strings, got {bad[0]!r}")
+        raise UserError(f"{manifest_path}: feature names must be non-empty strings, got {bad[0]!r}")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise ValueError(f"{manifest_path}: feature names must be unique, repeated: {repeated}")
+        raise UserError(f"{manifest_path}: feature names must be unique, repeated: {repeated}")
     return features
 
 
@@ -154,13 +166,13 @@ def load_export(path: str | Path) -> ExportedMapping:
         name, relative = feature["name"], feature.get("bundle")
         bundle = (path / relative).resolve() if isinstance(relative, str) else None
         if bundle is None or path.resolve() not in bundle.parents:
-            raise ValueError(f"{manifest_path}: feature {name!r}: bundle path {relative!r} escapes the "
+            raise UserError(f"{manifest_path}: feature {name!r}: bundle path {relative!r} escapes the "
                              f"export directory")
-        mapper, bundle_manifest = load_bundle_with_manifest(bundle)  # verifies the bundle itself
+        mapper, bundle_manifest = load_verified_bundle(bundle)  # verifies the bundle itself
         loaded = {"digest": bundle_manifest["digest"], **_mapper_fields(mapper)}
         for field, value in loaded.items():
             if feature.get(field) != value:
-                raise ValueError(f"{manifest_path}: feature {name!r}: {field} is {feature.get(field)!r} in "
+                raise UserError(f"{manifest_path}: feature {name!r}: {field} is {feature.get(field)!r} in "
                                  f"{EXPORT_FILE} but {value!r} in its bundle {relative}")
         mappers[name] = mapper
     return ExportedMapping(manifest=manifest, mappers=mappers)

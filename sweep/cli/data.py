@@ -127,7 +127,10 @@ def _run_train(args: argparse.Namespace) -> int:
         if "=" not in item:
             raise CliError(f"--param takes KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
-        params[key] = yaml.safe_load(value)
+        try:
+            params[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise CliError(f"--param {key}: the value {value!r} is not valid YAML ({exc})") from None
     trial = given_options(args, TrialConfig)
     if not get_strategy(trial.get("strategy", _default(TrialConfig, "strategy"))).takes_compression:
         ignored = [f"--{k}" for k in ("compression", "rows") if trial.get(k) is not None]

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 
 from sweep.cli import data, sweeps
-from sweep.errors import EXIT_INTERNAL, EXIT_USAGE, CliError
+from sweep.errors import EXIT_INTERNAL, EXIT_USAGE, UserError
 from sweep.tracking.uri import redact_text
 from sweep.tune.interrupt import SweepInterrupted, exit_code_for
 
@@ -44,8 +44,9 @@ def _tracking_uri_in_use(args: argparse.Namespace) -> str | None:
 
 
 def _handled(exc: BaseException) -> bool:
-    """Errors that mean "could not run as asked" (exit 2) rather than a bug in collide."""
-    if isinstance(exc, (CliError, ValueError, TypeError, OSError, EOFError)):
+    """Errors that mean "could not run as asked" (exit 2) rather than a bug in collide: collide's
+    user errors, file and disk errors, and a store that said no."""
+    if isinstance(exc, (UserError, OSError, EOFError)):
         return True
     return type(exc).__module__.startswith("mlflow")  # MlflowException and kin: the store said no
 

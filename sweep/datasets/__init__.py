@@ -16,6 +16,7 @@ from sweep.datasets.recbole import RecBoleSource
 from sweep.datasets.store import Chunk, FeatureSchema, Schema, SplitSpec
 from sweep.datasets.synthetic import SyntheticSource
 from sweep.datasets.table import TableSource
+from sweep.errors import DataError
 
 __all__ = [
     "SOURCES",
@@ -46,5 +47,5 @@ SOURCES: dict[str, type[Source]] = {
 def get_source(name: str, **params: object) -> Source:
     """Build a source by registry name; an unknown name lists the valid ones."""
     if name not in SOURCES:
-        raise ValueError(f"unknown data source {name!r}; valid: {sorted(SOURCES)}")
+        raise DataError(f"unknown data source {name!r}; valid: {sorted(SOURCES)}")
     return SOURCES[name].from_params(**params)

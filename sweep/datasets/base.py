@@ -18,6 +18,7 @@ import numpy as np
 
 from sweep.datasets.dense import DenseTransform
 from sweep.datasets.store import Chunk, Schema, SplitSpec
+from sweep.errors import DataError
 from sweep.plain import plain
 
 __all__ = ["Source", "config_to_params", "option", "path_options"]
@@ -57,7 +58,7 @@ class Source(ABC):
         known = {f.name for f in fields(cls.Config)}
         unknown = sorted(set(params) - known)
         if unknown:
-            raise ValueError(f"unknown option(s) {unknown} for source {cls.name!r}; valid: {sorted(known)}")
+            raise DataError(f"unknown option(s) {unknown} for source {cls.name!r}; valid: {sorted(known)}")
         return cls(cls.Config(**params))
 
     @abstractmethod

@@ -12,10 +12,10 @@ reference DLRM (facebookresearch/dlrm, `dlrm_data_pytorch.py`):
 Lines are parsed a block at a time with `textscan` (vectorised, no Python per line). A
 malformed line (wrong field count, label not 0/1, a dense value that is not an integer of
 at most 16 digits, a categorical that is not 1-16 hex digits, a control byte, a byte that is
-not ASCII) raises a ValueError naming the file and 1-based line; with `skip_malformed` it is
+not ASCII) raises a DataError naming the file and 1-based line; with `skip_malformed` it is
 skipped, counted, logged and listed in `report()`.
 
-Also a ValueError naming the file: an empty file, a truncated or corrupt gzip file (with the
+Also a DataError naming the file: an empty file, a truncated or corrupt gzip file (with the
 line reached), a directory, and input whose every line was skipped. A missing file raises
 FileNotFoundError naming it.
 """
@@ -48,6 +48,7 @@ from sweep.datasets.textscan import (
     words_view,
 )
 from sweep.datasets.tokens import MISSING_ID
+from sweep.errors import DataError
 
 __all__ = ["DENSE_NAMES", "MISSING_ID", "SPARSE_NAMES", "CriteoConfig", "CriteoSource"]
 
@@ -77,11 +78,11 @@ class CriteoConfig:
         object.__setattr__(self, "path", Path(self.path))
         object.__setattr__(self, "extra_files", tuple(str(f) for f in self.extra_files))
         if self.split not in ("random", "sequential"):
-            raise ValueError(f"split must be 'random' or 'sequential', got {self.split!r}")
+            raise DataError(f"split must be 'random' or 'sequential', got {self.split!r}")
         for name in ("chunk_rows", "workers"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+                raise DataError(f"{name} must be an int >= 1, got {value!r}")
         SplitSpec(self.split, self.val_fraction, self.test_fraction, self.seed)  # validates the fractions
 
 
@@ -119,10 +120,10 @@ class CriteoSource(Source):
             lines_before = self.num_lines
             yield from self._file_chunks(path)
             if self.num_lines == lines_before:
-                raise ValueError(f"{path}: the file is empty; expected Criteo TSV lines")
+                raise DataError(f"{path}: the file is empty; expected Criteo TSV lines")
         if self.num_skipped == self.num_lines:
             files = ", ".join(str(p) for p in self.input_files())
-            raise ValueError(f"{files}: no usable lines: all {self.num_lines} were malformed and skipped")
+            raise DataError(f"{files}: no usable lines: all {self.num_lines} were malformed and skipped")
         if self.num_skipped:
             log.warning("skipped %d malformed line(s) of %d; first: %s",
                         self.num_skipped, self.num_lines, "; ".join(self.skipped_examples[:3]))
@@ -175,7 +176,7 @@ class CriteoSource(Source):
         if parsed.problems:
             if not self.config.skip_malformed:
                 line, reason = parsed.problems[0]
-                raise ValueError(f"{path}:{first_line + line}: malformed Criteo line: {reason} "
+                raise DataError(f"{path}:{first_line + line}: malformed Criteo line: {reason} "
                                  "(skip_malformed=True / --skip-malformed skips such lines)")
             for line, reason in parsed.problems:
                 if len(self.skipped_examples) < MAX_EXAMPLES:

@@ -9,7 +9,7 @@ value may not span lines (a quote left open is an error naming its line). A blan
 (",,,") is a row of empty fields, not a blank line. Refused with an error naming the line:
 a NUL byte, a "\\r" that does not end a line, bytes that are not UTF-8, a field count unlike
 the header's. A file that does not exist raises FileNotFoundError; a directory or an
-unreadable file is a ValueError naming it.
+unreadable file is a DataError naming it.
 
 Numbers (`parse_floats`, `check_finite`, `dense_float32`): an empty field is a missing
 value (NaN here; callers document what it becomes). "nan", "inf", "-Infinity" or a number
@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from sweep.datasets.tokens import MISSING_ID
+from sweep.errors import DataError
 
 __all__ = ["FLOAT32_MAX", "TextTable", "check_finite", "dense_float32", "parse_floats", "parse_integer_ids",
            "read_header", "read_text_table", "value_error"]
@@ -43,9 +44,9 @@ _NUL = "a NUL byte (expected UTF-8 text, not a binary or UTF-16 file)"
 _CR = 'a carriage return ("\\r") that does not end the line'
 
 
-def value_error(where: str, subject: str, value: object, expected: str) -> ValueError:
+def value_error(where: str, subject: str, value: object, expected: str) -> DataError:
     """The one message for a bad value: "<file>:<line>: <subject> must <expected>, got <value>"."""
-    return ValueError(f"{where}: {subject} must {expected}, got {value!r}")
+    return DataError(f"{where}: {subject} must {expected}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,10 @@ class TextTable:
     blank: int  # blank lines dropped
 
 
-def _unreadable(path: Path, exc: OSError) -> OSError | ValueError:
+def _unreadable(path: Path, exc: OSError) -> OSError | DataError:
     if isinstance(exc, FileNotFoundError):
         return FileNotFoundError(f"{path}: no such file")
-    return ValueError(f"{path}: cannot be read as a file: {exc.strerror or exc}")
+    return DataError(f"{path}: cannot be read as a file: {exc.strerror or exc}")
 
 
 def _parse_header(path: Path, raw: bytes, delimiter: str, quoting: bool) -> list[str]:
@@ -67,14 +68,14 @@ def _parse_header(path: Path, raw: bytes, delimiter: str, quoting: bool) -> list
     try:
         first = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}:1: the header is not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+        raise DataError(f"{path}:1: the header is not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
     if not first:
-        raise ValueError(f"{path}:1: expected a header line of column names, found an empty line")
+        raise DataError(f"{path}:1: expected a header line of column names, found an empty line")
     quote = csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE
     try:
         return next(csv.reader([first], delimiter=delimiter, quoting=quote, strict=quoting))
     except csv.Error as exc:
-        raise ValueError(f"{path}:1: cannot parse the header line: {exc}") from None
+        raise DataError(f"{path}:1: cannot parse the header line: {exc}") from None
 
 
 def read_header(path: Path, delimiter: str, quoting: bool) -> list[str]:
@@ -98,11 +99,11 @@ def _mapped(path: Path) -> Iterator[np.ndarray]:
         yield np.frombuffer(mapped.read_buffer(), dtype=np.uint8)
 
 
-def _byte_error(path: Path, newlines: np.ndarray, offset: int, what: str) -> ValueError:
+def _byte_error(path: Path, newlines: np.ndarray, offset: int, what: str) -> DataError:
     """An error about the byte at `offset`, located as line and byte within the line."""
     index = int(np.searchsorted(newlines, offset))
     start = int(newlines[index - 1]) + 1 if index else 0
-    return ValueError(f"{path}:{index + 1}: {what} at byte {offset - start + 1} of the line")
+    return DataError(f"{path}:{index + 1}: {what} at byte {offset - start + 1} of the line")
 
 
 def _newlines(path: Path, data: np.ndarray) -> np.ndarray:
@@ -132,7 +133,7 @@ def read_text_table(path: Path, delimiter: str, *, quoting: bool) -> TextTable:
         names = _parse_header(path, bytes(data[:start]).rstrip(b"\n"), delimiter, quoting)
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
-            raise ValueError(f"{path}:1: column names must be unique, repeated: {duplicated}")
+            raise DataError(f"{path}:1: column names must be unique, repeated: {duplicated}")
         ends = newlines[1:]
         if start < len(data) and data[-1] != 10:
             ends = np.append(ends, len(data))  # a last line without "\n"
@@ -162,7 +163,7 @@ class _Body:
     longest: int  # bytes in the longest line
 
     def read(self, num_lines: int) -> pa.Table:
-        """One row of strings per line; any other outcome is a ValueError naming the line."""
+        """One row of strings per line; any other outcome is a DataError naming the line."""
         if self.start >= len(self.data):
             return pa.table({n: pa.array([], pa.string()) for n in self.names})
         try:
@@ -181,7 +182,7 @@ class _Body:
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in self.names},
                                                  strings_can_be_null=False))
 
-    def _diagnose(self, problem: str) -> ValueError:
+    def _diagnose(self, problem: str) -> DataError:
         """Locate a failed or inconsistent read: bad UTF-8, a quote left open, or a wrong field count."""
         data, newlines = self.data, self.newlines
         start = 0
@@ -203,7 +204,7 @@ class _Body:
             good = self._read(use_threads=False, block_size=min(len(data) + 1, 1 << 30),
                               newlines_in_values=True, invalid_row_handler=skip)
         except pa.ArrowInvalid as exc:
-            return ValueError(f"{self.path}: cannot read as delimited text: {exc}")
+            return DataError(f"{self.path}: cannot read as delimited text: {exc}")
         first_bad = found[0] if found and found[0].number is not None else None
         spans = np.zeros(good.num_rows, dtype=bool)  # the valid rows before `first_bad` are rows 0, 1, ...
         for column in good.columns:
@@ -211,16 +212,16 @@ class _Body:
         if spans.any() and (first_bad is None or int(np.argmax(spans)) < first_bad.number - 1):
             return _open_quote(self.path, int(np.argmax(spans)) + 2)
         if first_bad is None:
-            return ValueError(f"{self.path}: cannot read as delimited text: {problem}")
+            return DataError(f"{self.path}: cannot read as delimited text: {problem}")
         if "\n" in first_bad.text or "\r" in first_bad.text:
             return _open_quote(self.path, first_bad.number + 1)
         text = first_bad.text if len(first_bad.text) <= 80 else first_bad.text[:80] + "..."
-        return ValueError(f"{self.path}:{first_bad.number + 1}: expected {first_bad.expected_columns} fields "
+        return DataError(f"{self.path}:{first_bad.number + 1}: expected {first_bad.expected_columns} fields "
                           f"(as in the header), found {first_bad.actual_columns}: {text!r}")
 
 
-def _open_quote(path: Path, line: int) -> ValueError:
-    return ValueError(f"{path}:{line}: a quoted value runs past the end of the line "
+def _open_quote(path: Path, line: int) -> DataError:
+    return DataError(f"{path}:{line}: a quoted value runs past the end of the line "
                       "(a missing closing quote?); values may not span lines")
 
 

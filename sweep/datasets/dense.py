@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from sweep.errors import DataError
+
 __all__ = ["AUTO", "DENSE_TRANSFORMS", "SOURCE_DEFAULT", "DenseTransform", "apply_dense_transforms", "choose_transform",
            "fit_dense_transform", "parse_dense_transform"]
 
@@ -54,10 +56,10 @@ class DenseTransform:
 
     def __post_init__(self) -> None:
         if self.kind not in DENSE_TRANSFORMS:
-            raise ValueError(f"dense transform of column {self.column!r} must be one of {DENSE_TRANSFORMS}, "
+            raise DataError(f"dense transform of column {self.column!r} must be one of {DENSE_TRANSFORMS}, "
                              f"got {self.kind!r}")
         if not (math.isfinite(self.mean) and math.isfinite(self.std) and self.std > 0):
-            raise ValueError(f"dense transform of column {self.column!r}: mean must be finite and std a finite "
+            raise DataError(f"dense transform of column {self.column!r}: mean must be finite and std a finite "
                              f"number > 0, got mean {self.mean!r}, std {self.std!r}")
 
     def apply(self, values: np.ndarray) -> np.ndarray:
@@ -78,10 +80,10 @@ class DenseTransform:
     @classmethod
     def from_json(cls, entry: Mapping) -> DenseTransform:
         if not isinstance(entry, Mapping):
-            raise ValueError(f"a dense transform must be an object, got {entry!r}")
+            raise DataError(f"a dense transform must be an object, got {entry!r}")
         unknown = sorted(set(entry) - {f for f in cls.__dataclass_fields__})
         if unknown or "column" not in entry or "kind" not in entry:
-            raise ValueError(f"a dense transform needs column and kind (and only mean, std, clip_min, reason); "
+            raise DataError(f"a dense transform needs column and kind (and only mean, std, clip_min, reason); "
                              f"got {sorted(entry)}")
         return cls(**dict(entry))
 
@@ -135,16 +137,16 @@ def parse_dense_transform(value: str | Mapping[str, str], columns: Sequence[str]
         value = {name.strip(): kind.strip() for name, kind in pairs}
     if isinstance(value, str):
         if value not in allowed:
-            raise ValueError(f"dense_transform must be one of {allowed} or COL=KIND pairs, got {value!r}")
+            raise DataError(f"dense_transform must be one of {allowed} or COL=KIND pairs, got {value!r}")
         return {c: value for c in columns}
     if not isinstance(value, Mapping):
-        raise ValueError(f"dense_transform must be a kind or a mapping of column to kind, got {value!r}")
+        raise DataError(f"dense_transform must be a kind or a mapping of column to kind, got {value!r}")
     unknown = sorted(set(value) - set(columns))
     if unknown:
-        raise ValueError(f"dense_transform names {unknown}, which are not dense columns; dense: {list(columns)}")
+        raise DataError(f"dense_transform names {unknown}, which are not dense columns; dense: {list(columns)}")
     for name, kind in value.items():
         if kind not in allowed:
-            raise ValueError(f"dense_transform of column {name!r} must be one of {allowed}, got {kind!r}")
+            raise DataError(f"dense_transform of column {name!r} must be one of {allowed}, got {kind!r}")
     return {c: value.get(c, AUTO) for c in columns}
 
 
@@ -152,7 +154,7 @@ def apply_dense_transforms(transforms: Sequence[Mapping], raw: np.ndarray) -> np
     """float32 [n, num_dense] of raw dense values [n, num_dense], with one manifest entry per column."""
     raw = np.asarray(raw)
     if raw.ndim != 2 or raw.shape[1] != len(transforms):
-        raise ValueError(f"raw dense values must have shape (n, {len(transforms)}), one column per transform "
+        raise DataError(f"raw dense values must have shape (n, {len(transforms)}), one column per transform "
                          f"({[t.get('column') for t in transforms]}), got {raw.shape}")
     out = np.empty(raw.shape, dtype=np.float32)
     for j, entry in enumerate(transforms):

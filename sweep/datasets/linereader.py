@@ -5,9 +5,9 @@ ending in b"\\n" (a missing final newline is added). The bytes after the last ne
 read are carried into the next block, so no line is ever split.
 
 A file that does not exist raises FileNotFoundError naming it; a directory or an unreadable
-file is a ValueError naming it. Reading a truncated or corrupt gzip file raises one of
+file is a DataError naming it. Reading a truncated or corrupt gzip file raises one of
 `READ_ERRORS` (EOFError, gzip.BadGzipFile, zlib.error) mid-stream; `read_error` turns it into
-a ValueError naming the file and the line reached.
+a DataError naming the file and the line reached.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sweep.datasets.textscan import PAD
+from sweep.errors import DataError
 
 __all__ = ["READ_ERRORS", "LineBlockReader", "open_maybe_gzip", "read_error"]
 
@@ -29,11 +30,11 @@ _GZIP_MAGIC = b"\x1f\x8b"
 READ_ERRORS = (EOFError, OSError, zlib.error)  # gzip.BadGzipFile is an OSError
 
 
-def read_error(path: Path, gzipped: bool, line: int, exc: BaseException) -> ValueError:
+def read_error(path: Path, gzipped: bool, line: int, exc: BaseException) -> DataError:
     """A mid-stream read failure (see READ_ERRORS) as an error naming the file and the line reached."""
     what = "the gzip data is truncated or corrupt" if gzipped else "the file cannot be read"
     reason = str(exc) or type(exc).__name__
-    return ValueError(f"{path}: {what}: reading stopped after line {line} ({reason})")
+    return DataError(f"{path}: {what}: reading stopped after line {line} ({reason})")
 
 
 @contextmanager
@@ -47,7 +48,7 @@ def open_maybe_gzip(path: Path) -> Iterator[tuple[io.RawIOBase | gzip.GzipFile, 
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file") from None
     except OSError as exc:
-        raise ValueError(f"{path}: cannot be read as a file: {exc.strerror or exc}") from None
+        raise DataError(f"{path}: cannot be read as a file: {exc.strerror or exc}") from None
     try:
         magic = raw.read(2)
         raw.seek(0)

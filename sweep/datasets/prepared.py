@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sweep.errors import DataError
+
 __all__ = [
     "FORMAT_VERSION",
     "PreparedDataError",
@@ -27,7 +29,7 @@ FORMAT_VERSION = 1
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
 
-class PreparedDataError(ValueError):
+class PreparedDataError(DataError):
     """A prepared-data directory is missing, incomplete or corrupt."""
 
 
@@ -95,7 +97,7 @@ class PreparedDataset:
         first: for each, positions into `split_indices("test")`. Time is the extra "time" (ties in row
         order), else the row order of a sequential split; other data has no time to cut by."""
         if count < 1:
-            raise ValueError(f"test windows must be >= 1, got {count}")
+            raise DataError(f"test windows must be >= 1, got {count}")
         test = self.split_indices("test")
         if count == 1:
             return [np.arange(len(test))]

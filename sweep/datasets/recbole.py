@@ -51,6 +51,7 @@ from sweep.datasets.dense import parse_dense_transform
 from sweep.datasets.prepared import take_bags
 from sweep.datasets.store import Chunk, FeatureSchema, Schema, SplitSpec
 from sweep.datasets.tokens import MISSING_ID, hash_tokens, split_bags
+from sweep.errors import DataError
 
 __all__ = ["ATOMIC_TYPES", "RecBoleConfig", "RecBoleSource"]
 
@@ -82,16 +83,16 @@ class RecBoleConfig:
         if isinstance(self.dense_transform, str) and "=" not in self.dense_transform:
             parse_dense_transform(self.dense_transform, ())  # a kind for every column: check it now
         if self.split not in ("timestamp", "random"):
-            raise ValueError(f"split must be 'timestamp' or 'random', got {self.split!r}")
+            raise DataError(f"split must be 'timestamp' or 'random', got {self.split!r}")
         if not isinstance(self.chunk_rows, int) or isinstance(self.chunk_rows, bool) or self.chunk_rows < 1:
-            raise ValueError(f"chunk_rows must be an int >= 1, got {self.chunk_rows!r}")
+            raise DataError(f"chunk_rows must be an int >= 1, got {self.chunk_rows!r}")
         if not self.seq_separator:
-            raise ValueError(f"seq_separator must be a non-empty string, got {self.seq_separator!r}")
+            raise DataError(f"seq_separator must be a non-empty string, got {self.seq_separator!r}")
         for name in ("label_field", "time_field", "user_field", "item_field"):
             if not getattr(self, name):
-                raise ValueError(f"{name} must be a non-empty field name, got {getattr(self, name)!r}")
+                raise DataError(f"{name} must be a non-empty field name, got {getattr(self, name)!r}")
         if self.name is not None and (not self.name or "/" in self.name):
-            raise ValueError(f"name must be a file stem such as 'ml-100k', got {self.name!r}")
+            raise DataError(f"name must be a file stem such as 'ml-100k', got {self.name!r}")
         SplitSpec("random", self.val_fraction, self.test_fraction, self.seed)  # validates the fractions
 
 
@@ -115,11 +116,11 @@ def _read_atomic(path: Path) -> _AtomicFile:
     for raw in read_header(path, "\t", quoting=False):
         name, sep, kind = raw.partition(":")
         if not sep or not name:
-            raise ValueError(f"{path}:1: header field {raw!r} must look like name:type")
+            raise DataError(f"{path}:1: header field {raw!r} must look like name:type")
         if kind not in ATOMIC_TYPES:
-            raise ValueError(f"{path}:1: field {name!r} has type {kind!r}; allowed: {', '.join(ATOMIC_TYPES)}")
+            raise DataError(f"{path}:1: field {name!r} has type {kind!r}; allowed: {', '.join(ATOMIC_TYPES)}")
         if name in types:
-            raise ValueError(f"{path}:1: field {name!r} appears twice in the header; field names must be unique")
+            raise DataError(f"{path}:1: field {name!r} appears twice in the header; field names must be unique")
         types[name] = kind
     text = read_text_table(path, "\t", quoting=False)
     return _AtomicFile(path=path, types=types, text=TextTable(
@@ -131,7 +132,7 @@ def _join_index(side: _AtomicFile, key: str, wanted: np.ndarray) -> np.ndarray:
     keys = hash_tokens(side.column(key))
     if (keys == MISSING_ID).any():
         line = side.text.lines[np.flatnonzero(keys == MISSING_ID)[0]]
-        raise ValueError(f"{side.path}:{line}: the join field {key!r} is empty")
+        raise DataError(f"{side.path}:{line}: the join field {key!r} is empty")
     if len(keys) == 0:
         return np.full(len(wanted), -1, dtype=np.int64)
     order = np.argsort(keys, kind="stable")
@@ -139,7 +140,7 @@ def _join_index(side: _AtomicFile, key: str, wanted: np.ndarray) -> np.ndarray:
     repeated = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
     if len(repeated):
         first, second = order[repeated[0]], order[repeated[0] + 1]
-        raise ValueError(f"{side.path}: {key} {side.column(key)[int(first)].as_py()!r} appears on lines "
+        raise DataError(f"{side.path}: {key} {side.column(key)[int(first)].as_py()!r} appears on lines "
                          f"{side.text.lines[first]} and {side.text.lines[second]}; keys must be unique")
     at = np.minimum(np.searchsorted(sorted_keys, wanted), len(keys) - 1)
     found = (sorted_keys[at] == wanted) & (wanted != MISSING_ID)
@@ -169,7 +170,7 @@ class RecBoleSource(Source):
         if not self.inter_path.is_file():
             found = sorted(p.name for p in c.path.glob("*.inter") if p.is_file()) if c.path.is_dir() \
                 else "not a directory"
-            raise ValueError(f"path {str(c.path)!r}: no {self.dataset_name}.inter file (found: {found}); "
+            raise DataError(f"path {str(c.path)!r}: no {self.dataset_name}.inter file (found: {found}); "
                              "set name to the files' stem")
         self.skipped_fields: list[str] = []
         self.rows_without: dict[str, int] = {}
@@ -177,7 +178,7 @@ class RecBoleSource(Source):
     def _side_path(self, kind: str) -> Path | None:
         path = self.config.path / f"{self.dataset_name}.{kind}"
         if path.exists() and not path.is_file():
-            raise ValueError(f"{path}: expected the {kind} atomic file, found a directory or other non-file")
+            raise DataError(f"{path}: expected the {kind} atomic file, found a directory or other non-file")
         return path if path.is_file() else None
 
     def input_files(self) -> list[Path]:
@@ -234,7 +235,7 @@ class RecBoleSource(Source):
         self._require(inter, c.user_field, ("token",), "user_field")
         self._require(inter, c.item_field, ("token",), "item_field")
         if n == 0:
-            raise ValueError(f"{self.inter_path}: no interactions after the header ({inter.text.blank} blank lines); "
+            raise DataError(f"{self.inter_path}: no interactions after the header ({inter.text.blank} blank lines); "
                              "expected at least one row")
         rating = parse_floats(inter.column(c.label_field), c.label_field, inter.where)
         self._no_missing(inter, rating, c.label_field)
@@ -268,7 +269,7 @@ class RecBoleSource(Source):
             if name in exclude:
                 continue
             if name in owner:
-                raise ValueError(f"field {name!r} appears in both {owner[name]} and {source.path}; rename one")
+                raise DataError(f"field {name!r} appears in both {owner[name]} and {source.path}; rename one")
             owner[name] = source.path
             column = source.column(name)
             if kind == "token":
@@ -298,13 +299,13 @@ class RecBoleSource(Source):
     @staticmethod
     def _require(source: _AtomicFile, name: str, kinds: tuple[str, ...], option: str) -> None:
         if name not in source.types:
-            raise ValueError(f"{source.path}: {option} {name!r} is not a field; fields: {list(source.types)}")
+            raise DataError(f"{source.path}: {option} {name!r} is not a field; fields: {list(source.types)}")
         if source.types[name] not in kinds:
-            raise ValueError(f"{source.path}: {option} {name!r} has type {source.types[name]!r}, "
+            raise DataError(f"{source.path}: {option} {name!r} has type {source.types[name]!r}, "
                              f"expected {' or '.join(kinds)}")
 
     @staticmethod
     def _no_missing(source: _AtomicFile, values: np.ndarray, name: str) -> None:
         missing = np.flatnonzero(np.isnan(values))
         if len(missing):
-            raise ValueError(f"{source.path}:{source.text.lines[missing[0]]}: {name!r} is missing")
+            raise DataError(f"{source.path}:{source.text.lines[missing[0]]}: {name!r} is missing")

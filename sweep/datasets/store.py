@@ -32,6 +32,7 @@ import numpy as np
 from sweep.datasets.columns import NpyAppender
 from sweep.datasets.dense import SOURCE_DEFAULT, DenseTransform, fit_dense_transform
 from sweep.datasets.prepared import FORMAT_VERSION, SparseColumn, load_prepared
+from sweep.errors import DataError
 from sweep.hashing import mix64
 
 __all__ = [
@@ -61,10 +62,10 @@ class Schema:
     def __post_init__(self) -> None:
         names = [f.name for f in self.features]
         if not names:
-            raise ValueError("a dataset needs at least one categorical feature, got none")
+            raise DataError("a dataset needs at least one categorical feature, got none")
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated or any(not n for n in names):
-            raise ValueError(f"feature names must be unique and non-empty, got {names}")
+            raise DataError(f"feature names must be unique and non-empty, got {names}")
 
 
 @dataclass(frozen=True)
@@ -84,13 +85,13 @@ class SplitSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in ("random", "sequential", "given"):
-            raise ValueError(f"split must be 'random', 'sequential' or 'given', got {self.kind!r}")
+            raise DataError(f"split must be 'random', 'sequential' or 'given', got {self.kind!r}")
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             if not 0.0 < value < 1.0:
-                raise ValueError(f"{name} must be in (0, 1), got {value}")
+                raise DataError(f"{name} must be in (0, 1), got {value}")
         if self.val_fraction + self.test_fraction >= 1.0:
-            raise ValueError(
+            raise DataError(
                 f"val_fraction + test_fraction must be < 1 to leave training rows, got "
                 f"{self.val_fraction} + {self.test_fraction}"
             )
@@ -193,7 +194,7 @@ class PreparedWriter:
         applied to dense.npy), or a DenseTransform the source already applied (recorded only);
         a column not named stays as it is ("none")."""
         if self.num_rows == 0:
-            raise ValueError(f"{_describe(source, params)} produced no rows")
+            raise DataError(f"{_describe(source, params)} produced no rows")
         for appender in [self._labels, self._dense, *self._values, *self._offsets.values(), *self._extras.values()]:
             appender.close()
         if self.split_spec.kind != "given":
@@ -241,7 +242,7 @@ class PreparedWriter:
         """Fit each requested transform on the train rows and rewrite dense.npy in place."""
         unknown = sorted(set(requested) - set(self.schema.dense))
         if unknown:
-            raise ValueError(f"dense transforms name {unknown}, which are not dense columns {list(self.schema.dense)}")
+            raise DataError(f"dense transforms name {unknown}, which are not dense columns {list(self.schema.dense)}")
         dense = train = None  # mapped on the first column that is fitted: most sources fit none
         transforms = []
         for j, column in enumerate(self.schema.dense):
@@ -281,7 +282,7 @@ class PreparedWriter:
             if sizes[code] == 0:
                 fix = ("use more rows or smaller val_fraction + test_fraction" if name == "train"
                        else f"use more rows or a larger {name}_fraction")
-                raise ValueError(f"{described}: the {name} split is empty: {self.num_rows} rows with a {name} "
+                raise DataError(f"{described}: the {name} split is empty: {self.num_rows} rows with a {name} "
                                  f"fraction of {fractions[name]:g} (split {spec.kind!r}) give it no rows; {fix}")
 
     def _count_train(self, i: int, train_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -41,6 +41,7 @@ import numpy as np
 
 from sweep.datasets.base import Source, option
 from sweep.datasets.store import Chunk, FeatureSchema, Schema, SplitSpec
+from sweep.errors import DataError
 from sweep.hashing import mix64
 
 __all__ = ["CRITEO_KAGGLE_CARDINALITIES", "PRESETS", "SyntheticConfig", "SyntheticSource"]
@@ -87,7 +88,7 @@ class SyntheticConfig:
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+            raise DataError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
         checks = {
             "num_rows": (self.num_rows is None or self.num_rows >= 10, "an int >= 10"),
             "scale": (self.scale > 0, "> 0"),
@@ -105,17 +106,17 @@ class SyntheticConfig:
         }
         for name, (ok, allowed) in checks.items():
             if not ok:
-                raise ValueError(f"{name} must be {allowed}, got {getattr(self, name)!r}")
+                raise DataError(f"{name} must be {allowed}, got {getattr(self, name)!r}")
         sizes = self.resolved_vocab_sizes()
         if any(v < 1 for v in sizes):
-            raise ValueError(f"vocab_sizes must all be >= 1, got {list(sizes)}")
+            raise DataError(f"vocab_sizes must all be >= 1, got {list(sizes)}")
         if self.num_clusters is not None:
             if len(self.num_clusters) not in (1, len(sizes)):
-                raise ValueError(
+                raise DataError(
                     f"num_clusters must give 1 value or one per feature ({len(sizes)}), got {len(self.num_clusters)}"
                 )
             if any(k < 1 for k in self.num_clusters):
-                raise ValueError(f"num_clusters must all be >= 1, got {list(self.num_clusters)}")
+                raise DataError(f"num_clusters must all be >= 1, got {list(self.num_clusters)}")
         SplitSpec(self.split, self.val_fraction, self.test_fraction, self.seed)  # validates the fractions
 
     def resolved_vocab_sizes(self) -> tuple[int, ...]:

@@ -70,6 +70,7 @@ from sweep.datasets.delimited import (
 from sweep.datasets.dense import parse_dense_transform
 from sweep.datasets.store import Chunk, FeatureSchema, Schema, SplitSpec
 from sweep.datasets.tokens import MISSING_ID, bags_from_lists, hash_tokens, integer_ids, split_bags
+from sweep.errors import DataError
 
 __all__ = ["SCHEMA_KEYS", "TableConfig", "TableSource"]
 
@@ -112,14 +113,14 @@ class TableConfig:
         for name in ("dense", "categorical", "multi_valued", "label_in"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.format is not None and self.format not in FORMATS:
-            raise ValueError(f"format must be one of {sorted(FORMATS)} (or unset: by suffix), got {self.format!r}")
+            raise DataError(f"format must be one of {sorted(FORMATS)} (or unset: by suffix), got {self.format!r}")
         if self.format is None and self.path.suffix.lower() not in SUFFIXES:
-            raise ValueError(f"path must end in one of {sorted(SUFFIXES)}, or give format (csv, tsv, parquet); "
+            raise DataError(f"path must end in one of {sorted(SUFFIXES)}, or give format (csv, tsv, parquet); "
                              f"got {str(self.path)!r}")
         if self.split not in ("random", "sequential"):
-            raise ValueError(f"split must be 'random' or 'sequential', got {self.split!r}")
+            raise DataError(f"split must be 'random' or 'sequential', got {self.split!r}")
         if not isinstance(self.chunk_rows, int) or isinstance(self.chunk_rows, bool) or self.chunk_rows < 1:
-            raise ValueError(f"chunk_rows must be an int >= 1, got {self.chunk_rows!r}")
+            raise DataError(f"chunk_rows must be an int >= 1, got {self.chunk_rows!r}")
         SplitSpec(self.split, self.val_fraction, self.test_fraction, self.seed)  # validates the fractions
         self.resolved()  # validates the schema, the YAML file included
 
@@ -131,31 +132,31 @@ class TableConfig:
             for key, value in _load_schema_file(self.schema_file).items():
                 mine = getattr(self, key)
                 if mine != defaults[key] and mine != value:
-                    raise ValueError(f"{key} is {mine!r} in the config but {value!r} in {self.schema_file}; "
+                    raise DataError(f"{key} is {mine!r} in the config but {value!r} in {self.schema_file}; "
                                      "set it in one place")
                 merged[key] = value
         rules = [key for key in LABEL_RULES if merged[key] not in (None, ())]
         if len(rules) > 1:
-            raise ValueError(f"give at most one label rule, got {rules}")
+            raise DataError(f"give at most one label rule, got {rules}")
         if merged["label_in"] == () and "label_in" in rules:
-            raise ValueError("label_in must list at least one value")
+            raise DataError("label_in must list at least one value")
         for key in ("label_equals", "label_in"):
             values = [merged[key]] if key == "label_equals" else list(merged[key])
             kinds = {"number" if isinstance(v, (int, float)) and not isinstance(v, bool) else
                      "text" if isinstance(v, str) else "other" for v in values if v is not None}
             if "other" in kinds or len(kinds) > 1:
-                raise ValueError(f"{key} must hold strings or numbers, not a mix or other values, got {merged[key]!r}")
+                raise DataError(f"{key} must hold strings or numbers, not a mix or other values, got {merged[key]!r}")
         parse_dense_transform(merged["dense_transform"], merged["dense"])  # validates kinds and columns
         if not merged["label"]:
-            raise ValueError("label must name the label column (set label, or label: in a schema_file), got None")
+            raise DataError("label must name the label column (set label, or label: in a schema_file), got None")
         if not merged["categorical"] and not merged["multi_valued"]:
-            raise ValueError("categorical and multi_valued are both empty; name at least one categorical column")
+            raise DataError("categorical and multi_valued are both empty; name at least one categorical column")
         if not merged["separator"]:
-            raise ValueError(f"separator must be a non-empty string, got {merged['separator']!r}")
+            raise DataError(f"separator must be a non-empty string, got {merged['separator']!r}")
         roles = [merged["label"], *merged["dense"], *merged["categorical"], *merged["multi_valued"]]
         repeated = sorted({c for c in roles if roles.count(c) > 1})
         if repeated:
-            raise ValueError(f"each column may have one role (label, dense, categorical, multi_valued); "
+            raise DataError(f"each column may have one role (label, dense, categorical, multi_valued); "
                              f"repeated: {repeated}")
         return merged
 
@@ -165,36 +166,36 @@ def _load_schema_file(path: Path) -> dict:
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
-        raise ValueError(f"schema_file {str(path)!r} cannot be read: {exc.strerror}") from exc
+        raise DataError(f"schema_file {str(path)!r} cannot be read: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+        raise DataError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping of {', '.join(SCHEMA_KEYS)}, got {type(raw).__name__}")
+        raise DataError(f"{path}: expected a mapping of {', '.join(SCHEMA_KEYS)}, got {type(raw).__name__}")
     out = {}
     for key, value in raw.items():
         if key not in SCHEMA_KEYS:
-            raise ValueError(f"{path}: unknown key {key!r}; allowed: {', '.join(SCHEMA_KEYS)}")
+            raise DataError(f"{path}: unknown key {key!r}; allowed: {', '.join(SCHEMA_KEYS)}")
         if key in ("dense", "categorical", "multi_valued"):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ValueError(f"{path}: {key} must be a list of column names, got {value!r}")
+                raise DataError(f"{path}: {key} must be a list of column names, got {value!r}")
             value = tuple(value)
         elif key == "label_in":
             if not isinstance(value, list) or not value:
-                raise ValueError(f"{path}: label_in must be a non-empty list of values, got {value!r}")
+                raise DataError(f"{path}: label_in must be a non-empty list of values, got {value!r}")
             value = tuple(value)
         elif key == "label_equals":
             if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-                raise ValueError(f"{path}: label_equals must be a string or a number, got {value!r}")
+                raise DataError(f"{path}: label_equals must be a string or a number, got {value!r}")
         elif key == "dense_transform":
             if not isinstance(value, (str, dict)):
-                raise ValueError(f"{path}: dense_transform must be a kind or a mapping of column to kind, "
+                raise DataError(f"{path}: dense_transform must be a kind or a mapping of column to kind, "
                                  f"got {value!r}")
         elif key == "label_threshold":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{path}: label_threshold must be a number, got {value!r}")
+                raise DataError(f"{path}: label_threshold must be a number, got {value!r}")
             value = float(value)
         elif not isinstance(value, str):
-            raise ValueError(f"{path}: {key} must be a string, got {value!r}")
+            raise DataError(f"{path}: {key} must be a string, got {value!r}")
         out[key] = value
     return out
 
@@ -270,7 +271,7 @@ class TableSource(Source):
         for role, names in needed.items():
             for name in names:
                 if name not in present:
-                    raise ValueError(f"{path}: {role} column {name!r} not found; columns present: {list(present)}")
+                    raise DataError(f"{path}: {role} column {name!r} not found; columns present: {list(present)}")
         columns = [c for names in needed.values() for c in names]
         if self.delimiter is None:
             table, lines, blank = _parquet(path, lambda: pq.read_table(path, columns=columns)), None, 0
@@ -279,7 +280,7 @@ class TableSource(Source):
             table, lines, blank = text.table.select(columns), text.lines, text.blank
         if table.num_rows == 0:
             what = f"no data rows after the header ({blank} blank lines)" if lines is not None else "no rows"
-            raise ValueError(f"{path}: {what}; expected at least one row")
+            raise DataError(f"{path}: {what}; expected at least one row")
         return table, lines, blank
 
     @cached_property
@@ -303,11 +304,11 @@ class TableSource(Source):
                 try:
                     sparse[name] = bags_from_lists(column)
                 except TypeError as exc:  # elements that are neither strings nor integers
-                    raise ValueError(f"{self.config.path}: multi_valued column {name!r}: {exc}") from None
+                    raise DataError(f"{self.config.path}: multi_valued column {name!r}: {exc}") from None
             elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
                 sparse[name] = split_bags(column, s["separator"])
             else:
-                raise ValueError(f"{self.config.path}: multi_valued column {name!r} has type {column.type}; "
+                raise DataError(f"{self.config.path}: multi_valued column {name!r} has type {column.type}; "
                                  "expected separator-joined text or a list")
         return {"labels": labels, "dense": dense, "sparse": sparse, "blank": blank}
 
@@ -324,7 +325,7 @@ class TableSource(Source):
             text = pc.utf8_trim_whitespace(column if is_text else pc.cast(column, pa.string()))
             empty = pc.or_(pc.is_null(text), pc.equal(text, "")).to_numpy(zero_copy_only=False)
             if empty.any():
-                raise ValueError(f"{where(int(np.argmax(empty)))}: label column {name!r} is missing")
+                raise DataError(f"{where(int(np.argmax(empty)))}: label column {name!r} is missing")
             labels = pc.is_in(text, value_set=pa.array([str(v).strip() for v in wanted])).to_numpy(
                 zero_copy_only=False).astype(np.float32)
             return self._check_rule(labels, text, wanted)
@@ -342,7 +343,7 @@ class TableSource(Source):
         value = self._numbers(column, lines, name)
         missing = np.flatnonzero(np.isnan(value))
         if len(missing):
-            raise ValueError(f"{where(int(missing[0]))}: label column {name!r} is missing")
+            raise DataError(f"{where(int(missing[0]))}: label column {name!r} is missing")
         if wanted:
             return self._check_rule(np.isin(value, np.asarray(wanted, dtype=np.float64)).astype(np.float32),
                                     pa.array(value), wanted)
@@ -362,7 +363,7 @@ class TableSource(Source):
         seen = [c["values"] for c in sorted(counts, key=lambda c: -c["counts"])[:8]]
         rule = "label_equals" if self.spec["label_equals"] is not None else "label_in"
         every = "every row" if labels.mean() == 1.0 else "no row"
-        raise ValueError(f"{self.config.path}: {rule} {wanted if rule == 'label_in' else wanted[0]!r} matches "
+        raise DataError(f"{self.config.path}: {rule} {wanted if rule == 'label_in' else wanted[0]!r} matches "
                          f"{every} of label column {self.spec['label']!r}, so every label would be "
                          f"{int(labels.mean())}; values seen: {seen}")
 
@@ -376,7 +377,7 @@ class TableSource(Source):
             return parse_floats(column, name, where)
         if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
                 or pa.types.is_boolean(column.type)):
-            raise ValueError(f"{self.config.path}: column {name!r} has type {column.type}; expected numbers")
+            raise DataError(f"{self.config.path}: column {name!r} has type {column.type}; expected numbers")
         values = pc.cast(column, pa.float64(), safe=False).to_numpy(zero_copy_only=False).astype(np.float64)
         check_finite(values, column.is_null().to_numpy(zero_copy_only=False), f"column {name!r}", where,
                      lambda row: float(values[row]))
@@ -403,7 +404,7 @@ class TableSource(Source):
                 raise value_error(where(int(bad[0])), subject, float(values[bad[0]]),
                                   "hold integers in [-2**63, 2**63)")
             return np.where(np.isnan(values), MISSING_ID, values).astype(np.int64)
-        raise ValueError(f"{self.config.path}: categorical column {name!r} has type {column.type}; "
+        raise DataError(f"{self.config.path}: categorical column {name!r} has type {column.type}; "
                          "expected integers or strings")
 
 
@@ -414,4 +415,4 @@ def _parquet(path: Path, read: Callable[[], Any]) -> Any:
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file") from None
     except (OSError, pa.ArrowException) as exc:
-        raise ValueError(f"{path}: cannot read as Parquet: {exc}") from None
+        raise DataError(f"{path}: cannot read as Parquet: {exc}") from None

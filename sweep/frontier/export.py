@@ -26,12 +26,18 @@ import logging
 import shutil
 from pathlib import Path, PurePosixPath
 
-from mappers import load_bundle_with_manifest
 from mappers.bundle import ARRAYS_FILE, MANIFEST_FILE
+from sweep.errors import UserError
 from sweep.frontier.configurations import ranked_rows
 from sweep.frontier.pareto import frontier_table, select_point
 from sweep.outputs import check_replaceable, replace_dir, staging_dir
-from sweep.serving import EXPORT_FILE, checked_dense_transforms, export_feature, export_manifest
+from sweep.serving import (
+    EXPORT_FILE,
+    checked_dense_transforms,
+    export_feature,
+    export_manifest,
+    load_verified_bundle,
+)
 from sweep.trial import bundle_dir_name
 
 __all__ = ["check_export_dir", "choose", "describe_choice", "write_export"]
@@ -52,21 +58,21 @@ def _checked_features(details: object, run_id: str) -> list[tuple[str, PurePosix
     """(feature, bundle path relative to the run's artifacts, info) from an untrusted metrics.json."""
     where = f"run {run_id}: metrics.json"
     if not isinstance(details, dict) or not isinstance(details.get("feature_order"), list):
-        raise ValueError(f"{where} has no feature_order list; this run was not written by a collide trial")
+        raise UserError(f"{where} has no feature_order list; this run was not written by a collide trial")
     order, infos = details["feature_order"], details.get("features")
     if not order or not all(isinstance(n, str) and n for n in order):
-        raise ValueError(f"{where}: feature_order must be a non-empty list of names, got {order!r}")
+        raise UserError(f"{where}: feature_order must be a non-empty list of names, got {order!r}")
     duplicated = sorted({n for n in order if order.count(n) > 1})
     if duplicated:
-        raise ValueError(f"{where}: feature names must be unique, repeated: {duplicated}")
+        raise UserError(f"{where}: feature names must be unique, repeated: {duplicated}")
     if not isinstance(infos, dict) or set(infos) != set(order):
-        raise ValueError(f"{where}: features must describe exactly the features of feature_order {order}")
+        raise UserError(f"{where}: features must describe exactly the features of feature_order {order}")
     features = []
     for name in order:
         info = infos[name]
         bundle = PurePosixPath(str(info.get("bundle", ""))) if isinstance(info, dict) else PurePosixPath("")
         if bundle.is_absolute() or ".." in bundle.parts or len(bundle.parts) != 2 or bundle.parts[0] != "bundles":
-            raise ValueError(f"{where}: feature {name!r} has bundle path {str(bundle)!r}; expected "
+            raise UserError(f"{where}: feature {name!r} has bundle path {str(bundle)!r}; expected "
                              "bundles/<directory> inside the run's artifacts")
         features.append((name, bundle, info))
     return features
@@ -127,7 +133,10 @@ def write_export(point: dict, selection: dict, artifacts: str | Path, out_dir: s
     run_id = point["run_id"]
     staging = staging_dir(out_dir)
     try:
-        details = json.loads((root / "metrics.json").read_text())
+        try:
+            details = json.loads((root / "metrics.json").read_text())
+        except ValueError as exc:
+            raise UserError(f"run {run_id}: metrics.json is not valid JSON ({exc})") from None
         features = _checked_features(details, run_id)
         dense = checked_dense_transforms(details.get("dense_transforms", []) if isinstance(details, dict) else [],
                                          f"run {run_id}: metrics.json")
@@ -135,13 +144,13 @@ def write_export(point: dict, selection: dict, artifacts: str | Path, out_dir: s
         for index, (name, bundle, info) in enumerate(features):
             source = (root / bundle).resolve()
             if root / "bundles" not in source.parents:
-                raise ValueError(f"run {run_id}: bundle of {name!r} resolves outside its artifacts")
-            mapper, bundle_manifest = load_bundle_with_manifest(source)  # verifies the digest and arrays
+                raise UserError(f"run {run_id}: bundle of {name!r} resolves outside its artifacts")
+            mapper, bundle_manifest = load_verified_bundle(source)  # verifies the digest and arrays
             target = f"bundles/{bundle_dir_name(index, name)}"
             (staging / target).mkdir(parents=True)
             for file in (MANIFEST_FILE, ARRAYS_FILE):  # the two files a bundle is, never links
                 if (source / file).is_symlink():
-                    raise ValueError(f"run {run_id}: {bundle / file} is a symbolic link")
+                    raise UserError(f"run {run_id}: {bundle / file} is a symbolic link")
                 shutil.copyfile(source / file, staging / target / file)
             written.append(export_feature(name, target, mapper, bundle_manifest["digest"],
                                           vocab_size=info.get("vocab_size")))

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from sweep.errors import UserError
+
 __all__ = ["format_bytes", "frontier_table", "pareto_mask", "select_point"]
 
 # Rows of the k-D path compared in one numpy step; memory is (block x frontier x k) bools.
@@ -143,7 +145,7 @@ def select_point(
     the chosen input row itself is returned. No row qualifies -> ValueError.
     """
     if (max_bytes is None) == (max_val_loss is None):
-        raise ValueError(
+        raise UserError(
             "give exactly one of max_bytes or max_val_loss, "
             f"got max_bytes={max_bytes!r}, max_val_loss={max_val_loss!r}"
         )
@@ -152,7 +154,7 @@ def select_point(
     points = _points(rows, x, y)  # (n, 2)
     complete = ~np.isnan(points).any(axis=1)
     if not complete.any():
-        raise ValueError(
+        raise UserError(
             f"no completed {noun} with both {x!r} and {y!r} among {len(rows)} rows; "
             "nothing to select"
         )
@@ -162,7 +164,7 @@ def select_point(
         fits = [i for i in front if points[i, 0] <= budget]
         if not fits:
             smallest = float(points[complete, 0].min())
-            raise ValueError(
+            raise UserError(
                 f"no {noun} fits max_bytes={max_bytes!r} ({format_bytes(budget)}): the smallest "
                 f"{x} among completed {noun}s is {smallest:.17g} ({format_bytes(smallest)})"
             )
@@ -172,7 +174,7 @@ def select_point(
         fits = [i for i in front if points[i, 1] <= bound]
         if not fits:
             lowest = float(points[complete, 1].min())
-            raise ValueError(
+            raise UserError(
                 f"no {noun} reaches max_val_loss={max_val_loss!r}: the lowest {y} among "
                 f"completed {noun}s is {lowest:.17g}"
             )
@@ -246,9 +248,9 @@ def _sort_key(point: np.ndarray, row: Mapping[str, Any], index: int) -> tuple:
 
 def _check_bound(name: str, value: Any, *, non_negative: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
+        raise UserError(f"{name} must be a real number, got {value!r}")
     bound = float(value)
     if math.isnan(bound) or (non_negative and bound < 0):
         allowed = "a non-negative number" if non_negative else "a number, not NaN"
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+        raise UserError(f"{name} must be {allowed}, got {value!r}")
     return bound

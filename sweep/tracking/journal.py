@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sweep.errors import UserError
+
 __all__ = ["JOURNAL_DIR", "JournalReplayError", "TrackingJournal", "pending_journal", "replay"]
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ def _write_json(path: Path, value: Any) -> None:
     os.replace(tmp, path)
 
 
-class JournalReplayError(ValueError):
+class JournalReplayError(UserError):
     """A journaled write was refused again; names the record, and the next replay starts there."""
 
 

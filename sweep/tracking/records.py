@@ -20,6 +20,8 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
+from sweep.errors import UserError
+
 __all__ = ["SweepRuns", "experiment_id_of", "experiment_of", "fetch_artifacts", "find_sweep", "trial_rows"]
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,7 @@ def experiment_id_of(client: MlflowClient, experiment: str) -> str:
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         names = sorted(e.name for e in client.search_experiments())
-        raise ValueError(f"no MLflow experiment named {experiment!r} at this tracking URI; found: {names}")
+        raise UserError(f"no MLflow experiment named {experiment!r} at this tracking URI; found: {names}")
     return exp.experiment_id
 
 
@@ -60,7 +62,7 @@ def experiment_of(client: MlflowClient, run_id: str) -> str:
     try:
         return client.get_experiment(client.get_run(run_id).info.experiment_id).name
     except Exception as exc:  # noqa: BLE001 - MLflow raises MlflowException for unknown ids
-        raise ValueError(f"no run {run_id!r} in this tracking store ({exc})") from None
+        raise UserError(f"no run {run_id!r} in this tracking store ({exc})") from None
 
 
 def _children(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list:
@@ -76,23 +78,23 @@ def find_sweep(client: MlflowClient, experiment: str, parent_run_id: str | None 
         try:
             parent = client.get_run(parent_run_id)
         except Exception as exc:  # noqa: BLE001 - MLflow raises MlflowException for unknown ids
-            raise ValueError(f"no run {parent_run_id!r} in this tracking store ({exc})") from None
+            raise UserError(f"no run {parent_run_id!r} in this tracking store ({exc})") from None
         if parent.info.experiment_id != experiment_id or parent.data.tags.get("collide.kind") != "sweep":
-            raise ValueError(f"run {parent_run_id} is not a collide sweep of experiment {experiment!r}")
+            raise UserError(f"run {parent_run_id} is not a collide sweep of experiment {experiment!r}")
         if completed and parent.info.status != "FINISHED":
             log.warning("sweep %s is %s: its trials are not all finished", parent_run_id, parent.info.status)
         return SweepRuns(parent, _children(client, experiment_id, parent_run_id))
     parents = client.search_runs([experiment_id], "tags.`collide.kind` = 'sweep'",
                                  order_by=["attributes.start_time DESC"], max_results=1000)
     if not parents:
-        raise ValueError(f"experiment {experiment!r} holds no collide sweep run")
+        raise UserError(f"experiment {experiment!r} holds no collide sweep run")
     skipped = []
     for parent in parents:
         if not completed or parent.info.status == "FINISHED":
             return SweepRuns(parent, _children(client, experiment_id, parent.info.run_id), skipped)
         skipped.append(f"{parent.info.run_id} is {parent.info.status}")
     newest = parents[0].info
-    raise ValueError(f"experiment {experiment!r} has no completed sweep; the newest, {newest.run_id}, is "
+    raise UserError(f"experiment {experiment!r} has no completed sweep; the newest, {newest.run_id}, is "
                      f"{newest.status}. Resume it with: collide sweep --resume {newest.run_id} --name {experiment}")
 
 

@@ -21,6 +21,7 @@ import time
 from types import FrameType
 from urllib.parse import urlsplit, urlunsplit
 
+from sweep.errors import UserError
 from sweep.tracking.store import check_tracking_uri, connect
 from sweep.tracking.uri import redact
 
@@ -73,7 +74,7 @@ def _print_views(experiments: list[tuple[str, str]], base_url: str) -> None:
 def ui_command(tracking_uri: str, port: int = 5000, host: str = "127.0.0.1") -> tuple[list[str], dict[str, str]]:
     """(argv, extra environment) of the `mlflow ui` serving `tracking_uri` (a sqlite or database store)."""
     if not 0 < port < 65536:
-        raise ValueError(f"port must be in 1..65535, got {port}")
+        raise UserError(f"port must be in 1..65535, got {port}")
     argv = [sys.executable, "-m", "mlflow", "ui", "--host", host, "--port", str(port)]
     return argv, {"MLFLOW_BACKEND_STORE_URI": tracking_uri}
 
@@ -134,5 +135,5 @@ def serve_ui(tracking_uri: str, port: int = 5000, host: str = "127.0.0.1", exper
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if not stopped and process.returncode:
-        raise ValueError(f"mlflow ui exited with code {process.returncode} (its output is above)")
+        raise UserError(f"mlflow ui exited with code {process.returncode} (its output is above)")
     return 0

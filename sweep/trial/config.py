@@ -33,8 +33,8 @@ FULL_THRESHOLD = 16
 # Learned maps hash the ids seen fewer times than this in training. The probe is trained on the
 # training labels, so a rare id's probe embedding memorises its few labels, and clustering rare
 # ids by it groups them by label noise: training loss drops below the Bayes loss while
-# validation loss rises (label leakage through the mapping). results/README.md ("Label
-# leakage") measures it and how this default was chosen.
+# validation loss rises (label leakage through the mapping). results/README.md ("What we
+# found on the way: label leakage") measures it and how this default was chosen.
 LEARNED_MIN_COUNT = 20
 
 

@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from mappers import get_strategy, save_bundle
-from models import size_report, train
+from models import resolve_device, size_report, train
 from sweep.datasets import PreparedDataset, load_prepared
+from sweep.errors import ConfigError
 from sweep.names import trial_name
 from sweep.plain import plain
 from sweep.trial.config import TrialConfig
@@ -55,6 +56,11 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
               on_epoch: Callable[[int, dict], None] | None = None) -> dict:
     """Fit, train, evaluate and size one variant; returns a flat dict of metrics."""
     started = time.perf_counter()
+    for what, device in (("train.device", config.train.device), ("probe.device", config.probe.device)):
+        try:
+            resolve_device(device)
+        except ValueError as exc:  # cuda asked for on a machine without it
+            raise ConfigError(f"{what}: {exc}") from None
     strategy = get_strategy(config.strategy)
     dataset = dataset if dataset is not None else load_prepared(config.data)
     windows = dataset.test_windows(config.test_windows)  # no time order: the error comes before any work

@@ -17,6 +17,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from sweep.errors import UserError
+
 __all__ = ["check_storage_shared", "init_ray", "live_nodes"]
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
         except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
             # A wrong token looks like an unreachable cluster: Ray says so only in its C++ log lines.
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-            raise ValueError(f"could not connect to the Ray cluster at {address} ({type(exc).__name__}: {first}). "
+            raise UserError(f"could not connect to the Ray cluster at {address} ({type(exc).__name__}: {first}). "
                              "Check the address; a cluster with token authentication (Ray 2.59+) also needs its "
                              "token in this process: RAY_AUTH_TOKEN_PATH (a file holding it) or RAY_AUTH_TOKEN, "
                              "with RAY_AUTH_MODE=token") from exc
@@ -88,7 +90,7 @@ def check_storage_shared(storage_path: Path) -> None:
     blind = [(node, host) for node, (host, seen) in zip(nodes, answers, strict=True) if not seen]
     if blind:
         node, host = blind[0]
-        raise ValueError(
+        raise UserError(
             f"storage_path {storage_path} is not shared: Ray node {node['NodeID'][:12]} on {host} "
             f"({node.get('NodeManagerAddress')}) cannot read a file written there, and trial bundles reach the "
             f"driver through it ({len(blind)} of {len(nodes)} nodes cannot). On a cluster of several machines give "

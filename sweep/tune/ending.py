@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sweep.errors import UserError
 from sweep.frontier.files import write_pareto_files
 from sweep.tracking.journal import JOURNAL_DIR, pending_journal, replay
 from sweep.tracking.records import experiment_of, find_sweep, trial_rows
@@ -111,7 +112,7 @@ def sync_sweep(sweep_dir: str | Path, tracking_uri: str | None = None) -> SweepR
     journal = pending_journal(sweep_dir)
     if journal is None:
         if not (sweep_dir / JOURNAL_DIR).is_dir():
-            raise ValueError(f"{sweep_dir} holds no tracking journal ({JOURNAL_DIR}/); nothing to sync")
+            raise UserError(f"{sweep_dir} holds no tracking journal ({JOURNAL_DIR}/); nothing to sync")
         return None
     tracking_uri = tracking_uri or default_tracking_uri()
     check_tracking_uri(tracking_uri)

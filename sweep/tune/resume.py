@@ -56,7 +56,7 @@ def resume_sweep(experiment: str | None, parent_run_id: str | None = None, *, tr
     client = connect(tracking_uri)
     if experiment is None:
         if parent_run_id is None:
-            raise ValueError("resume needs the sweep's experiment name or its parent run id")
+            raise UserError("resume needs the sweep's experiment name or its parent run id")
         experiment = experiment_of(client, parent_run_id)
     sweep = find_sweep(client, experiment, parent_run_id, completed=False)
     _refuse_live_driver(sweep.parent)
@@ -68,7 +68,7 @@ def resume_sweep(experiment: str | None, parent_run_id: str | None = None, *, tr
         Path(sweep.parent.data.tags.get(EXPERIMENT_DIR_TAG, launch_dir / ".collide" / "ray_results" /
                                         sweep.parent_run_id))
     if not (experiment_dir / "tuner.pkl").is_file():
-        raise ValueError(f"sweep {sweep.parent_run_id}: no Ray Tune state at {experiment_dir} (tuner.pkl missing); "
+        raise UserError(f"sweep {sweep.parent_run_id}: no Ray Tune state at {experiment_dir} (tuner.pkl missing); "
                          "give --storage-path where its experiment directory lives")
     if pending_journal(experiment_dir) is not None:
         log.info("uploading the records this sweep stored while MLflow was unreachable")
@@ -80,7 +80,7 @@ def resume_sweep(experiment: str | None, parent_run_id: str | None = None, *, tr
     recorded, now = sweep.parent.data.tags.get(DATA_TAG), fingerprint(get_source(config.data.source,
                                                                                **dict(config.data.params)))
     if recorded and recorded != now:
-        raise ValueError(f"sweep {sweep.parent_run_id} trained on prepared data {recorded[:12]}, but its data "
+        raise UserError(f"sweep {sweep.parent_run_id} trained on prepared data {recorded[:12]}, but its data "
                          f"source now gives {now[:12]} (an input file or parameter changed); resuming would mix "
                          "trials of two data sets. Start a new sweep instead")
     log.info("resuming %s from %s", sweep.describe(), experiment_dir)
@@ -107,7 +107,7 @@ def _check_resume_overrides(overrides: dict) -> None:
     refused = sorted(set(overrides) - allowed)
     refused += [f"resources.{k}" for k in overrides.get("resources", {}) if k != "num_cpus"]
     if refused:
-        raise ValueError(f"a resumed sweep keeps its stored config; {refused} would have no effect "
+        raise UserError(f"a resumed sweep keeps its stored config; {refused} would have no effect "
                          "(allowed: address, results_dir, resources.num_cpus)")
 
 

@@ -102,16 +102,30 @@ def test_errors_are_one_line_with_a_documented_code(tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("collide: error: MLflow tracking URI sqlite:///")
 
 
-def test_an_internal_error_exits_4_with_its_traceback(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("error", [KeyError("not a user error"), ValueError("a bug deep in numpy"),
+                                   TypeError("a bug")])
+def test_an_internal_error_exits_4_with_its_traceback(tmp_path, capsys, monkeypatch, error):
     import sweep.cli.entry as cli
 
     def broken(args):
-        raise KeyError("not a user error")
+        raise error
 
     monkeypatch.setitem(cli.COMMANDS, "datasets", broken)
     assert main(["datasets"]) == 4
     err = capsys.readouterr().err
-    assert "Traceback" in err and "collide: internal error: KeyError" in err
+    assert "Traceback" in err and f"collide: internal error: {type(error).__name__}" in err
+
+
+def test_a_user_error_exits_2_in_one_line(capsys, monkeypatch):
+    import sweep.cli.entry as cli
+    from sweep.errors import DataError
+
+    def refused(args):
+        raise DataError("data.csv:3: column 'd' must be a finite number, got 'inf'")
+
+    monkeypatch.setitem(cli.COMMANDS, "datasets", refused)
+    assert main(["datasets"]) == 2
+    assert capsys.readouterr().err == "collide: error: data.csv:3: column 'd' must be a finite number, got 'inf'\n"
 
 
 def test_train_shows_each_epoch_once(tmp_path, capsys):

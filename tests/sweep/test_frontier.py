@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sweep.frontier.pareto as pareto
+from sweep.errors import UserError
 from sweep.frontier import format_bytes, frontier_table, pareto_mask, select_point
 from sweep.frontier.report import plot_pareto, write_pareto_csv, write_pareto_md
 
@@ -281,12 +282,12 @@ def test_both_or_neither_bound_is_an_error():
         select_point(ROWS, max_bytes=1000, max_val_loss=0.5)
 
 
-def test_bad_bounds_are_rejected():
-    with pytest.raises(ValueError, match="max_bytes must be a non-negative number, got -1"):
+def test_bad_bounds_are_rejected():  # the user's bounds: UserError, exit 2 on the command line
+    with pytest.raises(UserError, match="max_bytes must be a non-negative number, got -1"):
         select_point(ROWS, max_bytes=-1)
-    with pytest.raises(ValueError, match="max_val_loss must be a number, not NaN, got nan"):
+    with pytest.raises(UserError, match="max_val_loss must be a number, not NaN, got nan"):
         select_point(ROWS, max_val_loss=NAN)
-    with pytest.raises(TypeError, match="max_bytes must be a real number, got '1MB'"):
+    with pytest.raises(UserError, match="max_bytes must be a real number, got '1MB'"):
         select_point(ROWS, max_bytes="1MB")
 
 

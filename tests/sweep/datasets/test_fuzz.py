@@ -1,8 +1,9 @@
 """Fuzz the text parsers (criteo, table CSV/TSV, recbole) with hypothesis (issue #8).
 
-Any input must either prepare, or raise ValueError / FileNotFoundError (exactly those types,
-not a subclass such as pyarrow's ArrowInvalid or UnicodeDecodeError) whose message names
-the input path; a warning fails too (pytest turns warnings into errors).
+Any input must either prepare, or raise DataError (collide's error for bad input data, exit 2
+on the command line) / FileNotFoundError, exactly those types (not a plain ValueError, nor
+pyarrow's ArrowInvalid or UnicodeDecodeError), whose message names the input path; a warning
+fails too (pytest turns warnings into errors).
 
 Inputs: a file of plausible rows (row count, field count, line ends, per-file dirtiness,
 delimiter, split options drawn by hypothesis; the rows themselves from a drawn seed, which
@@ -34,6 +35,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sweep.datasets import CriteoSource, RecBoleSource, TableSource, prepare
+from sweep.errors import DataError
 
 FUZZ_EXAMPLES = int(os.environ.get("COLLIDE_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
@@ -100,12 +102,12 @@ def random_bytes_or(draw: Callable, make: Callable[[], bytes]) -> bytes:
 
 
 def check(run: Callable[[], object], path: Path, outcomes: Counter) -> None:
-    """Run one input: success, or ValueError / FileNotFoundError naming `path`; anything else fails."""
+    """Run one input: success, or DataError / FileNotFoundError naming `path`; anything else fails."""
     outcomes["examples"] += 1
     try:
         run()
     except (ValueError, FileNotFoundError) as exc:
-        if type(exc) not in (ValueError, FileNotFoundError) or str(path) not in str(exc):
+        if type(exc) not in (DataError, FileNotFoundError) or str(path) not in str(exc):
             raise
         outcomes["refused"] += 1
         reason = str(exc).split(str(path), 1)[1].lstrip(":0123456789/. ")
@@ -116,7 +118,7 @@ def check(run: Callable[[], object], path: Path, outcomes: Counter) -> None:
 
 def report(name: str, outcomes: Counter) -> None:
     print(f"\nfuzz {name}: {outcomes['examples']} inputs, {outcomes['prepared']} prepared, "
-          f"{outcomes['refused']} refused with a ValueError naming the file; commonest refusals:")
+          f"{outcomes['refused']} refused with a DataError naming the file; commonest refusals:")
     reasons = sorted(((k, v) for k, v in outcomes.items() if k.startswith("why: ")), key=lambda kv: -kv[1])
     for why, count in reasons[:6]:
         print(f"  {count:5d}  {why[5:]}")

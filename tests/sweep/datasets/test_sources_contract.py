@@ -25,6 +25,7 @@ from sweep.datasets.base import path_options
 from sweep.datasets.prepared import read_manifest
 from sweep.errors import DataError
 
+
 def _criteo(tmp: Path) -> dict:
     lines = []
     for k in range(40):
