@@ -36,7 +36,8 @@ dense: [age, fnlwgt, capital_gain, hours_per_week]
 dense_transform: auto          # log1p + standardize for skewed columns, standardize for the rest
 categorical: [{", ".join(CENSUS_CATEGORICAL)}]
 """
-CLICKS_VOCABS = (3, 4, 5, 7, 10, 12, 20, 25, 30, 40, 50, 60, 80, 100, 150, 200, 1_000, 3_000, 6_000, 10_000)
+CLICKS_VOCABS = (3, 4, 5, 7, 10, 12, 20, 25, 30, 40, 50, 60, 80, 100, 150, 200, 1_000, 3_000, 6_000,
+                 10_000)
 CLICKS_SCHEMA = f"""\
 # The schema of clicks.csv (collide datasets lists every key).
 label: click
@@ -59,7 +60,8 @@ def write_census(out_dir: Path, num_rows: int = 30_000, seed: int = 0) -> Path:
     age = rng.integers(17, 91, num_rows)
     fnlwgt = np.round(np.exp(rng.normal(12.0, 0.6, num_rows)).clip(1.2e4, 1.5e6))
     has_gain = rng.random(num_rows) < 0.09
-    capital_gain = np.where(has_gain, np.round(np.exp(rng.normal(8.5, 1.6, num_rows)).clip(100, 1e6)), 0)
+    capital_gain = np.where(has_gain,
+                            np.round(np.exp(rng.normal(8.5, 1.6, num_rows)).clip(100, 1e6)), 0)
     hours = rng.integers(1, 100, num_rows)
     logit = -2.2 + 0.05 * (np.minimum(age, 60) - 38) + 0.25 * np.log1p(capital_gain) * has_gain \
         + 0.02 * (hours - 40)
@@ -99,21 +101,26 @@ def write_clicks(out_dir: Path, num_rows: int = 50_000, seed: int = 1) -> Path:
         writer = csv.writer(f)
         writer.writerow(["click", "impressions", "dwell_ms", *columns])
         for i in range(num_rows):
-            writer.writerow([click[i], impressions[i], dwell[i], *(values[i] for values in columns.values())])
+            writer.writerow([click[i], impressions[i], dwell[i],
+                             *(values[i] for values in columns.values())])
     (out_dir / "clicks.yaml").write_text(CLICKS_SCHEMA)
     return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="directory for census.* and clicks.*")
-    parser.add_argument("--rows", type=int, default=None, help="rows per table (default: 30,000 and 50,000)")
+    parser.add_argument("--out", type=Path, required=True, help="directory for census.* and "
+                                                                "clicks.*")
+    parser.add_argument("--rows", type=int, default=None, help="rows per table (default: 30,000 "
+                                                               "and 50,000)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     sizes = {} if args.rows is None else {"num_rows": args.rows}
-    existing = [p for p in ("census.csv", "census.yaml", "clicks.csv", "clicks.yaml") if (args.out / p).exists()]
+    existing = [p for p in ("census.csv", "census.yaml", "clicks.csv", "clicks.yaml")
+                if (args.out / p).exists()]
     if existing:
-        parser.error(f"{args.out} already holds {existing}; this script writes only new files (choose another --out)")
+        parser.error(f"{args.out} already holds {existing}; this script writes only new files "
+                     "(choose another --out)")
     for write in (write_census, write_clicks):
         print(f"wrote {write(args.out, **sizes)}")
 

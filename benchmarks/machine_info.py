@@ -7,6 +7,7 @@ def cpu_model() -> str:
     """The model name in /proc/cpuinfo, or "unknown" where there is none."""
     try:
         with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            return next(line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name"))
     except (OSError, StopIteration):
         return "unknown"

@@ -97,7 +97,8 @@ def bench_transform(ids, counts, embeddings, queries, num_rows: int) -> list[dic
         ("frequency_embedding", {"num_rows": num_rows}),
     ]
     for name, params in specs:
-        mapper = get_mapper(name, **params).fit(ids, counts, embeddings if "embedding" in name else None)
+        mapper = get_mapper(name, **params).fit(ids, counts, embeddings if "embedding" in name
+                                                else None)
         mapper.transform(queries[:1000])
         seconds = best_of(3, lambda m=mapper: m.transform(queries))
         results.append({"strategy": name, "seconds": seconds, "ids_per_s": queries.size / seconds})

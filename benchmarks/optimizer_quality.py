@@ -41,11 +41,13 @@ def main() -> None:
     args = parser.parse_args()
     data = prepare(get_source("synthetic"), Path(".collide/prepared/synthetic-results"))
     runs = []
-    print(f"{'strategy':<22}{'seed':>5}{'optimizer':>19}{'val_logloss':>13}{'test_logloss':>14}{'samples/s':>11}")
+    print(f"{'strategy':<22}{'seed':>5}{'optimizer':>19}{'val_logloss':>13}{'test_logloss':>14}"
+          f"{'samples/s':>11}")
     for strategy in args.strategies.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             base = TrialConfig(data=str(data.path.resolve()), strategy=strategy, seed=seed,
-                               compression=args.compression,  # `full` takes none: TrialConfig drops it
+                               # `full` takes none: TrialConfig drops it
+                               compression=args.compression,
                                train=TrainConfig(epochs=3, num_threads=args.threads),
                                cache_dir=str(Path(".collide/probes").resolve()))
             for optimizer in OPTIMIZERS:
@@ -54,19 +56,24 @@ def main() -> None:
                                     on_epoch=lambda epoch, entry, speeds=speeds: speeds.append(
                                         entry["samples_per_second"]))
                 run = {"strategy": strategy, "seed": seed, "optimizer": optimizer,
-                       "val_logloss": metrics["val_logloss"], "test_logloss": metrics["test_logloss"],
+                       "val_logloss": metrics["val_logloss"],
+                       "test_logloss": metrics["test_logloss"],
                        "samples_per_second": statistics.median(speeds)}
                 runs.append(run)
                 print(f"{strategy:<22}{seed:>5}{optimizer:>19}{run['val_logloss']:>13.5f}"
-                      f"{run['test_logloss']:>14.5f}{run['samples_per_second']:>11,.0f}", flush=True)
+                      f"{run['test_logloss']:>14.5f}{run['samples_per_second']:>11,.0f}",
+                      flush=True)
     pairs = [(a, b) for a, b in zip(runs[::2], runs[1::2], strict=True)]
     summary = {
         "max_abs_val_logloss_diff": max(abs(a["val_logloss"] - b["val_logloss"]) for a, b in pairs),
-        "mean_val_logloss_diff": statistics.fmean(a["val_logloss"] - b["val_logloss"] for a, b in pairs),
-        "speedup_median": statistics.median(a["samples_per_second"] / b["samples_per_second"] for a, b in pairs),
+        "mean_val_logloss_diff": statistics.fmean(a["val_logloss"] - b["val_logloss"] for a,
+                                                  b in pairs),
+        "speedup_median": statistics.median(a["samples_per_second"] / b["samples_per_second"] for a,
+                                            b in pairs),
     }
-    print(f"adam - sparse_adam_torch val logloss: mean {summary['mean_val_logloss_diff']:+.2e}, max |diff| "
-          f"{summary['max_abs_val_logloss_diff']:.2e}; median speedup {summary['speedup_median']:.2f}x")
+    print(f"adam - sparse_adam_torch val logloss: mean {summary['mean_val_logloss_diff']:+.2e}, "
+          f"max |diff| {summary['max_abs_val_logloss_diff']:.2e}; median speedup "
+          f"{summary['speedup_median']:.2f}x")
     print("RESULT " + json.dumps({"runs": runs, **summary, "machine": machine()}))
 
 

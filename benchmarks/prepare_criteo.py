@@ -61,14 +61,17 @@ def _hex_chars(ids: np.ndarray, empty: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def generate_rows(n: int, rng: np.random.Generator) -> bytes:
     """n raw Criteo lines as bytes (vectorised: a byte matrix with a keep mask)."""
-    fields = [(np.where(rng.random(n) < 0.25, ord("1"), ord("0")).astype(np.uint8)[:, None], np.ones(n, np.int64))]
+    fields = [(np.where(rng.random(n) < 0.25, ord("1"), ord("0")).astype(np.uint8)[:, None],
+               np.ones(n, np.int64))]
     for j in range(13):
-        values = np.floor(np.exp(rng.normal(1.5 + 0.3 * j, 1.5, n))).astype(np.int64).clip(0, 9_999_999)
+        values = np.floor(np.exp(rng.normal(1.5 + 0.3 * j, 1.5, n))).astype(np.int64).clip(
+            0, 9_999_999)
         if j == 1:  # I2 holds small negative values in the real data
             values = np.where(rng.random(n) < 0.05, -rng.integers(1, 4, n), values)
         fields.append(_decimal_chars(values, rng.random(n) < DENSE_EMPTY[j]))
     for j, cardinality in enumerate(CRITEO_KAGGLE_CARDINALITIES):
-        ranks = np.exp(rng.random(n) * np.log(cardinality + 1.0)).astype(np.uint64) - np.uint64(1)  # P(r) ~ 1/(r+1)
+        # P(r) ~ 1/(r+1)
+        ranks = np.exp(rng.random(n) * np.log(cardinality + 1.0)).astype(np.uint64) - np.uint64(1)
         ids = mix64(ranks, seed=j) & np.uint64(0xFFFFFFFF)
         fields.append(_hex_chars(ids, rng.random(n) < SPARSE_EMPTY[j]))
     widths = [chars.shape[1] for chars, _ in fields]
@@ -109,7 +112,8 @@ def child(tsv: str, out_dir: str, chunk_rows: int) -> None:
 def cpu_model() -> str:
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
+        model = next(line.split(":", 1)[1].strip() for line in out.splitlines()
+                     if line.startswith("Model name"))
     except (OSError, subprocess.CalledProcessError, StopIteration):
         model = platform.processor() or "unknown"
     return f"{model}, {os.cpu_count()} CPUs"
@@ -117,7 +121,8 @@ def cpu_model() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[2_000_000], help="rows to generate (one run each)")
+    parser.add_argument("--rows", type=int, nargs="+", default=[2_000_000], help="rows to generate "
+                                                                                 "(one run each)")
     parser.add_argument("--chunk-rows", type=int, default=1 << 16, help="criteo chunk_rows")
     parser.add_argument("--tmp", type=Path, default=None, help="where to put the temporary data")
     parser.add_argument("--child", nargs=2, metavar=("TSV", "OUT"), help=argparse.SUPPRESS)
@@ -126,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         child(*args.child, chunk_rows=args.chunk_rows)
         return 0
     print(f"machine: {cpu_model()}, python {platform.python_version()}, numpy {np.__version__}")
-    print(f"{'rows':>12} {'MB':>8} {'prepare s':>10} {'rows/s':>10} {'CPU s':>7} {'peak RSS MiB':>13} {'load':>5}")
+    print(f"{'rows':>12} {'MB':>8} {'prepare s':>10} {'rows/s':>10} {'CPU s':>7} "
+          f"{'peak RSS MiB':>13} {'load':>5}")
     runs = []
     for num_rows in args.rows:
         with tempfile.TemporaryDirectory(dir=args.tmp, prefix="criteo-bench-") as tmp:
@@ -143,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{num_rows / stats['seconds']:>10,.0f} {stats['cpu_seconds']:>7.1f} "
                   f"{stats['peak_rss_mib']:>13,.0f} {os.getloadavg()[0]:>5.1f}", flush=True)
             runs.append({**stats, "tsv_bytes": tsv.stat().st_size, "load_1min": os.getloadavg()[0]})
-    print("RESULT " + json.dumps({"machine": cpu_model(), "python": platform.python_version(), "runs": runs}))
+    print("RESULT "
+          + json.dumps({"machine": cpu_model(), "python": platform.python_version(), "runs": runs}))
     return 0
 
 

@@ -70,9 +70,11 @@ def reference_point(points: list[tuple[float, float]]) -> tuple[float, float]:
 
 
 def replay(config, table: dict, budget: int, sampler_seed: int) -> list[tuple[float, float]]:
-    """The searcher driven by the grid's own results: the objectives of the configurations it picks."""
+    """The searcher driven by the grid's own results: the objectives of the configurations it
+    picks."""
     g = config.grid
-    search = ConfigurationSearch(g.strategies, g.compressions, g.dims, g.seeds, budget, sampler_seed=sampler_seed)
+    search = ConfigurationSearch(g.strategies, g.compressions, g.dims, g.seeds, budget,
+                                 sampler_seed=sampler_seed)
     picked, number = [], 0
     while True:
         suggestion = search.suggest(f"t{number}")
@@ -89,14 +91,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--cpus", type=int, default=2)
-    parser.add_argument("--set-epochs", type=int, help="train this many epochs instead of the preset's (tests)")
-    parser.add_argument("--data-rows", type=int, help="synthetic rows instead of the preset's (tests)")
+    parser.add_argument("--set-epochs", type=int, help="train this many epochs instead of the "
+                                                       "preset's (tests)")
+    parser.add_argument("--data-rows", type=int, help="synthetic rows instead of the preset's "
+                                                      "(tests)")
     parser.add_argument("--keep", help="keep the MLflow store and Ray results in this directory")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local Ray
-    workdir = Path(args.keep).resolve() if args.keep else Path(tempfile.mkdtemp(prefix="collide-search-"))
+    workdir = (Path(args.keep).resolve() if args.keep
+               else Path(tempfile.mkdtemp(prefix="collide-search-")))
     workdir.mkdir(parents=True, exist_ok=True)
-    overrides: dict = {"tracking_uri": f"sqlite:///{workdir / 'mlflow.db'}", "resources": {"num_cpus": args.cpus}}
+    overrides: dict = {"tracking_uri": f"sqlite:///{workdir / 'mlflow.db'}",
+                       "resources": {"num_cpus": args.cpus}}
     if args.set_epochs:
         overrides["train"] = {"epochs": args.set_epochs}
     if args.data_rows:
@@ -108,7 +114,8 @@ def main() -> None:
         grid = run_sweep(grid_config, workdir)
         grid_seconds = time.time() - started
         budget = int(TARGET_TRIALS * len(grid.trials) // len(grid_config.grid.seeds))
-        optuna_config = load_preset(args.preset, {**overrides, "name": "search-optuna", "search": "optuna",
+        optuna_config = load_preset(args.preset,
+                                    {**overrides, "name": "search-optuna", "search": "optuna",
                                                   "num_samples": budget})
         started = time.time()
         optuna = run_sweep(optuna_config, workdir)
@@ -118,33 +125,39 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
     for name, result in (("grid", grid), ("optuna", optuna)):
         if result.state != "completed" or result.num_failed:
-            raise SystemExit(f"the {name} sweep did not complete ({result.state}, {result.num_failed} failed)")
+            raise SystemExit(f"the {name} sweep did not complete ({result.state}, "
+                             f"{result.num_failed} failed)")
     grid_points, optuna_points = objectives(grid.trials), objectives(optuna.trials)
     reference = reference_point(grid_points + optuna_points)
     grid_hv = hypervolume(grid_points, reference)
     share = hypervolume(optuna_points, reference) / grid_hv
-    table = {(r["strategy"], None if r["strategy"] == "full" else float(r["compression"]), int(r["dim"]),
+    table = {(r["strategy"], None if r["strategy"] == "full" else float(r["compression"]),
+              int(r["dim"]),
               int(r["seed"])): r for r in grid.trials}
     replays = [hypervolume(replay(grid_config, table, budget, seed), reference) / grid_hv
                for seed in range(REPLAY_SEEDS)]
     rows = list(table.values())  # the baseline: as many configurations drawn at random, no sampler
     randoms = [hypervolume(objectives([rows[i] for i in np.random.default_rng(seed).choice(
-        len(rows), size=len(optuna.trials), replace=False)]), reference) / grid_hv for seed in range(RANDOM_DRAWS)]
+        len(rows), size=len(optuna.trials), replace=False)]), reference) / grid_hv
+               for seed in range(RANDOM_DRAWS)]
     trials_share = len(optuna.trials) / len(grid.trials)
     out = {"preset": args.preset, "grid_trials": len(grid.trials), "grid_seconds": grid_seconds,
-           "optuna_trials": len(optuna.trials), "optuna_seconds": optuna_seconds, "trials_share": trials_share,
+           "optuna_trials": len(optuna.trials), "optuna_seconds": optuna_seconds,
+           "trials_share": trials_share,
            "hypervolume_share": share, "replay_median_share": statistics.median(replays),
            "replay_worst_share": min(replays), "replay_shares": replays,
            "random_median_share": statistics.median(randoms), "random_worst_share": min(randoms),
            "random_p10_share": float(np.percentile(randoms, 10)), "reference": reference,
            "target": {"hypervolume_share": TARGET_SHARE, "trials_share": TARGET_TRIALS},
            "target_met": share >= TARGET_SHARE and trials_share <= TARGET_TRIALS}
-    print(f"grid: {len(grid.trials)} trials, {grid_seconds:.0f} s; optuna: {len(optuna.trials)} trials "
-          f"({trials_share:.0%}), {optuna_seconds:.0f} s")
-    print(f"hypervolume of optuna's frontier: {share:.3f} of the grid's (target >= {TARGET_SHARE}); replayed over "
-          f"{REPLAY_SEEDS} sampler seeds: median {out['replay_median_share']:.3f}, worst {min(replays):.3f}")
+    print(f"grid: {len(grid.trials)} trials, {grid_seconds:.0f} s; optuna: {len(optuna.trials)} "
+          f"trials ({trials_share:.0%}), {optuna_seconds:.0f} s")
+    print(f"hypervolume of optuna's frontier: {share:.3f} of the grid's (target >= "
+          f"{TARGET_SHARE}); replayed over {REPLAY_SEEDS} sampler seeds: median "
+          f"{out['replay_median_share']:.3f}, worst {min(replays):.3f}")
     print(f"the same number of configurations drawn at random ({RANDOM_DRAWS} draws): median "
-          f"{out['random_median_share']:.3f}, 10th percentile {out['random_p10_share']:.3f}, worst {min(randoms):.3f}")
+          f"{out['random_median_share']:.3f}, 10th percentile {out['random_p10_share']:.3f}, worst "
+          f"{min(randoms):.3f}")
     print("RESULT " + json.dumps({"machine": machine(), **out}))
 
 

@@ -19,7 +19,8 @@ Two kinds of trial, each a 16-point grid (4 strategies x 2 compressions x 2 dims
 
     python benchmarks/sweep_efficiency.py                      # about 4 minutes on 2 cores
     python benchmarks/sweep_efficiency.py --movielens DATA/ml-100k
-    python benchmarks/sweep_efficiency.py --movielens DATA/ml-100k --kinds movielens   # the whole preset
+    python benchmarks/sweep_efficiency.py --movielens DATA/ml-100k --kinds movielens   # the whole
+    preset
 
 It prints, per kind, the efficiency, the wall time split into before the first trial,
 the Tune phase and after the last trial, the fixed cost per trial (the Tune phase's
@@ -53,7 +54,8 @@ from sweep.config import merge, preset_values  # noqa: E402
 from sweep.tracking.records import find_sweep  # noqa: E402
 
 TARGET = 0.85
-GRID = {"strategies": ["hash", "frequency", "qr", "frequency_embedding"], "compressions": [4, 16], "dims": [8, 16],
+GRID = {"strategies": ["hash", "frequency", "qr", "frequency_embedding"], "compressions": [4, 16],
+        "dims": [8, 16],
         "seeds": [0]}
 SMALL_SYNTHETIC = {"num_rows": 100_000, "vocab_sizes": [1682, 943, 21, 7, 2], "num_dense": 2}
 
@@ -67,7 +69,8 @@ def kinds(movielens: str | None) -> dict[str, dict]:
               "train": {"epochs": 5, "batch_size": 1024}})
     out = {"synthetic": {"preset": "quick", "grid": GRID}, "small": small}
     if movielens:  # the whole preset: 7 strategies x 3 compressions x 2 dims x 3 seeds, 114 trials
-        out["movielens"] = {"preset": "movielens", "data": {"params": {"path": str(Path(movielens).resolve())}}}
+        out["movielens"] = {"preset": "movielens",
+                            "data": {"params": {"path": str(Path(movielens).resolve())}}}
     return out
 
 
@@ -76,26 +79,31 @@ def collide_sweep(values: dict, workdir: Path, name: str) -> float:
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(values))
     started = time.time()
-    done = subprocess.run([sys.executable, "-m", "sweep.cli", "sweep", "--config", str(path)], cwd=workdir,
+    done = subprocess.run([sys.executable, "-m", "sweep.cli", "sweep", "--config", str(path)],
+                          cwd=workdir,
                           capture_output=True, text=True)
     wall = time.time() - started
     (workdir / f"{name}.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
-        raise SystemExit(f"{name}: collide sweep exited {done.returncode}; see {workdir / f'{name}.log'}\n"
+        raise SystemExit(f"{name}: collide sweep exited {done.returncode}; see "
+                         f"{workdir / f'{name}.log'}\n"
                          + (done.stdout + done.stderr)[-2000:])
     return wall
 
 
-def run_kind(kind: str, overrides: dict, workdir: Path, cpus: int, cold: bool, epochs: int | None) -> dict:
+def run_kind(kind: str, overrides: dict, workdir: Path, cpus: int, cold: bool, epochs: int
+             | None) -> dict:
     values = merge(preset_values(overrides.pop("preset")), overrides)
     if epochs:
         values = merge(values, {"train": {"epochs": epochs}})
     name = f"efficiency-{kind}"
     tracking_uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    values = merge(values, {"name": name, "tracking_uri": tracking_uri, "resources": {"num_cpus": cpus}})
+    values = merge(values,
+                   {"name": name, "tracking_uri": tracking_uri, "resources": {"num_cpus": cpus}})
     if not cold:  # a first, one-point sweep prepares the data and trains the probe (cached)
         collide_sweep(merge(values, {"name": f"{name}-warmup", "grid": {
-            "strategies": ["frequency_embedding"], "compressions": [16], "dims": [8]}}), workdir, f"{name}-warmup")
+            "strategies": ["frequency_embedding"], "compressions": [16], "dims": [8]}}), workdir,
+                      f"{name}-warmup")
     started = time.time()
     wall = collide_sweep(values, workdir, name)
     client = MlflowClient(tracking_uri)
@@ -108,10 +116,12 @@ def run_kind(kind: str, overrides: dict, workdir: Path, cpus: int, cold: bool, e
     last = max(t["end"] for t in trials)
     tune_phase = last - (started + first)
     fixed = (cpus * tune_phase - own) / len(trials)
-    out = {"kind": kind, "trials": len(trials), "cpus": cpus, "wall_seconds": wall, "trial_seconds": own,
+    out = {"kind": kind, "trials": len(trials), "cpus": cpus, "wall_seconds": wall,
+           "trial_seconds": own,
            "median_trial_seconds": statistics.median(t["total_seconds"] for t in trials),
            "efficiency": own / cpus / wall, "tune_phase_efficiency": own / cpus / tune_phase,
-           "before_first_trial_seconds": first, "startup": {k: v for k, v in startup.items() if "startup" in k},
+           "before_first_trial_seconds": first,
+           "startup": {k: v for k, v in startup.items() if "startup" in k},
            "tune_phase_seconds": tune_phase, "after_last_trial_seconds": started + wall - last,
            "fixed_seconds_per_trial": fixed, "target": TARGET}
     print(f"{kind:<10}{len(trials):>7}{own:>12.1f}{wall:>9.1f}{out['efficiency']:>12.2f}"
@@ -122,15 +132,19 @@ def run_kind(kind: str, overrides: dict, workdir: Path, cpus: int, cold: bool, e
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--movielens", help="the MovieLens-100K RecBole directory (ml-100k) for the small kind")
+    parser.add_argument("--movielens", help="the MovieLens-100K RecBole directory (ml-100k) for "
+                                            "the small kind")
     parser.add_argument("--kinds", default="synthetic,small")
     parser.add_argument("--cpus", type=int, default=2)
-    parser.add_argument("--cold", action="store_true", help="count data preparation and the probes too")
-    parser.add_argument("--epochs", type=int, help="train this many epochs instead of the preset's (a short check)")
+    parser.add_argument("--cold", action="store_true", help="count data preparation and the probes "
+                                                            "too")
+    parser.add_argument("--epochs", type=int, help="train this many epochs instead of the preset's "
+                                                   "(a short check)")
     parser.add_argument("--keep", help="keep the MLflow store and Ray results in this directory")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local Ray
-    workdir = Path(args.keep).resolve() if args.keep else Path(tempfile.mkdtemp(prefix="collide-efficiency-"))
+    workdir = (Path(args.keep).resolve() if args.keep
+               else Path(tempfile.mkdtemp(prefix="collide-efficiency-")))
     workdir.mkdir(parents=True, exist_ok=True)
     if args.cold:
         shutil.rmtree(workdir / ".collide", ignore_errors=True)

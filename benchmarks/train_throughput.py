@@ -44,7 +44,8 @@ BOTTOM, TOP, TABLES, ROWS, DIM, DENSE = (512, 256, 64), (512, 256), 26, 100_000,
 
 def kaggle_config(rows: int = ROWS) -> DLRMConfig:
     features = tuple(FeatureSpec(f"C{i + 1}", (rows,)) for i in range(TABLES))
-    return DLRMConfig(num_dense=DENSE, features=features, embedding_dim=DIM, bottom_mlp=BOTTOM, top_mlp=TOP,
+    return DLRMConfig(num_dense=DENSE, features=features, embedding_dim=DIM, bottom_mlp=BOTTOM,
+                      top_mlp=TOP,
                       interaction="dot")
 
 
@@ -80,78 +81,95 @@ def random_split(samples: int, rows: int, seed: int) -> EncodedSplit:
     rng = np.random.default_rng(seed)
     return EncodedSplit(dense=rng.standard_normal((samples, DENSE), dtype=np.float32),
                         labels=(rng.random(samples) < 0.25).astype(np.float32),
-                        tables=[rng.integers(0, rows, samples, dtype=np.int64) for _ in range(TABLES)])
+                        tables=[rng.integers(0, rows, samples, dtype=np.int64)
+                                for _ in range(TABLES)])
 
 
 def throughput(config: DLRMConfig, split: EncodedSplit, optimizer: str, batch: int, threads: int,
                device: str) -> float:
-    cfg = TrainConfig(batch_size=batch, epochs=1, optimizer=optimizer, num_threads=threads, device=device,
+    cfg = TrainConfig(batch_size=batch, epochs=1, optimizer=optimizer, num_threads=threads,
+                      device=device,
                       early_stopping_patience=None)
-    warm = EncodedSplit(split.dense[: batch * 4], split.labels[: batch * 4], [t[: batch * 4] for t in split.tables])
+    warm = EncodedSplit(split.dense[: batch * 4], split.labels[: batch * 4],
+                        [t[: batch * 4] for t in split.tables])
     train(config, cfg, warm, None)  # first-call costs (allocator, kernels) out of the measurement
     return train(config, replace(cfg, seed=1), split, None).history[0]["samples_per_second"]
 
 
 def machine() -> dict:
-    return {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+    return {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__,
             "load_1min": os.getloadavg()[0]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=int, default=2048 * 24, help="training samples per measurement")
+    parser.add_argument("--samples", type=int, default=2048 * 24, help="training samples per "
+                                                                       "measurement")
     parser.add_argument("--batches", type=int, nargs="+", default=[128, 2048])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--optimizers", nargs="+", default=["adam", "sparse_adam_torch", "sgd"],
-                        help="adam is the default path; sparse_adam_torch is torch.optim.SparseAdam, the old one")
+                        help="adam is the default path; sparse_adam_torch is "
+                             "torch.optim.SparseAdam, the old one")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--rows", type=int, default=ROWS, help="rows per table")
-    parser.add_argument("--sweep", action="store_true", help="also time a one-trial collide sweep (1 thread)")
+    parser.add_argument("--sweep", action="store_true", help="also time a one-trial collide sweep "
+                                                             "(1 thread)")
     args = parser.parse_args()
     device = resolve_device(args.device)
     config = kaggle_config(args.rows)
     flops = flops_per_sample(config)
     threads = args.threads if device.type == "cpu" else [torch.get_num_threads()]
     split = random_split(args.samples, args.rows, seed=0)
-    print(f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}; "
-          f"{flops / 1e6:.2f} MFLOP per training sample; {machine()}")
+    name = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    print(f"device {device}{name}; {flops / 1e6:.2f} MFLOP per training sample; {machine()}")
     rows, roofline = [], {}
     for t in threads:
         gflops = gemm_gflops(t, device)
         roofline[t] = gflops * 1e9 / flops
-        print(f"threads {t}: sgemm 2048^3 {gflops:.1f} GFLOP/s -> roofline {roofline[t]:,.0f} samples/s")
+        print(f"threads {t}: sgemm 2048^3 {gflops:.1f} GFLOP/s -> roofline {roofline[t]:,.0f} "
+              "samples/s")
     print(f"{'optimizer':<20}{'batch':>6}{'threads':>8}{'samples/s':>12}{'of roofline':>13}")
     for t in threads:
         for batch in args.batches:
             for optimizer in args.optimizers:
                 sps = throughput(config, split, optimizer, batch, t, str(device))
-                rows.append({"optimizer": optimizer, "batch": batch, "threads": t, "samples_per_second": sps,
+                rows.append({"optimizer": optimizer, "batch": batch, "threads": t,
+                             "samples_per_second": sps,
                              "fraction_of_roofline": sps / roofline[t]})
-                print(f"{optimizer:<20}{batch:>6}{t:>8}{sps:>12,.0f}{sps / roofline[t]:>13.2f}", flush=True)
+                print(f"{optimizer:<20}{batch:>6}{t:>8}{sps:>12,.0f}{sps / roofline[t]:>13.2f}",
+                      flush=True)
     trials = []
     if args.sweep:
-        adam = {r["batch"]: r["samples_per_second"] for r in rows if r["optimizer"] == "adam" and r["threads"] == 1}
-        print(f"{'in a sweep trial':<20}{'batch':>6}{'threads':>8}{'samples/s':>12}{'of models.train':>17}")
+        adam = {r["batch"]: r["samples_per_second"] for r in rows if r["optimizer"] == "adam"
+                and r["threads"] == 1}
+        print(f"{'in a sweep trial':<20}{'batch':>6}{'threads':>8}{'samples/s':>12}"
+              f"{'of models.train':>17}")
         for batch in args.batches:
             sps = sweep_trial_throughput(batch)
             ratio = sps / adam[batch] if batch in adam else None
-            trials.append({"batch": batch, "threads": 1, "samples_per_second": sps, "of_models_train": ratio})
+            trials.append({"batch": batch, "threads": 1, "samples_per_second": sps,
+                           "of_models_train": ratio})
             shown = f"{ratio:>17.2f}" if ratio is not None else f"{'(adam, 1 thread not run)':>17}"
             print(f"{'full, adam':<20}{batch:>6}{1:>8}{sps:>12,.0f}{shown}", flush=True)
     print("RESULT " + json.dumps({"device": str(device), "mflop_per_sample": flops / 1e6,
-                                  "roofline_samples_per_second": roofline, "runs": rows, "sweep_trials": trials,
+                                  "roofline_samples_per_second": roofline, "runs": rows,
+                                  "sweep_trials": trials,
                                   "machine": machine()}))
 
 
 def sweep_trial_throughput(batch: int, num_rows: int = 250_000) -> float:
-    """The training samples/s a one-trial collide sweep of this architecture reports (its MLflow metric)."""
+    """The training samples/s a one-trial collide sweep of this architecture reports (its MLflow
+    metric)."""
     import shutil
     import sys
     import tempfile
     from pathlib import Path
 
-    # benchmarks/ leaves sys.path before `sweep` imports `mappers`, which benchmarks/mappers.py would shadow
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+    # benchmarks/ leaves sys.path before `sweep` imports `mappers`, which benchmarks/mappers.py
+    # would shadow
+    sys.path[:] = [p for p in sys.path
+                   if Path(p or ".").resolve() != Path(__file__).resolve().parent]
     from mlflow.tracking import MlflowClient
 
     from sweep.config import load_config
@@ -163,7 +181,8 @@ def sweep_trial_throughput(batch: int, num_rows: int = 250_000) -> float:
     try:
         config = load_config({
             "name": f"throughput-b{batch}", "tracking_uri": f"sqlite:///{workdir / 'mlflow.db'}",
-            "data": {"source": "synthetic", "params": {"num_rows": num_rows, "vocab_sizes": [ROWS] * TABLES,
+            "data": {"source": "synthetic",
+                     "params": {"num_rows": num_rows, "vocab_sizes": [ROWS] * TABLES,
                                                        "num_dense": DENSE, "zipf_exponent": 0.0}},
             "grid": {"strategies": ["full"], "dims": [DIM], "seeds": [0]},
             "model": {"bottom_mlp": list(BOTTOM), "top_mlp": list(TOP), "interaction": "dot"},

@@ -37,7 +37,8 @@ ARRAYS_FILE = "arrays.npz"
 _NUMERIC_KINDS = "biuf"  # bool, int, uint, float
 _NPY_SUFFIX = ".npy"
 # what reading a damaged zip or .npy raises (zlib.error: corrupt deflate data)
-_BAD_ARCHIVE = (ValueError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error)
+_BAD_ARCHIVE = (ValueError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile,
+                zlib.error)
 
 
 def array_sha256(array: np.ndarray) -> str:
@@ -50,7 +51,8 @@ def manifest_digest(manifest: dict[str, Any]) -> str:
 
     Used for bundle manifests and for export.json alike."""
     body = {k: v for k, v in manifest.items() if k != "digest"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode(
+        )).hexdigest()
 
 
 def describe_arrays(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
@@ -83,8 +85,10 @@ def _described_arrays(manifest: dict, source: str) -> dict[str, dict[str, Any]]:
         raise ValueError(f"{source}: bundle manifest has no 'arrays' table")
     for name, info in described.items():
         shape = info.get("shape") if isinstance(info, dict) else None
-        ok = isinstance(info, dict) and isinstance(info.get("dtype"), str) and isinstance(shape, list)
-        if not ok or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        ok = (isinstance(info, dict) and isinstance(info.get("dtype"), str)
+              and isinstance(shape, list))
+        if not ok or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                             for n in shape):
             raise ValueError(
                 f"{source}: manifest entry for array {name!r} must be "
                 f"{{'dtype': str, 'shape': [int >= 0, ...], 'sha256': str}}, got {info!r}"
@@ -99,7 +103,8 @@ def _refuse_non_numeric(dtype: np.dtype, name: str, source: str) -> None:
             f"arrays only and are loaded with allow_pickle=False"
         )
     if dtype.kind not in _NUMERIC_KINDS:
-        raise ValueError(f"{source}: array {name!r} has dtype {dtype}, not numeric (bool, int or float)")
+        raise ValueError(f"{source}: array {name!r} has dtype {dtype}, not numeric (bool, int or "
+                         "float)")
 
 
 def verify_arrays(manifest: dict, arrays: dict[str, np.ndarray], source: str) -> None:
@@ -155,7 +160,8 @@ def check_npz_members(arrays_path: str | Path, manifest: dict) -> None:
     try:
         archive = zipfile.ZipFile(arrays_path)
     except (*_BAD_ARCHIVE, OSError) as err:
-        raise ValueError(f"{source}: not a zip archive of .npy arrays as np.savez writes ({err})") from err
+        raise ValueError(f"{source}: not a zip archive of .npy arrays as np.savez writes "
+                         f"({err})") from err
     with archive:
         infos = archive.infolist()
         names = [i.filename.removesuffix(_NPY_SUFFIX) for i in infos]
@@ -181,7 +187,8 @@ def check_npz_members(arrays_path: str | Path, manifest: dict) -> None:
                 f"manifest says {expected['dtype']}{expected['shape']}"
             )
         if fortran_order:
-            raise ValueError(f"{source}: array {name!r} is stored in Fortran order; bundles store C order")
+            raise ValueError(f"{source}: array {name!r} is stored in Fortran order; bundles store "
+                             "C order")
         implied = header_bytes + math.prod(shape) * dtype.itemsize
         if info.file_size != implied:
             raise ValueError(
@@ -243,6 +250,7 @@ def read_bundle(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
             try:
                 arrays[name] = npz[name]
             except _BAD_ARCHIVE as err:  # short or corrupt data, bad CRC
-                raise ValueError(f"{arrays_path}: array {name!r} could not be read ({err})") from err
+                raise ValueError(f"{arrays_path}: array {name!r} could not be read "
+                                 f"({err})") from err
     verify_arrays(manifest, arrays, source=str(arrays_path))
     return manifest, arrays

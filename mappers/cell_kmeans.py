@@ -11,7 +11,8 @@ neighbouring cell, so hard cell boundaries would cost inertia.
 The iterations follow PROBE_SCHEDULE: the early ones, which mostly move seeds to the
 means of their cells, weigh the home cell only, and the later ones 2 and then all 3
 cells: 7 cells' worth of scoring instead of 12 for 3 probes in all 4 iterations, at about
-the same inertia (benchmarks/README.md, "Mappers"). A cluster left without points in an iteration takes
+the same inertia (benchmarks/README.md, "Mappers"). A cluster left without points in an iteration
+takes
 the costliest point of a shared cluster (`_fill_empty`), so (nearly) every row is used.
 
 Assignment costs n * (probes) * (k / k1) * d per iteration instead of n * k * d. The

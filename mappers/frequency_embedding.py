@@ -21,7 +21,8 @@ clusters and the inertia of the rows is measured in tests/mappers/test_mappers_e
 and benchmarks/README.md ("Mappers"). lam is a hyperparameter for the sweep.
 
 If the hot ids take every usable row, the rest are hashed over all usable rows (as in
-`frequency`). nbytes = 12 * min(V_min_count, max_explicit_ids) + 32, V_min_count = ids seen >= min_count times.
+`frequency`). nbytes = 12 * min(V_min_count, max_explicit_ids) + 32, V_min_count = ids seen >=
+min_count times.
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ __all__ = ["RowSparseAdam"]
 class RowSparseAdam(torch.optim.Optimizer):
     """Adam for parameters with sparse (row) gradients, such as `F.embedding(..., sparse=True)`."""
 
-    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8):
         if not lr > 0.0:
             raise ValueError(f"lr must be > 0, got {lr}")
@@ -53,13 +54,14 @@ class RowSparseAdam(torch.optim.Optimizer):
                     continue
                 grad = param.grad
                 if not grad.is_sparse:
-                    raise ValueError("RowSparseAdam takes sparse gradients (an embedding with sparse=True); "
-                                     "use torch.optim.Adam for dense ones")
+                    raise ValueError("RowSparseAdam takes sparse gradients (an embedding with "
+                                     "sparse=True); use torch.optim.Adam for dense ones")
                 state = self.state[param]
                 if not state:
                     state["step"] = 0
                     state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(param,
+                                                           memory_format=torch.preserve_format)
                 state["step"] += 1
                 rows, row_grad = _unique_rows(grad)
                 if rows.numel() == 0:
@@ -84,5 +86,6 @@ def _unique_rows(grad: Tensor) -> tuple[Tensor, Tensor]:
     if grad.is_coalesced():
         return indices, values
     rows, inverse = torch.unique(indices, sorted=True, return_inverse=True)
-    summed = torch.zeros((rows.numel(), *values.shape[1:]), dtype=values.dtype, device=values.device)
+    summed = torch.zeros((rows.numel(), *values.shape[1:]), dtype=values.dtype,
+                         device=values.device)
     return rows, summed.index_add_(0, inverse, values)

@@ -33,8 +33,10 @@ class ProbeConfig:
     lr: float = field(default=1e-3, metadata={"help": "learning rate (tables and MLPs)"})
     batch_size: int = field(default=2048, metadata={"help": "samples per optimizer step"})
     seed: int = field(default=0, metadata={"help": "init and shuffling"})
-    bottom_mlp: tuple[int, ...] = field(default=(32,), metadata={"help": "hidden widths of the probe's bottom MLP"})
-    top_mlp: tuple[int, ...] = field(default=(32,), metadata={"help": "hidden widths of the probe's top MLP"})
+    bottom_mlp: tuple[int, ...] = field(default=(32,), metadata={"help": "hidden widths of the "
+                                                                         "probe's bottom MLP"})
+    top_mlp: tuple[int, ...] = field(default=(32,), metadata={"help": "hidden widths of the "
+                                                                      "probe's top MLP"})
     interaction: str = field(default="dot", metadata={"help": "'dot' or 'cat', as the DLRM's"})
     optimizer: str = field(default="adam", metadata={"help": "as the trainer's"})
     device: str = field(default="cpu", metadata={"help": "'cpu', 'cuda' or 'auto'"})

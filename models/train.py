@@ -60,7 +60,8 @@ class TrainConfig:
         "help": "learning rate of the tables; None: the same as lr"})
     optimizer: str = field(default="adam", metadata={
         "help": "'adam', 'sparse_adam_torch', 'adagrad' or 'sgd' (see models/train.py)"})
-    device: str = field(default="cpu", metadata={"help": "'cpu', 'cuda' or 'auto' (cuda if available)"})
+    device: str = field(default="cpu", metadata={"help": "'cpu', 'cuda' or 'auto' (cuda if "
+                                                         "available)"})
     seed: int = field(default=0, metadata={"help": "model init and shuffling"})
     # the best epoch's weights are restored, so test metrics belong to the model val selected
     early_stopping_patience: int | None = field(default=1, metadata={
@@ -68,7 +69,8 @@ class TrainConfig:
                 "weights; None: train every epoch"})
     num_threads: int | None = field(default=None, metadata={
         "help": "torch intra-op threads; None: leave torch's setting"})
-    eval_batch_size: int = field(default=16384, metadata={"help": "samples per forward pass when evaluating"})
+    eval_batch_size: int = field(default=16384, metadata={"help": "samples per forward pass when "
+                                                                  "evaluating"})
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "epochs", "eval_batch_size"):
@@ -97,7 +99,8 @@ class TrainResult:
     best_epoch: int  # epoch with the lowest val logloss (the last epoch without val)
     stopped_early: bool = False
     base_rate: float = field(default=math.nan)  # training click rate, the NE reference
-    test_probs: np.ndarray | None = None  # float32 [N_test], the returned model's predictions on test
+    # float32 [N_test], the returned model's predictions on test
+    test_probs: np.ndarray | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -299,7 +302,8 @@ def train(
             entry["samples_per_second"] = n / train_seconds
             history.append(entry)
             # a caller that takes the epoch shows it; logging it too printed each epoch twice
-            logger.log(logging.DEBUG if on_epoch else logging.INFO, "epoch %d: %s", epoch, _format(entry))
+            logger.log(logging.DEBUG if on_epoch else logging.INFO, "epoch %d: %s", epoch,
+                       _format(entry))
             if on_epoch is not None:
                 on_epoch(epoch, dict(entry))
             if val is not None and stopper.should_stop(epoch, entry["val_logloss"], model):
@@ -312,4 +316,5 @@ def train(
             test_metrics = score(data["test"].labels.cpu().numpy(), test_probs, base_rate, "test")
             logger.info("test: %s", _format(test_metrics))
     best_epoch = last_epoch if val is None else stopper.best_epoch
-    return TrainResult(model, history, test_metrics, best_epoch, last_epoch < cfg.epochs, base_rate, test_probs)
+    return TrainResult(model, history, test_metrics, best_epoch, last_epoch < cfg.epochs, base_rate,
+                       test_probs)

@@ -28,8 +28,10 @@ THRESHOLDS = (0, 16, 64, 256)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tables", type=Path, required=True, help="output dir of benchmarks/example_tables.py")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tables", type=Path, required=True, help="output dir of "
+                                                                   "benchmarks/example_tables.py")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--compression", type=float, default=4.0)
     parser.add_argument("--threads", type=int, default=2)
@@ -47,18 +49,23 @@ def main(argv: list[str] | None = None) -> int:
                 config = TrialConfig(
                     data=str(data.path.resolve()), strategy="full" if threshold is None else "hash",
                     compression=None if threshold is None else args.compression, seed=seed,
-                    model=ModelConfig(full_threshold=threshold or 0), train=TrainConfig(num_threads=args.threads),
+                    model=ModelConfig(full_threshold=threshold or 0),
+                    train=TrainConfig(num_threads=args.threads),
                     cache_dir=str(Path(".collide/probes").resolve()))
                 started = time.perf_counter()
                 metrics = run_trial(config)
-                print(f"{table} threshold {threshold} seed {seed}: mapped {metrics['features_mapped']}, test_logloss "
-                      f"{metrics['test_logloss']:.5f} ({time.perf_counter() - started:.1f} s)", flush=True)
+                print(f"{table} threshold {threshold} seed {seed}: mapped "
+                      f"{metrics['features_mapped']}, test_logloss {metrics['test_logloss']:.5f} "
+                      f"({time.perf_counter() - started:.1f} s)", flush=True)
                 rows.append({"threshold": threshold, **metrics})
         sections.append(render_table(table, data.manifest, rows))
-    command = "python results/full_threshold.py " + " ".join(sys.argv[1:]).replace(str(args.tables), "DIR")
-    header = [f"# full_threshold: hash at compression {args.compression:g} on the example tables", "",
+    command = ("python results/full_threshold.py "
+               + " ".join(sys.argv[1:]).replace(str(args.tables), "DIR"))
+    header = [f"# full_threshold: hash at compression {args.compression:g} on the example tables",
+              "",
               f"Regenerate: `python benchmarks/example_tables.py --out DIR` then `{command}`", "",
-              f"Machine: {machine()}, torch threads {args.threads}. Dim 16, up to 3 epochs with early stopping; "
+              f"Machine: {machine()}, torch threads {args.threads}. Dim 16, up to 3 epochs with "
+              "early stopping; "
               f"seeds {args.seeds} (mapper, model init, shuffling). Mean ± std over seeds.", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(header + sections))
@@ -68,9 +75,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def render_table(table: str, manifest: dict, rows: list[dict]) -> str:
     vocabs = sorted(f["vocab_size"] for f in manifest["features"])
-    lines = [f"## {table}: {manifest['num_rows']:,} rows, {len(vocabs)} features, train vocabularies {vocabs}", "",
+    lines = [f"## {table}: {manifest['num_rows']:,} rows, {len(vocabs)} features, train "
+             f"vocabularies {vocabs}", "",
              f"Constant predictor test logloss {rows[0]['constant_test_logloss']:.5f}.", "",
-             "| model | features mapped | total_bytes | test_logloss | test_auc |", "|---|---|---|---|---|"]
+             "| model | features mapped | total_bytes | test_logloss | test_auc |",
+             "|---|---|---|---|---|"]
     for threshold in dict.fromkeys(r["threshold"] for r in rows):
         group = [r for r in rows if r["threshold"] == threshold]
         name = "full" if threshold is None else f"hash, full_threshold {threshold}"

@@ -25,12 +25,14 @@ from models import TrainConfig
 from sweep.datasets import get_source, prepare
 from sweep.trial import ModelConfig, TrialConfig, run_trial
 
-COLUMNS = ("test_logloss", "test_auc", "test_ne", "signal_captured", "total_bytes", "compression_ratio",
+COLUMNS = ("test_logloss", "test_auc", "test_ne", "signal_captured", "total_bytes",
+           "compression_ratio",
            "train_seconds")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default="synthetic")
     parser.add_argument("--path", default=None, help="input path for recbole / criteo / table")
     parser.add_argument("--strategies", default="full,hash,frequency_embedding")
@@ -57,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         for seed in (int(s) for s in args.seeds.split(",")):
             config = TrialConfig(
                 data=str(data.path.resolve()), strategy=strategy,
-                compression=args.compression, dim=args.dim, seed=seed,  # `full` takes no compression: dropped
-                mapper_params=params.get(strategy, {}), model=ModelConfig(full_threshold=args.full_threshold),
+                # `full` takes no compression: dropped
+                compression=args.compression, dim=args.dim, seed=seed,
+                mapper_params=params.get(strategy, {}),
+                model=ModelConfig(full_threshold=args.full_threshold),
                 train=TrainConfig(epochs=args.epochs, num_threads=args.threads),
                 cache_dir=str(Path(".collide/probes").resolve()))
             started = time.perf_counter()
@@ -80,9 +84,9 @@ def render(rows: list[dict], args: argparse.Namespace, manifest: dict) -> str:
         f"Regenerate: `{command}`",
         "",
         f"Data: {manifest['num_rows']:,} rows (train {manifest['split_sizes']['train']:,}, val "
-        f"{manifest['split_sizes']['val']:,}, test {manifest['split_sizes']['test']:,}), fingerprint "
-        f"{manifest['fingerprint'][:12]}. Machine: {machine()}, torch threads {args.threads}. "
-        "Seeds vary the mapper, model and probe; the data is fixed.",
+        f"{manifest['split_sizes']['val']:,}, test {manifest['split_sizes']['test']:,}), "
+        f"fingerprint {manifest['fingerprint'][:12]}. Machine: {machine()}, torch threads "
+        f"{args.threads}. Seeds vary the mapper, model and probe; the data is fixed.",
         "",
         "| strategy | seed | " + " | ".join(COLUMNS) + " |",
         "|---|---|" + "---|" * len(COLUMNS),
@@ -90,13 +94,15 @@ def render(rows: list[dict], args: argparse.Namespace, manifest: dict) -> str:
     for row in rows:
         cells = [_cell(row.get(c)) for c in COLUMNS]
         lines.append(f"| {row['strategy']} | {row['seed']} | " + " | ".join(cells) + " |")
-    lines += ["", "Mean over seeds:", "", "| strategy | test_logloss | test_auc | test_ne | total_bytes |",
+    lines += ["", "Mean over seeds:", "", "| strategy | test_logloss | test_auc | test_ne | "
+                                          "total_bytes |",
               "|---|---|---|---|---|"]
     for strategy in dict.fromkeys(r["strategy"] for r in rows):
         group = [r for r in rows if r["strategy"] == strategy]
-        mean = {c: statistics.fmean(r[c] for r in group) for c in ("test_logloss", "test_auc", "test_ne")}
-        lines.append(f"| {strategy} | {mean['test_logloss']:.5f} | {mean['test_auc']:.4f} | {mean['test_ne']:.4f} "
-                     f"| {group[0]['total_bytes']:,} |")
+        mean = {c: statistics.fmean(r[c] for r in group)
+                for c in ("test_logloss", "test_auc", "test_ne")}
+        lines.append(f"| {strategy} | {mean['test_logloss']:.5f} | {mean['test_auc']:.4f} | "
+                     f"{mean['test_ne']:.4f} | {group[0]['total_bytes']:,} |")
     return "\n".join(lines) + "\n"
 
 

@@ -4,11 +4,14 @@ Python API (the CLI is a thin layer over it)::
 
     import sweep
     config = sweep.load_preset("quick", {"train": {"epochs": 1}})
-    result = sweep.run_sweep(config)            # result.state, result.trials, result.frontier, result.files
+    result = sweep.run_sweep(config)            # result.state, result.trials, result.frontier,
+    result.files
     result = sweep.resume_sweep("quick")        # continue the latest sweep after a kill or Ctrl-C
-    table, files, used = sweep.pareto("quick")  # recompute from MLflow alone (latest completed sweep)
+    table, files, used = sweep.pareto("quick")  # recompute from MLflow alone (latest completed
+    sweep)
     sweep.export("quick", "exported", max_bytes=2_000_000)
-    tables, files = sweep.report("quick", "results/quick")   # the evidence report, from MLflow alone
+    tables, files = sweep.report("quick", "results/quick")   # the evidence report, from MLflow
+    alone
     mapping = sweep.load_export("exported")
 
 Names are imported on first use, so `collide prepare` does not pay for importing Ray.

@@ -53,7 +53,8 @@ def pareto(experiment: str, *, tracking_uri: str | None = None, parent_run_id: s
     log.info("pareto of %s", sweep.describe())
     out_dir = Path(out_dir) if out_dir is not None else Path.cwd() / f"{experiment}-pareto"
     _, table, files = write_pareto_files(trial_rows(sweep.runs), out_dir,
-                                         title=f"{experiment}: size vs val logloss", per_trial=per_trial)
+                                         title=f"{experiment}: size vs val logloss",
+                                         per_trial=per_trial)
     if log_to_mlflow:
         for path in files.values():
             client.log_artifact(sweep.parent_run_id, str(path))
@@ -69,13 +70,15 @@ def export(experiment: str, out_dir: str | Path, *, tracking_uri: str | None = N
     check_export_dir(out_dir)
     sweep = find_sweep(connect(tracking_uri), experiment, parent_run_id)
     log.info("exporting from %s", sweep.describe())
-    point, selection = choose(trial_rows(sweep.runs), max_bytes=max_bytes, max_val_loss=max_val_loss,
+    point, selection = choose(trial_rows(sweep.runs), max_bytes=max_bytes,
+                              max_val_loss=max_val_loss,
                               per_trial=per_trial)
     log.info("%s", describe_choice(point, selection))
     if "note" in selection:
         log.warning("%s", selection["note"])
     with tempfile.TemporaryDirectory(prefix="collide-export-") as download:
-        artifacts = fetch_artifacts(tracking_uri, point["run_id"], ("metrics.json", "bundles"), download)
+        artifacts = fetch_artifacts(tracking_uri, point["run_id"], ("metrics.json", "bundles"),
+                                    download)
         return write_export(point, selection, artifacts, out_dir, experiment=experiment,
                             parent_run_id=sweep.parent_run_id)
 
@@ -88,7 +91,8 @@ def report(experiment: str, out_dir: str | Path, *, tracking_uri: str | None = N
     sweep = find_sweep(connect(_store(tracking_uri)), experiment, parent_run_id)
     log.info("report of %s", sweep.describe())
     tables = gather(trial_rows(sweep.runs))
-    command = command or (f"collide report --experiment {experiment} --parent-run {sweep.parent_run_id} "
-                          f"--out {out_dir}")
-    return tables, write_report(tables, out_dir, experiment=experiment, parent_run_id=sweep.parent_run_id,
+    command = command or (f"collide report --experiment {experiment} --parent-run "
+                          f"{sweep.parent_run_id} --out {out_dir}")
+    return tables, write_report(tables, out_dir, experiment=experiment,
+                                parent_run_id=sweep.parent_run_id,
                                 command=command)

@@ -1,4 +1,5 @@
-"""Sweep configuration: YAML (or a shipped preset) -> frozen dataclasses, validated before Ray starts.
+"""Sweep configuration: YAML (or a shipped preset) -> frozen dataclasses, validated before Ray
+starts.
 
 Every section is a frozen dataclass; an unknown key or a bad value raises `ConfigError`
 naming the key path (e.g. `grid.compressions`), so a typo never reaches a Ray trial.
@@ -39,8 +40,10 @@ __all__ = [
 
 
 def _shipped_presets() -> tuple[str, ...]:
-    """The presets shipped in the package (`sweep/presets/*.yaml`): the quick ones first, then by name."""
-    names = sorted(path.name.removesuffix(".yaml") for path in resources.files("sweep.presets").iterdir()
+    """The presets shipped in the package (`sweep/presets/*.yaml`): the quick ones first, then by
+    name."""
+    names = sorted(path.name.removesuffix(".yaml")
+                   for path in resources.files("sweep.presets").iterdir()
                    if path.name.endswith(".yaml"))
     first = [name for name in ("smoke", "quick") if name in names]
     return tuple(first + [name for name in names if name not in first])
@@ -54,19 +57,22 @@ SCHEDULERS = ("none", "asha")
 @dataclass(frozen=True)
 class DataConfig:
     source: str = "synthetic"  # a key of sweep.datasets.SOURCES
-    params: Mapping[str, Any] = field(default_factory=dict)  # the source's options (collide datasets)
+    # the source's options (collide datasets)
+    params: Mapping[str, Any] = field(default_factory=dict)
     prepared_dir: str | None = None  # where to prepare; None: .collide/prepared/SOURCE-FINGERPRINT
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ConfigError(f"source must be one of {sorted(SOURCES)}, got {self.source!r}")
         required = [f.name for f in dataclasses.fields(SOURCES[self.source].Config)
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+                    if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING]
         missing = [name for name in required if name not in self.params]
         if missing:
             raise ConfigError(f"params.{missing[0]} is required for source {self.source!r} "
-                             "(on the command line: --data-path)")
-        SOURCES[self.source].from_params(**dict(self.params))  # the source validates its own options
+                              "(on the command line: --data-path)")
+        # the source validates its own options
+        SOURCES[self.source].from_params(**dict(self.params))
 
 
 @dataclass(frozen=True)
@@ -108,24 +114,29 @@ class SweepConfig:
     name: str = "collide"  # MLflow experiment and Ray Tune run name
     data: DataConfig = field(default_factory=DataConfig)
     grid: GridConfig = field(default_factory=GridConfig)
-    strategy_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # per-strategy mapper params
+    # per-strategy mapper params
+    strategy_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     search: str = "grid"  # "grid" | "optuna" (multi-objective: val_logloss, total_bytes)
-    num_samples: int | None = None  # optuna only: configurations to sample, each run once per seed (None: 6)
+    # optuna only: configurations to sample, each run once per seed (None: 6)
+    num_samples: int | None = None
     scheduler: str = "none"  # "none" | "asha" (single objective val_logloss; grid search only)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     address: str | None = None  # Ray cluster address; None: RAY_ADDRESS or a local Ray
     tracking_uri: str | None = None  # None: MLFLOW_TRACKING_URI or sqlite:///<launch dir>/mlflow.db
     storage_path: str | None = None  # Ray Tune results; None: <launch dir>/.collide/ray_results
     results_dir: str | None = None  # also write pareto.csv/png/md and pareto-trials.csv here
-    test_windows: int = 1  # > 1: test metrics per consecutive time window of the test split (staleness)
-    tracking_retry_s: float = 60.0  # retry a failed MLflow write this long before storing it for `collide sync`
+    # > 1: test metrics per consecutive time window of the test split (staleness)
+    test_windows: int = 1
+    # retry a failed MLflow write this long before storing it for `collide sync`
+    tracking_retry_s: float = 60.0
 
     @property
     def samples(self) -> int:
-        """Configurations (strategy x compression x dim) the optuna search samples; each runs once per seed."""
+        """Configurations (strategy x compression x dim) the optuna search samples; each runs once
+        per seed."""
         return self.num_samples if self.num_samples is not None else 6
 
     def __post_init__(self) -> None:
@@ -136,18 +147,21 @@ class SweepConfig:
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
         if self.scheduler == "asha" and self.search == "optuna":
-            raise ConfigError("scheduler 'asha' is single-objective; it cannot run with the multi-objective optuna search")
+            raise ConfigError("scheduler 'asha' is single-objective; it cannot run with the "
+                              "multi-objective optuna search")
         if not self.tracking_retry_s >= 0:
             raise ConfigError(f"tracking_retry_s must be >= 0 seconds, got {self.tracking_retry_s}")
         if self.num_samples is not None and self.search != "optuna":
-            raise ConfigError(f"num_samples applies to search 'optuna' only; the grid runs every point once "
-                             f"(got num_samples={self.num_samples} with search {self.search!r})")
+            raise ConfigError("num_samples applies to search 'optuna' only; the grid runs every "
+                              f"point once (got num_samples={self.num_samples} with search "
+                              f"{self.search!r})")
         check_test_windows(self.test_windows)
         if self.num_samples is not None and self.num_samples < 1:
             raise ConfigError(f"num_samples must be >= 1, got {self.num_samples}")
         unknown = sorted(set(self.strategy_params) - set(MAPPERS))
         if unknown:
-            raise ConfigError(f"strategy_params has unknown strategies {unknown}; valid: {sorted(MAPPERS)}")
+            raise ConfigError(f"strategy_params has unknown strategies {unknown}; valid: "
+                              f"{sorted(MAPPERS)}")
 
 
 def _build(cls: type, values: Any, path: str) -> Any:
@@ -159,7 +173,8 @@ def _build(cls: type, values: Any, path: str) -> Any:
     unknown = sorted(set(values) - set(known))
     if unknown:
         where = f"{path}." if path else ""
-        raise ConfigError(f"unknown key {where}{unknown[0]}; valid keys{' of ' + path if path else ''}: {sorted(known)}")
+        raise ConfigError(f"unknown key {where}{unknown[0]}; valid "
+                          f"keys{' of ' + path if path else ''}: {sorted(known)}")
     kwargs = {}
     for key, value in values.items():
         key_path = f"{path}.{key}" if path else key
@@ -183,7 +198,8 @@ def _convert(annotation: Any, value: Any, path: str) -> Any:
     if origin is tuple:
         items = value if isinstance(value, (list, tuple)) else [value]
         return tuple(_convert(args[0], v, path) for v in items)
-    if annotation in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+    if annotation in (int, float) and (isinstance(value, bool)
+                                       or not isinstance(value, (int, float))):
         raise ConfigError(f"{path} must be a number, got {value!r}")
     if annotation is int and isinstance(value, float) and not value.is_integer():
         raise ConfigError(f"{path} must be an integer, got {value!r}")
@@ -200,14 +216,16 @@ def merge(base: Mapping, override: Mapping) -> dict:
     """Deep-merge two nested mappings (override wins)."""
     out = dict(base)
     for key, value in override.items():
-        out[key] = merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
+        out[key] = (merge(out[key], value) if isinstance(value, Mapping)
+                    and isinstance(out.get(key), Mapping) else value)
     return out
 
 
 def preset_values(name: str) -> dict:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; valid: {list(PRESETS)}")
-    return yaml.safe_load(resources.files("sweep.presets").joinpath(f"{name}.yaml").read_text()) or {}
+    return yaml.safe_load(resources.files("sweep.presets").joinpath(f"{name}.yaml").read_text(
+        )) or {}
 
 
 def file_values(path: str | Path) -> dict:

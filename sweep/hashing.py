@@ -20,7 +20,8 @@ _GOLDEN = 0x9E3779B97F4A7C15
 
 
 def mix64(x: np.ndarray, seed: int = 0) -> np.ndarray:
-    """splitmix64 finaliser of (x + seed * golden + golden): a seeded bijection on uint64 (vectorised).
+    """splitmix64 finaliser of (x + seed * golden + golden): a seeded bijection on uint64
+    (vectorised).
 
     The finaliser itself is the mappers' (`mappers.hashing.mix64`): one hashing primitive.
     """
@@ -30,14 +31,16 @@ def mix64(x: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def stable_hash_strings(values: Iterable[str]) -> np.ndarray:
-    """int64 ids for strings: the first 8 bytes of blake2b(utf-8), hashed once per distinct value."""
+    """int64 ids for strings: the first 8 bytes of blake2b(utf-8), hashed once per distinct
+    value."""
     # an object array of str: a fixed-width str array would cost rows x the longest value
     values = np.asarray([v if isinstance(v, str) else str(v) for v in values], dtype=object)
     if len(values) == 0:
         return np.zeros(0, dtype=np.int64)
     uniques, inverse = np.unique(values, return_inverse=True)
     hashed = np.fromiter(
-        (int.from_bytes(hashlib.blake2b(u.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
+        (int.from_bytes(hashlib.blake2b(u.encode("utf-8"), digest_size=8).digest(), "little",
+                        signed=True)
          for u in uniques),
         dtype=np.int64, count=len(uniques),
     )

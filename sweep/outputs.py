@@ -12,7 +12,8 @@ Every command that writes a directory (`prepare`, `train`, `export`) or files in
 
 Staging directories are named `.{name}.collide-staging.{host}-{pid}.{hex}` and hold a
 marker from their first moment, so a later call on the same host removes the ones whose
-process is gone, and never a user's `.{name}.backup`. Pareto files are owned file by file: the marker of a results
+process is gone, and never a user's `.{name}.backup`. Pareto files are owned file by file: the
+marker of a results
 directory lists the files collide wrote there, so a user's README beside them is safe, and
 a user's own `pareto.csv` is never overwritten.
 """
@@ -84,7 +85,8 @@ def _refuse_enclosing(path: Path, option: str) -> None:
     resolved, cwd = path.resolve(), Path.cwd().resolve()
     if resolved == cwd or resolved in cwd.parents:
         raise OutputDirError(f"{option} {path} is the working directory or one of its parents; "
-                             "collide writes its output into a directory of its own: name a new one")
+                             "collide writes its output into a directory of its own: name a new "
+                             "one")
 
 
 def check_replaceable(path: Path, kind: str, *, option: str = "--out",
@@ -99,21 +101,26 @@ def check_replaceable(path: Path, kind: str, *, option: str = "--out",
     resolved = path.resolve()
     for source in inputs:
         if resolved in Path(source).resolve().parents:
-            raise OutputDirError(f"{option} {path} contains the input file {source}; writing there would "
-                                 f"replace it. Choose an {option} outside the input's directory")
+            raise OutputDirError(f"{option} {path} contains the input file {source}; writing there "
+                                 f"would replace it. Choose an {option} outside the input's "
+                                 "directory")
     if path.is_symlink():
-        raise OutputDirError(f"{option} {path} is a symbolic link; give the directory it points to, or a new one")
+        raise OutputDirError(f"{option} {path} is a symbolic link; give the directory it points "
+                             "to, or a new one")
     if not path.exists():
         return
     _refuse_enclosing(path, option)
     if not path.is_dir():
         raise OutputDirError(f"{option} {path} is a file, not a directory; choose another {option}")
     found = marker_kind(path)
-    if found == kind or _is_empty_dir(path) or (found is None and legacy is not None and legacy(path)):
+    if found == kind or _is_empty_dir(path) or (found is None and legacy is not None
+                                                and legacy(path)):
         return
-    what = f"collide's {found} output, not {kind}" if found else "not empty and was not written by collide"
-    raise OutputDirError(f"{option} {path} is {what}; collide replaces only its own {kind} directories "
-                         f"(marked by {MARKER}). Remove it yourself or choose another {option}")
+    what = f"collide's {found} output, not {kind}" if found else \
+        "not empty and was not written by collide"
+    raise OutputDirError(f"{option} {path} is {what}; collide replaces only its own {kind} "
+                         f"directories (marked by {MARKER}). Remove it yourself or choose another "
+                         f"{option}")
 
 
 def staging_dir(target: Path) -> Path:
@@ -127,7 +134,8 @@ def staging_dir(target: Path) -> Path:
     return staging
 
 
-def replace_dir(staging: Path, target: Path, kind: str, *, legacy: Callable[[Path], bool] | None = None) -> None:
+def replace_dir(staging: Path, target: Path, kind: str, *, legacy: Callable[[Path], bool]
+                | None = None) -> None:
     """Swap the finished `staging` in as `target` and mark it `kind`.
 
     `target` is checked again first (as `check_replaceable`): work may have taken hours, and
@@ -165,30 +173,34 @@ def remove_stale_staging(target: Path) -> list[Path]:
         for stale in target.parent.glob(f".{target.name}.{kind}.*"):
             parts = stale.name.rsplit(".", 2)
             host, _, pid = (parts[-2] if len(parts) == 3 else "").partition("-")
-            ours = host == _host() and pid.isdigit()  # another host's staging (shared storage) is not judged here
-            if stale.is_dir() and not stale.is_symlink() and marker_kind(stale) == STAGING and ours \
+            # another host's staging (shared storage) is not judged here
+            ours = host == _host() and pid.isdigit()
+            if stale.is_dir() and not stale.is_symlink() and marker_kind(
+                stale) == STAGING and ours \
                     and not pid_alive(int(pid)):
                 shutil.rmtree(stale, ignore_errors=True)
                 removed.append(stale)
     return removed
 
 
-def check_owned_files(directory: Path, kind: str, names: Iterable[str], *, option: str = "--out") -> set[str]:
-    """Raise OutputDirError unless collide may write files `names` into `directory` as output `kind`;
+def check_owned_files(directory: Path, kind: str, names: Iterable[str], *,
+                      option: str = "--out") -> set[str]:
+    """Raise OutputDirError unless collide may write files `names` into `directory` as output
+    `kind`;
     returns the files collide already owns there."""
     directory = Path(directory)
     if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
         raise OutputDirError(f"{option} {directory} is not a plain directory; give a directory")
     payload = _marker(directory) if directory.is_dir() else None
     if payload and payload.get("kind") != kind:
-        raise OutputDirError(f"{option} {directory} is collide's {payload.get('kind')} output; write the {kind} "
-                             f"files elsewhere")
+        raise OutputDirError(f"{option} {directory} is collide's {payload.get('kind')} output; "
+                             f"write the {kind} files elsewhere")
     owned = set(payload.get("files", [])) if payload else set()
     clashes = sorted(name for name in names if (directory / name).exists() and name not in owned)
     if clashes:
-        raise OutputDirError(f"{option} {directory} already holds {', '.join(clashes)}, which collide did not "
-                             f"write there (its {MARKER} does not list them); move them away or choose "
-                             f"another {option}")
+        raise OutputDirError(f"{option} {directory} already holds {', '.join(clashes)}, which "
+                             f"collide did not write there (its {MARKER} does not list them); move "
+                             f"them away or choose another {option}")
     return owned
 
 
@@ -216,7 +228,8 @@ def write_owned_files(directory: Path, kind: str, writers: dict[str, Callable[[P
             writer(tmp)
             os.replace(tmp, final)
         except BaseException:
-            write_marker(directory, kind, owned | set(written))  # unclaim the names this call never wrote
+            # unclaim the names this call never wrote
+            write_marker(directory, kind, owned | set(written))
             raise
         finally:
             tmp.unlink(missing_ok=True)

@@ -1,4 +1,5 @@
-"""Plain values for JSON, YAML and fingerprints: one conversion for configs, metrics and manifests."""
+"""Plain values for JSON, YAML and fingerprints: one conversion for configs, metrics and
+manifests."""
 
 from __future__ import annotations
 

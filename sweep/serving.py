@@ -38,7 +38,9 @@ from mappers.bundle import manifest_digest, read_json_object
 from sweep.datasets.dense import DenseTransform, apply_dense_transforms
 from sweep.errors import UserError
 
-__all__ = ["EXPORT_FILE", "EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "ExportedMapping", "checked_dense_transforms", "export_feature", "export_manifest", "load_export", "load_verified_bundle"]
+__all__ = ["EXPORT_FILE", "EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "ExportedMapping",
+           "checked_dense_transforms", "export_feature", "export_manifest", "load_export",
+           "load_verified_bundle"]
 
 EXPORT_FORMAT = "collide-export"
 EXPORT_FORMAT_VERSION = 2  # 2: per-bundle manifest digests and the export's own digest
@@ -51,7 +53,8 @@ def _mapper_fields(mapper: Mapper) -> dict[str, Any]:
             "combine": mapper.combine, "nbytes": int(mapper.nbytes)}
 
 
-def export_feature(name: str, bundle: str, mapper: Mapper, digest: str, **fields: Any) -> dict[str, Any]:
+def export_feature(name: str, bundle: str, mapper: Mapper, digest: str,
+                   **fields: Any) -> dict[str, Any]:
     """One entry of export.json's "features": `bundle` is relative to the export directory,
     `digest` the bundle's manifest digest; `fields` (e.g. vocab_size) are recorded as given."""
     return {"name": name, "bundle": bundle, **_mapper_fields(mapper), "digest": digest, **fields}
@@ -70,7 +73,8 @@ def checked_dense_transforms(entries: object, where: str) -> list[dict]:
 def export_manifest(features: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
     """The content of export.json: format, version, `fields` (source run, metrics, ...),
     `features` (from export_feature) and the digest over all of it."""
-    manifest = {"format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, **fields, "features": features}
+    manifest = {"format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, **fields,
+                "features": features}
     manifest["digest"] = manifest_digest(manifest)
     return manifest
 
@@ -94,7 +98,7 @@ class ExportedMapping:
         """float32 [n, num_dense] of raw dense values [n, num_dense], transformed as in training."""
         if "dense_transforms" not in self.manifest:
             raise UserError("this export records no dense transforms (an export of an older run); "
-                             "re-export it, or transform the dense values as its prepared data did")
+                            "re-export it, or transform the dense values as its prepared data did")
         return apply_dense_transforms(self.dense_transforms, raw_dense)
 
     def transform(self, feature: str, raw_ids: Any) -> np.ndarray | tuple[np.ndarray, ...]:
@@ -105,7 +109,8 @@ class ExportedMapping:
         """
         if feature not in self.mappers:
             raise KeyError(f"unknown feature {feature!r}; this export maps {self.features}")
-        return self.mappers[feature].transform(as_id_array(raw_ids, name=f"raw ids of feature {feature!r}"))
+        return self.mappers[feature].transform(as_id_array(raw_ids, name="raw ids of feature "
+                                                                         f"{feature!r}"))
 
 
 def load_verified_bundle(path: Path) -> tuple[Mapper, dict[str, Any]]:
@@ -125,24 +130,29 @@ def _read_export_manifest(manifest_path: Path) -> dict:
         raise UserError(str(exc)) from exc
     version, form = manifest.get("format_version"), manifest.get("format")
     if version == 1 and form is None:
-        raise UserError(f"{manifest_path}: format_version 1 was written by an older collide (no digests); "
-                         f"re-export it with `collide export` to write format {EXPORT_FORMAT_VERSION}")
+        raise UserError(f"{manifest_path}: format_version 1 was written by an older collide (no "
+                        "digests); re-export it with `collide export` to write format "
+                        f"{EXPORT_FORMAT_VERSION}")
     if form != EXPORT_FORMAT:
-        raise UserError(f"{manifest_path}: format {form!r}, expected {EXPORT_FORMAT!r}; not a collide export")
+        raise UserError(f"{manifest_path}: format {form!r}, expected {EXPORT_FORMAT!r}; not a "
+                        "collide export")
     if version != EXPORT_FORMAT_VERSION:
-        raise UserError(f"{manifest_path}: format_version {version!r}, expected {EXPORT_FORMAT_VERSION}")
+        raise UserError(f"{manifest_path}: format_version {version!r}, expected "
+                        f"{EXPORT_FORMAT_VERSION}")
     recorded, actual = manifest.get("digest"), manifest_digest(manifest)
     if recorded != actual:
-        raise UserError(f"{manifest_path}: digest {recorded!r} does not match its contents ({actual!r}); "
-                         f"export.json was changed after it was written")
+        raise UserError(f"{manifest_path}: digest {recorded!r} does not match its contents "
+                        f"({actual!r}); export.json was changed after it was written")
     return manifest
 
 
 def _checked_features(manifest: dict, manifest_path: Path) -> list[dict]:
     """export.json's features: a non-empty list of objects with unique non-empty names."""
     features = manifest.get("features")
-    if not isinstance(features, list) or not features or not all(isinstance(f, dict) for f in features):
-        raise UserError(f"{manifest_path}: features must be a non-empty list of objects, got {features!r}")
+    if (not isinstance(features, list) or not features
+        or not all(isinstance(f, dict) for f in features)):
+        raise UserError(f"{manifest_path}: features must be a non-empty list of objects, got "
+                        f"{features!r}")
     names = [f.get("name") for f in features]
     bad = [n for n in names if not isinstance(n, str) or not n]
     if bad:
@@ -166,13 +176,14 @@ def load_export(path: str | Path) -> ExportedMapping:
         name, relative = feature["name"], feature.get("bundle")
         bundle = (path / relative).resolve() if isinstance(relative, str) else None
         if bundle is None or path.resolve() not in bundle.parents:
-            raise UserError(f"{manifest_path}: feature {name!r}: bundle path {relative!r} escapes the "
-                             f"export directory")
+            raise UserError(f"{manifest_path}: feature {name!r}: bundle path {relative!r} escapes "
+                            "the export directory")
         mapper, bundle_manifest = load_verified_bundle(bundle)  # verifies the bundle itself
         loaded = {"digest": bundle_manifest["digest"], **_mapper_fields(mapper)}
         for field, value in loaded.items():
             if feature.get(field) != value:
-                raise UserError(f"{manifest_path}: feature {name!r}: {field} is {feature.get(field)!r} in "
-                                 f"{EXPORT_FILE} but {value!r} in its bundle {relative}")
+                raise UserError(f"{manifest_path}: feature {name!r}: {field} is "
+                                f"{feature.get(field)!r} in {EXPORT_FILE} but {value!r} in its "
+                                f"bundle {relative}")
         mappers[name] = mapper
     return ExportedMapping(manifest=manifest, mappers=mappers)

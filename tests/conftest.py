@@ -22,7 +22,8 @@ GRACE_S = 60.0  # Ray's agents take a few seconds to notice their raylet is gone
 
 
 def marked_processes(token: str) -> dict[int, str]:
-    """pid -> command line of every live process (not this one) started with `token` in its environment."""
+    """pid -> command line of every live process (not this one) started with `token` in its
+    environment."""
     needle = f"{MARK}={token}".encode()
     found = {}
     for entry in Path("/proc").iterdir():
@@ -30,7 +31,8 @@ def marked_processes(token: str) -> dict[int, str]:
             continue
         try:
             if needle in (entry / "environ").read_bytes().split(b"\0"):
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                    errors="replace")
                 state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
                 if state != "Z":  # a zombie is dead; its parent has not reaped it yet
                     found[int(entry.name)] = cmdline.strip()[:200]

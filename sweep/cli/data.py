@@ -1,4 +1,5 @@
-"""`collide prepare`, `collide datasets` and `collide train`: data and single trials, no Ray, no MLflow."""
+"""`collide prepare`, `collide datasets` and `collide train`: data and single trials, no Ray, no
+MLflow."""
 
 from __future__ import annotations
 
@@ -28,9 +29,11 @@ def _default(cls: type, name: str) -> Any:
 
 
 def _add_prepare(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("prepare", help="prepare a data source into a cached columnar directory",
-                                 description="Prepare SOURCE once into --out; the same call again reuses it. "
-                                 "An existing --out is replaced only if collide wrote it.")
+    parser = commands.add_parser("prepare", help="prepare a data source into a cached columnar "
+                                                 "directory",
+                                 description="Prepare SOURCE once into --out; the same call again "
+                                             "reuses it. An existing --out is replaced only if "
+                                             "collide wrote it.")
     sources = parser.add_subparsers(dest="source", metavar="SOURCE", required=True)
     for name, cls in SOURCES.items():
         doc = sys.modules[cls.__module__].__doc__ or name
@@ -39,7 +42,8 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
         add_dataclass_options(sub, cls.Config)
         sub.add_argument("--out", type=Path, default=None,
                          help="output directory (default: .collide/prepared/SOURCE-FINGERPRINT)")
-        sub.add_argument("--force", action="store_true", help="rebuild even if a valid cache exists")
+        sub.add_argument("--force", action="store_true", help="rebuild even if a valid cache "
+                                                              "exists")
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
@@ -54,13 +58,16 @@ def _run_prepare(args: argparse.Namespace) -> int:
 def _describe_prepared(dataset: PreparedDataset, seconds: float) -> str:
     m = dataset.manifest
     lines = [
-        f"prepared {m['source']} at {dataset.path} ({seconds:.2f} s, fingerprint {m['fingerprint'][:12]})",
-        f"  rows {m['num_rows']:,}: " + ", ".join(f"{k} {m['split_sizes'][k]:,}" for k in ("train", "val", "test"))
+        f"prepared {m['source']} at {dataset.path} ({seconds:.2f} s, fingerprint "
+        f"{m['fingerprint'][:12]})",
+        f"  rows {m['num_rows']:,}: "
+        + ", ".join(f"{k} {m['split_sizes'][k]:,}" for k in ("train", "val", "test"))
         + f"; label rate {m['label_rate']:.4f}; dense {len(m['dense'])}",
         f"  {'feature':<16} {'multi':>5} {'train vocab':>12} {'values':>12}",
     ]
     for f in m["features"]:
-        lines.append(f"  {f['name']:<16} {'yes' if f['multi_valued'] else 'no':>5} {f['vocab_size']:>12,} {f['num_values']:>12,}")
+        lines.append(f"  {f['name']:<16} {'yes' if f['multi_valued'] else 'no':>5} "
+                     f"{f['vocab_size']:>12,} {f['num_values']:>12,}")
     transforms = [t for t in m.get("dense_transforms", []) if t["reason"] != SOURCE_DEFAULT]
     if transforms:
         lines.append("  dense transforms (statistics of the train split):")
@@ -72,7 +79,8 @@ def _describe_prepared(dataset: PreparedDataset, seconds: float) -> str:
 
 def _run_datasets(args: argparse.Namespace) -> int:
     print("Options of `collide prepare SOURCE`. A list option takes comma-separated values "
-          "(--dense a,b,c); in a sweep config they go under data.params as YAML (dense: [a, b, c]).\n")
+          "(--dense a,b,c); in a sweep config they go under data.params as YAML (dense: [a, b, "
+          "c]).\n")
     for name, cls in SOURCES.items():
         doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
         print(f"{name}: {doc}")
@@ -88,21 +96,26 @@ def _run_datasets(args: argparse.Namespace) -> int:
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("train", help="train one DLRM variant end to end (no Ray, no MLflow)",
-                                 description="Fit the mappers, train, evaluate and size one variant; writes "
-                                 "metrics.json and one mapper bundle per feature to --out (a new or empty "
-                                 "directory, or an earlier `collide train` output, replaced atomically). Every "
-                                 "default is the sweep's.")
+    parser = commands.add_parser("train", help="train one DLRM variant end to end (no Ray, no "
+                                               "MLflow)",
+                                 description="Fit the mappers, train, evaluate and size one "
+                                             "variant; writes metrics.json and one mapper bundle "
+                                             "per feature to --out (a new or empty directory, or "
+                                             "an earlier `collide train` output, replaced "
+                                             "atomically). Every default is the sweep's.")
     parser.add_argument("--data", type=Path, default=None,
-                        help="prepared dataset directory (default: prepare the default synthetic data)")
+                        help="prepared dataset directory (default: prepare the default synthetic "
+                             "data)")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="mapper parameter, e.g. --param hot_fraction=0.25 (repeatable)")
     add_dataclass_options(parser, TrialConfig)
     add_dataclass_options(parser.add_argument_group("model"), ModelConfig)
-    add_dataclass_options(parser.add_argument_group("training"), TrainConfig, exclude=TRAIN_NOT_OPTIONS,
+    add_dataclass_options(parser.add_argument_group("training"), TrainConfig,
+                          exclude=TRAIN_NOT_OPTIONS,
                           aliases={"num_threads": "--threads"})
-    add_dataclass_options(parser.add_argument_group("probe (learned strategies)"), ProbeConfig, prefix="probe-",
+    add_dataclass_options(parser.add_argument_group("probe (learned strategies)"), ProbeConfig,
+                          prefix="probe-",
                           exclude=PROBE_NOT_OPTIONS)
 
 
@@ -130,7 +143,8 @@ def _run_train(args: argparse.Namespace) -> int:
         try:
             params[key] = yaml.safe_load(value)
         except yaml.YAMLError as exc:
-            raise CliError(f"--param {key}: the value {value!r} is not valid YAML ({exc})") from None
+            raise CliError(f"--param {key}: the value {value!r} is not valid YAML "
+                           f"({exc})") from None
     trial = given_options(args, TrialConfig)
     if not get_strategy(trial.get("strategy", _default(TrialConfig, "strategy"))).takes_compression:
         ignored = [f"--{k}" for k in ("compression", "rows") if trial.get(k) is not None]
@@ -165,11 +179,14 @@ def _run_train(args: argparse.Namespace) -> int:
 def format_metrics(metrics: dict) -> str:
     from sweep.frontier.pareto import format_bytes
 
-    keys = ["features_mapped", "batch_size", "val_logloss", "test_logloss", "test_auc", "test_ne", "test_accuracy", "constant_test_logloss",
-            "bayes_test_logloss", "signal_captured", "collision_rate", "unseen_value_rate", "fallback_value_rate", "train_seconds",
+    keys = ["features_mapped", "batch_size", "val_logloss", "test_logloss", "test_auc", "test_ne",
+            "test_accuracy", "constant_test_logloss",
+            "bayes_test_logloss", "signal_captured", "collision_rate", "unseen_value_rate",
+            "fallback_value_rate", "train_seconds",
             "total_seconds"]
     lines = [f"{'metric':<24}{'value':>14}"]
-    lines += [f"{k:<24}{metrics[k]:>14}" if isinstance(metrics[k], int) else f"{k:<24}{metrics[k]:>14.4f}"
+    lines += [f"{k:<24}{metrics[k]:>14}" if isinstance(metrics[k], int)
+              else f"{k:<24}{metrics[k]:>14.4f}"
               for k in keys if isinstance(metrics.get(k), (int, float))]
     for k in ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes"):
         lines.append(f"{k:<24}{format_bytes(metrics[k]):>14}")
@@ -177,18 +194,22 @@ def format_metrics(metrics: dict) -> str:
         lines.append(f"{'compression_ratio':<24}{metrics['compression_ratio']:>14.2f}")
     windows = sorted({int(k.split(".")[1]) for k in metrics if k.startswith("window.")})
     if windows:
-        lines += ["", f"{'test window':<12}{'rows':>9}{'unseen':>9}{'rare':>9}{'test_logloss':>14}{'constant':>10}"]
+        lines += ["",
+                  f"{'test window':<12}{'rows':>9}{'unseen':>9}{'rare':>9}{'test_logloss':>14}"
+                  f"{'constant':>10}"]
         for k in windows:
-            w = {key.split(".", 2)[2]: value for key, value in metrics.items() if key.startswith(f"window.{k}.")}
-            lines.append(f"{k:<12}{int(w['rows']):>9}{w['unseen_value_rate']:>9.4f}{w['rare_value_rate']:>9.4f}"
-                         f"{w['test_logloss']:>14.4f}{w['constant_test_logloss']:>10.4f}")
+            w = {key.split(".", 2)[2]: value for key, value in metrics.items()
+                 if key.startswith(f"window.{k}.")}
+            lines.append(f"{k:<12}{int(w['rows']):>9}{w['unseen_value_rate']:>9.4f}"
+                         f"{w['rare_value_rate']:>9.4f}{w['test_logloss']:>14.4f}"
+                         f"{w['constant_test_logloss']:>10.4f}")
     return "\n".join(lines)
 
 
 def add_data_commands(commands: argparse._SubParsersAction) -> None:
     _add_prepare(commands)
-    commands.add_parser("datasets", help="list the data sources and their options (list options take "
-                        "comma-separated values)")
+    commands.add_parser("datasets", help="list the data sources and their options (list options "
+                                         "take comma-separated values)")
     _add_train(commands)
 
 

@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 some trials failed, 2 bad input or unreachable service, "
         "3 MLflow lost during a sweep (collide sync), 4 internal error, 130/143 interrupted.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full "
+                                                                     "tracebacks")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     data.add_data_commands(commands)
     sweeps.add_sweep_commands(commands)
@@ -57,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help exits 0, usage errors exit 2
         return int(exc.code or 0)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # what started it, for the sweep's description
+    # what started it, for the sweep's description
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="collide: %(message)s", force=True)
     try:
@@ -66,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = getattr(exc, "signal_name", "SIGINT")
         print(f"collide: interrupted by {name}; nothing was reported done", file=sys.stderr)
         return exit_code_for(name)
-    except Exception as exc:  # noqa: BLE001 - every error ends in one clear line and a documented code
+    # every error ends in one clear line and a documented code
+    except Exception as exc:  # noqa: BLE001
         uri = _tracking_uri_in_use(args)
         if not _handled(exc):
             print(redact_text(traceback.format_exc(), uri), file=sys.stderr)

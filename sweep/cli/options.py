@@ -51,7 +51,8 @@ def _parser_for(annotation: Any, option: str) -> tuple[Any, str]:
             try:
                 return inner(text)
             except ValueError as exc:
-                raise argparse.ArgumentTypeError(f"{option} takes {_article(inner)}, got {text!r}") from exc
+                raise argparse.ArgumentTypeError(
+                    f"{option} takes {_article(inner)}, got {text!r}") from exc
     else:
         raise TypeError(f"option {option}: unsupported field type {annotation!r}")
     if not optional:
@@ -63,14 +64,16 @@ def _article(kind: type) -> str:
     return {int: "an integer", float: "a number"}.get(kind, kind.__name__)
 
 
-def _offered(cls: type, only: tuple[str, ...] | None, exclude: tuple[str, ...]) -> list[dataclasses.Field]:
+def _offered(cls: type, only: tuple[str, ...] | None,
+             exclude: tuple[str, ...]) -> list[dataclasses.Field]:
     """The fields that are options: those with a help text, narrowed by `only` and `exclude`."""
     return [f for f in dataclasses.fields(cls) if "help" in f.metadata
             and (only is None or f.name in only) and f.name not in exclude]
 
 
 def add_dataclass_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, *,
-                          prefix: str = "", only: tuple[str, ...] | None = None, exclude: tuple[str, ...] = (),
+                          prefix: str = "", only: tuple[str, ...] | None = None,
+                          exclude: tuple[str, ...] = (),
                           aliases: Mapping[str, str] | None = None) -> None:
     """An option per documented field of `cls` (`--PREFIX-NAME`, dest `PREFIX_NAME`); `aliases`
     gives a field a second spelling, e.g. {"num_threads": "--threads"}. Options the user does not
@@ -78,7 +81,8 @@ def add_dataclass_options(parser: argparse.ArgumentParser | argparse._ArgumentGr
     hints = typing.get_type_hints(cls)
     for f in _offered(cls, only, exclude):
         dest = prefix.replace("-", "_") + f.name
-        names = ["--" + dest.replace("_", "-"), *([aliases[f.name]] if aliases and f.name in aliases else [])]
+        names = ["--" + dest.replace("_", "-"),
+                 *([aliases[f.name]] if aliases and f.name in aliases else [])]
         text = f.metadata.get("help", "")
         default = f.default if f.default is not dataclasses.MISSING else None
         inner, _ = _unwrap(hints[f.name])
@@ -109,7 +113,10 @@ def describe_dataclass(cls: type) -> list[tuple[str, str, str]]:
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = "required" if required else _show(f.default)
         inner, _ = _unwrap(hints[f.name])
-        shown = f"{option}/--no-{option[2:]}" if inner is bool else f"{option} {_parser_for(hints[f.name], option)[1]}"
+        if inner is bool:
+            shown = f"{option}/--no-{option[2:]}"
+        else:
+            shown = f"{option} {_parser_for(hints[f.name], option)[1]}"
         rows.append((shown, default, f.metadata.get("help", "")))
     return rows
 

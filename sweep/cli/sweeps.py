@@ -1,4 +1,5 @@
-"""The `collide` commands that run or read sweeps: sweep (and --resume), sync, pareto, export, report, ui.
+"""The `collide` commands that run or read sweeps: sweep (and --resume), sync, pareto, export,
+report, ui.
 
 Each checks the tracking URI first, so an unreachable store fails in seconds (exit 2).
 A tracking URI that holds a credential is refused as a command-line argument: every user
@@ -22,55 +23,71 @@ from sweep.errors import EXIT_FAILED_TRIALS, EXIT_OK, EXIT_TRACKING_LOST, CliErr
 __all__ = ["COMMANDS", "add_sweep_commands"]
 
 # Sweep options that still mean something when resuming (the rest of the config is the stored one).
-RESUME_OPTIONS = ("name", "tracking_uri", "address", "num_cpus", "storage_path", "results_dir", "resume", "verbose",
+RESUME_OPTIONS = ("name", "tracking_uri", "address", "num_cpus", "storage_path", "results_dir",
+                  "resume", "verbose",
                   "command", "preset", "config", "sweep_verbose", "argv")
 PLAIN_OPTIONS = {"name": ("name",), "search": ("search",), "num_samples": ("num_samples",),
-                 "scheduler": ("scheduler",), "address": ("address",), "tracking_uri": ("tracking_uri",),
-                 "storage_path": ("storage_path",), "results_dir": ("results_dir",), "epochs": ("train", "epochs"),
-                 "cpus_per_trial": ("resources", "cpus_per_trial"), "gpus_per_trial": ("resources", "gpus_per_trial"),
+                 "scheduler": ("scheduler",), "address": ("address",),
+                 "tracking_uri": ("tracking_uri",),
+                 "storage_path": ("storage_path",), "results_dir": ("results_dir",),
+                 "epochs": ("train", "epochs"),
+                 "cpus_per_trial": ("resources", "cpus_per_trial"),
+                 "gpus_per_trial": ("resources", "gpus_per_trial"),
                  "num_cpus": ("resources", "num_cpus"), "data_path": ("data", "params", "path")}
 LIST_OPTIONS = (("strategies", str), ("compressions", float), ("dims", int), ("seeds", int))
 
 
 def _add_tracking_uri(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlflow.db); "
-                        "one with a password must come through MLFLOW_TRACKING_URI instead")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI "
+                                               "or ./mlflow.db); one with a password must come "
+                                               "through MLFLOW_TRACKING_URI instead")
 
 
 def _add_sweep(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "sweep", help="run a Ray Tune sweep; track it in MLflow; write the Pareto frontier",
-        description="Exit code: 0 all trials finished, 1 some trials failed (their MLflow runs are FAILED), "
-        "2 bad config or input, 3 MLflow lost (collide sync), 130/143 interrupted (collide sweep --resume).")
+        description="Exit code: 0 all trials finished, 1 some trials failed (their MLflow runs are "
+                    "FAILED), 2 bad config or input, 3 MLflow lost (collide sync), 130/143 "
+                    "interrupted (collide sweep --resume).")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--preset", default=None, help=f"shipped preset: {', '.join(PRESETS)} (default: quick)")
+    source.add_argument("--preset", default=None, help=f"shipped preset: {', '.join(PRESETS)} "
+                                                       "(default: quick)")
     source.add_argument("--config", type=Path, default=None, help="YAML sweep config")
-    parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="PARENT_RUN_ID",
-                        help="continue an interrupted sweep: the latest one of --name (or of the preset), or the "
-                        "one with this parent run id; finished trials are not run again")
+    parser.add_argument("--resume", nargs="?", const="latest", default=None,
+                        metavar="PARENT_RUN_ID",
+                        help="continue an interrupted sweep: the latest one of --name (or of the "
+                             "preset), or the one with this parent run id; finished trials are not "
+                             "run again")
     parser.add_argument("--name", help="experiment name")
-    parser.add_argument("--data-path", help="input path for the data source (movielens, criteo, table presets)")
+    parser.add_argument("--data-path", help="input path for the data source (movielens, criteo, "
+                                            "table presets)")
     parser.add_argument("--strategies", help="comma-separated strategies")
     parser.add_argument("--compressions", help="comma-separated compression factors")
     parser.add_argument("--dims", help="comma-separated embedding dims")
     parser.add_argument("--seeds", help="comma-separated seeds")
     parser.add_argument("--epochs", type=int, help="training epochs")
-    parser.add_argument("--search", choices=["grid", "optuna"], help="grid (default) or optuna multi-objective")
-    parser.add_argument("--num-samples", type=int, help="optuna: configurations to sample (strategy x compression x dim); "
-                        "each runs once per seed, none twice (default 6)")
-    parser.add_argument("--scheduler", choices=["none", "asha"], help="asha: early-stop weak trials (grid only)")
+    parser.add_argument("--search", choices=["grid", "optuna"], help="grid (default) or optuna "
+                                                                     "multi-objective")
+    parser.add_argument("--num-samples", type=int, help="optuna: configurations to sample "
+                                                        "(strategy x compression x dim); each runs "
+                                                        "once per seed, none twice (default 6)")
+    parser.add_argument("--scheduler", choices=["none", "asha"], help="asha: early-stop weak "
+                                                                      "trials (grid only)")
     parser.add_argument("--cpus-per-trial", type=float, help="CPUs (and torch threads) per trial")
     parser.add_argument("--gpus-per-trial", type=float, help="GPU fraction per trial")
     parser.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
-    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
+    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local "
+                                          "Ray)")
     _add_tracking_uri(parser)
-    parser.add_argument("--storage-path", help="Ray Tune storage path (default: ./.collide/ray_results)")
+    parser.add_argument("--storage-path", help="Ray Tune storage path (default: "
+                                               "./.collide/ray_results)")
     parser.add_argument("--results-dir", help="also write pareto.csv/png/md here")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any config key, e.g. --set train.lr=0.01 (repeatable)")
     parser.add_argument("--verbose", dest="sweep_verbose", action="store_true",
-                        help="print Ray's own output (its trial table, checkpoint lines, trial logs) here instead "
-                        "of the progress line; by default it goes to ray-output.log in the sweep's directory")
+                        help="print Ray's own output (its trial table, checkpoint lines, trial "
+                             "logs) here instead of the progress line; by default it goes to "
+                             "ray-output.log in the sweep's directory")
 
 
 def _nest(path: tuple[str, ...], value: object) -> dict:
@@ -86,7 +103,8 @@ def _sweep_overrides(args: argparse.Namespace) -> dict:
         try:
             return [kind(part) for part in text.split(",") if part.strip()]
         except ValueError as exc:
-            raise CliError(f"expected comma-separated {kind.__name__} values, got {text!r}") from exc
+            raise CliError(f"expected comma-separated {kind.__name__} values, got "
+                           f"{text!r}") from exc
 
     o: dict = {}
     for arg, path in PLAIN_OPTIONS.items():
@@ -105,9 +123,10 @@ def _refuse_secret_argument(uri: str | None, option: str = "--tracking-uri") -> 
     from sweep.tracking.uri import has_credentials, redact
 
     if uri and has_credentials(uri):
-        raise CliError(f"{option} {redact(uri)} carries a credential, and process arguments are visible to every "
-                       "user of this machine: set MLFLOW_TRACKING_URI (or MLFLOW_TRACKING_USERNAME / "
-                       "MLFLOW_TRACKING_PASSWORD / MLFLOW_TRACKING_TOKEN) in the environment instead")
+        raise CliError(f"{option} {redact(uri)} carries a credential, and process arguments are "
+                       "visible to every user of this machine: set MLFLOW_TRACKING_URI (or "
+                       "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD / "
+                       "MLFLOW_TRACKING_TOKEN) in the environment instead")
 
 
 def _print_result(result: Any) -> int:
@@ -119,35 +138,42 @@ def _print_result(result: Any) -> int:
     if result.message and result.state == "completed":
         print(result.message)
     if result.state == "interrupted":
-        print(f"\nsweep {result.experiment} INTERRUPTED by {result.signal_name}: {result.num_finished} of "
-              f"{result.num_points} trials finished; the running ones were stopped and their runs, and the parent "
-              f"run, are KILLED ({where}). No frontier was written.\nResume with: collide sweep --resume "
-              f"{result.parent_run_id} --name {result.experiment}")
+        print(f"\nsweep {result.experiment} INTERRUPTED by {result.signal_name}: "
+              f"{result.num_finished} of {result.num_points} trials finished; the running ones "
+              f"were stopped and their runs, and the parent run, are KILLED ({where}). No frontier "
+              f"was written.\nResume with: collide sweep --resume {result.parent_run_id} --name "
+              f"{result.experiment}")
         return exit_code_for(result.signal_name)
     if result.state == "tracking_lost":
-        print(f"\nsweep {result.experiment}: every trial ran, but MLflow became unreachable ({result.message}). "
-              f"Nothing is lost: the records wait in {result.experiment_dir}/tracking-journal.\nOnce the tracking "
-              f"server is back, upload them (and the frontier) with: collide sync {result.experiment_dir}")
+        print(f"\nsweep {result.experiment}: every trial ran, but MLflow became unreachable "
+              f"({result.message}). Nothing is lost: the records wait in "
+              f"{result.experiment_dir}/tracking-journal.\nOnce the tracking server is back, "
+              f"upload them (and the frontier) with: collide sync {result.experiment_dir}")
         return EXIT_TRACKING_LOST
-    print(f"\nsweep {result.experiment}: {len(result.trials)} trials, {result.num_finished} completed, "
-          f"{result.num_failed} failed; {where}")
+    print(f"\nsweep {result.experiment}: {len(result.trials)} trials, {result.num_finished} "
+          f"completed, {result.num_failed} failed; {where}")
     excluded = [row for row in result.trials if row.get("excluded")]
     for row in excluded:
         print(f"  not ranked: {row['name']}: {row['excluded']}")
     if result.frontier and "configuration" in result.frontier[0]:
         print("frontier over configurations: mean over seeds +- 95% CI")
-        print(f"{'configuration':<30}{'seeds':>7}{'total_bytes':>12}{'val_logloss':>20}{'test_logloss':>20}")
+        print(f"{'configuration':<30}{'seeds':>7}{'total_bytes':>12}{'val_logloss':>20}"
+              f"{'test_logloss':>20}")
         for row in result.frontier:
-            print(f"{row['configuration']:<30}{row['n_seeds']:>7}{format_bytes(row['total_bytes']):>12}"
+            print(f"{row['configuration']:<30}{row['n_seeds']:>7}"
+                  f"{format_bytes(row['total_bytes']):>12}"
                   f"{format_estimate(row, 'val_logloss', missing='-'):>20}"
                   f"{format_estimate(row, 'test_logloss', missing='-'):>20}")
     else:
         print(f"{'trial':<34}{'total_bytes':>12}{'val_logloss':>13}{'test_logloss':>14}")
         for row in result.frontier:
             test = row.get("test_logloss")
-            print(f"{row['name']:<34}{format_bytes(row['total_bytes']):>12}{row['val_logloss']:>13.4f}"
+            print(f"{row['name']:<34}{format_bytes(row['total_bytes']):>12}"
+                  f"{row['val_logloss']:>13.4f}"
                   f"{(f'{test:.4f}' if test is not None else '-'):>14}")
-    print("pareto files: " + ", ".join(str(p) for p in result.files.values()) + " (also artifacts of the parent run)")
+    print("pareto files: " + ", ".join(str(p) for p in result.files.values()) + " (also artifacts "
+                                                                                "of the parent "
+                                                                                "run)")
     _print_runs_view(result)
     return EXIT_FAILED_TRIALS if result.num_failed else EXIT_OK
 
@@ -176,24 +202,29 @@ def _run_sweep(args: argparse.Namespace) -> int:
     if args.resume is not None:
         ignored = sorted(f"--{k.replace('_', '-')}" for k, v in vars(args).items()
                          if k not in RESUME_OPTIONS and v not in (None, [], False))
-        if args.resume != "latest":  # a parent run id names the sweep: a preset or config has no say
+        # a parent run id names the sweep: a preset or config has no say
+        if args.resume != "latest":
             ignored += [f"--{k}" for k in ("preset", "config") if getattr(args, k) is not None]
         if ignored:
-            raise CliError(f"--resume continues the sweep as it was configured; {', '.join(ignored)} would have no "
-                           "effect. Drop them (allowed with --resume: --name, --tracking-uri, --address, --num-cpus, "
+            raise CliError("--resume continues the sweep as it was configured; "
+                           f"{', '.join(ignored)} would have no effect. Drop them (allowed with "
+                           "--resume: --name, --tracking-uri, --address, --num-cpus, "
                            "--storage-path, --results-dir)")
         name = args.name
         if name is None and args.resume == "latest":
-            values = file_values(args.config) if args.config else preset_values(args.preset or "quick")
+            values = (file_values(args.config) if args.config
+                      else preset_values(args.preset or "quick"))
             name = values.get("name", "collide")
         keep = {k: v for k, v in overrides.items() if k in ("address", "results_dir", "resources")}
         result = resume_sweep(name, None if args.resume == "latest" else args.resume,
-                              tracking_uri=args.tracking_uri, storage_path=args.storage_path, overrides=keep,
+                              tracking_uri=args.tracking_uri, storage_path=args.storage_path,
+                              overrides=keep,
                               verbose=verbose)
         return _print_result(result)
     values = file_values(args.config) if args.config else preset_values(args.preset or "quick")
     command = "collide " + shlex.join(getattr(args, "argv", None) or sys.argv[1:])
-    return _print_result(run_sweep(load_config(values, overrides), verbose=verbose, command=command))
+    return _print_result(run_sweep(load_config(values, overrides), verbose=verbose,
+                                   command=command))
 
 
 def _run_sync(args: argparse.Namespace) -> int:
@@ -204,37 +235,45 @@ def _run_sync(args: argparse.Namespace) -> int:
     if result is None:
         print(f"{args.sweep_dir}: its tracking journal was already uploaded; nothing to do")
         return EXIT_OK
-    print(f"uploaded the records of sweep {result.experiment} (parent run {result.parent_run_id}) to "
-          f"{result.tracking_uri}")
+    print(f"uploaded the records of sweep {result.experiment} (parent run {result.parent_run_id}) "
+          f"to {result.tracking_uri}")
     if result.state != "completed":
-        print(f"the sweep itself had not completed ({result.state}): {result.message}. Continue it with: "
-              f"collide sweep --resume {result.parent_run_id} --name {result.experiment}")
+        print(f"the sweep itself had not completed ({result.state}): {result.message}. Continue it "
+              f"with: collide sweep --resume {result.parent_run_id} --name {result.experiment}")
         return EXIT_OK
     print("pareto files: " + ", ".join(str(p) for p in result.files.values()))
     return EXIT_FAILED_TRIALS if result.num_failed else EXIT_OK
 
 
-def _add_reader(commands: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
-    parser = commands.add_parser(name, help=text, description=text + " Uses the latest completed sweep of "
-                                 "the experiment unless --parent-run names one, and says which it used.")
-    parser.add_argument("--experiment", required=True, help="the sweep's name (its MLflow experiment)")
+def _add_reader(commands: argparse._SubParsersAction, name: str,
+                text: str) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=text, description=text + " Uses the latest completed "
+                                                                     "sweep of the experiment "
+                                                                     "unless --parent-run names "
+                                                                     "one, and says which it "
+                                                                     "used.")
+    parser.add_argument("--experiment", required=True, help="the sweep's name (its MLflow "
+                                                            "experiment)")
     _add_tracking_uri(parser)
-    parser.add_argument("--parent-run", help="a sweep's parent run id (default: the latest completed sweep)")
+    parser.add_argument("--parent-run", help="a sweep's parent run id (default: the latest "
+                                             "completed sweep)")
     return parser
 
 
 def _add_per_trial(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--per-trial", action="store_true",
-                        help=f"{verb} single trials, not configurations. By default a sweep with several seeds ranks "
-                        "each configuration (strategy x compression x dim) by its mean over seeds, and export writes "
-                        "the bundles of its median-val seed")
+                        help=f"{verb} single trials, not configurations. By default a sweep with "
+                             "several seeds ranks each configuration (strategy x compression x "
+                             "dim) by its mean over seeds, and export writes the bundles of its "
+                             "median-val seed")
 
 
 def _run_pareto(args: argparse.Namespace) -> int:
     from sweep.api import pareto
 
     _refuse_secret_argument(args.tracking_uri)
-    table, files, used = pareto(args.experiment, tracking_uri=args.tracking_uri, parent_run_id=args.parent_run,
+    table, files, used = pareto(args.experiment, tracking_uri=args.tracking_uri,
+                                parent_run_id=args.parent_run,
                                 out_dir=args.out, per_trial=args.per_trial)
     print(f"used {used.describe()}")
     what = "configurations (mean over seeds)" if table and "configuration" in table[0] else "trials"
@@ -249,15 +288,18 @@ def _run_export(args: argparse.Namespace) -> int:
     _refuse_secret_argument(args.tracking_uri)
     if (args.max_bytes is None) == (args.max_val_loss is None):
         raise CliError("give exactly one of --max-bytes or --max-val-loss")
-    out = export(args.experiment, args.out, tracking_uri=args.tracking_uri, max_bytes=args.max_bytes,
-                 max_val_loss=args.max_val_loss, parent_run_id=args.parent_run, per_trial=args.per_trial)
+    out = export(args.experiment, args.out, tracking_uri=args.tracking_uri,
+                 max_bytes=args.max_bytes,
+                 max_val_loss=args.max_val_loss, parent_run_id=args.parent_run,
+                 per_trial=args.per_trial)
     manifest = json.loads((out / "export.json").read_text())
     selection = manifest.get("selection", {})
     if selection.get("ranked") == "configurations":
         ci = selection.get("val_logloss_ci95")
-        print(f"chose configuration {selection['configuration']}: val_logloss {selection['val_logloss_mean']:.4f}"
-              f"{f' +- {ci:.4f}' if ci is not None else ''} over seeds {','.join(map(str, selection['seeds']))}; "
-              f"exported {manifest['trial']}, its median-val seed")
+        print(f"chose configuration {selection['configuration']}: val_logloss "
+              f"{selection['val_logloss_mean']:.4f}{f' +- {ci:.4f}' if ci is not None else ''} "
+              f"over seeds {','.join(map(str, selection['seeds']))}; exported {manifest['trial']}, "
+              "its median-val seed")
         if selection.get("note"):
             print(f"note: {selection['note']}")
     else:
@@ -271,17 +313,20 @@ def _run_report(args: argparse.Namespace) -> int:
 
     _refuse_secret_argument(args.tracking_uri)
     command = "collide " + shlex.join(getattr(args, "argv", None) or sys.argv[1:])
-    tables, files = report(args.experiment, args.out, tracking_uri=args.tracking_uri, parent_run_id=args.parent_run,
+    tables, files = report(args.experiment, args.out, tracking_uri=args.tracking_uri,
+                           parent_run_id=args.parent_run,
                            command=command)
     verdicts: dict[str, int] = {}
     for row in tables["matched"]:
         verdicts[row["vs_hash_verdict"]] = verdicts.get(row["vs_hash_verdict"], 0) + 1
     print(f"{len(tables['configurations'])} configurations; frontier: "
-          + (", ".join(s["strategy"] for s in tables["segments"]) or "none") + "; against hash at matched sizes: "
+          + (", ".join(s["strategy"] for s in tables["segments"]) or "none") + "; against hash at "
+                                                                               "matched sizes: "
           + (", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())) or "nothing to compare"))
     if tables["staleness"]:
         windows = sorted({r["window"] for r in tables["staleness"]})
-        print(f"staleness: {len(windows)} test windows; staleness.csv gives each map against hash in each")
+        print(f"staleness: {len(windows)} test windows; staleness.csv gives each map against hash "
+              "in each")
     print("wrote " + ", ".join(str(p) for p in files.values()))
     return EXIT_OK
 
@@ -297,36 +342,51 @@ def _run_ui(args: argparse.Namespace) -> int:
 
 def add_sweep_commands(commands: argparse._SubParsersAction) -> None:
     _add_sweep(commands)
-    sync = commands.add_parser("sync", help="upload a sweep's records stored while MLflow was unreachable",
-                               description="Replay the tracking journal of a sweep (printed by `collide sweep` "
-                               "when it lost MLflow) into the tracking store, then write its frontier.")
-    sync.add_argument("sweep_dir", type=Path, help="the sweep's directory (<storage_path>/<parent run id>)")
+    sync = commands.add_parser("sync", help="upload a sweep's records stored while MLflow was "
+                                            "unreachable",
+                               description="Replay the tracking journal of a sweep (printed by "
+                                           "`collide sweep` when it lost MLflow) into the tracking "
+                                           "store, then write its frontier.")
+    sync.add_argument("sweep_dir", type=Path, help="the sweep's directory (<storage_path>/<parent "
+                                                   "run id>)")
     _add_tracking_uri(sync)
-    pareto = _add_reader(commands, "pareto", "recompute a sweep's Pareto frontier from MLflow alone")
-    pareto.add_argument("--out", type=Path, default=None, help="output directory (default: ./NAME-pareto)")
+    pareto = _add_reader(commands, "pareto", "recompute a sweep's Pareto frontier from MLflow "
+                                             "alone")
+    pareto.add_argument("--out", type=Path, default=None, help="output directory (default: "
+                                                               "./NAME-pareto)")
     _add_per_trial(pareto, "rank")
-    export = _add_reader(commands, "export", "export the chosen frontier point's mapping for serving")
+    export = _add_reader(commands, "export", "export the chosen frontier point's mapping for "
+                                             "serving")
     limit = export.add_mutually_exclusive_group(required=True)
-    limit.add_argument("--max-bytes", type=float, help="lowest val loss with total_bytes <= this (with several "
-                       "seeds: the configuration with the lowest mean)")
-    limit.add_argument("--max-val-loss", type=float, help="smallest model with val_logloss <= this (with several "
-                       "seeds: the configuration's mean val_logloss)")
+    limit.add_argument("--max-bytes", type=float, help="lowest val loss with total_bytes <= this "
+                                                       "(with several seeds: the configuration "
+                                                       "with the lowest mean)")
+    limit.add_argument("--max-val-loss", type=float, help="smallest model with val_logloss <= this "
+                                                          "(with several seeds: the "
+                                                          "configuration's mean val_logloss)")
     export.add_argument("--out", type=Path, required=True,
-                        help="output directory: new, empty, or an earlier export (replaced atomically)")
+                        help="output directory: new, empty, or an earlier export (replaced "
+                             "atomically)")
     _add_per_trial(export, "select from")
-    report = _add_reader(commands, "report", "write a sweep's evidence report from MLflow alone: the frontier with "
-                         "and without the maps' bytes, strategies against hash at matched sizes (mean and confidence interval "
-                         "over seeds, paired by seed), collision statistics, and for a sweep with test_windows each map against hash "
-                         "window by window (staleness)")
+    report = _add_reader(commands, "report", "write a sweep's evidence report from MLflow alone: "
+                                             "the frontier with and without the maps' bytes, "
+                                             "strategies against hash at matched sizes (mean and "
+                                             "confidence interval over seeds, paired by seed), "
+                                             "collision statistics, and for a sweep with "
+                                             "test_windows each map against hash window by window "
+                                             "(staleness)")
     report.add_argument("--out", type=Path, required=True,
-                        help="output directory, e.g. results/NAME (its report files are replaced; nothing else)")
-    ui = commands.add_parser("ui", help="serve the MLflow UI on the sweep's tracking store (127.0.0.1) and print "
-                             "each sweep's runs-view URL")
-    ui.add_argument("--experiment", help="print only this sweep's runs view (default: every sweep in the store)")
+                        help="output directory, e.g. results/NAME (its report files are replaced; "
+                             "nothing else)")
+    ui = commands.add_parser("ui", help="serve the MLflow UI on the sweep's tracking store "
+                                        "(127.0.0.1) and print each sweep's runs-view URL")
+    ui.add_argument("--experiment", help="print only this sweep's runs view (default: every sweep "
+                                         "in the store)")
     ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
     _add_tracking_uri(ui)
 
 
-COMMANDS = {"sweep": _run_sweep, "sync": _run_sync, "pareto": _run_pareto, "export": _run_export, "report": _run_report,
+COMMANDS = {"sweep": _run_sweep, "sync": _run_sync, "pareto": _run_pareto, "export": _run_export,
+            "report": _run_report,
             "ui": _run_ui}

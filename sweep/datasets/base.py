@@ -26,7 +26,8 @@ __all__ = ["Source", "config_to_params", "option", "path_options"]
 
 def option(text: str, *, path: bool = False) -> dict:
     """The metadata of an option field: its help text (what `collide prepare --help` and `collide
-    datasets` show) and, with `path`, that it names files, so a sweep records it as an absolute path."""
+    datasets` show) and, with `path`, that it names files, so a sweep records it as an absolute
+    path."""
     return {"help": text, "path": True} if path else {"help": text}
 
 
@@ -49,7 +50,8 @@ class Source(ABC):
 
     def __init__(self, config: Any):
         if not isinstance(config, self.Config):
-            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}, got {type(config).__name__}")
+            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}, got "
+                            f"{type(config).__name__}")
         self.config = config
 
     @classmethod
@@ -58,7 +60,8 @@ class Source(ABC):
         known = {f.name for f in fields(cls.Config)}
         unknown = sorted(set(params) - known)
         if unknown:
-            raise DataError(f"unknown option(s) {unknown} for source {cls.name!r}; valid: {sorted(known)}")
+            raise DataError(f"unknown option(s) {unknown} for source {cls.name!r}; valid: "
+                            f"{sorted(known)}")
         return cls(cls.Config(**params))
 
     @abstractmethod

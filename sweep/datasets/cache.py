@@ -70,10 +70,12 @@ def _legacy_prepared(path: Path) -> bool:
         manifest = json.loads((path / "manifest.json").read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(manifest, dict) and {"format_version", "fingerprint", "source"} <= set(manifest)
+    return (isinstance(manifest, dict)
+            and {"format_version", "fingerprint", "source"} <= set(manifest))
 
 
-def prepare(source: Source, out_dir: str | Path | None = None, *, force: bool = False) -> PreparedDataset:
+def prepare(source: Source, out_dir: str | Path | None = None, *,
+            force: bool = False) -> PreparedDataset:
     """Prepare `source` into `out_dir` (default under .collide/prepared), or reuse a valid cache."""
     key = fingerprint(source)
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(source)
@@ -106,5 +108,6 @@ def prepare(source: Source, out_dir: str | Path | None = None, *, force: bool = 
                       str(staging)) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log.info("prepared %s data at %s in %.1f s", source.name, out_dir, time.perf_counter() - started)
+    log.info("prepared %s data at %s in %.1f s", source.name, out_dir, time.perf_counter()
+             - started)
     return load_prepared(out_dir)

@@ -36,7 +36,8 @@ class NpyAppender:
 
     def __init__(self, path: Path, dtype: np.dtype | type, inner_shape: tuple[int, ...] = ()):
         self.path = Path(path)
-        self.dtype = np.dtype(dtype).newbyteorder("<") if np.dtype(dtype).itemsize > 1 else np.dtype(dtype)
+        self.dtype = (np.dtype(dtype).newbyteorder("<") if np.dtype(dtype).itemsize > 1
+                      else np.dtype(dtype))
         self.inner_shape = tuple(inner_shape)
         self.length = 0
         self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close()
@@ -46,7 +47,8 @@ class NpyAppender:
         array = np.asarray(array)
         if array.shape[1:] != self.inner_shape:
             raise ValueError(
-                f"{self.path.name}: chunk has inner shape {array.shape[1:]}, expected {self.inner_shape}"
+                f"{self.path.name}: chunk has inner shape {array.shape[1:]}, expected "
+                f"{self.inner_shape}"
             )
         try:
             self._file.write(np.ascontiguousarray(array, dtype=self.dtype).tobytes())

@@ -1,6 +1,7 @@
 """`criteo`: raw Criteo Kaggle / Terabyte click logs (TSV, plain or gzip), streamed.
 
-Each line (ending in "\n" or "\r\n") holds 40 tab-separated fields: label (0/1), I1..I13 (integers, may be empty or
+Each line (ending in "\n" or "\r\n") holds 40 tab-separated fields: label (0/1), I1..I13 (integers,
+may be empty or
 negative), C1..C26 (hex ids, may be empty). No header. Preprocessing follows the
 reference DLRM (facebookresearch/dlrm, `dlrm_data_pytorch.py`):
 
@@ -63,16 +64,27 @@ MAX_EXAMPLES = 10  # skipped lines listed in the report and logged one by one
 
 @dataclass(frozen=True)
 class CriteoConfig:
-    path: Path = field(metadata=option("raw Criteo TSV: Kaggle train.txt or a Terabyte day file, plain or gzip", path=True))
-    extra_files: tuple[str, ...] = field(default=(), metadata=option("more files read after PATH, in order (e.g. Terabyte days)", path=True))
-    split: str = field(default="random", metadata=option("'random' (seeded per row) or 'sequential' (train first, then val, test)"))
-    val_fraction: float = field(default=0.1, metadata=option("share of rows in the validation split"))
+    path: Path = field(metadata=option("raw Criteo TSV: Kaggle train.txt or a Terabyte day file, "
+                                       "plain or gzip", path=True))
+    extra_files: tuple[str, ...] = field(default=(), metadata=option("more files read after PATH, "
+                                                                     "in order (e.g. Terabyte "
+                                                                     "days)", path=True))
+    split: str = field(default="random", metadata=option("'random' (seeded per row) or "
+                                                         "'sequential' (train first, then val, "
+                                                         "test)"))
+    val_fraction: float = field(default=0.1, metadata=option("share of rows in the validation "
+                                                             "split"))
     test_fraction: float = field(default=0.1, metadata=option("share of rows in the test split"))
     seed: int = field(default=0, metadata=option("seed of the random split"))
-    skip_malformed: bool = field(default=False, metadata=option("skip (count, log, report) malformed lines instead of failing"))
-    chunk_rows: int = field(default=1 << 16, metadata=option("lines parsed per chunk, about (bounds memory)"))
-    progress: bool = field(default=True, metadata=option("show a progress bar over bytes read (only on a terminal)"))
-    workers: int = field(default=2, metadata=option("threads parsing blocks in parallel (results do not depend on it)"))
+    skip_malformed: bool = field(default=False, metadata=option("skip (count, log, report) "
+                                                                "malformed lines instead of "
+                                                                "failing"))
+    chunk_rows: int = field(default=1 << 16, metadata=option("lines parsed per chunk, about "
+                                                             "(bounds memory)"))
+    progress: bool = field(default=True, metadata=option("show a progress bar over bytes read "
+                                                         "(only on a terminal)"))
+    workers: int = field(default=2, metadata=option("threads parsing blocks in parallel (results "
+                                                    "do not depend on it)"))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -83,13 +95,15 @@ class CriteoConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise DataError(f"{name} must be an int >= 1, got {value!r}")
-        SplitSpec(self.split, self.val_fraction, self.test_fraction, self.seed)  # validates the fractions
+        # validates the fractions
+        SplitSpec(self.split, self.val_fraction, self.test_fraction, self.seed)
 
 
 class CriteoSource(Source):
     name = "criteo"
     Config = CriteoConfig
-    version = 2  # 2: a sequential split honours unequal val and test fractions (it halved their sum)
+    # 2: a sequential split honours unequal val and test fractions (it halved their sum)
+    version = 2
 
     def __init__(self, config: CriteoConfig):
         super().__init__(config)
@@ -104,11 +118,14 @@ class CriteoSource(Source):
         return [self.config.path, *(Path(f) for f in self.config.extra_files)]
 
     def params(self) -> dict:
-        """The config minus the options that cannot change the output (so they do not rebuild a cache)."""
-        return {k: v for k, v in super().params().items() if k not in ("chunk_rows", "progress", "workers")}
+        """The config minus the options that cannot change the output (so they do not rebuild a
+        cache)."""
+        return {k: v for k, v in super().params().items()
+                if k not in ("chunk_rows", "progress", "workers")}
 
     def schema(self) -> Schema:
-        return Schema(dense=DENSE_NAMES, features=tuple(FeatureSchema(name) for name in SPARSE_NAMES))
+        return Schema(dense=DENSE_NAMES,
+                      features=tuple(FeatureSchema(name) for name in SPARSE_NAMES))
 
     def split_spec(self) -> SplitSpec:
         c = self.config
@@ -123,14 +140,16 @@ class CriteoSource(Source):
                 raise DataError(f"{path}: the file is empty; expected Criteo TSV lines")
         if self.num_skipped == self.num_lines:
             files = ", ".join(str(p) for p in self.input_files())
-            raise DataError(f"{files}: no usable lines: all {self.num_lines} were malformed and skipped")
+            raise DataError(f"{files}: no usable lines: all {self.num_lines} were malformed and "
+                            "skipped")
         if self.num_skipped:
             log.warning("skipped %d malformed line(s) of %d; first: %s",
                         self.num_skipped, self.num_lines, "; ".join(self.skipped_examples[:3]))
 
     def dense_transforms(self) -> dict[str, DenseTransform]:
         """The reference transform, applied while parsing: recorded for serving."""
-        return {name: DenseTransform(name, "log1p", clip_min=0.0, reason=REFERENCE_DENSE) for name in DENSE_NAMES}
+        return {name: DenseTransform(name, "log1p", clip_min=0.0, reason=REFERENCE_DENSE)
+                for name in DENSE_NAMES}
 
     def report(self) -> dict:
         return {"lines": self.num_lines, "skipped_lines": self.num_skipped,
@@ -177,7 +196,7 @@ class CriteoSource(Source):
             if not self.config.skip_malformed:
                 line, reason = parsed.problems[0]
                 raise DataError(f"{path}:{first_line + line}: malformed Criteo line: {reason} "
-                                 "(skip_malformed=True / --skip-malformed skips such lines)")
+                                "(skip_malformed=True / --skip-malformed skips such lines)")
             for line, reason in parsed.problems:
                 if len(self.skipped_examples) < MAX_EXAMPLES:
                     example = f"{path}:{first_line + line}: {reason}"
@@ -205,17 +224,20 @@ def _parse_block(block: np.ndarray) -> _Parsed:
     lines = split_lines(block, NUM_FIELDS)
     words = words_view(block)
     ends, lengths = lines.ends, lines.lengths  # [k, 40]
-    crlf = (lengths[:, -1] > 0) & (block[ends[:, -1] - 1] == 13)  # "\r\n" line ends: the last field ends earlier
+    # "\r\n" line ends: the last field ends earlier
+    crlf = (lengths[:, -1] > 0) & (block[ends[:, -1] - 1] == 13)
     if crlf.any():
         ends[crlf, -1] -= 1
         lengths[crlf, -1] -= 1
     label_byte = block[ends[:, 0] - 1]
     label_ok = (lengths[:, 0] == 1) & ((label_byte == ord("0")) | (label_byte == ord("1")))
-    dense_ends, dense_lengths = np.ascontiguousarray(ends[:, 1:14]), np.ascontiguousarray(lengths[:, 1:14])
+    dense_ends, dense_lengths = np.ascontiguousarray(ends[:, 1:14]), np.ascontiguousarray(
+        lengths[:, 1:14])
     value, negative, dense_ok = parse_decimal(block, words, dense_ends, dense_lengths)  # [k, 13]
     value[negative] = 0
     dense = np.log1p(value.astype(np.float64)).astype(np.float32)
-    hex_ends, hex_lengths = np.ascontiguousarray(ends[:, 14:]), np.ascontiguousarray(lengths[:, 14:])
+    hex_ends, hex_lengths = np.ascontiguousarray(ends[:, 14:]), np.ascontiguousarray(
+        lengths[:, 14:])
     ids, hex_ok = parse_hex(words, hex_ends, hex_lengths)  # [k, 26]
     ids[hex_lengths == 0] = MISSING_ID
     row_ok = label_ok & dense_ok.all(axis=1) & hex_ok.all(axis=1)
@@ -224,7 +246,8 @@ def _parse_block(block: np.ndarray) -> _Parsed:
     if len(lines.bad) or not row_ok.all():
         problems = _problems(block, lines, label_ok, dense_ok, hex_ok, row_ok)
         labels, dense, ids = labels[row_ok], dense[row_ok], ids[row_ok]
-    return _Parsed(labels=labels, dense=dense, ids=np.ascontiguousarray(ids.T), num_lines=lines.num_lines,
+    return _Parsed(labels=labels, dense=dense, ids=np.ascontiguousarray(ids.T),
+                   num_lines=lines.num_lines,
                    num_bytes=len(block) - PAD, problems=problems)
 
 

@@ -33,7 +33,8 @@ import pyarrow.csv as pacsv
 from sweep.datasets.tokens import MISSING_ID
 from sweep.errors import DataError
 
-__all__ = ["FLOAT32_MAX", "TextTable", "check_finite", "dense_float32", "parse_floats", "parse_integer_ids",
+__all__ = ["FLOAT32_MAX", "TextTable", "check_finite", "dense_float32", "parse_floats",
+           "parse_integer_ids",
            "read_header", "read_text_table", "value_error"]
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -68,7 +69,8 @@ def _parse_header(path: Path, raw: bytes, delimiter: str, quoting: bool) -> list
     try:
         first = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}:1: the header is not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+        raise DataError(f"{path}:1: the header is not valid UTF-8 ({exc.reason} at byte "
+                        f"{exc.start})") from exc
     if not first:
         raise DataError(f"{path}:1: expected a header line of column names, found an empty line")
     quote = csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE
@@ -107,7 +109,8 @@ def _byte_error(path: Path, newlines: np.ndarray, offset: int, what: str) -> Dat
 
 
 def _newlines(path: Path, data: np.ndarray) -> np.ndarray:
-    """int64 offsets of every b"\\n"; a NUL byte or a b"\\r" that does not end a line is an error."""
+    """int64 offsets of every b"\\n"; a NUL byte or a b"\\r" that does not end a line is an
+    error."""
     found, bad = [], []
     for start in range(0, len(data), _SCAN_BYTES):
         block = data[start:start + _SCAN_BYTES]
@@ -140,7 +143,8 @@ def read_text_table(path: Path, delimiter: str, *, quoting: bool) -> TextTable:
         starts = np.concatenate([[start], ends[:-1] + 1]).astype(np.int64)[:len(ends)]
         lengths = ends - starts
         blank = (lengths == 0) | ((lengths == 1) & (data[np.minimum(starts, len(data) - 1)] == 13))
-        parse = {"delimiter": delimiter, "quote_char": '"' if quoting else False, "ignore_empty_lines": False}
+        parse = {"delimiter": delimiter, "quote_char": '"' if quoting else False,
+                 "ignore_empty_lines": False}
         body = _Body(path, data, newlines, start, names, parse, int(lengths.max(initial=0)))
         table = body.read(num_lines=len(ends))
     lines = np.arange(2, table.num_rows + 2, dtype=np.int64)
@@ -177,13 +181,15 @@ class _Body:
     def _read(self, use_threads: bool, block_size: int, **parse: object) -> pa.Table:
         return pacsv.read_csv(
             pa.BufferReader(pa.py_buffer(self.data[self.start:])),
-            read_options=pacsv.ReadOptions(column_names=self.names, use_threads=use_threads, block_size=block_size),
+            read_options=pacsv.ReadOptions(column_names=self.names, use_threads=use_threads,
+                                           block_size=block_size),
             parse_options=pacsv.ParseOptions(**self.parse, **parse),
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in self.names},
                                                  strings_can_be_null=False))
 
     def _diagnose(self, problem: str) -> DataError:
-        """Locate a failed or inconsistent read: bad UTF-8, a quote left open, or a wrong field count."""
+        """Locate a failed or inconsistent read: bad UTF-8, a quote left open, or a wrong field
+        count."""
         data, newlines = self.data, self.newlines
         start = 0
         while start < len(data):  # decode line-aligned pieces to find the first invalid byte
@@ -192,7 +198,8 @@ class _Body:
             try:
                 bytes(data[start:stop]).decode("utf-8")
             except UnicodeDecodeError as bad:
-                return _byte_error(self.path, newlines, start + bad.start, f"not valid UTF-8 ({bad.reason})")
+                return _byte_error(self.path, newlines, start + bad.start, "not valid UTF-8 "
+                                                                           f"({bad.reason})")
             start = stop
         found: list[pacsv.InvalidRow] = []
 
@@ -206,7 +213,8 @@ class _Body:
         except pa.ArrowInvalid as exc:
             return DataError(f"{self.path}: cannot read as delimited text: {exc}")
         first_bad = found[0] if found and found[0].number is not None else None
-        spans = np.zeros(good.num_rows, dtype=bool)  # the valid rows before `first_bad` are rows 0, 1, ...
+        # the valid rows before `first_bad` are rows 0, 1, ...
+        spans = np.zeros(good.num_rows, dtype=bool)
         for column in good.columns:
             spans |= pc.match_substring_regex(column, "[\r\n]").to_numpy(zero_copy_only=False)
         if spans.any() and (first_bad is None or int(np.argmax(spans)) < first_bad.number - 1):
@@ -216,13 +224,14 @@ class _Body:
         if "\n" in first_bad.text or "\r" in first_bad.text:
             return _open_quote(self.path, first_bad.number + 1)
         text = first_bad.text if len(first_bad.text) <= 80 else first_bad.text[:80] + "..."
-        return DataError(f"{self.path}:{first_bad.number + 1}: expected {first_bad.expected_columns} fields "
-                          f"(as in the header), found {first_bad.actual_columns}: {text!r}")
+        return DataError(f"{self.path}:{first_bad.number + 1}: expected "
+                         f"{first_bad.expected_columns} fields (as in the header), found "
+                         f"{first_bad.actual_columns}: {text!r}")
 
 
 def _open_quote(path: Path, line: int) -> DataError:
     return DataError(f"{path}:{line}: a quoted value runs past the end of the line "
-                      "(a missing closing quote?); values may not span lines")
+                     "(a missing closing quote?); values may not span lines")
 
 
 def _plain(values: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -252,7 +261,8 @@ def check_finite(values: np.ndarray, missing: np.ndarray, subject: str, where: C
         raise value_error(where(int(bad[0])), subject, shown(int(bad[0])), FINITE)
 
 
-def parse_floats(values: pa.Array | pa.ChunkedArray, column: str, where: Callable[[int], str]) -> np.ndarray:
+def parse_floats(values: pa.Array | pa.ChunkedArray, column: str,
+                 where: Callable[[int], str]) -> np.ndarray:
     """float64 [n] of text numbers; "" -> NaN. A value that is not a finite number is an error
     that starts with `where(row)`, e.g. "data.csv:17"."""
     values = _plain(values)
@@ -261,7 +271,8 @@ def parse_floats(values: pa.Array | pa.ChunkedArray, column: str, where: Callabl
         numbers = pc.cast(nulled, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
     except pa.ArrowInvalid:
         row = _first_failure(nulled, lambda part: pc.cast(part, pa.float64()))
-        raise value_error(where(row), f"column {column!r}", nulled[row].as_py(), "be a number") from None
+        raise value_error(where(row), f"column {column!r}", nulled[row].as_py(),
+                          "be a number") from None
     missing = nulled.is_null().to_numpy(zero_copy_only=False)
     check_finite(numbers, missing, f"column {column!r}", where, lambda row: values[row].as_py())
     return numbers
@@ -276,7 +287,8 @@ def dense_float32(values: np.ndarray, column: str, where: Callable[[int], str]) 
     return np.nan_to_num(values, nan=0.0).astype(np.float32)
 
 
-def parse_integer_ids(values: pa.Array | pa.ChunkedArray, column: str, where: Callable[[int], str]) -> np.ndarray | None:
+def parse_integer_ids(values: pa.Array | pa.ChunkedArray, column: str,
+                      where: Callable[[int], str]) -> np.ndarray | None:
     """int64 [n] ids of a text column whose non-empty values all look like integers (an optional
     sign, then ASCII digits), or None when one does not (the caller hashes such a column).
 
@@ -301,7 +313,8 @@ def parse_integer_ids(values: pa.Array | pa.ChunkedArray, column: str, where: Ca
     def convert(part: pa.Array) -> pa.Array:
         negative = pc.starts_with(part, "-")
         signed = pc.cast(pc.if_else(negative, part, none), pa.int64())
-        unsigned = pc.cast(pc.cast(pc.if_else(negative, none, part), pa.uint64()), pa.int64(), safe=False)
+        unsigned = pc.cast(pc.cast(pc.if_else(negative, none, part), pa.uint64()), pa.int64(),
+                           safe=False)
         return pc.coalesce(signed, unsigned)
 
     try:
@@ -309,5 +322,6 @@ def parse_integer_ids(values: pa.Array | pa.ChunkedArray, column: str, where: Ca
     except pa.ArrowInvalid:
         row = _first_failure(text, convert)
         raise value_error(where(row), f"categorical column {column!r}", values[row].as_py(),
-                          "be an integer in [-2**63, 2**64) when all its values are integers") from None
+                          "be an integer in [-2**63, 2**64) when all its values are "
+                          "integers") from None
     return pc.fill_null(ids, MISSING_ID).to_numpy(zero_copy_only=False).astype(np.int64)

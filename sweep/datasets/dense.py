@@ -33,7 +33,8 @@ import numpy as np
 
 from sweep.errors import DataError
 
-__all__ = ["AUTO", "DENSE_TRANSFORMS", "SOURCE_DEFAULT", "DenseTransform", "apply_dense_transforms", "choose_transform",
+__all__ = ["AUTO", "DENSE_TRANSFORMS", "SOURCE_DEFAULT", "DenseTransform", "apply_dense_transforms",
+           "choose_transform",
            "fit_dense_transform", "parse_dense_transform"]
 
 DENSE_TRANSFORMS = ("none", "log1p", "standardize", "log1p_standardize")
@@ -56,14 +57,15 @@ class DenseTransform:
 
     def __post_init__(self) -> None:
         if self.kind not in DENSE_TRANSFORMS:
-            raise DataError(f"dense transform of column {self.column!r} must be one of {DENSE_TRANSFORMS}, "
-                             f"got {self.kind!r}")
+            raise DataError(f"dense transform of column {self.column!r} must be one of "
+                            f"{DENSE_TRANSFORMS}, got {self.kind!r}")
         if not (math.isfinite(self.mean) and math.isfinite(self.std) and self.std > 0):
-            raise DataError(f"dense transform of column {self.column!r}: mean must be finite and std a finite "
-                             f"number > 0, got mean {self.mean!r}, std {self.std!r}")
+            raise DataError(f"dense transform of column {self.column!r}: mean must be finite and "
+                            f"std a finite number > 0, got mean {self.mean!r}, std {self.std!r}")
 
     def apply(self, values: np.ndarray) -> np.ndarray:
-        """float32 [n] of raw values [n]. Values are rounded to float32 first, as prepare stores them,
+        """float32 [n] of raw values [n]. Values are rounded to float32 first, as prepare stores
+        them,
         so serving gets exactly the prepared values."""
         x = np.asarray(values, dtype=np.float32).astype(np.float64)
         if self.clip_min is not None:
@@ -83,8 +85,8 @@ class DenseTransform:
             raise DataError(f"a dense transform must be an object, got {entry!r}")
         unknown = sorted(set(entry) - {f for f in cls.__dataclass_fields__})
         if unknown or "column" not in entry or "kind" not in entry:
-            raise DataError(f"a dense transform needs column and kind (and only mean, std, clip_min, reason); "
-                             f"got {sorted(entry)}")
+            raise DataError("a dense transform needs column and kind (and only mean, std, "
+                            f"clip_min, reason); got {sorted(entry)}")
         return cls(**dict(entry))
 
 
@@ -105,7 +107,8 @@ def choose_transform(train_values: np.ndarray) -> tuple[str, str]:
     if abs(skew) > SKEW_LIMIT:
         return "log1p_standardize", f"skewness {skew:.1f} (|skewness| > {SKEW_LIMIT:g})"
     if spread > RANGE_LIMIT:
-        return "log1p_standardize", f"range: q99(|x|) {q99:.4g} is {spread:.0f} x max(median |x|, 1)"
+        return ("log1p_standardize",
+                f"range: q99(|x|) {q99:.4g} is {spread:.0f} x max(median |x|, 1)")
     return "standardize", f"skewness {skew:.1f}, q99(|x|) {q99:.4g}: no log needed"
 
 
@@ -137,25 +140,30 @@ def parse_dense_transform(value: str | Mapping[str, str], columns: Sequence[str]
         value = {name.strip(): kind.strip() for name, kind in pairs}
     if isinstance(value, str):
         if value not in allowed:
-            raise DataError(f"dense_transform must be one of {allowed} or COL=KIND pairs, got {value!r}")
+            raise DataError(f"dense_transform must be one of {allowed} or COL=KIND pairs, got "
+                            f"{value!r}")
         return {c: value for c in columns}
     if not isinstance(value, Mapping):
-        raise DataError(f"dense_transform must be a kind or a mapping of column to kind, got {value!r}")
+        raise DataError("dense_transform must be a kind or a mapping of column to kind, got "
+                        f"{value!r}")
     unknown = sorted(set(value) - set(columns))
     if unknown:
-        raise DataError(f"dense_transform names {unknown}, which are not dense columns; dense: {list(columns)}")
+        raise DataError(f"dense_transform names {unknown}, which are not dense columns; dense: "
+                        f"{list(columns)}")
     for name, kind in value.items():
         if kind not in allowed:
-            raise DataError(f"dense_transform of column {name!r} must be one of {allowed}, got {kind!r}")
+            raise DataError(f"dense_transform of column {name!r} must be one of {allowed}, got "
+                            f"{kind!r}")
     return {c: value.get(c, AUTO) for c in columns}
 
 
 def apply_dense_transforms(transforms: Sequence[Mapping], raw: np.ndarray) -> np.ndarray:
-    """float32 [n, num_dense] of raw dense values [n, num_dense], with one manifest entry per column."""
+    """float32 [n, num_dense] of raw dense values [n, num_dense], with one manifest entry per
+    column."""
     raw = np.asarray(raw)
     if raw.ndim != 2 or raw.shape[1] != len(transforms):
-        raise DataError(f"raw dense values must have shape (n, {len(transforms)}), one column per transform "
-                         f"({[t.get('column') for t in transforms]}), got {raw.shape}")
+        raise DataError(f"raw dense values must have shape (n, {len(transforms)}), one column per "
+                        f"transform ({[t.get('column') for t in transforms]}), got {raw.shape}")
     out = np.empty(raw.shape, dtype=np.float32)
     for j, entry in enumerate(transforms):
         out[:, j] = DenseTransform.from_json(entry).apply(raw[:, j])

@@ -31,7 +31,8 @@ READ_ERRORS = (EOFError, OSError, zlib.error)  # gzip.BadGzipFile is an OSError
 
 
 def read_error(path: Path, gzipped: bool, line: int, exc: BaseException) -> DataError:
-    """A mid-stream read failure (see READ_ERRORS) as an error naming the file and the line reached."""
+    """A mid-stream read failure (see READ_ERRORS) as an error naming the file and the line
+    reached."""
     what = "the gzip data is truncated or corrupt" if gzipped else "the file cannot be read"
     reason = str(exc) or type(exc).__name__
     return DataError(f"{path}: {what}: reading stopped after line {line} ({reason})")
@@ -96,8 +97,10 @@ class LineBlockReader:
         carry = np.zeros(0, dtype=np.uint8)
         eof = False
         while not eof or len(carry):
-            capacity = max(int(self.lines_per_block * self.bytes_per_line * 1.02) + 64, 2 * len(carry), 1 << 12)
-            buf = np.empty(PAD + capacity + 1, dtype=np.uint8)  # +1: room for a missing final newline
+            capacity = max(int(self.lines_per_block * self.bytes_per_line * 1.02) + 64,
+                           2 * len(carry), 1 << 12)
+            # +1: room for a missing final newline
+            buf = np.empty(PAD + capacity + 1, dtype=np.uint8)
             buf[:PAD] = 0
             filled = len(carry)
             buf[PAD:PAD + filled] = carry

@@ -89,12 +89,15 @@ class PreparedDataset:
 
     @property
     def time_ordered(self) -> bool:
-        """Whether the rows have a time order: a per-row extra "time", or a sequential split (rows in order)."""
+        """Whether the rows have a time order: a per-row extra "time", or a sequential split (rows
+        in order)."""
         return "time" in self.extras or self.manifest.get("split", {}).get("kind") == "sequential"
 
     def test_windows(self, count: int) -> list[np.ndarray]:
-        """The test split cut into `count` consecutive time windows of equal size (+-1 row), earliest
-        first: for each, positions into `split_indices("test")`. Time is the extra "time" (ties in row
+        """The test split cut into `count` consecutive time windows of equal size (+-1 row),
+        earliest
+        first: for each, positions into `split_indices("test")`. Time is the extra "time" (ties in
+        row
         order), else the row order of a sequential split; other data has no time to cut by."""
         if count < 1:
             raise DataError(f"test windows must be >= 1, got {count}")
@@ -104,25 +107,28 @@ class PreparedDataset:
         if not self.time_ordered:
             kind = self.manifest.get("split", {}).get("kind")
             raise PreparedDataError(
-                f"{self.path}: {count} test windows need rows in time order, but this data has a {kind!r} split "
-                "and no per-row time; prepare it with split 'sequential' (synthetic, criteo, table) or "
-                "'timestamp' (recbole)")
+                f"{self.path}: {count} test windows need rows in time order, but this data has a "
+                f"{kind!r} split and no per-row time; prepare it with split 'sequential' "
+                "(synthetic, criteo, table) or 'timestamp' (recbole)")
         if len(test) < count:
-            raise PreparedDataError(f"{self.path}: {count} test windows need at least {count} test rows, "
-                                    f"the test split has {len(test)}")
-        order = np.argsort(np.asarray(self.extras["time"])[test], kind="stable") if "time" in self.extras \
+            raise PreparedDataError(f"{self.path}: {count} test windows need at least {count} test "
+                                    f"rows, the test split has {len(test)}")
+        order = np.argsort(np.asarray(self.extras["time"])[test],
+                           kind="stable") if "time" in self.extras \
             else np.arange(len(test))
         return np.array_split(order, count)
 
 
-def take_bags(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def take_bags(values: np.ndarray, offsets: np.ndarray,
+              rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The bags of `rows` from a ragged column: (values [nnz'], offsets [len(rows) + 1])."""
     starts = np.asarray(offsets[rows], dtype=np.int64)
     lengths = np.asarray(offsets[rows + 1], dtype=np.int64) - starts
     new_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(lengths, out=new_offsets[1:])
     # position j of the output belongs to bag b: source index = starts[b] + (j - new_offsets[b])
-    source = np.repeat(starts - new_offsets[:-1], lengths) + np.arange(new_offsets[-1], dtype=np.int64)
+    source = (np.repeat(starts - new_offsets[:-1], lengths)
+              + np.arange(new_offsets[-1], dtype=np.int64))
     return np.asarray(values[source]), new_offsets
 
 
@@ -130,21 +136,23 @@ def read_manifest(path: Path) -> dict:
     """Parse and check `path/manifest.json`; raise PreparedDataError naming what is wrong."""
     manifest_path = Path(path) / "manifest.json"
     if not manifest_path.is_file():
-        raise PreparedDataError(f"{manifest_path}: missing; {path} is not a complete prepared dataset")
+        raise PreparedDataError(f"{manifest_path}: missing; {path} is not a complete prepared "
+                                "dataset")
     try:
         manifest = json.loads(manifest_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise PreparedDataError(f"{manifest_path}: not valid JSON ({exc})") from exc
     if manifest.get("format_version") != FORMAT_VERSION:
         raise PreparedDataError(
-            f"{manifest_path}: format_version {manifest.get('format_version')!r}, expected {FORMAT_VERSION}; "
-            "prepare the data again"
+            f"{manifest_path}: format_version {manifest.get('format_version')!r}, expected "
+            f"{FORMAT_VERSION}; prepare the data again"
         )
     for rel, size in manifest.get("files", {}).items():
         file = Path(path) / rel
         if not file.is_file() or file.stat().st_size != size:
             found = file.stat().st_size if file.is_file() else "missing"
-            raise PreparedDataError(f"{file}: expected {size} bytes, found {found}; the cache is damaged")
+            raise PreparedDataError(f"{file}: expected {size} bytes, found {found}; the cache is "
+                                    "damaged")
     return manifest
 
 
@@ -162,7 +170,8 @@ def load_prepared(path: str | Path, _manifest: dict | None = None) -> PreparedDa
         offsets = column(f"sparse/{i}.offsets.npy") if feature.get("multi_valued") else None
         sparse[name] = SparseColumn(values=column(f"sparse/{i}.values.npy"), offsets=offsets)
         if (path / "vocab" / f"{i}.ids.npy").is_file():
-            vocab[name] = Vocabulary(ids=column(f"vocab/{i}.ids.npy"), counts=column(f"vocab/{i}.counts.npy"))
+            vocab[name] = Vocabulary(ids=column(f"vocab/{i}.ids.npy"),
+                                     counts=column(f"vocab/{i}.counts.npy"))
         meta[name] = {key: column(f"meta/{i}.{key}.npy") for key in feature.get("meta", [])}
     extras = {name: column(f"extras/{name}.npy") for name in manifest.get("extras", [])}
     return PreparedDataset(

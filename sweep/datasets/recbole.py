@@ -62,20 +62,31 @@ ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
 
 @dataclass(frozen=True)
 class RecBoleConfig:
-    path: Path = field(metadata=option("directory holding NAME.inter and optionally NAME.user, NAME.item", path=True))
-    name: str | None = field(default=None, metadata=option("dataset name, the files' stem (default: the directory name)"))
-    label_field: str = field(default="rating", metadata=option("float field of .inter that gives the label"))
+    path: Path = field(metadata=option("directory holding NAME.inter and optionally NAME.user, "
+                                       "NAME.item", path=True))
+    name: str | None = field(default=None, metadata=option("dataset name, the files' stem "
+                                                           "(default: the directory name)"))
+    label_field: str = field(default="rating", metadata=option("float field of .inter that gives "
+                                                               "the label"))
     label_threshold: float = field(default=4.0, metadata=option("label = label_field >= this"))
-    time_field: str = field(default="timestamp", metadata=option("float field of .inter that orders the timestamp split; not a feature"))
-    user_field: str = field(default="user_id", metadata=option("token field joining .inter with .user"))
-    item_field: str = field(default="item_id", metadata=option("token field joining .inter with .item"))
-    seq_separator: str = field(default=" ", metadata=option("separator of the tokens of a token_seq field"))
-    split: str = field(default="timestamp", metadata=option("'timestamp' (oldest rows train, newest test) or 'random' (seeded)"))
-    val_fraction: float = field(default=0.1, metadata=option("share of rows in the validation split"))
+    time_field: str = field(default="timestamp", metadata=option("float field of .inter that "
+                                                                 "orders the timestamp split; not "
+                                                                 "a feature"))
+    user_field: str = field(default="user_id", metadata=option("token field joining .inter with "
+                                                               ".user"))
+    item_field: str = field(default="item_id", metadata=option("token field joining .inter with "
+                                                               ".item"))
+    seq_separator: str = field(default=" ", metadata=option("separator of the tokens of a "
+                                                            "token_seq field"))
+    split: str = field(default="timestamp", metadata=option("'timestamp' (oldest rows train, "
+                                                            "newest test) or 'random' (seeded)"))
+    val_fraction: float = field(default=0.1, metadata=option("share of rows in the validation "
+                                                             "split"))
     test_fraction: float = field(default=0.1, metadata=option("share of rows in the test split"))
     seed: int = field(default=0, metadata=option("seed of the random split"))
     dense_transform: str = field(default="auto", metadata=option(
-        "auto, none, log1p, standardize, log1p_standardize, or COL=KIND,... (others auto); train-split stats"))
+        "auto, none, log1p, standardize, log1p_standardize, or COL=KIND,... (others auto); "
+        "train-split stats"))
     chunk_rows: int = field(default=1 << 16, metadata=option("rows per chunk written"))
 
     def __post_init__(self) -> None:
@@ -84,16 +95,19 @@ class RecBoleConfig:
             parse_dense_transform(self.dense_transform, ())  # a kind for every column: check it now
         if self.split not in ("timestamp", "random"):
             raise DataError(f"split must be 'timestamp' or 'random', got {self.split!r}")
-        if not isinstance(self.chunk_rows, int) or isinstance(self.chunk_rows, bool) or self.chunk_rows < 1:
+        if not isinstance(self.chunk_rows, int) or isinstance(self.chunk_rows,
+                                                              bool) or self.chunk_rows < 1:
             raise DataError(f"chunk_rows must be an int >= 1, got {self.chunk_rows!r}")
         if not self.seq_separator:
             raise DataError(f"seq_separator must be a non-empty string, got {self.seq_separator!r}")
         for name in ("label_field", "time_field", "user_field", "item_field"):
             if not getattr(self, name):
-                raise DataError(f"{name} must be a non-empty field name, got {getattr(self, name)!r}")
+                raise DataError(f"{name} must be a non-empty field name, got "
+                                f"{getattr(self, name)!r}")
         if self.name is not None and (not self.name or "/" in self.name):
             raise DataError(f"name must be a file stem such as 'ml-100k', got {self.name!r}")
-        SplitSpec("random", self.val_fraction, self.test_fraction, self.seed)  # validates the fractions
+        # validates the fractions
+        SplitSpec("random", self.val_fraction, self.test_fraction, self.seed)
 
 
 @dataclass
@@ -118,13 +132,16 @@ def _read_atomic(path: Path) -> _AtomicFile:
         if not sep or not name:
             raise DataError(f"{path}:1: header field {raw!r} must look like name:type")
         if kind not in ATOMIC_TYPES:
-            raise DataError(f"{path}:1: field {name!r} has type {kind!r}; allowed: {', '.join(ATOMIC_TYPES)}")
+            raise DataError(f"{path}:1: field {name!r} has type {kind!r}; allowed: "
+                            f"{', '.join(ATOMIC_TYPES)}")
         if name in types:
-            raise DataError(f"{path}:1: field {name!r} appears twice in the header; field names must be unique")
+            raise DataError(f"{path}:1: field {name!r} appears twice in the header; field names "
+                            "must be unique")
         types[name] = kind
     text = read_text_table(path, "\t", quoting=False)
     return _AtomicFile(path=path, types=types, text=TextTable(
-        path=text.path, table=text.table.rename_columns(list(types)), lines=text.lines, blank=text.blank))
+        path=text.path, table=text.table.rename_columns(list(types)), lines=text.lines,
+        blank=text.blank))
 
 
 def _join_index(side: _AtomicFile, key: str, wanted: np.ndarray) -> np.ndarray:
@@ -140,14 +157,16 @@ def _join_index(side: _AtomicFile, key: str, wanted: np.ndarray) -> np.ndarray:
     repeated = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
     if len(repeated):
         first, second = order[repeated[0]], order[repeated[0] + 1]
-        raise DataError(f"{side.path}: {key} {side.column(key)[int(first)].as_py()!r} appears on lines "
-                         f"{side.text.lines[first]} and {side.text.lines[second]}; keys must be unique")
+        raise DataError(f"{side.path}: {key} {side.column(key)[int(first)].as_py()!r} appears on "
+                        f"lines {side.text.lines[first]} and {side.text.lines[second]}; keys must "
+                        "be unique")
     at = np.minimum(np.searchsorted(sorted_keys, wanted), len(keys) - 1)
     found = (sorted_keys[at] == wanted) & (wanted != MISSING_ID)
     return np.where(found, order[at], -1)
 
 
-def _take_bags(values: np.ndarray, lengths: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _take_bags(values: np.ndarray, lengths: np.ndarray,
+               index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bags of rows `index` as (values, lengths); index -1 gives the bag [MISSING_ID]."""
     values = np.append(values, MISSING_ID)
     offsets = np.zeros(len(lengths) + 2, dtype=np.int64)
@@ -168,32 +187,38 @@ class RecBoleSource(Source):
         self.dataset_name = c.name if c.name is not None else c.path.resolve().name
         self.inter_path = c.path / f"{self.dataset_name}.inter"
         if not self.inter_path.is_file():
-            found = sorted(p.name for p in c.path.glob("*.inter") if p.is_file()) if c.path.is_dir() \
+            found = sorted(p.name for p in c.path.glob("*.inter") if p.is_file()) if c.path.is_dir(
+                ) \
                 else "not a directory"
-            raise DataError(f"path {str(c.path)!r}: no {self.dataset_name}.inter file (found: {found}); "
-                             "set name to the files' stem")
+            raise DataError(f"path {str(c.path)!r}: no {self.dataset_name}.inter file (found: "
+                            f"{found}); set name to the files' stem")
         self.skipped_fields: list[str] = []
         self.rows_without: dict[str, int] = {}
 
     def _side_path(self, kind: str) -> Path | None:
         path = self.config.path / f"{self.dataset_name}.{kind}"
         if path.exists() and not path.is_file():
-            raise DataError(f"{path}: expected the {kind} atomic file, found a directory or other non-file")
+            raise DataError(f"{path}: expected the {kind} atomic file, found a directory or other "
+                            "non-file")
         return path if path.is_file() else None
 
     def input_files(self) -> list[Path]:
-        return [self.inter_path, *(p for p in (self._side_path("user"), self._side_path("item")) if p)]
+        return [self.inter_path,
+                *(p for p in (self._side_path("user"), self._side_path("item")) if p)]
 
     def params(self) -> dict:
-        """The config minus chunk_rows, which cannot change the output (so it does not rebuild a cache)."""
+        """The config minus chunk_rows, which cannot change the output (so it does not rebuild a
+        cache)."""
         return {k: v for k, v in super().params().items() if k != "chunk_rows"}
 
     def split_spec(self) -> SplitSpec:
         c = self.config
-        return SplitSpec("given" if c.split == "timestamp" else "random", c.val_fraction, c.test_fraction, c.seed)
+        return SplitSpec("given" if c.split == "timestamp" else "random", c.val_fraction,
+                         c.test_fraction, c.seed)
 
     def schema(self) -> Schema:
-        features = tuple(FeatureSchema(name, multi_valued=isinstance(data, tuple)) for name, data in self._data["sparse"].items())
+        features = tuple(FeatureSchema(name, multi_valued=isinstance(data, tuple)) for name,
+                         data in self._data["sparse"].items())
         return Schema(dense=tuple(self._data["dense"]), features=features)
 
     def dense_transforms(self) -> dict[str, str]:
@@ -201,13 +226,15 @@ class RecBoleSource(Source):
 
     def report(self) -> dict:
         data = self._data
-        return {"rows": len(data["labels"]), "blank_lines": data["blank"], "skipped_fields": list(self.skipped_fields),
+        return {"rows": len(data["labels"]), "blank_lines": data["blank"],
+                "skipped_fields": list(self.skipped_fields),
                 **{f"rows_without_{kind}": n for kind, n in self.rows_without.items()}}
 
     def chunks(self) -> Iterator[Chunk]:
         data = self._data
         n = len(data["labels"])
-        offsets = {name: np.concatenate([[0], np.cumsum(col[1])]) for name, col in data["sparse"].items()
+        offsets = {name: np.concatenate([[0], np.cumsum(col[1])]) for name,
+                   col in data["sparse"].items()
                    if isinstance(col, tuple)}
         dense = np.stack(list(data["dense"].values()), axis=1).astype(np.float32) if data["dense"] \
             else np.zeros((n, 0), np.float32)
@@ -220,8 +247,10 @@ class RecBoleSource(Source):
                 else:
                     sparse[name] = col[a:b]
             split = data["split"][a:b] if data["split"] is not None else None
-            extras = {"time": np.asarray(data["time"][a:b], dtype=np.float64)} if data["time"] is not None else {}
-            yield Chunk(labels=data["labels"][a:b], dense=dense[a:b], sparse=sparse, split=split, extras=extras)
+            extras = {"time": np.asarray(data["time"][a:b],
+                                         dtype=np.float64)} if data["time"] is not None else {}
+            yield Chunk(labels=data["labels"][a:b], dense=dense[a:b], sparse=sparse, split=split,
+                        extras=extras)
 
     @cached_property
     def _data(self) -> dict:
@@ -235,8 +264,8 @@ class RecBoleSource(Source):
         self._require(inter, c.user_field, ("token",), "user_field")
         self._require(inter, c.item_field, ("token",), "item_field")
         if n == 0:
-            raise DataError(f"{self.inter_path}: no interactions after the header ({inter.text.blank} blank lines); "
-                             "expected at least one row")
+            raise DataError(f"{self.inter_path}: no interactions after the header "
+                            f"({inter.text.blank} blank lines); expected at least one row")
         rating = parse_floats(inter.column(c.label_field), c.label_field, inter.where)
         self._no_missing(inter, rating, c.label_field)
         sparse: dict[str, np.ndarray | tuple[np.ndarray, np.ndarray]] = {}
@@ -269,7 +298,8 @@ class RecBoleSource(Source):
             if name in exclude:
                 continue
             if name in owner:
-                raise DataError(f"field {name!r} appears in both {owner[name]} and {source.path}; rename one")
+                raise DataError(f"field {name!r} appears in both {owner[name]} and {source.path}; "
+                                "rename one")
             owner[name] = source.path
             column = source.column(name)
             if kind == "token":
@@ -281,7 +311,8 @@ class RecBoleSource(Source):
                 dense[name] = np.append(values, np.float32(0.0))[index]
             else:
                 self.skipped_fields.append(f"{source.path.name}:{name}")
-                log.warning("%s: skipping float_seq field %r (dense inputs take one value per column)",
+                log.warning("%s: skipping float_seq field %r (dense inputs take one value per "
+                            "column)",
                             source.path, name)
 
     def _time_split(self, time: np.ndarray) -> np.ndarray:
@@ -299,10 +330,11 @@ class RecBoleSource(Source):
     @staticmethod
     def _require(source: _AtomicFile, name: str, kinds: tuple[str, ...], option: str) -> None:
         if name not in source.types:
-            raise DataError(f"{source.path}: {option} {name!r} is not a field; fields: {list(source.types)}")
+            raise DataError(f"{source.path}: {option} {name!r} is not a field; fields: "
+                            f"{list(source.types)}")
         if source.types[name] not in kinds:
             raise DataError(f"{source.path}: {option} {name!r} has type {source.types[name]!r}, "
-                             f"expected {' or '.join(kinds)}")
+                            f"expected {' or '.join(kinds)}")
 
     @staticmethod
     def _no_missing(source: _AtomicFile, values: np.ndarray, name: str) -> None:

@@ -107,8 +107,10 @@ class SplitSpec:
             return codes
         if self.kind == "sequential":
             num_train = int(round(total * (1.0 - self.val_fraction - self.test_fraction)))
-            val, test = Fraction(str(self.val_fraction)), Fraction(str(self.test_fraction))  # exact: no float error
-            num_val = int((total - num_train) * val // (val + test))  # rounded down; equal fractions: halved
+            # exact: no float error
+            val, test = Fraction(str(self.val_fraction)), Fraction(str(self.test_fraction))
+            # rounded down; equal fractions: halved
+            num_val = int((total - num_train) * val // (val + test))
             codes = np.full(stop - start, 2, dtype=np.int8)
             codes[rows < num_train + num_val] = 1
             codes[rows < num_train] = 0
@@ -140,7 +142,8 @@ class PreparedWriter:
         self._labels = NpyAppender(self.out_dir / "labels.npy", np.float32)
         self._dense = NpyAppender(self.out_dir / "dense.npy", np.float32, (len(schema.dense),))
         self._split = NpyAppender(self.out_dir / "split.npy", np.int8)
-        self._values = [NpyAppender(self._sparse_path(i, "values"), np.int64) for i in range(len(schema.features))]
+        self._values = [NpyAppender(self._sparse_path(i, "values"), np.int64)
+                        for i in range(len(schema.features))]
         self._offsets: dict[int, NpyAppender] = {}
         self._offset_base: dict[int, int] = {}
         for i, feature in enumerate(schema.features):
@@ -157,7 +160,8 @@ class PreparedWriter:
     def append(self, chunk: Chunk) -> None:
         n = len(chunk.labels)
         if chunk.dense.shape != (n, len(self.schema.dense)):
-            raise ValueError(f"chunk dense has shape {chunk.dense.shape}, expected ({n}, {len(self.schema.dense)})")
+            raise ValueError(f"chunk dense has shape {chunk.dense.shape}, expected ({n}, "
+                             f"{len(self.schema.dense)})")
         self._labels.append(np.asarray(chunk.labels, dtype=np.float32))
         self._dense.append(chunk.dense)
         if self.split_spec.kind == "given":
@@ -169,17 +173,20 @@ class PreparedWriter:
             if feature.multi_valued:
                 values, lengths = column
                 if len(lengths) != n or int(lengths.sum()) != len(values):
-                    raise ValueError(f"feature {feature.name!r}: lengths must cover {n} rows and sum to len(values)")
+                    raise ValueError(f"feature {feature.name!r}: lengths must cover {n} rows and "
+                                     "sum to len(values)")
                 self._values[i].append(values)
                 self._offsets[i].append(self._offset_base[i] + np.cumsum(lengths, dtype=np.int64))
                 self._offset_base[i] += len(values)
             else:
                 if np.shape(column) != (n,):
-                    raise ValueError(f"feature {feature.name!r}: expected {n} ids, got shape {np.shape(column)}")
+                    raise ValueError(f"feature {feature.name!r}: expected {n} ids, got shape "
+                                     f"{np.shape(column)}")
                 self._values[i].append(column)
         for name, values in chunk.extras.items():
             if name not in self._extras:
-                self._extras[name] = NpyAppender(self.out_dir / "extras" / f"{name}.npy", values.dtype, values.shape[1:])
+                self._extras[name] = NpyAppender(self.out_dir / "extras" / f"{name}.npy",
+                                                 values.dtype, values.shape[1:])
             self._extras[name].append(values)
         self.num_rows += n
 
@@ -195,12 +202,14 @@ class PreparedWriter:
         a column not named stays as it is ("none")."""
         if self.num_rows == 0:
             raise DataError(f"{_describe(source, params)} produced no rows")
-        for appender in [self._labels, self._dense, *self._values, *self._offsets.values(), *self._extras.values()]:
+        for appender in [self._labels, self._dense, *self._values, *self._offsets.values(),
+                         *self._extras.values()]:
             appender.close()
         if self.split_spec.kind != "given":
             step = 1 << 22
             for start in range(0, self.num_rows, step):
-                self._split.append(self.split_spec.assign(start, min(start + step, self.num_rows), self.num_rows))
+                self._split.append(self.split_spec.assign(start, min(start + step, self.num_rows),
+                                                          self.num_rows))
         self._split.close()
         sizes = self._split_sizes()
         self._check_split_sizes(sizes, _describe(source, params))
@@ -212,13 +221,16 @@ class PreparedWriter:
             for key, array in arrays.items():
                 np.save(self.out_dir / "meta" / f"{i}.{key}.npy", np.asarray(array))
         draft = self._draft_manifest(source, params, fingerprint)
-        draft["features"] = [{**asdict(f), "meta": meta_names.get(f.name, [])} for f in self.schema.features]
+        draft["features"] = [{**asdict(f), "meta": meta_names.get(f.name, [])}
+                             for f in self.schema.features]
         dataset = load_prepared(self.out_dir, _manifest=draft)
         train_mask = np.asarray(dataset.split) == 0
         with ThreadPoolExecutor(max_workers=2) as pool:  # np.unique releases the GIL while sorting
-            vocabs = list(pool.map(lambda i: self._count_train(i, train_mask), range(len(self.schema.features))))
+            vocabs = list(pool.map(lambda i: self._count_train(i, train_mask),
+                                   range(len(self.schema.features))))
         features = []
-        for i, (feature, (ids, counts)) in enumerate(zip(self.schema.features, vocabs, strict=True)):
+        for i, (feature, (ids, counts)) in enumerate(
+            zip(self.schema.features, vocabs, strict=True)):
             np.save(self.out_dir / "vocab" / f"{i}.ids.npy", ids.astype(np.int64))
             np.save(self.out_dir / "vocab" / f"{i}.counts.npy", counts.astype(np.int64))
             features.append({**asdict(feature), "vocab_size": int(len(ids)),
@@ -238,11 +250,13 @@ class PreparedWriter:
         (self.out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         return manifest
 
-    def _transform_dense(self, requested: Mapping[str, str | DenseTransform]) -> list[DenseTransform]:
+    def _transform_dense(self,
+                         requested: Mapping[str, str | DenseTransform]) -> list[DenseTransform]:
         """Fit each requested transform on the train rows and rewrite dense.npy in place."""
         unknown = sorted(set(requested) - set(self.schema.dense))
         if unknown:
-            raise DataError(f"dense transforms name {unknown}, which are not dense columns {list(self.schema.dense)}")
+            raise DataError(f"dense transforms name {unknown}, which are not dense columns "
+                            f"{list(self.schema.dense)}")
         dense = train = None  # mapped on the first column that is fitted: most sources fit none
         transforms = []
         for j, column in enumerate(self.schema.dense):
@@ -251,7 +265,8 @@ class PreparedWriter:
                 transforms.append(wanted)
                 continue
             if wanted in (None, "none"):  # nothing to do to the data
-                transforms.append(DenseTransform(column, "none", reason="requested" if wanted else SOURCE_DEFAULT))
+                transforms.append(DenseTransform(column, "none", reason="requested" if wanted
+                                                 else SOURCE_DEFAULT))
                 continue
             if dense is None:
                 dense = np.load(self.out_dir / "dense.npy", mmap_mode="r+")
@@ -276,14 +291,16 @@ class PreparedWriter:
     def _check_split_sizes(self, sizes: list[int], described: str) -> None:
         """Refuse an empty train, val or test split: every trial would fail on it later."""
         spec = self.split_spec
-        fractions = {"train": 1.0 - spec.val_fraction - spec.test_fraction, "val": spec.val_fraction,
+        fractions = {"train": 1.0 - spec.val_fraction - spec.test_fraction,
+                     "val": spec.val_fraction,
                      "test": spec.test_fraction}
         for code, name in enumerate(SPLIT_NAMES):
             if sizes[code] == 0:
                 fix = ("use more rows or smaller val_fraction + test_fraction" if name == "train"
                        else f"use more rows or a larger {name}_fraction")
-                raise DataError(f"{described}: the {name} split is empty: {self.num_rows} rows with a {name} "
-                                 f"fraction of {fractions[name]:g} (split {spec.kind!r}) give it no rows; {fix}")
+                raise DataError(f"{described}: the {name} split is empty: {self.num_rows} rows "
+                                f"with a {name} fraction of {fractions[name]:g} (split "
+                                f"{spec.kind!r}) give it no rows; {fix}")
 
     def _count_train(self, i: int, train_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distinct train ids of feature i and their counts. The column is mapped here and unmapped
@@ -292,7 +309,8 @@ class PreparedWriter:
             return np.load(self._sparse_path(i, kind), mmap_mode="r", allow_pickle=False)
 
         offsets = column("offsets") if self.schema.features[i].multi_valued else None
-        return np.unique(SparseColumn(values=column("values"), offsets=offsets).rows_of(train_mask), return_counts=True)
+        return np.unique(SparseColumn(values=column("values"), offsets=offsets).rows_of(train_mask),
+                         return_counts=True)
 
     def _draft_manifest(self, source: str, params: Mapping, fingerprint: str) -> dict:
         return {

@@ -48,15 +48,18 @@ __all__ = ["CRITEO_KAGGLE_CARDINALITIES", "PRESETS", "SyntheticConfig", "Synthet
 
 log = logging.getLogger(__name__)
 
-# Distinct values of C1..C26 in the Criteo Kaggle display-advertising data (as in the reference DLRM).
+# Distinct values of C1..C26 in the Criteo Kaggle display-advertising data (as in the reference
+# DLRM).
 CRITEO_KAGGLE_CARDINALITIES = (
     1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194,
     27, 14992, 5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572,
 )
 
 PRESETS: dict[str, dict] = {
-    # A handful of features, vocabularies 1e2..1e5; a full-table model learns most of the signal in ~1 min.
-    "default": {"num_rows": 1_000_000, "vocab_sizes": (100, 1_000, 10_000, 50_000, 100_000), "num_dense": 4},
+    # A handful of features, vocabularies 1e2..1e5; a full-table model learns most of the signal in
+    # ~1 min.
+    "default": {"num_rows": 1_000_000, "vocab_sizes": (100, 1_000, 10_000, 50_000, 100_000),
+                "num_dense": 4},
     # 13 dense + 26 categorical with Criteo Kaggle's cardinality profile times `scale`.
     "criteo-like": {"num_rows": 1_000_000, "vocab_sizes": None, "num_dense": 13},
 }
@@ -65,26 +68,47 @@ PRESETS: dict[str, dict] = {
 @dataclass(frozen=True)
 class SyntheticConfig:
     preset: str = field(default="default", metadata=option(f"base settings: {', '.join(PRESETS)}"))
-    num_rows: int | None = field(default=None, metadata=option("rows to generate (default: the preset's)"))
-    vocab_sizes: tuple[int, ...] | None = field(default=None, metadata=option("ids per feature, comma-separated (default: the preset's)"))
-    scale: float = field(default=0.01, metadata=option("criteo-like: multiply the Criteo Kaggle cardinalities by this"))
-    num_clusters: tuple[int, ...] | None = field(default=None, metadata=option("planted clusters per feature (default: clip(sqrt(V), 2, 128))"))
-    num_dense: int | None = field(default=None, metadata=option("dense features (default: the preset's)"))
-    zipf_exponent: float = field(default=1.05, metadata=option("popularity skew: P(rank r) ~ (r+1)^-s"))
-    latent_dim: int = field(default=8, metadata=option("dimension L of the planted cluster vectors"))
-    effect_scale: float = field(default=0.6, metadata=option("std of a cluster's first-order logit effect"))
-    id_noise: float = field(default=0.1, metadata=option("per-id effect noise, relative to effect_scale"))
-    interaction_scale: float = field(default=0.5, metadata=option("std of the pairwise cluster-vector interaction effect"))
-    dense_scale: float = field(default=0.5, metadata=option("std of the dense features' total logit effect"))
-    base_rate: float = field(default=0.25, metadata=option("approximate click rate (sets the bias)"))
+    num_rows: int | None = field(default=None, metadata=option("rows to generate (default: the "
+                                                               "preset's)"))
+    vocab_sizes: tuple[int, ...] | None = field(default=None, metadata=option("ids per feature, "
+                                                                              "comma-separated "
+                                                                              "(default: the "
+                                                                              "preset's)"))
+    scale: float = field(default=0.01, metadata=option("criteo-like: multiply the Criteo Kaggle "
+                                                       "cardinalities by this"))
+    num_clusters: tuple[int, ...] | None = field(default=None, metadata=option("planted clusters "
+                                                                               "per feature "
+                                                                               "(default: "
+                                                                               "clip(sqrt(V), 2, "
+                                                                               "128))"))
+    num_dense: int | None = field(default=None, metadata=option("dense features (default: the "
+                                                                "preset's)"))
+    zipf_exponent: float = field(default=1.05, metadata=option("popularity skew: P(rank r) ~ "
+                                                               "(r+1)^-s"))
+    latent_dim: int = field(default=8,
+                            metadata=option("dimension L of the planted cluster vectors"))
+    effect_scale: float = field(default=0.6, metadata=option("std of a cluster's first-order logit "
+                                                             "effect"))
+    id_noise: float = field(default=0.1, metadata=option("per-id effect noise, relative to "
+                                                         "effect_scale"))
+    interaction_scale: float = field(default=0.5, metadata=option("std of the pairwise "
+                                                                  "cluster-vector interaction "
+                                                                  "effect"))
+    dense_scale: float = field(default=0.5, metadata=option("std of the dense features' total "
+                                                            "logit effect"))
+    base_rate: float = field(default=0.25,
+                             metadata=option("approximate click rate (sets the bias)"))
     drift: float = field(default=0.0, metadata=option(
-        "popularity drift: over the rows, the ranking rotates by this share of each vocabulary (0: stationary)"))
+        "popularity drift: over the rows, the ranking rotates by this share of each vocabulary (0: "
+        "stationary)"))
     split: str = field(default="random", metadata=option(
         "'random' (seeded per row) or 'sequential' (the earliest rows train, then val, then test)"))
-    val_fraction: float = field(default=0.1, metadata=option("share of rows in the validation split"))
+    val_fraction: float = field(default=0.1, metadata=option("share of rows in the validation "
+                                                             "split"))
     test_fraction: float = field(default=0.1, metadata=option("share of rows in the test split"))
     seed: int = field(default=0, metadata=option("generator seed: same seed, same data"))
-    chunk_rows: int = field(default=262_144, metadata=option("rows generated per chunk (bounds memory)"))
+    chunk_rows: int = field(default=262_144, metadata=option("rows generated per chunk (bounds "
+                                                             "memory)"))
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -113,11 +137,13 @@ class SyntheticConfig:
         if self.num_clusters is not None:
             if len(self.num_clusters) not in (1, len(sizes)):
                 raise DataError(
-                    f"num_clusters must give 1 value or one per feature ({len(sizes)}), got {len(self.num_clusters)}"
+                    f"num_clusters must give 1 value or one per feature ({len(sizes)}), got "
+                    f"{len(self.num_clusters)}"
                 )
             if any(k < 1 for k in self.num_clusters):
                 raise DataError(f"num_clusters must all be >= 1, got {list(self.num_clusters)}")
-        SplitSpec(self.split, self.val_fraction, self.test_fraction, self.seed)  # validates the fractions
+        # validates the fractions
+        SplitSpec(self.split, self.val_fraction, self.test_fraction, self.seed)
 
     def resolved_vocab_sizes(self) -> tuple[int, ...]:
         if self.vocab_sizes is not None:
@@ -138,7 +164,8 @@ class SyntheticConfig:
         return int(self.num_rows if self.num_rows is not None else PRESETS[self.preset]["num_rows"])
 
     def resolved_num_dense(self) -> int:
-        return int(self.num_dense if self.num_dense is not None else PRESETS[self.preset]["num_dense"])
+        return int(self.num_dense if self.num_dense is not None
+                   else PRESETS[self.preset]["num_dense"])
 
 
 def _gaussian_from_hash(keys: np.ndarray, seed: int) -> np.ndarray:
@@ -156,8 +183,9 @@ class SyntheticSource(Source):
         super().__init__(config)
         c = config
         if c.drift and c.split == "random":
-            log.warning("synthetic: drift %g with a random split: train, val and test rows share every time, so "
-                        "the maps never meet later data; use split 'sequential' to study staleness", c.drift)
+            log.warning("synthetic: drift %g with a random split: train, val and test rows share "
+                        "every time, so the maps never meet later data; use split 'sequential' to "
+                        "study staleness", c.drift)
         self.vocab_sizes = c.resolved_vocab_sizes()
         self.num_clusters = c.resolved_num_clusters()
         self.num_dense = c.resolved_num_dense()
@@ -171,7 +199,8 @@ class SyntheticSource(Source):
             self._cluster_of_rank.append(rng.integers(0, k, size=v).astype(np.int32))
             self._latents.append(rng.standard_normal((k, c.latent_dim)))
             self._effects.append(rng.standard_normal(k) * c.effect_scale)
-        self._dense_weights = rng.standard_normal(self.num_dense) * c.dense_scale / math.sqrt(max(self.num_dense, 1))
+        self._dense_weights = rng.standard_normal(self.num_dense) * c.dense_scale / math.sqrt(
+            max(self.num_dense, 1))
         self._bias = math.log(c.base_rate / (1 - c.base_rate))
 
     def schema(self) -> Schema:
@@ -181,7 +210,8 @@ class SyntheticSource(Source):
         )
 
     def split_spec(self) -> SplitSpec:
-        return SplitSpec(self.config.split, self.config.val_fraction, self.config.test_fraction, self.config.seed)
+        return SplitSpec(self.config.split, self.config.val_fraction, self.config.test_fraction,
+                         self.config.seed)
 
     def raw_ids(self, feature: int, ranks: np.ndarray) -> np.ndarray:
         """The int64 raw id of each popularity rank of a feature (a seeded bijection)."""
@@ -192,7 +222,8 @@ class SyntheticSource(Source):
         for index, start in enumerate(range(0, self.num_rows, c.chunk_rows)):
             n = min(c.chunk_rows, self.num_rows - start)
             rng = np.random.default_rng([c.seed, 1, index])
-            time = (start + np.arange(n, dtype=np.float64)) / self.num_rows if c.drift else None  # row p: p / N
+            # row p: p / N
+            time = (start + np.arange(n, dtype=np.float64)) / self.num_rows if c.drift else None
             logit = np.full(n, self._bias)
             latent_sum = np.zeros((n, c.latent_dim))
             latent_sq = np.zeros(n)
@@ -200,9 +231,11 @@ class SyntheticSource(Source):
             for f, cdf in enumerate(self._cdfs):
                 ranks = np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), len(cdf) - 1)
                 if c.drift:  # `ranks` is the id's index from here on (see the module docstring)
-                    ranks = (ranks + np.floor(c.drift * len(cdf) * time).astype(np.int64)) % len(cdf)
+                    ranks = (ranks + np.floor(c.drift * len(cdf) * time).astype(np.int64)) % len(
+                        cdf)
                 clusters = self._cluster_of_rank[f][ranks]
-                id_noise = _gaussian_from_hash(ranks.astype(np.uint64), seed=c.seed * 1000 + 500 + f)
+                id_noise = _gaussian_from_hash(ranks.astype(np.uint64), seed=c.seed * 1000 + 500
+                                               + f)
                 logit += self._effects[f][clusters] + c.id_noise * c.effect_scale * id_noise
                 z = self._latents[f][clusters]  # (n, L)
                 latent_sum += z

@@ -74,34 +74,50 @@ from sweep.errors import DataError
 
 __all__ = ["SCHEMA_KEYS", "TableConfig", "TableSource"]
 
-SCHEMA_KEYS = ("label", "label_threshold", "label_equals", "label_in", "dense", "dense_transform", "categorical",
+SCHEMA_KEYS = ("label", "label_threshold", "label_equals", "label_in", "dense", "dense_transform",
+               "categorical",
                "multi_valued", "separator")
 SUFFIXES = {".csv": ",", ".tsv": "\t", ".parquet": None, ".pq": None}
 FORMATS = {"csv": ",", "tsv": "\t", "parquet": None}
 LABEL_RULES = ("label_threshold", "label_equals", "label_in")
 TRUE_FALSE = ("true", "false")  # text labels read as 1 / 0, in any case
-ZERO_ONE = "be 0 or 1 (or true/false); for other values set label_equals, label_in or label_threshold"
-_NUMBER = r"(?i)^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?|inf|infinity|nan)$"  # NaN, inf: errors later
+ZERO_ONE = ("be 0 or 1 (or true/false); for other values set label_equals, label_in or "
+            "label_threshold")
+# NaN, inf: errors later
+_NUMBER = r"(?i)^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?|inf|infinity|nan)$"
 
 
 @dataclass(frozen=True)
 class TableConfig:
-    path: Path = field(metadata=option("CSV (.csv, .tsv) or Parquet (.parquet, .pq) file; other names need --format", path=True))
-    format: str | None = field(default=None, metadata=option("csv, tsv or parquet; None: by the path's suffix"))
+    path: Path = field(metadata=option("CSV (.csv, .tsv) or Parquet (.parquet, .pq) file; other "
+                                       "names need --format", path=True))
+    format: str | None = field(default=None, metadata=option("csv, tsv or parquet; None: by the "
+                                                             "path's suffix"))
     schema_file: Path | None = field(default=None, metadata=option(
         "YAML file with any of: " + ", ".join(SCHEMA_KEYS), path=True))
     label: str | None = field(default=None, metadata=option("label column"))
-    label_threshold: float | None = field(default=None, metadata=option("label = value >= this (numbers)"))
-    label_equals: str | None = field(default=None, metadata=option("label = value equals this (text, trimmed)"))
-    label_in: tuple[str, ...] = field(default=(), metadata=option("label = value is one of these (text, trimmed)"))
+    label_threshold: float | None = field(default=None, metadata=option("label = value >= this "
+                                                                        "(numbers)"))
+    label_equals: str | None = field(default=None, metadata=option("label = value equals this "
+                                                                   "(text, trimmed)"))
+    label_in: tuple[str, ...] = field(default=(), metadata=option("label = value is one of these "
+                                                                  "(text, trimmed)"))
     dense: tuple[str, ...] = field(default=(), metadata=option("dense (numeric) columns"))
     dense_transform: str = field(default="auto", metadata=option(
-        "auto, none, log1p, standardize, log1p_standardize, or COL=KIND,... (others auto); train-split stats"))
-    categorical: tuple[str, ...] = field(default=(), metadata=option("single-valued categorical columns"))
-    multi_valued: tuple[str, ...] = field(default=(), metadata=option("multi-valued columns: separator-joined text or Parquet lists"))
-    separator: str = field(default="|", metadata=option("separator of the ids in a multi-valued text column"))
-    split: str = field(default="random", metadata=option("'random' (seeded per row) or 'sequential' (train first, then val, test)"))
-    val_fraction: float = field(default=0.1, metadata=option("share of rows in the validation split"))
+        "auto, none, log1p, standardize, log1p_standardize, or COL=KIND,... (others auto); "
+        "train-split stats"))
+    categorical: tuple[str, ...] = field(default=(), metadata=option("single-valued categorical "
+                                                                     "columns"))
+    multi_valued: tuple[str, ...] = field(default=(), metadata=option("multi-valued columns: "
+                                                                      "separator-joined text or "
+                                                                      "Parquet lists"))
+    separator: str = field(default="|", metadata=option("separator of the ids in a multi-valued "
+                                                        "text column"))
+    split: str = field(default="random", metadata=option("'random' (seeded per row) or "
+                                                         "'sequential' (train first, then val, "
+                                                         "test)"))
+    val_fraction: float = field(default=0.1, metadata=option("share of rows in the validation "
+                                                             "split"))
     test_fraction: float = field(default=0.1, metadata=option("share of rows in the test split"))
     seed: int = field(default=0, metadata=option("seed of the random split"))
     chunk_rows: int = field(default=1 << 16, metadata=option("rows per chunk written"))
@@ -113,15 +129,18 @@ class TableConfig:
         for name in ("dense", "categorical", "multi_valued", "label_in"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.format is not None and self.format not in FORMATS:
-            raise DataError(f"format must be one of {sorted(FORMATS)} (or unset: by suffix), got {self.format!r}")
+            raise DataError(f"format must be one of {sorted(FORMATS)} (or unset: by suffix), got "
+                            f"{self.format!r}")
         if self.format is None and self.path.suffix.lower() not in SUFFIXES:
-            raise DataError(f"path must end in one of {sorted(SUFFIXES)}, or give format (csv, tsv, parquet); "
-                             f"got {str(self.path)!r}")
+            raise DataError(f"path must end in one of {sorted(SUFFIXES)}, or give format (csv, "
+                            f"tsv, parquet); got {str(self.path)!r}")
         if self.split not in ("random", "sequential"):
             raise DataError(f"split must be 'random' or 'sequential', got {self.split!r}")
-        if not isinstance(self.chunk_rows, int) or isinstance(self.chunk_rows, bool) or self.chunk_rows < 1:
+        if not isinstance(self.chunk_rows, int) or isinstance(self.chunk_rows,
+                                                              bool) or self.chunk_rows < 1:
             raise DataError(f"chunk_rows must be an int >= 1, got {self.chunk_rows!r}")
-        SplitSpec(self.split, self.val_fraction, self.test_fraction, self.seed)  # validates the fractions
+        # validates the fractions
+        SplitSpec(self.split, self.val_fraction, self.test_fraction, self.seed)
         self.resolved()  # validates the schema, the YAML file included
 
     def resolved(self) -> dict:
@@ -132,8 +151,8 @@ class TableConfig:
             for key, value in _load_schema_file(self.schema_file).items():
                 mine = getattr(self, key)
                 if mine != defaults[key] and mine != value:
-                    raise DataError(f"{key} is {mine!r} in the config but {value!r} in {self.schema_file}; "
-                                     "set it in one place")
+                    raise DataError(f"{key} is {mine!r} in the config but {value!r} in "
+                                    f"{self.schema_file}; set it in one place")
                 merged[key] = value
         rules = [key for key in LABEL_RULES if merged[key] not in (None, ())]
         if len(rules) > 1:
@@ -145,19 +164,23 @@ class TableConfig:
             kinds = {"number" if isinstance(v, (int, float)) and not isinstance(v, bool) else
                      "text" if isinstance(v, str) else "other" for v in values if v is not None}
             if "other" in kinds or len(kinds) > 1:
-                raise DataError(f"{key} must hold strings or numbers, not a mix or other values, got {merged[key]!r}")
-        parse_dense_transform(merged["dense_transform"], merged["dense"])  # validates kinds and columns
+                raise DataError(f"{key} must hold strings or numbers, not a mix or other values, "
+                                f"got {merged[key]!r}")
+        # validates kinds and columns
+        parse_dense_transform(merged["dense_transform"], merged["dense"])
         if not merged["label"]:
-            raise DataError("label must name the label column (set label, or label: in a schema_file), got None")
+            raise DataError("label must name the label column (set label, or label: in a "
+                            "schema_file), got None")
         if not merged["categorical"] and not merged["multi_valued"]:
-            raise DataError("categorical and multi_valued are both empty; name at least one categorical column")
+            raise DataError("categorical and multi_valued are both empty; name at least one "
+                            "categorical column")
         if not merged["separator"]:
             raise DataError(f"separator must be a non-empty string, got {merged['separator']!r}")
         roles = [merged["label"], *merged["dense"], *merged["categorical"], *merged["multi_valued"]]
         repeated = sorted({c for c in roles if roles.count(c) > 1})
         if repeated:
-            raise DataError(f"each column may have one role (label, dense, categorical, multi_valued); "
-                             f"repeated: {repeated}")
+            raise DataError("each column may have one role (label, dense, categorical, "
+                            f"multi_valued); repeated: {repeated}")
         return merged
 
 
@@ -170,7 +193,8 @@ def _load_schema_file(path: Path) -> dict:
     except yaml.YAMLError as exc:
         raise DataError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
-        raise DataError(f"{path}: expected a mapping of {', '.join(SCHEMA_KEYS)}, got {type(raw).__name__}")
+        raise DataError(f"{path}: expected a mapping of {', '.join(SCHEMA_KEYS)}, got "
+                        f"{type(raw).__name__}")
     out = {}
     for key, value in raw.items():
         if key not in SCHEMA_KEYS:
@@ -181,15 +205,16 @@ def _load_schema_file(path: Path) -> dict:
             value = tuple(value)
         elif key == "label_in":
             if not isinstance(value, list) or not value:
-                raise DataError(f"{path}: label_in must be a non-empty list of values, got {value!r}")
+                raise DataError(f"{path}: label_in must be a non-empty list of values, got "
+                                f"{value!r}")
             value = tuple(value)
         elif key == "label_equals":
             if isinstance(value, bool) or not isinstance(value, (str, int, float)):
                 raise DataError(f"{path}: label_equals must be a string or a number, got {value!r}")
         elif key == "dense_transform":
             if not isinstance(value, (str, dict)):
-                raise DataError(f"{path}: dense_transform must be a kind or a mapping of column to kind, "
-                                 f"got {value!r}")
+                raise DataError(f"{path}: dense_transform must be a kind or a mapping of column to "
+                                f"kind, got {value!r}")
         elif key == "label_threshold":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise DataError(f"{path}: label_threshold must be a number, got {value!r}")
@@ -203,7 +228,8 @@ def _load_schema_file(path: Path) -> dict:
 class TableSource(Source):
     name = "table"
     Config = TableConfig
-    version = 3  # 2: dense columns transformed (dense_transform), label rules; 3: sequential split honours
+    # 2: dense columns transformed (dense_transform), label rules; 3: sequential split honours
+    version = 3
     # unequal val and test fractions (it halved their sum)
     SCHEMA_FILE_KEYS = (
         ("", "schema_file (YAML) keys, the same as the options above (lists as YAML lists):"),
@@ -212,7 +238,8 @@ class TableSource(Source):
         ("label_equals: VALUE", "label = value equals VALUE (text trimmed, or a number)"),
         ("label_in: [VALUE, ...]", "label = value is one of these; no rule: 0/1 or true/false"),
         ("dense: [COLUMN, ...]", "numeric columns"),
-        ("dense_transform: KIND", "auto | none | log1p | standardize | log1p_standardize, or {COLUMN: KIND}"),
+        ("dense_transform: KIND", "auto | none | log1p | standardize | log1p_standardize, or "
+                                  "{COLUMN: KIND}"),
         ("categorical: [COLUMN, ...]", "single-valued id columns (integers kept, strings hashed)"),
         ("multi_valued: [COLUMN, ...]", "bags: separator-joined text or Parquet lists"),
         ("separator: TEXT", "separator of a multi-valued text column (default |)"),
@@ -221,18 +248,21 @@ class TableSource(Source):
     def __init__(self, config: TableConfig):
         super().__init__(config)
         self.spec = config.resolved()
-        self.delimiter = FORMATS[config.format] if config.format else SUFFIXES[config.path.suffix.lower()]
+        self.delimiter = FORMATS[config.format] if config.format else \
+            SUFFIXES[config.path.suffix.lower()]
 
     def input_files(self) -> list[Path]:
         return [self.config.path] + ([self.config.schema_file] if self.config.schema_file else [])
 
     def schema(self) -> Schema:
         s = self.spec
-        features = [FeatureSchema(c) for c in s["categorical"]] + [FeatureSchema(c, True) for c in s["multi_valued"]]
+        features = ([FeatureSchema(c) for c in s["categorical"]]
+                    + [FeatureSchema(c, True) for c in s["multi_valued"]])
         return Schema(dense=tuple(s["dense"]), features=tuple(features))
 
     def params(self) -> dict:
-        """The config minus chunk_rows, which cannot change the output (so it does not rebuild a cache)."""
+        """The config minus chunk_rows, which cannot change the output (so it does not rebuild a
+        cache)."""
         return {k: v for k, v in super().params().items() if k != "chunk_rows"}
 
     def split_spec(self) -> SplitSpec:
@@ -248,16 +278,20 @@ class TableSource(Source):
     def chunks(self) -> Iterator[Chunk]:
         data = self._data
         n = len(data["labels"])
-        offsets = {name: np.concatenate([[0], np.cumsum(col[1])]) for name, col in data["sparse"].items()
+        offsets = {name: np.concatenate([[0], np.cumsum(col[1])]) for name,
+                   col in data["sparse"].items()
                    if isinstance(col, tuple)}
         for a in range(0, n, self.config.chunk_rows):
             b = min(a + self.config.chunk_rows, n)
-            sparse = {name: (col[0][offsets[name][a]:offsets[name][b]], col[1][a:b]) if isinstance(col, tuple)
+            sparse = {name: (col[0][offsets[name][a]:offsets[name][b]], col[1][a:b])
+                      if isinstance(col, tuple)
                       else col[a:b] for name, col in data["sparse"].items()}
             yield Chunk(labels=data["labels"][a:b], dense=data["dense"][a:b], sparse=sparse)
 
     def _where(self, row: int, lines: np.ndarray | None) -> str:
-        return f"{self.config.path}:{lines[row]}" if lines is not None else f"{self.config.path}: row {row + 1}"
+        if lines is None:
+            return f"{self.config.path}: row {row + 1}"
+        return f"{self.config.path}:{lines[row]}"
 
     def _read(self) -> tuple[pa.Table, np.ndarray | None, int]:
         """(table of the needed columns, line of each row for CSV or None, blank lines)."""
@@ -271,15 +305,18 @@ class TableSource(Source):
         for role, names in needed.items():
             for name in names:
                 if name not in present:
-                    raise DataError(f"{path}: {role} column {name!r} not found; columns present: {list(present)}")
+                    raise DataError(f"{path}: {role} column {name!r} not found; columns present: "
+                                    f"{list(present)}")
         columns = [c for names in needed.values() for c in names]
         if self.delimiter is None:
-            table, lines, blank = _parquet(path, lambda: pq.read_table(path, columns=columns)), None, 0
+            table, lines, blank = _parquet(path,
+                                           lambda: pq.read_table(path, columns=columns)), None, 0
         else:
             text = read_text_table(path, self.delimiter, quoting=True)
             table, lines, blank = text.table.select(columns), text.lines, text.blank
         if table.num_rows == 0:
-            what = f"no data rows after the header ({blank} blank lines)" if lines is not None else "no rows"
+            what = "no rows" if lines is None else \
+                f"no data rows after the header ({blank} blank lines)"
             raise DataError(f"{path}: {what}; expected at least one row")
         return table, lines, blank
 
@@ -304,12 +341,13 @@ class TableSource(Source):
                 try:
                     sparse[name] = bags_from_lists(column)
                 except TypeError as exc:  # elements that are neither strings nor integers
-                    raise DataError(f"{self.config.path}: multi_valued column {name!r}: {exc}") from None
+                    raise DataError(f"{self.config.path}: multi_valued column {name!r}: "
+                                    f"{exc}") from None
             elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
                 sparse[name] = split_bags(column, s["separator"])
             else:
-                raise DataError(f"{self.config.path}: multi_valued column {name!r} has type {column.type}; "
-                                 "expected separator-joined text or a list")
+                raise DataError(f"{self.config.path}: multi_valued column {name!r} has type "
+                                f"{column.type}; expected separator-joined text or a list")
         return {"labels": labels, "dense": dense, "sparse": sparse, "blank": blank}
 
     def _labels(self, column: pa.Array, lines: np.ndarray | None) -> np.ndarray:
@@ -338,14 +376,16 @@ class TableSource(Source):
             readable = pc.or_(pc.equal(trimmed, ""), pc.match_substring_regex(trimmed, _NUMBER))
             bad = np.flatnonzero(~readable.to_numpy(zero_copy_only=False))
             if len(bad):
-                raise value_error(where(int(bad[0])), f"label column {name!r}", column[int(bad[0])].as_py(),
+                raise value_error(where(int(bad[0])), f"label column {name!r}",
+                                  column[int(bad[0])].as_py(),
                                   ZERO_ONE)
         value = self._numbers(column, lines, name)
         missing = np.flatnonzero(np.isnan(value))
         if len(missing):
             raise DataError(f"{where(int(missing[0]))}: label column {name!r} is missing")
         if wanted:
-            return self._check_rule(np.isin(value, np.asarray(wanted, dtype=np.float64)).astype(np.float32),
+            return self._check_rule(np.isin(value, np.asarray(wanted, dtype=np.float64)).astype(
+                np.float32),
                                     pa.array(value), wanted)
         if s["label_threshold"] is not None:
             return (value >= s["label_threshold"]).astype(np.float32)
@@ -363,9 +403,10 @@ class TableSource(Source):
         seen = [c["values"] for c in sorted(counts, key=lambda c: -c["counts"])[:8]]
         rule = "label_equals" if self.spec["label_equals"] is not None else "label_in"
         every = "every row" if labels.mean() == 1.0 else "no row"
-        raise DataError(f"{self.config.path}: {rule} {wanted if rule == 'label_in' else wanted[0]!r} matches "
-                         f"{every} of label column {self.spec['label']!r}, so every label would be "
-                         f"{int(labels.mean())}; values seen: {seen}")
+        raise DataError(f"{self.config.path}: {rule} "
+                        f"{wanted if rule == 'label_in' else wanted[0]!r} matches {every} of label "
+                        f"column {self.spec['label']!r}, so every label would be "
+                        f"{int(labels.mean())}; values seen: {seen}")
 
     def _numbers(self, column: pa.ChunkedArray, lines: np.ndarray | None, name: str) -> np.ndarray:
         """float64 [n] of a column, NaN where missing; NaN or infinite values are errors."""
@@ -377,9 +418,12 @@ class TableSource(Source):
             return parse_floats(column, name, where)
         if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
                 or pa.types.is_boolean(column.type)):
-            raise DataError(f"{self.config.path}: column {name!r} has type {column.type}; expected numbers")
-        values = pc.cast(column, pa.float64(), safe=False).to_numpy(zero_copy_only=False).astype(np.float64)
-        check_finite(values, column.is_null().to_numpy(zero_copy_only=False), f"column {name!r}", where,
+            raise DataError(f"{self.config.path}: column {name!r} has type {column.type}; expected "
+                            "numbers")
+        values = pc.cast(column, pa.float64(), safe=False).to_numpy(zero_copy_only=False).astype(
+            np.float64)
+        check_finite(values, column.is_null().to_numpy(zero_copy_only=False), f"column {name!r}",
+                     where,
                      lambda row: float(values[row]))
         return values
 
@@ -389,23 +433,27 @@ class TableSource(Source):
         if pa.types.is_dictionary(column.type):
             column = column.dictionary_decode()
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            ids = parse_integer_ids(column, name, where) if lines is not None else None  # CSV: integers?
+            # CSV: integers?
+            ids = parse_integer_ids(column, name, where) if lines is not None else None
             return hash_tokens(column) if ids is None else ids
         if pa.types.is_integer(column.type) or pa.types.is_boolean(column.type):
             return integer_ids(column)
         if pa.types.is_floating(column.type):
             values = column.to_numpy(zero_copy_only=False).astype(np.float64)
             subject = f"categorical column {name!r}"
-            bad = np.flatnonzero(~np.isnan(values) & ~(np.isfinite(values) & (values == np.round(values))))
+            bad = np.flatnonzero(~np.isnan(values) & ~(
+                np.isfinite(values) & (values == np.round(values))))
             if len(bad):
-                raise value_error(where(int(bad[0])), subject, float(values[bad[0]]), "hold integers or strings")
+                raise value_error(where(int(bad[0])), subject, float(values[bad[0]]), "hold "
+                                                                                      "integers or "
+                                                                                      "strings")
             bad = np.flatnonzero((values < -(2.0**63)) | (values >= 2.0**63))
             if len(bad):
                 raise value_error(where(int(bad[0])), subject, float(values[bad[0]]),
                                   "hold integers in [-2**63, 2**63)")
             return np.where(np.isnan(values), MISSING_ID, values).astype(np.int64)
         raise DataError(f"{self.config.path}: categorical column {name!r} has type {column.type}; "
-                         "expected integers or strings")
+                        "expected integers or strings")
 
 
 def _parquet(path: Path, read: Callable[[], Any]) -> Any:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PAD", "SplitLines", "field_text", "parse_decimal", "parse_hex", "split_lines", "words_view"]
+__all__ = ["PAD", "SplitLines", "field_text", "parse_decimal", "parse_hex", "split_lines",
+           "words_view"]
 
 PAD = 16  # padding bytes in front of every block
 MAX_DECIMAL_DIGITS = 16  # two words; 10**16 - 1 < 2**63
@@ -65,21 +66,25 @@ def split_lines(block: np.ndarray, num_fields: int, sep: int = 9) -> SplitLines:
     ok = counts == num_fields
     stray = None
     if num_lines and (sep != 9 or kinds.min() < 9):
-        stray = np.unique(np.searchsorted(line_ends, np.flatnonzero((kinds != sep) & (kinds != 10))))
+        stray = np.unique(np.searchsorted(line_ends,
+                                          np.flatnonzero((kinds != sep) & (kinds != 10))))
         ok[stray] = False
     lengths = np.diff(pos, prepend=-1)
     lengths -= 1
     pos += PAD
     if ok.all():
-        return SplitLines(ends=pos.reshape(num_lines, num_fields), lengths=lengths.reshape(num_lines, num_fields),
-                          good=np.arange(num_lines, dtype=np.int64), bad=np.zeros(0, dtype=np.int64),
+        return SplitLines(ends=pos.reshape(num_lines, num_fields),
+                          lengths=lengths.reshape(num_lines, num_fields),
+                          good=np.arange(num_lines, dtype=np.int64),
+                          bad=np.zeros(0, dtype=np.int64),
                           bad_fields=np.zeros(0, dtype=np.int64), num_lines=num_lines)
     keep = np.repeat(ok, counts)
     bad = np.flatnonzero(~ok)
     bad_fields = counts[bad].astype(np.int64)
     if stray is not None:
         bad_fields[np.isin(bad, stray)] = -1
-    return SplitLines(ends=pos[keep].reshape(-1, num_fields), lengths=lengths[keep].reshape(-1, num_fields),
+    return SplitLines(ends=pos[keep].reshape(-1, num_fields),
+                      lengths=lengths[keep].reshape(-1, num_fields),
                       good=np.flatnonzero(ok), bad=bad, bad_fields=bad_fields, num_lines=num_lines)
 
 
@@ -90,7 +95,8 @@ def field_text(block: np.ndarray, end: int, length: int, limit: int = 40) -> str
 
 
 def _masked_words(words: np.ndarray, ends: np.ndarray, digits: np.ndarray, word: int) -> tuple:
-    """Word `word` (0: the last eight bytes) of each field, big-endian, bytes before the field zeroed.
+    """Word `word` (0: the last eight bytes) of each field, big-endian, bytes before the field
+    zeroed.
 
     Returns (x, high): x uint64, high = the 0x80 bit of every byte inside the field.
     """
@@ -138,7 +144,8 @@ def _decimal_word(x: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def _hex_word(x: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Value of up to eight ASCII hex digits (either case, right-aligned; x is consumed) and validity."""
+    """Value of up to eight ASCII hex digits (either case, right-aligned; x is consumed) and
+    validity."""
     valid = _in_range(x, 0x30, 0x39)
     lower = x | np.uint64(0x20 * _ONES)
     valid |= _in_range(lower, 0x61, 0x66)
@@ -180,7 +187,8 @@ def parse_decimal(block: np.ndarray, words: np.ndarray, ends: np.ndarray,
     return value.view(np.int64), negative, ok
 
 
-def parse_hex(words: np.ndarray, ends: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def parse_hex(words: np.ndarray, ends: np.ndarray,
+              lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Hex ids of fields (any shape) as the int64 bit pattern of up to 16 digits, and validity.
 
     Empty fields decode to 0 and are valid; the caller decides what an empty id means.

@@ -52,7 +52,8 @@ def bags_from_lists(lists: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.n
     """
     lists = _plain(lists)
     n = len(lists)
-    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False).astype(
+        np.int64)
     flat = pc.list_flatten(lists)  # null lists contribute nothing
     row = np.repeat(np.arange(n, dtype=np.int64), lengths)
     if pa.types.is_string(flat.type) or pa.types.is_large_string(flat.type):

@@ -35,11 +35,14 @@ from mappers import MAPPERS, baseline_strategy, strategy_traits
 from sweep.frontier.stats import finite, mean_ci, paired_difference
 from sweep.names import configuration_name
 
-__all__ = ["BASELINE", "COMPARED", "CONFIGURATION_KEYS", "METRICS", "comparison_columns", "comparisons",
-           "configuration_key", "configuration_rows", "has_replicates", "per_seed", "ranked_rows", "strategy_rank",
+__all__ = ["BASELINE", "COMPARED", "CONFIGURATION_KEYS", "METRICS", "comparison_columns",
+           "comparisons",
+           "configuration_key", "configuration_rows", "has_replicates", "per_seed", "ranked_rows",
+           "strategy_rank",
            "verdict"]
 
-BASELINE = baseline_strategy()  # what the reports compare every strategy with, paired by seed (`hash`)
+# what the reports compare every strategy with, paired by seed (`hash`)
+BASELINE = baseline_strategy()
 # The strategies some strategy is also compared with (`compared_with`), e.g. a learned map with
 # `frequency`: what the embedding adds to access counts. Each gets its vs_<name> columns.
 COMPARED = tuple(dict.fromkeys(other for cls in MAPPERS.values() for other in cls.compared_with))
@@ -49,7 +52,8 @@ METRICS = ("val_logloss", "test_logloss", "test_auc", "test_ne")
 log = logging.getLogger(__name__)
 
 BYTE_COLUMNS = ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes")
-MEAN_COLUMNS = ("compression_ratio", "collision_rate", "unseen_value_rate", "fallback_value_rate", "nmi", "purity",
+MEAN_COLUMNS = ("compression_ratio", "collision_rate", "unseen_value_rate", "fallback_value_rate",
+                "nmi", "purity",
                 "signal_captured")
 
 
@@ -71,15 +75,16 @@ def ranked_rows(trials: list[Mapping[str, Any]], per_trial: bool = False) -> tup
     """(the rows to rank, "configurations" | "trials"): see the module docstring."""
     replicated = has_replicates(trials)
     if per_trial and not replicated:
-        log.warning("per-trial ranking has no effect here: every configuration of this sweep ran one seed, so its "
-                    "frontier is over trials already")
+        log.warning("per-trial ranking has no effect here: every configuration of this sweep ran "
+                    "one seed, so its frontier is over trials already")
     if per_trial or not replicated:
         return [dict(row) for row in trials], "trials"
     return configuration_rows(trials), "configurations"
 
 
 def configuration_rows(trials: Iterable[Mapping[str, Any]]) -> list[dict]:
-    """One row per configuration, in order of strategy, compression, dim (see the module docstring)."""
+    """One row per configuration, in order of strategy, compression, dim (see the module
+    docstring)."""
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for row in trials:
         groups.setdefault(configuration_key(row), []).append(row)
@@ -97,11 +102,14 @@ def _ranked(row: Mapping[str, Any]) -> bool:
 
 def _configuration(key: tuple, trials: list[Mapping[str, Any]]) -> dict:
     strategy, compression, dim = key
-    ranked = sorted((t for t in trials if _ranked(t)), key=lambda t: (t.get("seed") is None, t.get("seed") or 0))
+    ranked = sorted((t for t in trials if _ranked(t)),
+                    key=lambda t: (t.get("seed") is None, t.get("seed") or 0))
     row: dict[str, Any] = {
-        "configuration": configuration_name(str(strategy), compression, dim) if dim is not None else str(strategy),
+        "configuration": configuration_name(str(strategy), compression, dim) if dim is not None
+        else str(strategy),
         "strategy": strategy, "compression": compression, "dim": dim,
-        "seeds": [t.get("seed") for t in ranked], "n_seeds": len(ranked), "not_ranked": len(trials) - len(ranked),
+        "seeds": [t.get("seed") for t in ranked], "n_seeds": len(ranked), "not_ranked": len(trials)
+        - len(ranked),
     }
     for column in BYTE_COLUMNS:
         values = [t[column] for t in ranked if finite(t.get(column))]
@@ -119,7 +127,8 @@ def _configuration(key: tuple, trials: list[Mapping[str, Any]]) -> dict:
     for field in ("seed", "trial_id", "run_id", "name"):
         row[f"median_{field}"] = median.get(field) if median else None
     row["excluded"] = None if ranked else "no seed completed: " + "; ".join(
-        f"{t.get('name') or t.get('trial_id')}: {t.get('excluded') or t.get('status')}" for t in trials)
+        f"{t.get('name') or t.get('trial_id')}: {t.get('excluded') or t.get('status')}"
+        for t in trials)
     return row
 
 
@@ -177,7 +186,8 @@ def comparisons(values: Mapping[tuple, Mapping[int, float]], key: tuple) -> dict
     strategy, compression, dim = key
     mine = values.get(key, {})
     baseline = values.get((BASELINE, compression, dim)) if compression is not None else None
-    difference = paired_difference(mine, baseline) if baseline is not None and strategy != BASELINE else None
+    compared = baseline is not None and strategy != BASELINE
+    difference = paired_difference(mine, baseline) if compared else None
     out: dict[str, Any] = {
         "vs_hash": difference.mean if difference else None,
         "vs_hash_ci": difference.half_width if difference else None,
@@ -185,7 +195,8 @@ def comparisons(values: Mapping[tuple, Mapping[int, float]], key: tuple) -> dict
         "vs_hash_verdict": verdict(strategy, difference, baseline is not None),
     }
     for other in COMPARED:
-        theirs = values.get((other, compression, dim)) if other in strategy_traits(strategy).compared_with else None
+        theirs = (values.get((other, compression, dim))
+                  if other in strategy_traits(strategy).compared_with else None)
         against = paired_difference(mine, theirs) if theirs is not None else None
         out.update({f"vs_{other}": against.mean if against else None,
                     f"vs_{other}_ci": against.half_width if against else None,

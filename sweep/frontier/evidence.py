@@ -65,24 +65,30 @@ STALENESS_FILES = ("staleness.csv", "staleness.png")  # only for a sweep with te
 TEST_METRICS = ("test_logloss", "test_ne", "test_auc")
 COLLISION_COLUMNS = ("collision_rate", "unseen_value_rate", "fallback_value_rate", "nmi", "purity")
 CONFIGURATION_COLUMNS = (
-    "configuration", "strategy", "compression", "dim", "seeds", "n_seeds", "not_ranked", "total_bytes",
-    "mapping_bytes", "bytes_without_mapping", "test_logloss", "test_logloss_ci", "test_ne", "test_ne_ci",
-    "test_auc", "test_auc_ci", "val_logloss", "val_logloss_ci", "on_frontier", "on_frontier_without_mapping",
+    "configuration", "strategy", "compression", "dim", "seeds", "n_seeds", "not_ranked",
+    "total_bytes",
+    "mapping_bytes", "bytes_without_mapping", "test_logloss", "test_logloss_ci", "test_ne",
+    "test_ne_ci",
+    "test_auc", "test_auc_ci", "val_logloss", "val_logloss_ci", "on_frontier",
+    "on_frontier_without_mapping",
 )
 MATCHED_COLUMNS = (
-    "compression", "dim", "strategy", "n_seeds", "total_bytes", "mapping_bytes", "test_logloss", "test_logloss_ci",
+    "compression", "dim", "strategy", "n_seeds", "total_bytes", "mapping_bytes", "test_logloss",
+    "test_logloss_ci",
     "test_ne", "test_ne_ci", "test_auc", "test_auc_ci", *comparison_columns(),
 )
 COLLISION_TABLE_COLUMNS = ("strategy", "compression", "trials", *COLLISION_COLUMNS)
 
 
 def gather(trials: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """The report's tables from trial rows: configurations, matched, versus, segments, collisions, staleness."""
+    """The report's tables from trial rows: configurations, matched, versus, segments, collisions,
+    staleness."""
     configurations = sorted(configuration_rows(trials), key=lambda r: (strategy_rank(r["strategy"]),
                             r["compression"] is not None, r["compression"] or 0.0, r["dim"] or 0))
     for row in configurations:
         bytes_ = row.get("total_bytes")
-        row["bytes_without_mapping"] = None if bytes_ is None else bytes_ - (row.get("mapping_bytes") or 0)
+        row["bytes_without_mapping"] = (None if bytes_ is None else bytes_
+                                        - (row.get("mapping_bytes") or 0))
     _flag_frontier(configurations, "total_bytes", "on_frontier")
     _flag_frontier(configurations, "bytes_without_mapping", "on_frontier_without_mapping")
     matched = _matched(configurations, per_seed(trials, "test_logloss"))
@@ -115,8 +121,10 @@ def _matched(configurations: list[dict], values: dict[tuple, dict[int, float]]) 
     table = []
     for (compression, dim) in sorted(groups):
         for row in sorted(groups[(compression, dim)], key=lambda r: strategy_rank(r["strategy"])):
-            entry = {k: row.get(k) for k in ("compression", "dim", "strategy", "n_seeds", "total_bytes",
-                                               "mapping_bytes", *TEST_METRICS, *(f"{m}_ci" for m in TEST_METRICS))}
+            entry = {k: row.get(k)
+                     for k in ("compression", "dim", "strategy", "n_seeds", "total_bytes",
+                                               "mapping_bytes", *TEST_METRICS,
+                               *(f"{m}_ci" for m in TEST_METRICS))}
             table.append({**entry, **comparisons(values, configuration_key(row))})
     return table
 
@@ -126,12 +134,14 @@ def _versus(matched: list[dict]) -> list[dict]:
     in how many its paired difference from hash is negative, in how many the paired CI says
     better / worse, and the mean, lowest and highest of the per-cell differences."""
     table = []
-    for strategy in sorted({r["strategy"] for r in matched if r["strategy"] != BASELINE}, key=strategy_rank):
+    for strategy in sorted({r["strategy"] for r in matched if r["strategy"] != BASELINE},
+                           key=strategy_rank):
         cells = [r for r in matched if r["strategy"] == strategy and finite(r["vs_hash"])]
         if not cells:
             continue
         differences = [r["vs_hash"] for r in cells]
-        table.append({"strategy": strategy, "cells": len(cells), "lower": sum(d < 0 for d in differences),
+        table.append({"strategy": strategy, "cells": len(cells),
+                      "lower": sum(d < 0 for d in differences),
                       "better": sum(r["vs_hash_verdict"] == "better than hash" for r in cells),
                       "worse": sum(r["vs_hash_verdict"] == "worse than hash" for r in cells),
                       "mean": math.fsum(differences) / len(differences), "lowest": min(differences),
@@ -141,7 +151,8 @@ def _versus(matched: list[dict]) -> list[dict]:
 
 def _segments(configurations: list[dict]) -> list[dict]:
     """Runs of consecutive frontier configurations (by total_bytes) of one strategy."""
-    front = sorted((r for r in configurations if r["on_frontier"]), key=lambda r: (r["total_bytes"], r["test_logloss"]))
+    front = sorted((r for r in configurations if r["on_frontier"]),
+                   key=lambda r: (r["total_bytes"], r["test_logloss"]))
     segments: list[dict] = []
     for row in front:
         if segments and segments[-1]["strategy"] == row["strategy"]:
@@ -149,7 +160,8 @@ def _segments(configurations: list[dict]) -> list[dict]:
             segments[-1]["configurations"].append(row["configuration"])
         else:
             segments.append({"strategy": row["strategy"], "from_bytes": row["total_bytes"],
-                             "to_bytes": row["total_bytes"], "configurations": [row["configuration"]]})
+                             "to_bytes": row["total_bytes"],
+                             "configurations": [row["configuration"]]})
     return segments
 
 
@@ -161,7 +173,8 @@ def _collisions(trials: Iterable[Mapping[str, Any]]) -> list[dict]:
     table = []
     for strategy, compression in sorted(groups, key=lambda k: (strategy_rank(k[0]), k[1] or 0.0)):
         members = groups[(strategy, compression)]
-        row: dict[str, Any] = {"strategy": strategy, "compression": compression, "trials": len(members)}
+        row: dict[str, Any] = {"strategy": strategy, "compression": compression,
+                               "trials": len(members)}
         for column in COLLISION_COLUMNS:
             values = [float(t[column]) for t in members if finite(t.get(column))]
             row[column] = math.fsum(values) / len(values) if values else None
@@ -172,15 +185,18 @@ def _collisions(trials: Iterable[Mapping[str, Any]]) -> list[dict]:
 # --- writing ---------------------------------------------------------------------------------
 
 
-def write_report(tables: dict[str, Any], out_dir: str | Path, *, experiment: str, parent_run_id: str,
+def write_report(tables: dict[str, Any], out_dir: str | Path, *, experiment: str,
+                 parent_run_id: str,
                  command: str) -> dict[str, Path]:
     """Write REPORT_FILES (and STALENESS_FILES for a sweep with test windows) into `out_dir`
     (collide's own files only, replaced atomically each)."""
     from sweep.outputs import write_owned_files
 
     writers = {
-        "report.md": lambda p: p.write_text(_markdown(tables, experiment, parent_run_id, command), encoding="utf-8"),
-        "configurations.csv": lambda p: _write_csv(p, tables["configurations"], CONFIGURATION_COLUMNS),
+        "report.md": lambda p: p.write_text(_markdown(tables, experiment, parent_run_id, command),
+                                            encoding="utf-8"),
+        "configurations.csv": lambda p: _write_csv(p, tables["configurations"],
+                                                   CONFIGURATION_COLUMNS),
         "matched.csv": lambda p: _write_csv(p, tables["matched"], MATCHED_COLUMNS),
         "collisions.csv": lambda p: _write_csv(p, tables["collisions"], COLLISION_TABLE_COLUMNS),
         "frontier.png": lambda p: _plot(tables["configurations"], p, experiment),
@@ -188,7 +204,8 @@ def write_report(tables: dict[str, Any], out_dir: str | Path, *, experiment: str
     if tables["staleness"]:
         writers["staleness.csv"] = lambda p: _write_csv(p, tables["staleness"], STALENESS_COLUMNS)
         writers["staleness.png"] = lambda p: staleness_plot(tables["staleness"], p, experiment)
-    # a sweep without windows: an earlier report's staleness files there would describe another sweep
+    # a sweep without windows: an earlier report's staleness files there would describe another
+    # sweep
     return write_owned_files(Path(out_dir), "report", writers, retire=STALENESS_FILES)
 
 
@@ -232,77 +249,96 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
     level = f"{LEVEL:.0%}"
     lines = [
         f"# {experiment}: evidence report", "",
-        f"Sweep: parent run `{parent_run_id}` of experiment `{experiment}`; {tables['num_trials']} trials, "
-        f"{len(configurations)} configurations, seeds {seeds}. Generated from MLflow alone by:", "",
+        f"Sweep: parent run `{parent_run_id}` of experiment `{experiment}`; {tables['num_trials']} "
+        f"trials, {len(configurations)} configurations, seeds {seeds}. Generated from MLflow alone "
+        "by:", "",
         f"    {command}", "",
-        f"Every figure is over configurations (strategy x compression x dim): the mean over seeds, +- the "
-        f"{level} confidence interval (Student t; none with one seed). Losses are test metrics. Bytes are "
-        "total_bytes: embedding + mapping + dense, so a learned map pays for its own ids.", "",
+        "Every figure is over configurations (strategy x compression x dim): the mean over seeds, "
+        f"+- the {level} confidence interval (Student t; none with one seed). Losses are test "
+        "metrics. Bytes are total_bytes: embedding + mapping + dense, so a learned map pays for "
+        "its own ids.", "",
         "![frontier](frontier.png)", "",
         "## Frontier: which strategies, over which sizes", "",
     ]
     segments = tables["segments"]
     if segments:
-        lines += ["Frontier of total_bytes (mapping included) vs mean test logloss, smallest first:", ""]
+        lines += ["Frontier of total_bytes (mapping included) vs mean test logloss, smallest "
+                  "first:", ""]
         for s in segments:
             span = format_bytes(s["from_bytes"]) if s["from_bytes"] == s["to_bytes"] else \
                 f"{format_bytes(s['from_bytes'])} to {format_bytes(s['to_bytes'])}"
             lines.append(f"- `{s['strategy']}`: {span} ({', '.join(s['configurations'])})")
-        without = [r["configuration"] for r in sorted(configurations, key=lambda r: r["bytes_without_mapping"] or 0)
+        without = [r["configuration"]
+                   for r in sorted(configurations, key=lambda r: r["bytes_without_mapping"] or 0)
                    if r["on_frontier_without_mapping"]]
-        lines += ["", f"Without the maps' own bytes the frontier would be: {', '.join(without)}.", ""]
+        lines += ["", f"Without the maps' own bytes the frontier would be: {', '.join(without)}.",
+                  ""]
     else:
         lines += ["No configuration has a test logloss, so there is no frontier.", ""]
     versus = tables["versus"]
     if versus:
         lines += ["## Against `hash`, over all matched sizes", "",
-                  "Per strategy, over the (compression, dim) cells of the table below: in how many its paired "
-                  f"difference from hash in test logloss is negative (`lower`), in how many the paired {level} CI "
-                  "says better or worse, and the per-cell differences (negative: lower loss than hash). The cells share seeds and data, so they "
-                  "are not independent trials of the question.", "",
-                  "| strategy | cells | lower | better (CI) | worse (CI) | mean difference | lowest | highest |",
+                  "Per strategy, over the (compression, dim) cells of the table below: in how many "
+                  "its paired difference from hash in test logloss is negative (`lower`), in how "
+                  f"many the paired {level} CI says better or worse, and the per-cell differences "
+                  "(negative: lower loss than hash). The cells share seeds and data, so they are "
+                  "not independent trials of the question.", "",
+                  "| strategy | cells | lower | better (CI) | worse (CI) | mean difference | "
+                  "lowest | highest |",
                   "|---|---|---|---|---|---|---|---|"]
         for r in versus:
-            lines.append(f"| `{r['strategy']}` | {r['cells']} | {r['lower']} | {r['better']} | {r['worse']} | "
-                         f"{r['mean']:+.4f} | {r['lowest']:+.4f} | {r['highest']:+.4f} |")
+            lines.append(f"| `{r['strategy']}` | {r['cells']} | {r['lower']} | {r['better']} | "
+                         f"{r['worse']} | {r['mean']:+.4f} | {r['lowest']:+.4f} | "
+                         f"{r['highest']:+.4f} |")
         lines.append("")
     lines += ["## Matched sizes: each strategy against `hash`", "",
-              "Same compression and dim = the same embedding rows. `vs hash` is the mean of the per-seed "
-              f"differences in test logloss (negative: lower loss than hash), +- its {level} CI, over the seeds "
-              "both ran; the verdict says whether that interval excludes 0.", ""]
+              "Same compression and dim = the same embedding rows. `vs hash` is the mean of the "
+              "per-seed differences in test logloss (negative: lower loss than hash), +- its "
+              f"{level} CI, over the seeds both ran; the verdict says whether that interval "
+              "excludes 0.", ""]
     if matched:
-        header = ["compression", "dim", "strategy", "seeds", "total_bytes", "mapping", "test_logloss", "test_ne",
+        header = ["compression", "dim", "strategy", "seeds", "total_bytes", "mapping",
+                  "test_logloss", "test_ne",
                   "test_auc", "vs hash", "verdict"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in matched:
             lines.append("| " + " | ".join([
-                _compression(r["compression"]), str(r["dim"]), f"`{r['strategy']}`", str(r["n_seeds"]),
-                format_bytes(r["total_bytes"]), format_bytes(r["mapping_bytes"] or 0), _estimate(r, "test_logloss"),
-                _estimate(r, "test_ne"), _estimate(r, "test_auc"), format_estimate(r, "vs_hash", missing="-", sign=True), r["vs_hash_verdict"],
+                _compression(r["compression"]), str(r["dim"]), f"`{r['strategy']}`",
+                str(r["n_seeds"]),
+                format_bytes(r["total_bytes"]), format_bytes(r["mapping_bytes"] or 0),
+                _estimate(r, "test_logloss"),
+                _estimate(r, "test_ne"), _estimate(r, "test_auc"),
+                format_estimate(r, "vs_hash", missing="-", sign=True), r["vs_hash_verdict"],
             ]) + " |")
     else:
         lines.append("No compressed configuration completed.")
-    full = [r for r in configurations if not strategy_traits(r["strategy"]).takes_compression and r["n_seeds"]]
+    full = [r for r in configurations if not strategy_traits(r["strategy"]).takes_compression
+            and r["n_seeds"]]
     if full:
         lines += ["", "Reference, the full table: " + "; ".join(
-            f"d{r['dim']}: {format_bytes(r['total_bytes'])}, test logloss {_estimate(r, 'test_logloss')}" for r in full)
+            f"d{r['dim']}: {format_bytes(r['total_bytes'])}, test logloss "
+            f"{_estimate(r, 'test_logloss')}" for r in full)
             + "."]
     lines += ["", "## Every configuration", "",
-              "| configuration | seeds | total_bytes | without mapping | test_logloss | val_logloss | frontier |",
+              "| configuration | seeds | total_bytes | without mapping | test_logloss | "
+              "val_logloss | frontier |",
               "|---|---|---|---|---|---|---|"]
     for r in configurations:
         where = ", ".join(n for n, f in (("with map bytes", r["on_frontier"]),
-                                          ("without", r["on_frontier_without_mapping"])) if f) or ""
-        seeds_cell = ",".join(str(s) for s in r["seeds"]) + (f" ({r['not_ranked']} not ranked)" if r["not_ranked"] else "")
+                                         ("without", r["on_frontier_without_mapping"])) if f) or ""
+        seeds_cell = ",".join(str(s) for s in r["seeds"]) + (f" ({r['not_ranked']} not ranked)"
+                                                             if r["not_ranked"] else "")
         lines.append(f"| {r['configuration']} | {seeds_cell} | {_size(r['total_bytes'])} | "
                      f"{_size(r['bytes_without_mapping'])} | {_estimate(r, 'test_logloss')} | "
                      f"{_estimate(r, 'val_logloss')} | {where} |")
     lines += ["", "## Collisions", "",
-              "Per strategy and compression, the mean over its trials (all dims and seeds) of the frequency-"
-              "weighted collision rate (the share of training accesses whose row another training id shares), "
-              "the share of test values unseen in training, the share of values sent to a fallback row, and "
-              "NMI / purity of rows against the planted clusters (synthetic data only; `-` elsewhere).", "",
-              "| strategy | compression | trials | collision rate | unseen | fallback | NMI | purity |",
+              "Per strategy and compression, the mean over its trials (all dims and seeds) of the "
+              "frequency-weighted collision rate (the share of training accesses whose row another "
+              "training id shares), the share of test values unseen in training, the share of "
+              "values sent to a fallback row, and NMI / purity of rows against the planted "
+              "clusters (synthetic data only; `-` elsewhere).", "",
+              "| strategy | compression | trials | collision rate | unseen | fallback | NMI | "
+              "purity |",
               "|---|---|---|---|---|---|---|---|"]
     for r in tables["collisions"]:
         lines.append(f"| `{r['strategy']}` | {_compression(r['compression'])} | {r['trials']} | "
@@ -327,23 +363,29 @@ def _plot(configurations: list[dict], path: Path, experiment: str) -> None:
     axes = figure.subplots(1, 2, sharey=True)
     palette = colormaps["tab10"]
     strategies = sorted({r["strategy"] for r in configurations}, key=strategy_rank)
-    panels = (("total_bytes", "on_frontier", "total bytes (embedding + mapping + dense), log scale"),
+    panels = (("total_bytes", "on_frontier",
+               "total bytes (embedding + mapping + dense), log scale"),
               ("bytes_without_mapping", "on_frontier_without_mapping",
                "bytes without the map's own (embedding + dense), log scale"))
     for ax, (x, flag, label) in zip(axes, panels, strict=True):
-        drawn = [r for r in configurations if finite(r.get(x)) and r[x] > 0 and finite(r.get("test_logloss"))]
+        drawn = [r for r in configurations if finite(r.get(x)) and r[x] > 0
+                 and finite(r.get("test_logloss"))]
         for k, strategy in enumerate(strategies):
             points = [r for r in drawn if r["strategy"] == strategy]
             if not points:
                 continue
             ax.errorbar([r[x] for r in points], [r["test_logloss"] for r in points],
-                        yerr=[r["test_logloss_ci"] if finite(r.get("test_logloss_ci")) else 0.0 for r in points],
-                        fmt="o", color=palette(k % 10), markersize=4, capsize=2, elinewidth=1, label=strategy)
+                        yerr=[r["test_logloss_ci"] if finite(r.get("test_logloss_ci")) else 0.0
+                              for r in points],
+                        fmt="o", color=palette(k % 10), markersize=4, capsize=2, elinewidth=1,
+                        label=strategy)
         front = sorted((r for r in drawn if r[flag]), key=lambda r: r[x])
         if front:
-            ax.scatter([r[x] for r in front], [r["test_logloss"] for r in front], s=70, facecolors="none",
+            ax.scatter([r[x] for r in front], [r["test_logloss"] for r in front], s=70,
+                       facecolors="none",
                        edgecolors="black", linewidths=1.2, zorder=3)
-            ax.step([r[x] for r in front], [r["test_logloss"] for r in front], where="post", color="black",
+            ax.step([r[x] for r in front], [r["test_logloss"] for r in front], where="post",
+                    color="black",
                     linewidth=1, label=f"frontier ({len(front)})")
         if drawn:
             ax.set_xscale("log")

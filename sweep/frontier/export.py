@@ -51,14 +51,17 @@ def _legacy_export(path: Path) -> bool:
         manifest = json.loads((path / EXPORT_FILE).read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(manifest, dict) and {"format_version", "source_run_id", "features"} <= set(manifest)
+    return (isinstance(manifest, dict)
+            and {"format_version", "source_run_id", "features"} <= set(manifest))
 
 
 def _checked_features(details: object, run_id: str) -> list[tuple[str, PurePosixPath, dict]]:
-    """(feature, bundle path relative to the run's artifacts, info) from an untrusted metrics.json."""
+    """(feature, bundle path relative to the run's artifacts, info) from an untrusted
+    metrics.json."""
     where = f"run {run_id}: metrics.json"
     if not isinstance(details, dict) or not isinstance(details.get("feature_order"), list):
-        raise UserError(f"{where} has no feature_order list; this run was not written by a collide trial")
+        raise UserError(f"{where} has no feature_order list; this run was not written by a collide "
+                        "trial")
     order, infos = details["feature_order"], details.get("features")
     if not order or not all(isinstance(n, str) and n for n in order):
         raise UserError(f"{where}: feature_order must be a non-empty list of names, got {order!r}")
@@ -66,14 +69,17 @@ def _checked_features(details: object, run_id: str) -> list[tuple[str, PurePosix
     if duplicated:
         raise UserError(f"{where}: feature names must be unique, repeated: {duplicated}")
     if not isinstance(infos, dict) or set(infos) != set(order):
-        raise UserError(f"{where}: features must describe exactly the features of feature_order {order}")
+        raise UserError(f"{where}: features must describe exactly the features of feature_order "
+                        f"{order}")
     features = []
     for name in order:
         info = infos[name]
-        bundle = PurePosixPath(str(info.get("bundle", ""))) if isinstance(info, dict) else PurePosixPath("")
-        if bundle.is_absolute() or ".." in bundle.parts or len(bundle.parts) != 2 or bundle.parts[0] != "bundles":
+        bundle = (PurePosixPath(str(info.get("bundle", ""))) if isinstance(info, dict)
+                  else PurePosixPath(""))
+        if (bundle.is_absolute() or ".." in bundle.parts or len(bundle.parts) != 2
+            or bundle.parts[0] != "bundles"):
             raise UserError(f"{where}: feature {name!r} has bundle path {str(bundle)!r}; expected "
-                             "bundles/<directory> inside the run's artifacts")
+                            "bundles/<directory> inside the run's artifacts")
         features.append((name, bundle, info))
     return features
 
@@ -94,16 +100,18 @@ def choose(rows: list[dict], *, max_bytes: float | None = None, max_val_loss: fl
     selection.update({
         "configuration": chosen["configuration"], "seeds": chosen["seeds"],
         "val_logloss_mean": chosen["val_logloss"], "val_logloss_ci95": chosen["val_logloss_ci"],
-        "seed": chosen["median_seed"], "seed_rule": "the seed of median val_logloss among the configuration's seeds",
+        "seed": chosen["median_seed"], "seed_rule": "the seed of median val_logloss among the "
+                                                    "configuration's seeds",
     })
     # the bound holds for the configuration's mean; say so when the exported seed itself is past it
     if max_val_loss is not None and point["val_logloss"] > max_val_loss:
         selection["note"] = (f"--max-val-loss {max_val_loss:g} holds for the mean over seeds "
-                             f"({chosen['val_logloss']:.4f}); the exported seed {point['seed']} has "
-                             f"val_logloss {point['val_logloss']:.4f}")
+                             f"({chosen['val_logloss']:.4f}); the exported seed {point['seed']} "
+                             f"has val_logloss {point['val_logloss']:.4f}")
     if max_bytes is not None and point["total_bytes"] > max_bytes:
-        selection["note"] = (f"--max-bytes {max_bytes:g} holds for the mean over seeds ({chosen['total_bytes']} B); "
-                             f"the exported seed {point['seed']} has {point['total_bytes']} B")
+        selection["note"] = (f"--max-bytes {max_bytes:g} holds for the mean over seeds "
+                             f"({chosen['total_bytes']} B); the exported seed {point['seed']} has "
+                             f"{point['total_bytes']} B")
     return dict(point), selection
 
 
@@ -120,7 +128,8 @@ def describe_choice(point: dict, selection: dict) -> str:
     spread = f" +- {ci:.4f}" if ci is not None else ""
     return (f"chose configuration {selection['configuration']} (val_logloss "
             f"{selection['val_logloss_mean']:.4f}{spread} over seeds "
-            f"{','.join(map(str, selection['seeds']))}); exporting {point['name']}, its median-val seed")
+            f"{','.join(map(str, selection['seeds']))}); exporting {point['name']}, its median-val "
+            "seed")
 
 
 def write_export(point: dict, selection: dict, artifacts: str | Path, out_dir: str | Path, *,
@@ -138,7 +147,8 @@ def write_export(point: dict, selection: dict, artifacts: str | Path, out_dir: s
         except ValueError as exc:
             raise UserError(f"run {run_id}: metrics.json is not valid JSON ({exc})") from None
         features = _checked_features(details, run_id)
-        dense = checked_dense_transforms(details.get("dense_transforms", []) if isinstance(details, dict) else [],
+        dense = checked_dense_transforms(details.get("dense_transforms", [])
+                                         if isinstance(details, dict) else [],
                                          f"run {run_id}: metrics.json")
         written = []
         for index, (name, bundle, info) in enumerate(features):
@@ -157,13 +167,16 @@ def write_export(point: dict, selection: dict, artifacts: str | Path, out_dir: s
         manifest = export_manifest(
             written, experiment=experiment, parent_run_id=parent_run_id, source_run_id=run_id,
             trial=point["name"], selection=selection,
-            metrics={k: point.get(k) for k in ("val_logloss", "test_logloss", "test_auc", "test_ne")},
-            sizes={k: point.get(k) for k in ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes",
+            metrics={k: point.get(k)
+                     for k in ("val_logloss", "test_logloss", "test_auc", "test_ne")},
+            sizes={k: point.get(k)
+                   for k in ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes",
                                             "compression_ratio")},
             embedding_dim=point.get("dim"), dense_transforms=dense)
         (staging / EXPORT_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         replace_dir(staging, out_dir, "export", legacy=_legacy_export)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log.info("exported %s (run %s of sweep %s) to %s", point["name"], run_id, parent_run_id, out_dir)
+    log.info("exported %s (run %s of sweep %s) to %s", point["name"], run_id, parent_run_id,
+             out_dir)
     return out_dir

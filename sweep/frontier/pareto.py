@@ -150,7 +150,8 @@ def select_point(
             f"got max_bytes={max_bytes!r}, max_val_loss={max_val_loss!r}"
         )
     rows = _as_rows(table, "table")
-    noun = "configuration" if any("configuration" in row for row in rows) else "trial"  # what is being ranked
+    # what is being ranked
+    noun = "configuration" if any("configuration" in row for row in rows) else "trial"
     points = _points(rows, x, y)  # (n, 2)
     complete = ~np.isnan(points).any(axis=1)
     if not complete.any():

@@ -23,7 +23,8 @@ import numpy as np
 
 from sweep.frontier.pareto import format_bytes
 
-__all__ = ["format_estimate", "plot_pareto", "write_configurations_md", "write_pareto_csv", "write_pareto_md"]
+__all__ = ["format_estimate", "plot_pareto", "write_configurations_md", "write_pareto_csv",
+           "write_pareto_md"]
 
 # CSV columns put first when present; every other key follows in first-seen order.
 _LEADING_COLUMNS = (
@@ -105,34 +106,40 @@ def write_configurations_md(
     ``on_frontier``): the frontier configurations by total_bytes, each loss as mean +- 95% CI
     over its seeds, the seed whose bundles export would write, then the counts."""
     rows = _frontier_rows(table, need_flag=True)
-    front = sorted((r for r in rows if r["on_frontier"]), key=lambda r: _number(r.get("total_bytes")))
-    ranked = sum(1 for r in rows if _is_number(r.get("total_bytes")) and _is_number(r.get("val_logloss")))
+    front = sorted((r for r in rows if r["on_frontier"]),
+                   key=lambda r: _number(r.get("total_bytes")))
+    ranked = sum(1 for r in rows if _is_number(r.get("total_bytes"))
+                 and _is_number(r.get("val_logloss")))
     seeds = sorted({s for r in rows for s in r.get("seeds") or []})
     lines = [f"# {title}", "",
-             "Frontier of total_bytes vs val_logloss, both minimised, sorted by total_bytes. A configuration "
-             "(strategy x compression x dim) is ranked by its mean over seeds; +- is the 95% confidence "
-             "interval (Student t). `median seed` is the seed of median val loss, whose bundles "
-             "`collide export` writes.", ""]
+             "Frontier of total_bytes vs val_logloss, both minimised, sorted by total_bytes. A "
+             "configuration (strategy x compression x dim) is ranked by its mean over seeds; +- is "
+             "the 95% confidence interval (Student t). `median seed` is the seed of median val "
+             "loss, whose bundles `collide export` writes.", ""]
     if front:
-        header = ["configuration", "seeds", "total_bytes", "val_logloss", "test_logloss", "test_auc",
+        header = ["configuration", "seeds", "total_bytes", "val_logloss", "test_logloss",
+                  "test_auc",
                   "compression_ratio", "median seed"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row in front:
             ratio = row.get("compression_ratio")
             lines.append("| " + " | ".join([
-                _md_cell(row.get("configuration")), _md_seeds(row), _md_size(row.get("total_bytes")),
+                _md_cell(row.get("configuration")), _md_seeds(row),
+                _md_size(row.get("total_bytes")),
                 format_estimate(row, "val_logloss"), format_estimate(row, "test_logloss"),
                 format_estimate(row, "test_auc"),
                 f"{ratio:.1f}x" if _is_number(ratio) else "", _md_cell(row.get("median_seed")),
             ]) + " |")
     else:
         lines.append("No configuration completed, so no frontier.")
-    lines += ["", f"{len(rows)} configurations over seeds {', '.join(str(s) for s in seeds) or 'none'}: "
-              f"{ranked} ranked, {len(rows) - ranked} not ranked; {len(front)} on the frontier.", ""]
+    lines += ["", f"{len(rows)} configurations over seeds "
+                  f"{', '.join(str(s) for s in seeds) or 'none'}: {ranked} ranked, "
+                  f"{len(rows) - ranked} not ranked; {len(front)} on the frontier.", ""]
     partial = [r for r in rows if r.get("not_ranked") and r.get("n_seeds")]
     if partial:
         lines += ["Ranked on fewer seeds (a trial failed or was excluded):", ""]
-        lines += [f"- {r['configuration']}: {r['n_seeds']} of {r['n_seeds'] + r['not_ranked']} seeds" for r in partial]
+        lines += [f"- {r['configuration']}: {r['n_seeds']} of {r['n_seeds'] + r['not_ranked']} "
+                  "seeds" for r in partial]
         lines.append("")
     return _write_md(path, lines + _not_ranked(rows, lambda r: r["configuration"]))
 
@@ -275,7 +282,8 @@ def _md_size(value: Any) -> str:
     return format_bytes(float(value)) if _is_number(value) else _md_cell(value)
 
 
-def format_estimate(row: Mapping[str, Any], metric: str, *, missing: str = "", sign: bool = False) -> str:
+def format_estimate(row: Mapping[str, Any], metric: str, *, missing: str = "",
+                    sign: bool = False) -> str:
     """`mean +- ci` of `metric` in a configuration row (the mean alone with one seed), 4 decimals;
     `missing` when there is no mean; `sign`: always show the mean's sign (differences)."""
     mean, ci = row.get(metric), row.get(f"{metric}_ci")
@@ -288,4 +296,6 @@ def format_estimate(row: Mapping[str, Any], metric: str, *, missing: str = "", s
 def _md_seeds(row: Mapping[str, Any]) -> str:
     seeds = ",".join(str(s) for s in row.get("seeds") or [])
     missing = row.get("not_ranked") or 0
-    return f"{seeds} ({row.get('n_seeds', 0)} of {row.get('n_seeds', 0) + missing})" if missing else seeds
+    if not missing:
+        return seeds
+    return f"{seeds} ({row.get('n_seeds', 0)} of {row.get('n_seeds', 0) + missing})"

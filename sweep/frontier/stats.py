@@ -41,7 +41,8 @@ class Estimate:
 
 
 def finite(value: object) -> bool:
-    """A real, finite number: a missing, None, bool, NaN or infinite metric is left out of every mean."""
+    """A real, finite number: a missing, None, bool, NaN or infinite metric is left out of every
+    mean."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -64,8 +65,10 @@ def mean_ci(values: Sequence[float], level: float = LEVEL) -> Estimate:
     return Estimate(mean, float(t.ppf((1 + level) / 2, n - 1)) * sd / math.sqrt(n), n, sd)
 
 
-def paired_difference(a: Mapping[int, float], b: Mapping[int, float], level: float = LEVEL) -> Estimate | None:
-    """Mean of a[s] - b[s] over the seeds s both have, with its t interval; None when none is shared."""
+def paired_difference(a: Mapping[int, float], b: Mapping[int, float],
+                      level: float = LEVEL) -> Estimate | None:
+    """Mean of a[s] - b[s] over the seeds s both have, with its t interval; None when none is
+    shared."""
     shared = sorted(set(a) & set(b))
     if not shared:
         return None

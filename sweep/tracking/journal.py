@@ -66,8 +66,10 @@ class TrackingJournal:
 
     def append(self, op: dict) -> None:
         op = dict(op)
-        if op.get("op") in ("log_artifacts", "log_artifact"):  # the source may be temporary: keep a copy
-            count = len(list((self.path / "artifacts").glob("*"))) if (self.path / "artifacts").is_dir() else 0
+        # the source may be temporary: keep a copy
+        if op.get("op") in ("log_artifacts", "log_artifact"):
+            count = (len(list((self.path / "artifacts").glob("*")))
+                     if (self.path / "artifacts").is_dir() else 0)
             copy = self.path / "artifacts" / f"{count:04d}"
             if op["op"] == "log_artifacts":
                 shutil.copytree(op["local_dir"], copy)
@@ -85,7 +87,8 @@ class TrackingJournal:
         if not self.ops_file.is_file():
             return []
         ops = []
-        for number, line in enumerate(self.ops_file.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(self.ops_file.read_text(encoding="utf-8").splitlines(),
+                                      start=1):
             if not line.strip():
                 continue
             try:
@@ -113,7 +116,8 @@ def replay(journal: TrackingJournal, apply: Callable[[dict, dict[str, str]], str
     and returns the run id when the op created a run. Progress is saved after every op.
     """
     progress_file = journal.path / "progress.json"
-    progress = json.loads(progress_file.read_text()) if progress_file.is_file() else {"applied": 0, "refs": {}}
+    progress = (json.loads(progress_file.read_text()) if progress_file.is_file()
+                else {"applied": 0, "refs": {}})
     refs: dict[str, str] = dict(progress["refs"])
     ops = journal.ops()
     applied = 0
@@ -129,10 +133,12 @@ def replay(journal: TrackingJournal, apply: Callable[[dict, dict[str, str]], str
             try:
                 created = apply(op, refs)
             except Exception as exc:
+                why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise JournalReplayError(
-                    f"{journal.ops_file}: record {index + 1} of {len(ops)} ({op['op']}) could not be written: "
-                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}; fix the "
-                    "cause and sync again: it continues from this record") from exc
+                    f"{journal.ops_file}: record {index + 1} of {len(ops)} ({op['op']}) could not "
+                    "be "
+                    f"written: {why}; fix the cause and sync again: it continues from this record"
+                ) from exc
             if created is not None:
                 refs[op["ref"]] = created
         applied += 1

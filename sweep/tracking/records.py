@@ -22,7 +22,8 @@ from mlflow.tracking import MlflowClient
 
 from sweep.errors import UserError
 
-__all__ = ["SweepRuns", "experiment_id_of", "experiment_of", "fetch_artifacts", "find_sweep", "trial_rows"]
+__all__ = ["SweepRuns", "experiment_id_of", "experiment_of", "fetch_artifacts", "find_sweep",
+           "trial_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,8 @@ def experiment_id_of(client: MlflowClient, experiment: str) -> str:
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         names = sorted(e.name for e in client.search_experiments())
-        raise UserError(f"no MLflow experiment named {experiment!r} at this tracking URI; found: {names}")
+        raise UserError(f"no MLflow experiment named {experiment!r} at this tracking URI; found: "
+                        f"{names}")
     return exp.experiment_id
 
 
@@ -72,17 +74,21 @@ def _children(client: MlflowClient, experiment_id: str, parent_run_id: str) -> l
 
 def find_sweep(client: MlflowClient, experiment: str, parent_run_id: str | None = None, *,
                completed: bool = True) -> SweepRuns:
-    """The sweep `parent_run_id` of `experiment`, else its latest (completed, if `completed`) sweep."""
+    """The sweep `parent_run_id` of `experiment`, else its latest (completed, if `completed`)
+    sweep."""
     experiment_id = experiment_id_of(client, experiment)
     if parent_run_id is not None:
         try:
             parent = client.get_run(parent_run_id)
         except Exception as exc:  # noqa: BLE001 - MLflow raises MlflowException for unknown ids
             raise UserError(f"no run {parent_run_id!r} in this tracking store ({exc})") from None
-        if parent.info.experiment_id != experiment_id or parent.data.tags.get("collide.kind") != "sweep":
-            raise UserError(f"run {parent_run_id} is not a collide sweep of experiment {experiment!r}")
+        if (parent.info.experiment_id != experiment_id
+            or parent.data.tags.get("collide.kind") != "sweep"):
+            raise UserError(f"run {parent_run_id} is not a collide sweep of experiment "
+                            f"{experiment!r}")
         if completed and parent.info.status != "FINISHED":
-            log.warning("sweep %s is %s: its trials are not all finished", parent_run_id, parent.info.status)
+            log.warning("sweep %s is %s: its trials are not all finished", parent_run_id,
+                        parent.info.status)
         return SweepRuns(parent, _children(client, experiment_id, parent_run_id))
     parents = client.search_runs([experiment_id], "tags.`collide.kind` = 'sweep'",
                                  order_by=["attributes.start_time DESC"], max_results=1000)
@@ -94,8 +100,9 @@ def find_sweep(client: MlflowClient, experiment: str, parent_run_id: str | None 
             return SweepRuns(parent, _children(client, experiment_id, parent.info.run_id), skipped)
         skipped.append(f"{parent.info.run_id} is {parent.info.status}")
     newest = parents[0].info
-    raise UserError(f"experiment {experiment!r} has no completed sweep; the newest, {newest.run_id}, is "
-                     f"{newest.status}. Resume it with: collide sweep --resume {newest.run_id} --name {experiment}")
+    raise UserError(f"experiment {experiment!r} has no completed sweep; the newest, "
+                    f"{newest.run_id}, is {newest.status}. Resume it with: collide sweep --resume "
+                    f"{newest.run_id} --name {experiment}")
 
 
 def _param_number(text: str | None) -> float | int | None:
@@ -118,8 +125,8 @@ def _exclusion(run: Any) -> str | None:
         return f"{status}: still running, or its driver died (resume the sweep)"
     if outcome == "stopped":
         epochs = int(metrics.get("epochs_run", metrics.get("epoch", 0)) or 0)
-        return (f"stopped early by the scheduler after {epochs} epoch(s): it has no test metrics and no "
-                "bundles, so it cannot be exported")
+        return (f"stopped early by the scheduler after {epochs} epoch(s): it has no test metrics "
+                "and no bundles, so it cannot be exported")
     if outcome not in (None, "completed") or "best_val_logloss" not in metrics:
         return f"no final metrics (outcome {outcome!r})"
     return None
@@ -152,17 +159,23 @@ def trial_rows(runs: list) -> list[dict]:
             "dim": _param_number(params.get("dim")),
             "seed": _param_number(params.get("seed")),
         }
-        for key in ("best_val_logloss", "test_logloss", "test_auc", "test_ne", *BYTE_KEYS, "compression_ratio",
-                    "collision_rate", "unseen_value_rate", "fallback_value_rate", "signal_captured"):
+        for key in ("best_val_logloss", "test_logloss", "test_auc", "test_ne", *BYTE_KEYS,
+                    "compression_ratio",
+                    "collision_rate", "unseen_value_rate", "fallback_value_rate",
+                    "signal_captured"):
             row[key] = metrics.get(key)
-        for key in ("nmi", "purity"):  # against the planted clusters (synthetic data): mean over the features
-            values = [v for k, v in sorted(metrics.items()) if k.startswith("collision.") and k.endswith(f".{key}")]
+        # against the planted clusters (synthetic data): mean over the features
+        for key in ("nmi", "purity"):
+            values = [v for k, v in sorted(metrics.items()) if k.startswith("collision.")
+                      and k.endswith(f".{key}")]
             row[key] = sum(values) / len(values) if values else None
         for key in BYTE_KEYS:
             if row[key] is not None:
                 row[key] = int(row[key])  # MLflow stores metrics as floats; bytes are whole
-        # per time window of the test split (sweep option test_windows): window.<k>.test_logloss, ...
-        row.update({key: value for key, value in sorted(metrics.items()) if key.startswith("window.")})
+        # per time window of the test split (sweep option test_windows): window.<k>.test_logloss,
+        # ...
+        row.update({key: value for key, value in sorted(metrics.items())
+                    if key.startswith("window.")})
         row["val_logloss"] = row.pop("best_val_logloss")
         row["excluded"] = _exclusion(run)
         if row["excluded"] is not None:
@@ -171,11 +184,13 @@ def trial_rows(runs: list) -> list[dict]:
     return rows
 
 
-def fetch_artifacts(tracking_uri: str, run_id: str, paths: tuple[str, ...], dst: str | Path) -> Path:
+def fetch_artifacts(tracking_uri: str, run_id: str, paths: tuple[str, ...], dst: str
+                    | Path) -> Path:
     """Download each of `paths` (files or directories) of run `run_id`'s artifacts into `dst`,
     keeping their relative paths; returns `dst`."""
     from mlflow.artifacts import download_artifacts
 
     for path in paths:
-        download_artifacts(run_id=run_id, artifact_path=path, tracking_uri=tracking_uri, dst_path=str(dst))
+        download_artifacts(run_id=run_id, artifact_path=path, tracking_uri=tracking_uri,
+                           dst_path=str(dst))
     return Path(dst)

@@ -29,7 +29,8 @@ CHECK_TIMEOUT_S = 10.0
 
 
 def connect(tracking_uri: str) -> MlflowClient:
-    """An MLflow client of `tracking_uri`; its secrets are remembered so `redact_text` hides them."""
+    """An MLflow client of `tracking_uri`; its secrets are remembered so `redact_text` hides
+    them."""
     from mlflow.tracking import MlflowClient
 
     remember(tracking_uri)
@@ -51,19 +52,22 @@ def _tcp_check(uri: str, timeout: float) -> None:
             pass
     except OSError as exc:
         raise TrackingUnavailableError(
-            f"MLflow tracking URI {redact(uri)} is not reachable: cannot connect to {parts.hostname}:{port} "
-            f"({exc.strerror or exc}). Start the tracking server or fix --tracking-uri / MLFLOW_TRACKING_URI"
+            f"MLflow tracking URI {redact(uri)} is not reachable: cannot connect to "
+            f"{parts.hostname}:{port} ({exc.strerror or exc}). Start the tracking server or fix "
+            "--tracking-uri / MLFLOW_TRACKING_URI"
         ) from None
 
 
 def check_tracking_uri(uri: str, timeout: float = CHECK_TIMEOUT_S) -> None:
-    """Raise TrackingUnavailableError unless one read of the tracking store succeeds in `timeout` s."""
+    """Raise TrackingUnavailableError unless one read of the tracking store succeeds in `timeout`
+    s."""
     started = time.monotonic()
     remember(uri)
     if uri.startswith("sqlite:///"):
         db = Path(uri.removeprefix("sqlite:///"))
         if not db.parent.is_dir():
-            raise TrackingUnavailableError(f"MLflow tracking URI {redact(uri)}: directory {db.parent} does not exist")
+            raise TrackingUnavailableError(f"MLflow tracking URI {redact(uri)}: directory "
+                                           f"{db.parent} does not exist")
     _tcp_check(uri, timeout / 2)
     outcome: dict = {}
 
@@ -78,10 +82,12 @@ def check_tracking_uri(uri: str, timeout: float = CHECK_TIMEOUT_S) -> None:
         thread.start()
         thread.join(max(0.1, timeout - (time.monotonic() - started)))
     if thread.is_alive():
-        raise TrackingUnavailableError(f"MLflow tracking URI {redact(uri)} did not answer within {timeout:.0f} s; "
-                                       "check that the server is up and the URI is right")
+        raise TrackingUnavailableError(f"MLflow tracking URI {redact(uri)} did not answer within "
+                                       f"{timeout:.0f} s; check that the server is up and the URI "
+                                       "is right")
     if "error" in outcome:
-        reason = str(outcome["error"]).strip().splitlines()[0][:300] if str(outcome["error"]).strip() else \
+        reason = str(outcome["error"]).strip().splitlines()[0][:300] if str(outcome["error"]).strip(
+            ) else \
             type(outcome["error"]).__name__
         raise TrackingUnavailableError(f"MLflow tracking URI {redact(uri)} cannot be used: "
                                        f"{redact_text(reason, uri)}")

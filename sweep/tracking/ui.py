@@ -48,7 +48,8 @@ def sweep_experiments(tracking_uri: str, name: str | None = None) -> list[tuple[
         return [(name, experiment_id_of(client, name))]
     found = []
     for experiment in client.search_experiments(order_by=["last_update_time DESC"]):
-        if client.search_runs([experiment.experiment_id], "tags.`collide.kind` = 'sweep'", max_results=1):
+        if client.search_runs([experiment.experiment_id], "tags.`collide.kind` = 'sweep'",
+                              max_results=1):
             found.append((experiment.name, experiment.experiment_id))
     return found
 
@@ -71,8 +72,10 @@ def _print_views(experiments: list[tuple[str, str]], base_url: str) -> None:
         print(f"  {experiment}: {runs_view_url(base_url, experiment_id)}")
 
 
-def ui_command(tracking_uri: str, port: int = 5000, host: str = "127.0.0.1") -> tuple[list[str], dict[str, str]]:
-    """(argv, extra environment) of the `mlflow ui` serving `tracking_uri` (a sqlite or database store)."""
+def ui_command(tracking_uri: str, port: int = 5000,
+               host: str = "127.0.0.1") -> tuple[list[str], dict[str, str]]:
+    """(argv, extra environment) of the `mlflow ui` serving `tracking_uri` (a sqlite or database
+    store)."""
     if not 0 < port < 65536:
         raise UserError(f"port must be in 1..65535, got {port}")
     argv = [sys.executable, "-m", "mlflow", "ui", "--host", host, "--port", str(port)]
@@ -102,18 +105,23 @@ def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None
     process.poll()
 
 
-def serve_ui(tracking_uri: str, port: int = 5000, host: str = "127.0.0.1", experiment: str | None = None) -> int:
-    """Run the UI until collide is signalled (returns 0) or the server exits (ValueError if it failed).
+def serve_ui(tracking_uri: str, port: int = 5000, host: str = "127.0.0.1", experiment: str
+             | None = None) -> int:
+    """Run the UI until collide is signalled (returns 0) or the server exits (ValueError if it
+    failed).
 
     A tracking server needs no second UI: its runs-view URLs are printed and nothing is started."""
     check_tracking_uri(tracking_uri)
     if tracking_uri.startswith(("http://", "https://")):
-        print(f"{redact(tracking_uri)} is a tracking server with its own UI; the sweeps' runs views:")
+        print(f"{redact(tracking_uri)} is a tracking server with its own UI; the sweeps' runs "
+              "views:")
         _print_views(sweep_experiments(tracking_uri, experiment), tracking_uri)
         return 0
     argv, env = ui_command(tracking_uri, port, host)
-    experiments = sweep_experiments(tracking_uri, experiment)  # an unknown --experiment fails before the server
-    print(f"starting the MLflow UI for {redact(tracking_uri)} on http://{host}:{port} ...", flush=True)
+    # an unknown --experiment fails before the server
+    experiments = sweep_experiments(tracking_uri, experiment)
+    print(f"starting the MLflow UI for {redact(tracking_uri)} on http://{host}:{port} ...",
+          flush=True)
     stopped: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -126,7 +134,8 @@ def serve_ui(tracking_uri: str, port: int = 5000, host: str = "127.0.0.1", exper
         while process.poll() is None and not stopped:
             if not announced and _answers(host, port):
                 announced = True
-                print(f"MLflow UI at http://{host}:{port} (Ctrl-C to stop); the sweeps' runs views:")
+                print(f"MLflow UI at http://{host}:{port} (Ctrl-C to stop); the sweeps' runs "
+                      "views:")
                 _print_views(experiments, f"http://{host}:{port}")
                 sys.stdout.flush()
             time.sleep(0.2)

@@ -29,7 +29,8 @@ __all__ = [
     "remember",
 ]
 
-SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "secret", "token", "key", "credential", "signature", "sig")
+SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "secret", "token", "key", "credential",
+                     "signature", "sig")
 
 
 def default_tracking_uri(launch_dir: str | Path | None = None) -> str:
@@ -92,7 +93,8 @@ _KNOWN: dict[str, list[str]] = {}  # every tracking URI this process used -> its
 def _secrets_of(uri: str) -> list[str]:
     parts = urlsplit(uri)
     secrets = [s for s in (parts.password,) if s]
-    secrets += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if _secret_key(k) and v]
+    secrets += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if _secret_key(k)
+                and v]
     if parts.username and not parts.password and "@" in parts.netloc:
         secrets.append(parts.username)
     return secrets

@@ -58,10 +58,11 @@ log = logging.getLogger(__name__)
 
 ERROR_TAG_CHARS = 5000
 # MLflow error codes that a retry cannot fix: go offline (journal) at once instead of waiting.
-NOT_RETRYABLE = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST",
+NOT_RETRYABLE = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS",
+                           "RESOURCE_DOES_NOT_EXIST",
                            "BAD_REQUEST", "PERMISSION_DENIED", "UNAUTHENTICATED", "INVALID_STATE"})
-DEFAULT_RETRY_S = 60.0
-# MLflow 3's UI opens an experiment in the view its kind names; a sweep is model training, not GenAI.
+# MLflow 3's UI opens an experiment in the view its kind names; a sweep is model training, not
+# GenAI.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 NOTE_TAG = "mlflow.note.content"  # the description the UI shows for an experiment or a run
@@ -114,7 +115,8 @@ def apply_op(client: MlflowClient, op: dict, refs: Mapping[str, str]) -> str | N
         for start in range(0, len(items), 100):
             client.log_batch(run_id, params=items[start:start + 100])
     elif kind == "log_metrics":
-        client.log_batch(run_id, metrics=[Metric(k, v, ts, step) for k, v, ts, step in op["metrics"]])
+        client.log_batch(run_id,
+                         metrics=[Metric(k, v, ts, step) for k, v, ts, step in op["metrics"]])
     elif kind == "set_tags":
         client.log_batch(run_id, tags=[RunTag(k, v) for k, v in sorted(op["tags"].items())])
     elif kind == "log_artifacts":
@@ -155,7 +157,7 @@ class SweepTracker:
     """The sweep's parent run and its nested trial runs, written from one process."""
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, *,
-                 retry_s: float = DEFAULT_RETRY_S):
+                 retry_s: float):
         self.tracking_uri = tracking_uri
         remember(tracking_uri)
         self.client = connect(tracking_uri)
@@ -164,17 +166,19 @@ class SweepTracker:
         self.retry_s = retry_s
         self.refs: dict[str, str] = {"parent": parent_run_id}
         self.trials: dict[str, _Trial] = {}
-        self.completed: dict[str, str] = {}  # trial id -> run id of its completed run (from a resume)
+        # trial id -> run id of its completed run (from a resume)
+        self.completed: dict[str, str] = {}
         self.attempts: dict[str, int] = {}  # trial id -> attempts seen so far
         self.journal: TrackingJournal | None = None
         self.offline_reason: str | None = None
 
     # -- creation
     @classmethod
-    def start(cls, tracking_uri: str, experiment: str, *, retry_s: float = DEFAULT_RETRY_S,
+    def start(cls, tracking_uri: str, experiment: str, *, retry_s: float,
               description: str = "") -> SweepTracker:
         """Create (or reuse) the experiment, tagged as model training with `description` (the latest
-        sweep's), and a new parent run tagged with this driver; the caller attaches the journal before
+        sweep's), and a new parent run tagged with this driver; the caller attaches the journal
+        before
         writing anything else, so no later write can be lost."""
         client = connect(tracking_uri)
         existing = client.get_experiment_by_name(experiment)
@@ -190,14 +194,18 @@ class SweepTracker:
         notes = {NOTE_TAG: description} if description else {}
         for key, value in notes.items():
             client.set_experiment_tag(experiment_id, key, value)
-        run = client.create_run(experiment_id, run_name=f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}",
+        run = client.create_run(experiment_id,
+                                run_name=f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}",
                                 tags={"collide.kind": "sweep", **driver_tags(), **notes})
         return cls(tracking_uri, experiment_id, run.info.run_id, retry_s=retry_s)
 
     @classmethod
-    def reopen(cls, tracking_uri: str, sweep: SweepRuns, *, retry_s: float = DEFAULT_RETRY_S) -> SweepTracker:
-        """Continue an existing sweep (resume): stale RUNNING trial runs end KILLED; completed ones are kept."""
-        tracker = cls(tracking_uri, sweep.parent.info.experiment_id, sweep.parent_run_id, retry_s=retry_s)
+    def reopen(cls, tracking_uri: str, sweep: SweepRuns, *,
+               retry_s: float) -> SweepTracker:
+        """Continue an existing sweep (resume): stale RUNNING trial runs end KILLED; completed ones
+        are kept."""
+        tracker = cls(tracking_uri, sweep.parent.info.experiment_id, sweep.parent_run_id,
+                      retry_s=retry_s)
         for run in sweep.runs:
             trial_id = run.data.tags.get("collide.trial_id")
             if trial_id is None:
@@ -206,15 +214,19 @@ class SweepTracker:
             tracker.attempts[trial_id] = max(tracker.attempts.get(trial_id, 0), attempt)
             ref = f"trial/{trial_id}/{attempt}"
             tracker.refs[ref] = run.info.run_id
-            outcome = run.data.tags.get(OUTCOME_TAG, "completed" if run.info.status == "FINISHED" else None)
+            outcome = run.data.tags.get(OUTCOME_TAG, "completed" if run.info.status == "FINISHED"
+                                        else None)
             if run.info.status == "FINISHED" and outcome == "completed":
                 tracker.completed[trial_id] = run.info.run_id
-            elif run.info.status == "RUNNING":  # its driver is gone: this attempt will never end by itself
+            # its driver is gone: this attempt will never end by itself
+            elif run.info.status == "RUNNING":
                 tracker.write({"op": "set_tags", "ref": ref, "tags": {
-                    OUTCOME_TAG: "killed", "collide.killed_reason": "the driver that ran it stopped; resumed"}})
+                    OUTCOME_TAG: "killed", "collide.killed_reason": "the driver that ran it "
+                                                                    "stopped; resumed"}})
                 tracker.write({"op": "terminate", "ref": ref, "status": "KILLED"})
         tracker.write({"op": "set_tags", "ref": "parent", "tags": {
-            **driver_tags(), "collide.resumes": str(int(sweep.parent.data.tags.get("collide.resumes", "0")) + 1)}})
+            **driver_tags(),
+            "collide.resumes": str(int(sweep.parent.data.tags.get("collide.resumes", "0")) + 1)}})
         if sweep.parent.info.status != "RUNNING":
             tracker.write({"op": "set_status", "ref": "parent", "status": "RUNNING"})
         return tracker
@@ -237,7 +249,8 @@ class SweepTracker:
                 with mlflow_http_policy(max_retries=0):  # this loop is the retry policy
                     created = apply_op(self.client, op, self.refs)
             except Exception as exc:  # noqa: BLE001 - any failed write is retried, then journaled
-                reason = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                reason = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip()
+                                     else type(exc).__name__,
                                      self.tracking_uri)
                 code = getattr(exc, "error_code", None)
                 if code in NOT_RETRYABLE or time.monotonic() + delay > deadline:
@@ -254,9 +267,11 @@ class SweepTracker:
 
     def _go_offline(self, reason: str) -> None:
         if self.journal is None:
-            raise TrackingUnavailableError(f"MLflow tracking URI {redact(self.tracking_uri)}: {reason}")
+            raise TrackingUnavailableError(f"MLflow tracking URI {redact(self.tracking_uri)}: "
+                                           f"{reason}")
         self.offline_reason = reason
-        log.error("MLflow at %s is unreachable (%s); the sweep continues and stores its records in %s",
+        log.error("MLflow at %s is unreachable (%s); the sweep continues and stores its records in "
+                  "%s",
                   redact(self.tracking_uri), reason, self.journal.path)
         self.journal.start(self.refs)
 
@@ -266,7 +281,8 @@ class SweepTracker:
 
     # -- trials
     def start_trial(self, trial_id: str, name: str, params: Mapping[str, Any]) -> bool:
-        """Open a run for a trial attempt; False when the trial already completed (log nothing more)."""
+        """Open a run for a trial attempt; False when the trial already completed (log nothing
+        more)."""
         if trial_id in self.completed:
             self.trials[trial_id] = _Trial(ref=f"trial/{trial_id}/done", open=False, skip=True)
             log.info("trial %s already completed in MLflow run %s; not logging it again", name,
@@ -276,8 +292,10 @@ class SweepTracker:
         self.attempts[trial_id] = attempt
         ref = f"trial/{trial_id}/{attempt}"
         self.trials[trial_id] = _Trial(ref=ref)
-        self.write({"op": "create_run", "ref": ref, "experiment_id": self.experiment_id, "name": name, "tags": {
-            "mlflow.parentRunId": self.parent_run_id, "collide.kind": "trial", "collide.trial_id": trial_id,
+        self.write({"op": "create_run", "ref": ref, "experiment_id": self.experiment_id,
+                    "name": name, "tags": {
+            "mlflow.parentRunId": self.parent_run_id, "collide.kind": "trial",
+                        "collide.trial_id": trial_id,
             "collide.attempt": str(attempt)}})
         self.write({"op": "log_params", "ref": ref, "params": param_texts(flatten(params))})
         return True
@@ -289,10 +307,12 @@ class SweepTracker:
     def log_metrics(self, trial_id: str, metrics: Mapping[str, Any], step: int) -> None:
         trial = self._live(trial_id)
         now = int(time.time() * 1000)
-        batch = [[k, v, now, step] for k, v in ((k, _numeric(v)) for k, v in metrics.items()) if v is not None]
+        batch = [[k, v, now, step] for k, v in ((k, _numeric(v)) for k, v in metrics.items())
+                 if v is not None]
         if trial is not None and batch:
             for start in range(0, len(batch), 500):
-                self.write({"op": "log_metrics", "ref": trial.ref, "metrics": batch[start:start + 500]})
+                self.write({"op": "log_metrics", "ref": trial.ref,
+                            "metrics": batch[start:start + 500]})
 
     def set_trial_tags(self, trial_id: str, tags: Mapping[str, str]) -> None:
         trial = self._live(trial_id)
@@ -305,7 +325,8 @@ class SweepTracker:
             self.write({"op": "log_artifacts", "ref": trial.ref, "local_dir": str(local_dir)})
 
     def end_trial(self, trial_id: str, outcome: str, error: str | None = None) -> None:
-        """End an open trial run: completed/stopped -> FINISHED, failed -> FAILED, killed -> KILLED."""
+        """End an open trial run: completed/stopped -> FINISHED, failed -> FAILED, killed ->
+        KILLED."""
         trial = self._live(trial_id)
         if trial is None:
             return
@@ -314,8 +335,10 @@ class SweepTracker:
         if error is not None:
             tags["error"] = redact_text(error, self.tracking_uri)[-ERROR_TAG_CHARS:]
         self.write({"op": "set_tags", "ref": trial.ref, "tags": tags})
-        status = {"completed": "FINISHED", "stopped": "FINISHED", "failed": "FAILED"}.get(outcome, "KILLED")
-        self.write({"op": "terminate", "ref": trial.ref, "status": status, "end_time": int(time.time() * 1000)})
+        status = {"completed": "FINISHED", "stopped": "FINISHED", "failed": "FAILED"}.get(
+            outcome, "KILLED")
+        self.write({"op": "terminate", "ref": trial.ref, "status": status,
+                    "end_time": int(time.time() * 1000)})
         if outcome == "completed":
             self.completed[trial_id] = self.refs.get(trial.ref, trial.ref)
 
@@ -324,21 +347,27 @@ class SweepTracker:
 
     # -- the sweep
     def end_sweep(self, status: str, summary: Mapping[str, float], state: str) -> None:
-        """Summary metrics, a `collide.state` tag and the parent's final status (FINISHED, KILLED, FAILED)."""
+        """Summary metrics, a `collide.state` tag and the parent's final status (FINISHED, KILLED,
+        FAILED)."""
         for op in sweep_end_ops(status, summary, state):
             self.write(op)
 
 
 def sweep_end_ops(status: str, summary: Mapping[str, float], state: str) -> list[dict]:
-    """The writes that end a sweep's parent run: summary metrics, `collide.state`, its final status."""
+    """The writes that end a sweep's parent run: summary metrics, `collide.state`, its final
+    status."""
     now = int(time.time() * 1000)
-    ops = [{"op": "log_metrics", "ref": "parent", "metrics": [[k, float(v), now, 0] for k, v in summary.items()]}]
-    return ops[:1 if summary else 0] + [{"op": "set_tags", "ref": "parent", "tags": {"collide.state": state}},
-                                        {"op": "terminate", "ref": "parent", "status": status, "end_time": now}]
+    ops = [{"op": "log_metrics", "ref": "parent",
+            "metrics": [[k, float(v), now, 0] for k, v in summary.items()]}]
+    return ops[:1 if summary else 0] + [{"op": "set_tags", "ref": "parent",
+                                         "tags": {"collide.state": state}},
+                                        {"op": "terminate", "ref": "parent", "status": status,
+                                         "end_time": now}]
 
 
 def driver_tags() -> dict[str, str]:
-    """Where the sweep's driver runs, so a later `--resume` can tell a dead driver from a live one."""
+    """Where the sweep's driver runs, so a later `--resume` can tell a dead driver from a live
+    one."""
     return {"collide.driver_host": socket.gethostname(), "collide.driver_pid": str(os.getpid())}
 
 

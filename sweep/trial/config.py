@@ -72,7 +72,8 @@ class ModelConfig:
             raise ConfigError(f"full_threshold must be an int >= 0, got {self.full_threshold!r}")
         if isinstance(self.learned_min_count, bool) or not isinstance(self.learned_min_count, int) \
                 or self.learned_min_count < 1:
-            raise ConfigError(f"learned_min_count must be an int >= 1, got {self.learned_min_count!r}")
+            raise ConfigError("learned_min_count must be an int >= 1, got "
+                              f"{self.learned_min_count!r}")
         self.architecture(embedding_dim=2)  # the MLPs, interaction and pooling, checked now
 
     def architecture(self, embedding_dim: int, num_dense: int = 1,
@@ -80,7 +81,8 @@ class ModelConfig:
         """The DLRM of these options; without `features`, a two-feature stand-in (to validate)."""
         stand_in = tuple(FeatureSpec(name, (2,), pooling=self.pooling) for name in ("a", "b"))
         try:
-            return DLRMConfig(num_dense=num_dense, features=features or stand_in, embedding_dim=embedding_dim,
+            return DLRMConfig(num_dense=num_dense, features=features or stand_in,
+                              embedding_dim=embedding_dim,
                               bottom_mlp=tuple(self.bottom_mlp), top_mlp=tuple(self.top_mlp),
                               interaction=self.interaction)
         except (TypeError, ValueError) as exc:
@@ -92,13 +94,17 @@ class TrialConfig:
     """One point end to end: data, strategy, size, dim and seed, and how to train it."""
 
     data: str  # absolute path of a prepared dataset (collide prepare --out)
-    strategy: str = field(default="hash", metadata=option(f"mapping strategy: {', '.join(MAPPERS)}"))
+    strategy: str = field(default="hash",
+                          metadata=option(f"mapping strategy: {', '.join(MAPPERS)}"))
     compression: float | None = field(default=16.0, metadata=option(
         "rows per feature = ceil(train vocab / compression)"))
-    rows: int | None = field(default=None, metadata=option("explicit rows per feature instead of a compression"))
+    rows: int | None = field(default=None, metadata=option("explicit rows per feature instead of a "
+                                                           "compression"))
     dim: int = field(default=16, metadata=option("embedding dim"))
-    seed: int = field(default=0, metadata=option("seed of the mapper, the model's init, shuffling and the probe"))
-    mapper_params: Mapping[str, Any] = field(default_factory=dict)  # strategy params, e.g. hot_fraction
+    seed: int = field(default=0, metadata=option("seed of the mapper, the model's init, shuffling "
+                                                 "and the probe"))
+    # strategy params, e.g. hot_fraction
+    mapper_params: Mapping[str, Any] = field(default_factory=dict)
     test_windows: int = field(default=1, metadata=option(
         "also evaluate on K consecutive time windows of the test split; needs time-ordered data"))
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -114,8 +120,8 @@ class TrialConfig:
             object.__setattr__(self, "compression", None)
             object.__setattr__(self, "rows", None)
         elif (self.compression is None) == (self.rows is None):
-            raise ConfigError(f"give exactly one of compression or rows, got compression={self.compression}, "
-                              f"rows={self.rows}")
+            raise ConfigError("give exactly one of compression or rows, got "
+                              f"compression={self.compression}, rows={self.rows}")
         if self.compression is not None and not (self.compression >= 1):
             raise ConfigError(f"compression must be >= 1, got {self.compression}")
         if self.rows is not None and self.rows < 1:

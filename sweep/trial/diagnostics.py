@@ -34,10 +34,12 @@ def collisions(dataset: PreparedDataset, mappers: Mapping) -> dict[str, dict]:
     return stats
 
 
-def frequency_weighted_mean(per_feature: Mapping[str, dict], dataset: PreparedDataset, key: str) -> float:
+def frequency_weighted_mean(per_feature: Mapping[str, dict], dataset: PreparedDataset,
+                            key: str) -> float:
     weights = {n: float(np.asarray(dataset.vocab[n].counts).sum()) for n in per_feature}
     total = sum(weights.values())
-    return float(sum(per_feature[n][key] * weights[n] for n in per_feature) / total) if total else 0.0
+    return float(sum(per_feature[n][key] * weights[n]
+                     for n in per_feature) / total) if total else 0.0
 
 
 def value_rates(dataset: PreparedDataset, rows: np.ndarray, min_count: int) -> tuple[float, float]:
@@ -64,9 +66,11 @@ def unseen_rate(dataset: PreparedDataset) -> float:
     return value_rates(dataset, np.asarray(dataset.split) != 0, 1)[0]
 
 
-def window_metrics(dataset: PreparedDataset, windows: list[np.ndarray], probs: np.ndarray, base_rate: float,
-                    min_count: int) -> dict[str, float]:
-    """window.<k>.* (k = 1 earliest): test metrics, rows, and unseen / rare value rates of each window."""
+def window_metrics(dataset: PreparedDataset, windows: list[np.ndarray], probs: np.ndarray,
+                   base_rate: float,
+                   min_count: int) -> dict[str, float]:
+    """window.<k>.* (k = 1 earliest): test metrics, rows, and unseen / rare value rates of each
+    window."""
     test = dataset.split_indices("test")
     labels = np.asarray(dataset.labels)[test]
     out: dict[str, float] = {}
@@ -74,9 +78,11 @@ def window_metrics(dataset: PreparedDataset, windows: list[np.ndarray], probs: n
         mask = np.zeros(dataset.num_rows, dtype=bool)
         mask[test[positions]] = True
         unseen, rare = value_rates(dataset, mask, min_count)
-        window = {**score(labels[positions], probs[positions], base_rate, "test"), "rows": float(len(positions)),
+        window = {**score(labels[positions], probs[positions], base_rate, "test"),
+                  "rows": float(len(positions)),
                   "unseen_value_rate": unseen, "rare_value_rate": rare,
-                  "constant_test_logloss": metrics.logloss(labels[positions], np.full(len(positions), base_rate))}
+                  "constant_test_logloss": metrics.logloss(labels[positions],
+                                                           np.full(len(positions), base_rate))}
         out.update({f"window.{k}.{key}": value for key, value in window.items()})
     return out
 
@@ -88,7 +94,8 @@ def signal_metrics(dataset: PreparedDataset, test_logloss: float) -> dict[str, f
     rate = float(np.asarray(dataset.labels)[dataset.split_indices("train")].mean())
     out = {"constant_test_logloss": metrics.logloss(labels, np.full(len(labels), rate))}
     if "true_prob" in dataset.extras:
-        out["bayes_test_logloss"] = metrics.logloss(labels, np.asarray(dataset.extras["true_prob"])[test])
+        out["bayes_test_logloss"] = metrics.logloss(labels,
+                                                    np.asarray(dataset.extras["true_prob"])[test])
         out["signal_captured"] = metrics.signal_captured(test_logloss, out["constant_test_logloss"],
                                                          out["bayes_test_logloss"])
     return out

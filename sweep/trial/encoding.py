@@ -16,7 +16,8 @@ from models import EncodedSplit, FeatureSpec
 from sweep.datasets import PreparedDataset
 from sweep.datasets.prepared import take_bags
 
-__all__ = ["encode_splits", "feature_specs", "fit_full_mappers", "full_model_layout", "transform_columns"]
+__all__ = ["encode_splits", "feature_specs", "fit_full_mappers", "full_model_layout",
+           "transform_columns"]
 
 
 def fit_full_mappers(dataset: PreparedDataset) -> dict:
@@ -25,7 +26,8 @@ def fit_full_mappers(dataset: PreparedDataset) -> dict:
             for name, v in dataset.vocab.items()}
 
 
-def full_model_layout(dataset: PreparedDataset, pooling: str = "sum") -> tuple[tuple[FeatureSpec, ...], int]:
+def full_model_layout(dataset: PreparedDataset,
+                      pooling: str = "sum") -> tuple[tuple[FeatureSpec, ...], int]:
     """(feature specs, mapping bytes) of the full model, from the vocabulary sizes alone.
 
     It is what fitting a `full` mapper per feature gives (V + 1 rows: one per train id and
@@ -39,7 +41,8 @@ def full_model_layout(dataset: PreparedDataset, pooling: str = "sum") -> tuple[t
     return specs, sum(ID_BYTES * size + LEARNED_HEADER_BYTES for size in sizes.values())
 
 
-def transform_columns(dataset: PreparedDataset, mappers: Mapping) -> dict[str, tuple[np.ndarray, ...]]:
+def transform_columns(dataset: PreparedDataset,
+                      mappers: Mapping) -> dict[str, tuple[np.ndarray, ...]]:
     """Rows of every stored value, per feature and table: one vectorised transform per column."""
     columns = {}
     for name in dataset.feature_names:
@@ -48,7 +51,8 @@ def transform_columns(dataset: PreparedDataset, mappers: Mapping) -> dict[str, t
     return columns
 
 
-def feature_specs(dataset: PreparedDataset, mappers: Mapping, pooling: str = "sum") -> tuple[FeatureSpec, ...]:
+def feature_specs(dataset: PreparedDataset, mappers: Mapping,
+                  pooling: str = "sum") -> tuple[FeatureSpec, ...]:
     return tuple(
         FeatureSpec(name=name, table_sizes=tuple(int(s) for s in mappers[name].table_sizes),
                     combine=mappers[name].combine, multi_valued=dataset.sparse[name].multi_valued,
@@ -71,6 +75,7 @@ def encode_splits(dataset: PreparedDataset, columns: Mapping[str, tuple[np.ndarr
                     tables.append(np.ascontiguousarray(table_rows[rows]))
                 else:
                     tables.append(take_bags(table_rows, offsets, rows))
-        encoded.append(EncodedSplit(dense=np.asarray(dataset.dense[rows]), labels=np.asarray(dataset.labels[rows]),
+        encoded.append(EncodedSplit(dense=np.asarray(dataset.dense[rows]),
+                                    labels=np.asarray(dataset.labels[rows]),
                                     tables=tables))
     return encoded

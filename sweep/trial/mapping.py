@@ -41,7 +41,8 @@ def rows_at(vocab_size: int, compression: float) -> int:
 
 
 def kept_full(dataset: PreparedDataset, full_threshold: int) -> dict[str, int]:
-    """{feature: train vocab size} of the features that keep a full table (vocab <= full_threshold)."""
+    """{feature: train vocab size} of the features that keep a full table (vocab <=
+    full_threshold)."""
     sizes = {name: int(len(dataset.vocab[name].ids)) for name in dataset.feature_names}
     return {name: size for name, size in sizes.items() if size <= full_threshold}
 
@@ -61,9 +62,9 @@ def small_data_note(num_train: int, requested: int) -> str | None:
     batch_size = batch_size_for(num_train, requested)
     if batch_size == requested:
         return None
-    return (f"small training split: {num_train} rows are fewer than {MIN_STEPS_PER_EPOCH} batches of "
-            f"{requested}; training with batch size {batch_size} ({math.ceil(num_train / batch_size)} "
-            "steps per epoch)")
+    return (f"small training split: {num_train} rows are fewer than {MIN_STEPS_PER_EPOCH} batches "
+            f"of {requested}; training with batch size {batch_size} "
+            f"({math.ceil(num_train / batch_size)} steps per epoch)")
 
 
 def mapping_notes(config: TrialConfig, dataset: PreparedDataset) -> tuple[int, list[str]]:
@@ -77,11 +78,12 @@ def mapping_notes(config: TrialConfig, dataset: PreparedDataset) -> tuple[int, l
     if mapped == 0:
         largest = max(full, key=full.get)
         return 0, [f"strategy {config.strategy} maps no feature: every train vocabulary is <= "
-                   f"full_threshold {threshold} (largest: {largest}, {full[largest]}), so this trial is "
-                   "the full model; lower full_threshold to compress these features"]
+                   f"full_threshold {threshold} (largest: {largest}, {full[largest]}), so this "
+                   "trial is the full model; lower full_threshold to compress these features"]
     if full:
         return mapped, [f"strategy {config.strategy} maps {mapped} of {len(dataset.feature_names)} "
-                        f"features; kept full (train vocab <= full_threshold {threshold}): {listed}"]
+                        f"features; kept full (train vocab <= full_threshold {threshold}): "
+                        f"{listed}"]
     return mapped, []
 
 
@@ -103,7 +105,8 @@ def fit_mappers(config: TrialConfig, dataset: PreparedDataset,
         try:
             mapper = config.mapper(num_rows=rows)
         except ConfigError as exc:
-            raise ConfigError(f"feature {name} (train vocab {len(ids)}, {rows} rows): {exc}") from None
+            raise ConfigError(f"feature {name} (train vocab {len(ids)}, {rows} rows): "
+                              f"{exc}") from None
         embeddings = probe[name] if strategy.needs_embeddings else None
         fitted[name] = mapper.fit(ids, counts, embeddings=embeddings)
     return fitted

@@ -24,13 +24,15 @@ from sweep.datasets import PreparedDataset
 from sweep.processes import pid_alive
 from sweep.trial.encoding import encode_splits, feature_specs, fit_full_mappers, transform_columns
 
-__all__ = ["cached_probe", "probe_cache_key", "probe_embeddings", "store_probe", "train_probe_embeddings"]
+__all__ = ["cached_probe", "probe_cache_key", "probe_embeddings", "store_probe",
+           "train_probe_embeddings"]
 
 log = logging.getLogger(__name__)
 
 
 def probe_cache_key(dataset: PreparedDataset, config: ProbeConfig) -> str:
-    probe = {k: v for k, v in probe_fingerprint(config).items() if k != "num_threads"}  # threads: same probe
+    # threads: same probe
+    probe = {k: v for k, v in probe_fingerprint(config).items() if k != "num_threads"}
     key = {"dataset": dataset.fingerprint, "probe": probe}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -49,10 +51,12 @@ def probe_embeddings(dataset: PreparedDataset, config: ProbeConfig, seed: int,
     cached = cached_probe(dataset, config, seed, cache_dir)
     if cached is not None:
         return cached
-    return store_probe(dataset, config, seed, cache_dir, train_probe_embeddings(dataset, replace(config, seed=seed)))
+    return store_probe(dataset, config, seed, cache_dir,
+                       train_probe_embeddings(dataset, replace(config, seed=seed)))
 
 
-def _cache_path(dataset: PreparedDataset, config: ProbeConfig, seed: int, cache_dir: str | Path) -> Path:
+def _cache_path(dataset: PreparedDataset, config: ProbeConfig, seed: int, cache_dir: str
+                | Path) -> Path:
     return Path(cache_dir) / f"probe-{probe_cache_key(dataset, replace(config, seed=seed))}.npz"
 
 
@@ -75,9 +79,12 @@ def train_probe_embeddings(dataset: PreparedDataset, config: ProbeConfig) -> dic
     """Train the probe (seed `config.seed`) on the full model's encoding of the data; no cache."""
     log.info("training the probe (dim %d, seed %d) on %s", config.dim, config.seed, dataset.path)
     mappers = fit_full_mappers(dataset)
-    train, val = encode_splits(dataset, transform_columns(dataset, mappers), splits=("train", "val"))
-    embeddings = train_probe(config, dataset.dense.shape[1], feature_specs(dataset, mappers), train, val)
-    return {name: np.asarray(e, dtype=np.float32) for name, e in zip(dataset.feature_names, embeddings, strict=True)}
+    train, val = encode_splits(dataset, transform_columns(dataset, mappers),
+                               splits=("train", "val"))
+    embeddings = train_probe(config, dataset.dense.shape[1], feature_specs(dataset, mappers), train,
+                             val)
+    return {name: np.asarray(e, dtype=np.float32) for name,
+            e in zip(dataset.feature_names, embeddings, strict=True)}
 
 
 def store_probe(dataset: PreparedDataset, config: ProbeConfig, seed: int, cache_dir: str | Path,
@@ -87,6 +94,7 @@ def store_probe(dataset: PreparedDataset, config: ProbeConfig, seed: int, cache_
     names = dataset.feature_names
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.npz")
-    np.savez(tmp, feature_names=np.array(names), **{f"f{i}": embeddings[name] for i, name in enumerate(names)})
+    np.savez(tmp, feature_names=np.array(names),
+             **{f"f{i}": embeddings[name] for i, name in enumerate(names)})
     os.replace(tmp, path)
     return embeddings

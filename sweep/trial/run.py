@@ -56,14 +56,16 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
               on_epoch: Callable[[int, dict], None] | None = None) -> dict:
     """Fit, train, evaluate and size one variant; returns a flat dict of metrics."""
     started = time.perf_counter()
-    for what, device in (("train.device", config.train.device), ("probe.device", config.probe.device)):
+    for what, device in (("train.device", config.train.device),
+                         ("probe.device", config.probe.device)):
         try:
             resolve_device(device)
         except ValueError as exc:  # cuda asked for on a machine without it
             raise ConfigError(f"{what}: {exc}") from None
     strategy = get_strategy(config.strategy)
     dataset = dataset if dataset is not None else load_prepared(config.data)
-    windows = dataset.test_windows(config.test_windows)  # no time order: the error comes before any work
+    # no time order: the error comes before any work
+    windows = dataset.test_windows(config.test_windows)
     features_mapped, notes = mapping_notes(config, dataset)
     num_train = int(dataset.manifest["split_sizes"]["train"])
     batch_size = batch_size_for(num_train, config.train.batch_size)
@@ -72,16 +74,19 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
     for note in notes:
         log.warning("%s: %s", name, note)
     probe_started = time.perf_counter()
-    if strategy.needs_embeddings and probe is None and features_mapped:  # no mapped feature: no probe
+    # no mapped feature: no probe
+    if strategy.needs_embeddings and probe is None and features_mapped:
         probe_config = config.probe
         if probe_config.num_threads is None:  # the probe runs with the trial's threads
             probe_config = replace(probe_config, num_threads=config.train.num_threads)
         probe = probe_embeddings(dataset, probe_config, config.seed, config.cache_dir)
-    probe_seconds = time.perf_counter() - probe_started  # ~0 when handed the probe (a sweep's trials)
+    # ~0 when handed the probe (a sweep's trials)
+    probe_seconds = time.perf_counter() - probe_started
     fit_started = time.perf_counter()
     mappers = fit_mappers(config, dataset, probe)
     columns = transform_columns(dataset, mappers)
-    fallback = {name: int(m.num_unseen_) for name, m in mappers.items()}  # values the hash fallback served
+    # values the hash fallback served
+    fallback = {name: int(m.num_unseen_) for name, m in mappers.items()}
     fit_seconds = time.perf_counter() - fit_started
     train_split, val_split, test_split = encode_splits(dataset, columns)
     num_dense = int(dataset.dense.shape[1])
@@ -90,21 +95,24 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
     full_features, full_mapping_bytes = full_model_layout(dataset, config.model.pooling)
     full_total = size_report(config.model.architecture(config.dim, num_dense, full_features),
                              full_mapping_bytes).total_bytes
-    sizes = size_report(model_config, sum(int(m.nbytes) for m in mappers.values()), full_total_bytes=full_total)
+    sizes = size_report(model_config, sum(int(m.nbytes) for m in mappers.values()),
+                        full_total_bytes=full_total)
     size_metrics = asdict(sizes)
 
     def report_epoch(epoch: int, entry: dict) -> None:
         if on_epoch is not None:
             on_epoch(epoch, {**entry, **size_metrics})
 
-    result = train(model_config, replace(config.train, seed=config.seed, batch_size=batch_size), train_split,
+    result = train(model_config, replace(config.train, seed=config.seed, batch_size=batch_size),
+                   train_split,
                    val_split, test_split, on_epoch=report_epoch)
     best = result.history[result.best_epoch - 1] if result.history else {}
     per_feature = collisions(dataset, mappers)
     num_values = sum(len(dataset.sparse[n].values) for n in dataset.feature_names)
     out = {
         "strategy": config.strategy, "compression": config.compression, "rows": config.rows,
-        "dim": config.dim, "seed": config.seed, "features_mapped": features_mapped, "batch_size": batch_size,
+        "dim": config.dim, "seed": config.seed, "features_mapped": features_mapped,
+        "batch_size": batch_size,
         "val_logloss": best.get("val_logloss", math.nan), "val_auc": best.get("val_auc", math.nan),
         "val_ne": best.get("val_ne", math.nan), "best_epoch": result.best_epoch,
         "epochs_run": len(result.history), "stopped_early": result.stopped_early,
@@ -128,17 +136,20 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
         out.update(signal_metrics(dataset, out["test_logloss"]))
         out["worse_than_constant"] = float(out["test_logloss"] > out["constant_test_logloss"])
         if out["worse_than_constant"]:
-            note = (f"test logloss {out['test_logloss']:.4f} is worse than the constant predictor's "
-                    f"{out['constant_test_logloss']:.4f} (the train click rate): this model learned nothing useful")
+            note = (f"test logloss {out['test_logloss']:.4f} is worse than the constant "
+                    f"predictor's {out['constant_test_logloss']:.4f} (the train click rate): this "
+                    "model learned nothing useful")
             log.warning("%s: %s", name, note)
             notes.append(note)
     out["notes"] = " | ".join(notes)
     details = {"config": plain(asdict(config)), "metrics": out, "history": result.history,
                "feature_order": dataset.feature_names,
                "dense_transforms": dataset.manifest.get("dense_transforms", []),
-               "features": {n: {"strategy": mappers[n].name, "table_sizes": list(mappers[n].table_sizes),
+               "features": {n: {"strategy": mappers[n].name,
+                                "table_sizes": list(mappers[n].table_sizes),
                                 "bundle": f"bundles/{bundle_dir_name(i, n)}",
-                                "nbytes": int(mappers[n].nbytes), "vocab_size": int(len(dataset.vocab[n].ids)),
+                                "nbytes": int(mappers[n].nbytes),
+                                "vocab_size": int(len(dataset.vocab[n].ids)),
                                 "fallback_values": fallback[n], "collisions": per_feature[n]}
                             for i, n in enumerate(dataset.feature_names)}}
     if config.out_dir is not None:
@@ -151,7 +162,8 @@ def bundle_dir_name(index: int, feature: str) -> str:
 
 
 def write_trial_outputs(out_dir: Path, mappers: Mapping, details: dict) -> None:
-    """bundles/<NN-feature>/ per feature, plus metrics.json (config, metrics, history, per-feature facts)."""
+    """bundles/<NN-feature>/ per feature, plus metrics.json (config, metrics, history, per-feature
+    facts)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in details["feature_order"]:
         save_bundle(mappers[name], out_dir / details["features"][name]["bundle"])

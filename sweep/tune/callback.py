@@ -19,18 +19,23 @@ from sweep.tracking.writer import ERROR_TAG_CHARS, SweepTracker, tracker_for
 from sweep.tune.points import point_name, point_of
 from sweep.tune.trainable import SIZE_KEYS
 
-__all__ = ["EPOCH_METRICS", "NODE_TAGS", "NOTES_TAG", "WORSE_TAG", "MlflowTrialCallback", "error_text", "trial_tags"]
+__all__ = ["EPOCH_METRICS", "NODE_TAGS", "NOTES_TAG", "WORSE_TAG", "MlflowTrialCallback",
+           "error_text", "trial_tags"]
 
 NOTES_TAG = "collide.notes"
 # Where a trial ran: result key (the trainable's node_id; Tune's hostname and node_ip) -> run tag.
-NODE_TAGS = {"node_id": "collide.ray_node_id", "hostname": "collide.host", "node_ip": "collide.node_ip"}
+NODE_TAGS = {"node_id": "collide.ray_node_id", "hostname": "collide.host",
+             "node_ip": "collide.node_ip"}
 WORSE_TAG = "collide.worse_than_constant"
 
 EPOCH_METRICS = ("val_logloss", "val_auc", "val_ne", "val_accuracy", "train_loss", "epoch_seconds",
                  "samples_per_second", "best_val_logloss")
-# Keys of a final result that are not metrics: Tune's bookkeeping and the trial's point (logged as params).
-NOT_METRICS = frozenset(AUTO_RESULT_KEYS) | {"done", "final", "should_checkpoint", "trial_id", "experiment_tag",
-                                             "epoch", "strategy", "compression", "rows", "dim", "seed", "node_id"}
+# Keys of a final result that are not metrics: Tune's bookkeeping and the trial's point (logged as
+# params).
+NOT_METRICS = frozenset(AUTO_RESULT_KEYS) | {"done", "final", "should_checkpoint", "trial_id",
+                                             "experiment_tag",
+                                             "epoch", "strategy", "compression", "rows", "dim",
+                                             "seed", "node_id"}
 
 
 class MlflowTrialCallback(Callback):
@@ -44,7 +49,8 @@ class MlflowTrialCallback(Callback):
                  strategy_params: Mapping[str, Mapping[str, Any]]):
         self.parent_run_id = parent_run_id
         self.trial_params = dict(trial_params)  # params shared by every trial (flattened config)
-        self.strategy_params = {k: dict(v) for k, v in strategy_params.items()}  # mapper params per strategy
+        # mapper params per strategy
+        self.strategy_params = {k: dict(v) for k, v in strategy_params.items()}
         self._best: dict[str, float] = {}
         self._final: set[str] = set()
         self._placed: set[str] = set()  # trials whose node tags are set
@@ -59,16 +65,20 @@ class MlflowTrialCallback(Callback):
         self._final.discard(trial.trial_id)
         self._placed.discard(trial.trial_id)
         self._best.pop(trial.trial_id, None)
-        self.tracker.start_trial(trial.trial_id, point_name(point), {**self.trial_params, **mapper_params, **point})
+        self.tracker.start_trial(trial.trial_id, point_name(point),
+                                 {**self.trial_params, **mapper_params, **point})
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if trial.trial_id not in self._placed:
             self._placed.add(trial.trial_id)
-            self.tracker.set_trial_tags(trial.trial_id, {tag: str(result[key]) for key, tag in NODE_TAGS.items()
+            self.tracker.set_trial_tags(trial.trial_id,
+                                        {tag: str(result[key]) for key, tag in NODE_TAGS.items()
                                                          if result.get(key)})
         if result.get("final"):
-            # the final val_logloss is the best epoch's; the per-epoch history keeps val_logloss itself
-            final = {k: v for k, v in result.items() if k not in NOT_METRICS and k not in EPOCH_METRICS}
+            # the final val_logloss is the best epoch's; the per-epoch history keeps val_logloss
+            # itself
+            final = {k: v for k, v in result.items() if k not in NOT_METRICS
+                     and k not in EPOCH_METRICS}
             final["best_val_logloss"] = result.get("val_logloss")
             self.tracker.log_metrics(trial.trial_id, final, step=int(result.get("epochs_run", 0)))
             self.tracker.set_trial_tags(trial.trial_id, trial_tags(result))
@@ -92,7 +102,8 @@ class MlflowTrialCallback(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         # A trial that returned without its final report was stopped by the scheduler (ASHA).
-        self.tracker.end_trial(trial.trial_id, "completed" if trial.trial_id in self._final else "stopped")
+        self.tracker.end_trial(trial.trial_id, "completed" if trial.trial_id in self._final
+                               else "stopped")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.tracker.end_trial(trial.trial_id, "failed", error=error_text(trial))

@@ -39,17 +39,20 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         if num_cpus is not None:
-            log.warning("resources.num_cpus (--num-cpus %d) has no effect on the existing Ray cluster at %s: "
-                        "its nodes' own CPUs are used (--cpus-per-trial sizes each trial)", num_cpus, address)
+            log.warning("resources.num_cpus (--num-cpus %d) has no effect on the existing Ray "
+                        "cluster at %s: its nodes' own CPUs are used (--cpus-per-trial sizes each "
+                        "trial)", num_cpus, address)
         try:
             ray.init(address=address)
         except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
-            # A wrong token looks like an unreachable cluster: Ray says so only in its C++ log lines.
+            # A wrong token looks like an unreachable cluster: Ray says so only in its C++ log
+            # lines.
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-            raise UserError(f"could not connect to the Ray cluster at {address} ({type(exc).__name__}: {first}). "
-                             "Check the address; a cluster with token authentication (Ray 2.59+) also needs its "
-                             "token in this process: RAY_AUTH_TOKEN_PATH (a file holding it) or RAY_AUTH_TOKEN, "
-                             "with RAY_AUTH_MODE=token") from exc
+            raise UserError(f"could not connect to the Ray cluster at {address} "
+                            f"({type(exc).__name__}: {first}). Check the address; a cluster with "
+                            "token authentication (Ray 2.59+) also needs its token in this "
+                            "process: RAY_AUTH_TOKEN_PATH (a file holding it) or RAY_AUTH_TOKEN, "
+                            "with RAY_AUTH_MODE=token") from exc
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False)
 
@@ -82,7 +85,8 @@ def check_storage_shared(storage_path: Path) -> None:
     marker.write_text(token, encoding="utf-8")
     try:
         reads = ray.remote(num_cpus=0, max_retries=0)(_reads)
-        refs = [reads.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
+        refs = [reads.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node["NodeID"], soft=False))
                 .remote(str(marker), token) for node in nodes]
         answers = ray.get(refs, timeout=CHECK_TIMEOUT_S)
     finally:
@@ -92,8 +96,8 @@ def check_storage_shared(storage_path: Path) -> None:
         node, host = blind[0]
         raise UserError(
             f"storage_path {storage_path} is not shared: Ray node {node['NodeID'][:12]} on {host} "
-            f"({node.get('NodeManagerAddress')}) cannot read a file written there, and trial bundles reach the "
-            f"driver through it ({len(blind)} of {len(nodes)} nodes cannot). On a cluster of several machines give "
-            "--storage-path a directory that every node mounts at the same path, e.g. an NFS mount: "
-            "--storage-path /mnt/shared/collide")
+            f"({node.get('NodeManagerAddress')}) cannot read a file written there, and trial "
+            f"bundles reach the driver through it ({len(blind)} of {len(nodes)} nodes cannot). On "
+            "a cluster of several machines give --storage-path a directory that every node mounts "
+            "at the same path, e.g. an NFS mount: --storage-path /mnt/shared/collide")
     log.info("storage path %s is readable from all %d Ray nodes", storage_path, len(nodes))

@@ -38,8 +38,10 @@ class SweepResult:
     num_finished: int  # trials that completed (across resumes)
     num_failed: int
     experiment_dir: Path  # the Ray Tune experiment (and the tracking journal, if any)
-    trials: list[dict] = field(default_factory=list)  # one row per trial (Pareto table, with on_frontier)
-    frontier: list[dict] = field(default_factory=list)  # the ranked rows on the frontier, by total_bytes:
+    # one row per trial (Pareto table, with on_frontier)
+    trials: list[dict] = field(default_factory=list)
+    # the ranked rows on the frontier, by total_bytes:
+    frontier: list[dict] = field(default_factory=list)
     # configurations (with `configuration`, mean and CI over seeds) when the sweep has several seeds
     files: dict[str, Path] = field(default_factory=dict)  # pareto.csv/png/md, pareto-trials.csv
     signal_name: str | None = None  # the signal that interrupted it
@@ -47,8 +49,9 @@ class SweepResult:
     experiment_id: str = ""  # the MLflow experiment's id (for the UI's runs view)
 
 
-def finish(client: Any, write: Any, experiment: str, parent_run_id: str, results_dir: str, expected: int,
-            result: SweepResult) -> SweepResult:
+def finish(client: Any, write: Any, experiment: str, parent_run_id: str, results_dir: str,
+           expected: int,
+           result: SweepResult) -> SweepResult:
     """Read the trials back from MLflow, write and log the Pareto files, end the parent FINISHED."""
     runs = find_sweep(client, experiment, parent_run_id, completed=False).runs
     table, ranked, files = write_pareto_files(trial_rows(runs), Path(results_dir),
@@ -62,22 +65,26 @@ def finish(client: Any, write: Any, experiment: str, parent_run_id: str, results
                "frontier_size": len(frontier), "num_points": expected}
     for op in sweep_end_ops("FINISHED", summary, "completed"):
         write(op)
-    return replace(result, state="completed", trials=table, frontier=frontier, files=files, num_failed=failed,
+    return replace(result, state="completed", trials=table, frontier=frontier, files=files,
+                   num_failed=failed,
                    num_finished=completed)
 
 
 def end_interrupted(tracker: SweepTracker, experiment: str, signal_name: str | None, expected: int,
-                     experiment_dir: Path) -> SweepResult:
+                    experiment_dir: Path) -> SweepResult:
     """Stopped by a signal: open trial runs and the parent end KILLED; no frontier is written."""
     for trial_id in tracker.open_trials():
         tracker.end_trial(trial_id, "killed")
-    tracker.end_sweep("KILLED", {"num_completed": len(tracker.completed), "num_points": expected}, "interrupted")
-    return SweepResult(experiment, tracker.parent_run_id, redact(tracker.tracking_uri), "interrupted", expected,
+    tracker.end_sweep("KILLED", {"num_completed": len(tracker.completed), "num_points": expected},
+                      "interrupted")
+    return SweepResult(experiment, tracker.parent_run_id, redact(tracker.tracking_uri),
+                       "interrupted", expected,
                        len(tracker.completed), 0, experiment_dir, signal_name=signal_name)
 
 
 def sync_now(tracker: SweepTracker, experiment_dir: Path) -> bool:
-    """After an outage: replay the journal if the store is back; True when nothing is left to sync."""
+    """After an outage: replay the journal if the store is back; True when nothing is left to
+    sync."""
     try:
         check_tracking_uri(tracker.tracking_uri)
     except ValueError:
@@ -87,8 +94,10 @@ def sync_now(tracker: SweepTracker, experiment_dir: Path) -> bool:
         try:
             with mlflow_http_policy(max_retries=2):
                 replay(journal, lambda op, refs: apply_op(tracker.client, op, refs))
-        except Exception as exc:  # noqa: BLE001 - still unusable: the journal stays for `collide sync`
-            log.warning("MLflow is back, but uploading the stored records failed: %s", redact_text(str(exc)))
+        # still unusable: the journal stays for `collide sync`
+        except Exception as exc:  # noqa: BLE001
+            log.warning("MLflow is back, but uploading the stored records failed: %s",
+                        redact_text(str(exc)))
             return False
     for ref, run_id in resolved_refs(experiment_dir).items():
         tracker.refs[ref] = run_id
@@ -102,7 +111,8 @@ def resolved_refs(experiment_dir: Path) -> dict[str, str]:
 
 
 def sync_sweep(sweep_dir: str | Path, tracking_uri: str | None = None) -> SweepResult | None:
-    """Upload a sweep's journaled MLflow records (see `sweep.tracking.journal`); None if nothing was pending.
+    """Upload a sweep's journaled MLflow records (see `sweep.tracking.journal`); None if nothing was
+    pending.
 
     The result describes the sweep as MLflow now holds it: "completed" with its frontier when
     the journal ends with the sweep's finish (the frontier is written then), otherwise the
@@ -112,7 +122,8 @@ def sync_sweep(sweep_dir: str | Path, tracking_uri: str | None = None) -> SweepR
     journal = pending_journal(sweep_dir)
     if journal is None:
         if not (sweep_dir / JOURNAL_DIR).is_dir():
-            raise UserError(f"{sweep_dir} holds no tracking journal ({JOURNAL_DIR}/); nothing to sync")
+            raise UserError(f"{sweep_dir} holds no tracking journal ({JOURNAL_DIR}/); nothing to "
+                            "sync")
         return None
     tracking_uri = tracking_uri or default_tracking_uri()
     check_tracking_uri(tracking_uri)
@@ -123,14 +134,17 @@ def sync_sweep(sweep_dir: str | Path, tracking_uri: str | None = None) -> SweepR
         if op["op"] != "finish_sweep":
             return apply_op(client, op, refs)
         parent = refs["parent"]
-        base = SweepResult(op["experiment"], parent, redact(tracking_uri), "completed", op["num_points"], 0, 0,
+        base = SweepResult(op["experiment"], parent, redact(tracking_uri), "completed",
+                           op["num_points"], 0, 0,
                            sweep_dir)
-        finished["result"] = finish(client, lambda o: apply_op(client, o, refs), op["experiment"], parent,
-                                     op["results_dir"], op["num_points"], base)
+        finished["result"] = finish(client, lambda o: apply_op(client, o, refs), op["experiment"],
+                                    parent,
+                                    op["results_dir"], op["num_points"], base)
         return None
 
     with mlflow_http_policy(max_retries=2):
-        replay(journal, apply, on_progress=lambda done, total: log.info("synced %d of %d records", done, total))
+        replay(journal, apply, on_progress=lambda done,
+               total: log.info("synced %d of %d records", done, total))
     if "result" in finished:
         return finished["result"]
     parent = client.get_run(resolved_refs(sweep_dir)["parent"])
@@ -139,6 +153,8 @@ def sync_sweep(sweep_dir: str | Path, tracking_uri: str | None = None) -> SweepR
     state = parent.data.tags.get("collide.state", parent.info.status.lower())
     return SweepResult(experiment, parent.info.run_id, redact(tracking_uri), state,
                        int(parent.data.metrics.get("num_points", len(rows))),
-                       sum(1 for r in rows if r["excluded"] is None), sum(1 for r in rows if r["status"] == "FAILED"),
+                       sum(1 for r in rows if r["excluded"] is None),
+                       sum(1 for r in rows if r["status"] == "FAILED"),
                        sweep_dir, trials=rows,
-                       message=f"the sweep had stopped before it finished (parent run {parent.info.status})")
+                       message="the sweep had stopped before it finished (parent run "
+                               f"{parent.info.status})")

@@ -24,8 +24,10 @@ ENVIRONMENT_VARIABLE = "COLLIDE_TEST_HOOKS"
 
 @dataclass(frozen=True)
 class TrialHooks:
-    fail_trials: tuple[str, ...] = ()  # trial names (e.g. hash-c16-d8-s0) that raise when they start
-    trial_start_log: str | None = None  # each trainable start appends a JSON line to this absolute path
+    # trial names (e.g. hash-c16-d8-s0) that raise when they start
+    fail_trials: tuple[str, ...] = ()
+    # each trainable start appends a JSON line to this absolute path
+    trial_start_log: str | None = None
 
     @classmethod
     def from_environment(cls) -> TrialHooks:
@@ -35,21 +37,23 @@ class TrialHooks:
         values = json.loads(text)
         known = {f.name for f in fields(cls)}
         if not isinstance(values, dict) or set(values) - known:
-            raise RuntimeError(f"{ENVIRONMENT_VARIABLE} must be a JSON object with keys {sorted(known)}, "
-                               f"got {text!r}")
+            raise RuntimeError(f"{ENVIRONMENT_VARIABLE} must be a JSON object with keys "
+                               f"{sorted(known)}, got {text!r}")
         hooks = cls(fail_trials=tuple(values.get("fail_trials", ())),
                     trial_start_log=values.get("trial_start_log"))
         if hooks.trial_start_log is not None and not Path(hooks.trial_start_log).is_absolute():
-            raise RuntimeError(f"{ENVIRONMENT_VARIABLE}: trial_start_log must be an absolute path (trials run "
-                               f"elsewhere), got {hooks.trial_start_log!r}")
+            raise RuntimeError(f"{ENVIRONMENT_VARIABLE}: trial_start_log must be an absolute path "
+                               f"(trials run elsewhere), got {hooks.trial_start_log!r}")
         return hooks
 
     def started(self, name: str, trial_id: str, kind: str) -> None:
         """Note a trainable start (`kind`: "train" or "restored"); fail it if it is to fail."""
         if self.trial_start_log:
-            line = json.dumps({"trial": name, "trial_id": trial_id, "kind": kind, "pid": os.getpid(),
+            line = json.dumps({"trial": name, "trial_id": trial_id, "kind": kind,
+                               "pid": os.getpid(),
                                "host": socket.gethostname(), "time": time.time()})
             with open(self.trial_start_log, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
         if kind == "train" and name in self.fail_trials:
-            raise RuntimeError(f"injected failure for trial {name} ({ENVIRONMENT_VARIABLE} fail_trials)")
+            raise RuntimeError(f"injected failure for trial {name} ({ENVIRONMENT_VARIABLE} "
+                               "fail_trials)")

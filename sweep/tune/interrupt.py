@@ -24,7 +24,8 @@ from types import FrameType
 __all__ = ["Interrupts", "SweepInterrupted", "exit_code_for"]
 
 
-class SweepInterrupted(BaseException):  # noqa: N818 - reads as what happened, like KeyboardInterrupt
+# named for what happened, like KeyboardInterrupt
+class SweepInterrupted(BaseException):  # noqa: N818
     """The sweep was stopped by a signal before it finished.
 
     A BaseException, like KeyboardInterrupt, so that no `except Exception` on the way (MLflow
@@ -41,7 +42,8 @@ def exit_code_for(signal_name: str | None) -> int:
 
 
 class Interrupts:
-    """Record SIGINT / SIGTERM and turn them into a graceful Tune stop (see the module docstring)."""
+    """Record SIGINT / SIGTERM and turn them into a graceful Tune stop (see the module
+    docstring)."""
 
     def __init__(self) -> None:
         self.signal_name: str | None = None
@@ -60,7 +62,8 @@ class Interrupts:
             self.signal_name = self.signal_name or name
             raise SweepInterrupted(self.signal_name)
         self.signal_name = name
-        if not callable(signal.getsignal(signal.SIGUSR1)):  # Tune's loop has not installed its handler yet
+        # Tune's loop has not installed its handler yet
+        if not callable(signal.getsignal(signal.SIGUSR1)):
             raise SweepInterrupted(name)
         print(f"\ncollide: {name} received: stopping the trials and saving the sweep's state "
               "(send it again to stop at once)", flush=True)

@@ -35,7 +35,8 @@ from ray.tune import Callback, CLIReporter
 from sweep.frontier.pareto import format_bytes, pareto_mask
 from sweep.tune.points import point_name, point_of
 
-__all__ = ["LOG_FILE", "ProgressCallback", "RayOutput", "SweepProgress", "TableReporter", "progress_for"]
+__all__ = ["LOG_FILE", "ProgressCallback", "RayOutput", "SweepProgress", "TableReporter",
+           "progress_for"]
 
 LOG_FILE = "ray-output.log"
 PLAIN_EVERY_S = 30.0  # progress line period when the output is not a terminal
@@ -74,7 +75,8 @@ class SweepProgress:
         self.tty = self.stream.isatty() if tty is None else tty
         self.started = time.monotonic()
         self.started_trials: dict[str, float] = {}
-        self.points: list[tuple[float, float]] = []  # (total_bytes, val_logloss) of completed trials
+        # (total_bytes, val_logloss) of completed trials
+        self.points: list[tuple[float, float]] = []
         self.finals: dict[str, dict] = {}
         self.counts = {"done": 0, "running": 0, "failed": 0, "pending": num_points}
         self.done_at_start: int | None = None  # trials a resumed sweep had finished before
@@ -116,7 +118,8 @@ class SweepProgress:
             text = (f"trial {name} done: val_logloss {loss:.4f}, total {format_bytes(size)}, "
                     f"{seconds:.1f} s")
         with self._lock:
-            c = self.counts  # Tune marks the trial ended after its callbacks; count it now, step() recounts
+            # Tune marks the trial ended after its callbacks; count it now, step() recounts
+            c = self.counts
             c["done"], c["failed"] = c["done"] + 1, c["failed"] + (error is not None)
             c["running"] = max(0, c["running"] - 1)
             self.clear()
@@ -124,14 +127,16 @@ class SweepProgress:
             self._draw(force=self.tty)
 
     def step(self, trials: list[Any]) -> None:
-        """Counts from Tune's trial list (a resumed sweep's finished trials included); redraw if due."""
+        """Counts from Tune's trial list (a resumed sweep's finished trials included); redraw if
+        due."""
         status = [t.status for t in trials]
         done = sum(s in ("TERMINATED", "ERROR") for s in status)
         if self.done_at_start is None:
             self.done_at_start = done
         running = sum(s == "RUNNING" for s in status)
         total = max(self.num_points, len(trials))
-        self.counts = {"done": done, "running": running, "failed": sum(s == "ERROR" for s in status),
+        self.counts = {"done": done, "running": running,
+                       "failed": sum(s == "ERROR" for s in status),
                        "pending": total - done - running, "total": total}
         self._draw()
 
@@ -142,10 +147,12 @@ class SweepProgress:
         total = c.get("total", self.num_points)
         finished_now = c["done"] - (self.done_at_start or 0)
         remaining = total - c["done"]
-        eta = _clock(elapsed / finished_now * remaining) if finished_now > 0 and remaining > 0 else \
-            ("0:00" if remaining == 0 else "--")
-        return (f"progress: {c['done']}/{total} done ({c['failed']} failed), {c['running']} running, "
-                f"{c['pending']} pending | {_clock(elapsed)} elapsed, ETA {eta} | "
+        if finished_now > 0 and remaining > 0:
+            eta = _clock(elapsed / finished_now * remaining)
+        else:
+            eta = "0:00" if remaining == 0 else "--"
+        return (f"progress: {c['done']}/{total} done ({c['failed']} failed), {c['running']} "
+                f"running, {c['pending']} pending | {_clock(elapsed)} elapsed, ETA {eta} | "
                 f"frontier size {frontier_size(self.points)}")
 
     def _draw(self, force: bool = False) -> None:
@@ -203,7 +210,8 @@ class ProgressCallback(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         if self.progress is not None:
-            self.progress.trial_ended(trial.trial_id, point_name(point_of(trial.config)), _last_line(trial))
+            self.progress.trial_ended(trial.trial_id, point_name(point_of(trial.config)),
+                                      _last_line(trial))
 
 
 def _last_line(trial: Any) -> str:
@@ -215,7 +223,8 @@ def _last_line(trial: Any) -> str:
 
 
 class RayOutput:
-    """Ray's own driver output (loggers, forwarded trial output, Tune's table) to the sweep's log file.
+    """Ray's own driver output (loggers, forwarded trial output, Tune's table) to the sweep's log
+    file.
 
     Records arrive before the sweep directory is known (`ray.init` runs first), so they are kept
     in memory until `attach`. `verbose=True` changes nothing. Everything is restored on exit.

@@ -23,7 +23,8 @@ def grid_points(config: SweepConfig) -> list[dict]:
         for compression in g.compressions:
             for dim in g.dims:
                 for seed in g.seeds:
-                    point = {"strategy": strategy, "compression": float(compression) if sized else None,
+                    point = {"strategy": strategy, "compression": float(compression) if sized
+                             else None,
                              "dim": int(dim), "seed": int(seed)}
                     key = tuple(point.values())
                     if key not in seen:

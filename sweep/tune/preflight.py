@@ -34,7 +34,8 @@ def compressing_strategies(config: SweepConfig) -> list[str]:
     return [s for s in config.grid.strategies if get_strategy(s).takes_compression]
 
 
-def check_grid(config: SweepConfig, dataset: PreparedDataset, base: TrialConfig, points: list[dict]) -> None:
+def check_grid(config: SweepConfig, dataset: PreparedDataset, base: TrialConfig,
+               points: list[dict]) -> None:
     """Refuse, before Ray starts, a grid whose trials could not run on `dataset` (see the module
     docstring); warn once about what every trial would warn about."""
     for point in points:  # every point's config is valid
@@ -44,7 +45,8 @@ def check_grid(config: SweepConfig, dataset: PreparedDataset, base: TrialConfig,
     note = small_data_note(int(dataset.manifest["split_sizes"]["train"]), config.train.batch_size)
     if note:
         log.warning("%s, in every trial", note)
-    dataset.test_windows(config.test_windows)  # refused now, naming the data, when its rows have no time order
+    # refused now, naming the data, when its rows have no time order
+    dataset.test_windows(config.test_windows)
 
 
 def _check_mapping(config: SweepConfig, dataset: PreparedDataset) -> None:
@@ -58,12 +60,12 @@ def _check_mapping(config: SweepConfig, dataset: PreparedDataset) -> None:
     if len(full) == len(dataset.feature_names):
         largest = max(full, key=full.get)
         raise ConfigError(
-            f"strategies {strategies} would map no feature: the largest train vocabulary is {full[largest]} "
-            f"({largest}), and features with vocab <= model.full_threshold ({threshold}) keep a full table, "
-            f"so every trial would train the full model. Lower it below {full[largest]}, e.g. --set "
-            f"model.full_threshold={max(0, full[largest] // 4)}")
-    log.warning("%d of %d features keep a full table in every trial (train vocab <= model.full_threshold %d): "
-                "%s", len(full), len(dataset.feature_names), threshold,
+            f"strategies {strategies} would map no feature: the largest train vocabulary is "
+            f"{full[largest]} ({largest}), and features with vocab <= model.full_threshold "
+            f"({threshold}) keep a full table, so every trial would train the full model. Lower it "
+            f"below {full[largest]}, e.g. --set model.full_threshold={max(0, full[largest] // 4)}")
+    log.warning("%d of %d features keep a full table in every trial (train vocab <= "
+                "model.full_threshold %d): %s", len(full), len(dataset.feature_names), threshold,
                 ", ".join(f"{name} ({size})" for name, size in full.items()))
 
 
@@ -82,9 +84,10 @@ def _check_rows(config: SweepConfig, dataset: PreparedDataset) -> None:
                     trial.mapper(num_rows=rows)
                 except ConfigError as exc:
                     raise ConfigError(
-                        f"strategy {strategy} at compression {compression:g} gives feature {name} (train vocab "
-                        f"{vocab}) {rows} row(s), which it refuses ({exc}); use smaller compressions, or keep "
-                        f"such features full with model.full_threshold >= {vocab}") from None
+                        f"strategy {strategy} at compression {compression:g} gives feature {name} "
+                        f"(train vocab {vocab}) {rows} row(s), which it refuses ({exc}); use "
+                        "smaller compressions, or keep such features full with "
+                        f"model.full_threshold >= {vocab}") from None
 
 
 def absolute_paths(config: SweepConfig, launch_dir: Path) -> SweepConfig:
@@ -96,7 +99,8 @@ def absolute_paths(config: SweepConfig, launch_dir: Path) -> SweepConfig:
     for key in path_options(SOURCES[config.data.source].Config):
         if key in params:
             value = params[key]
-            params[key] = [absolute(v) for v in value] if isinstance(value, (list, tuple)) else absolute(value)
+            params[key] = ([absolute(v) for v in value] if isinstance(value, (list, tuple))
+                           else absolute(value))
     data = replace(config.data, params=params, prepared_dir=absolute(config.data.prepared_dir))
     return replace(config, data=data, results_dir=absolute(config.results_dir),
                    storage_path=absolute(config.storage_path))

@@ -39,7 +39,8 @@ __all__ = ["resume_sweep"]
 log = logging.getLogger(__name__)
 
 
-def resume_sweep(experiment: str | None, parent_run_id: str | None = None, *, tracking_uri: str | None = None,
+def resume_sweep(experiment: str | None, parent_run_id: str | None = None, *, tracking_uri: str
+                 | None = None,
                  launch_dir: str | Path | None = None, storage_path: str | None = None,
                  overrides: dict | None = None, verbose: bool = False) -> SweepResult:
     """Continue a sweep (the latest of `experiment` unless `parent_run_id`) from its Ray Tune state.
@@ -65,11 +66,13 @@ def resume_sweep(experiment: str | None, parent_run_id: str | None = None, *, tr
     values["tracking_uri"] = None  # recorded redacted; the URI in use is the one we found it with
     config = replace(load_config(values, overrides or {}), tracking_uri=tracking_uri)
     experiment_dir = Path(storage_path).resolve() / sweep.parent_run_id if storage_path else \
-        Path(sweep.parent.data.tags.get(EXPERIMENT_DIR_TAG, launch_dir / ".collide" / "ray_results" /
+        Path(sweep.parent.data.tags.get(EXPERIMENT_DIR_TAG,
+                                        launch_dir / ".collide" / "ray_results" /
                                         sweep.parent_run_id))
     if not (experiment_dir / "tuner.pkl").is_file():
-        raise UserError(f"sweep {sweep.parent_run_id}: no Ray Tune state at {experiment_dir} (tuner.pkl missing); "
-                         "give --storage-path where its experiment directory lives")
+        raise UserError(f"sweep {sweep.parent_run_id}: no Ray Tune state at {experiment_dir} "
+                        "(tuner.pkl missing); give --storage-path where its experiment directory "
+                        "lives")
     if pending_journal(experiment_dir) is not None:
         log.info("uploading the records this sweep stored while MLflow was unreachable")
         sync_sweep(experiment_dir, tracking_uri)
@@ -77,25 +80,30 @@ def resume_sweep(experiment: str | None, parent_run_id: str | None = None, *, tr
     done = _already_complete(sweep, experiment, experiment_dir, tracking_uri)
     if done is not None:
         return done
-    recorded, now = sweep.parent.data.tags.get(DATA_TAG), fingerprint(get_source(config.data.source,
-                                                                               **dict(config.data.params)))
+    recorded = sweep.parent.data.tags.get(DATA_TAG)
+    now = fingerprint(get_source(config.data.source, **dict(config.data.params)))
     if recorded and recorded != now:
-        raise UserError(f"sweep {sweep.parent_run_id} trained on prepared data {recorded[:12]}, but its data "
-                         f"source now gives {now[:12]} (an input file or parameter changed); resuming would mix "
-                         "trials of two data sets. Start a new sweep instead")
+        raise UserError(f"sweep {sweep.parent_run_id} trained on prepared data {recorded[:12]}, "
+                        f"but its data source now gives {now[:12]} (an input file or parameter "
+                        "changed); resuming would mix trials of two data sets. Start a new sweep "
+                        "instead")
     log.info("resuming %s from %s", sweep.describe(), experiment_dir)
     with Interrupts() as interrupts, RayOutput(verbose) as output:
         output.attach(experiment_dir)
-        prepared = prepare_sweep(config, launch_dir, tracking_uri, interrupts, output, experiment_dir.parent)
+        prepared = prepare_sweep(config, launch_dir, tracking_uri, interrupts, output,
+                                 experiment_dir.parent)
         tracker = SweepTracker.reopen(tracking_uri, sweep, retry_s=config.tracking_retry_s)
         register(tracker)
         tracker.attach_journal(experiment_dir)
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
         def body() -> SweepResult:
-            # resume_errored keeps a failed trial's id (restart_errored would give it a new one, and the
-            # failed attempt would count as another trial); without a checkpoint it trains from scratch
-            tuner = tune.Tuner.restore(str(experiment_dir), trainable=prepared.trainable, resume_unfinished=True,
+            # resume_errored keeps a failed trial's id (restart_errored would give it a new one, and
+            # the
+            # failed attempt would count as another trial); without a checkpoint it trains from
+            # scratch
+            tuner = tune.Tuner.restore(str(experiment_dir), trainable=prepared.trainable,
+                                       resume_unfinished=True,
                                        resume_errored=True)
             return fit_and_finish(tuner, tracker, interrupts, prepared, experiment_dir, output)
 
@@ -108,20 +116,25 @@ def _check_resume_overrides(overrides: dict) -> None:
     refused += [f"resources.{k}" for k in overrides.get("resources", {}) if k != "num_cpus"]
     if refused:
         raise UserError(f"a resumed sweep keeps its stored config; {refused} would have no effect "
-                         "(allowed: address, results_dir, resources.num_cpus)")
+                        "(allowed: address, results_dir, resources.num_cpus)")
 
 
-def _already_complete(sweep: Any, experiment: str, experiment_dir: Path, tracking_uri: str) -> SweepResult | None:
+def _already_complete(sweep: Any, experiment: str, experiment_dir: Path,
+                      tracking_uri: str) -> SweepResult | None:
     """A FINISHED sweep whose every trial completed has nothing to resume: say so, run nothing."""
     rows = trial_rows(sweep.runs)
     expected = int(sweep.parent.data.metrics.get("num_points", len(rows)))
-    if sweep.parent.info.status != "FINISHED" or len(rows) < expected or any(r["excluded"] for r in rows):
+    if (sweep.parent.info.status != "FINISHED" or len(rows) < expected
+        or any(r["excluded"] for r in rows)):
         return None
     ranked = frontier_table(ranked_rows(rows)[0])
     return SweepResult(experiment, sweep.parent_run_id, redact(tracking_uri),
-                       "completed", expected, len(rows), 0, experiment_dir, trials=frontier_table(rows),
-                       frontier=[r for r in ranked if r["on_frontier"]], experiment_id=sweep.parent.info.experiment_id,
-                       message=f"sweep {sweep.parent_run_id} had already completed: nothing to resume")
+                       "completed", expected, len(rows), 0, experiment_dir,
+                       trials=frontier_table(rows),
+                       frontier=[r for r in ranked if r["on_frontier"]],
+                       experiment_id=sweep.parent.info.experiment_id,
+                       message=f"sweep {sweep.parent_run_id} had already completed: nothing to "
+                               "resume")
 
 
 def _refuse_live_driver(parent: Any) -> None:
@@ -133,5 +146,5 @@ def _refuse_live_driver(parent: Any) -> None:
     if pid and pid != os.getpid() and pid_alive(pid):
         command = command_line(pid) or ""
         if "python" in command or "collide" in command:
-            raise UserError(f"sweep {parent.info.run_id} is still running (driver pid {pid} on this host); "
-                             "stop it first (Ctrl-C), then resume")
+            raise UserError(f"sweep {parent.info.run_id} is still running (driver pid {pid} on "
+                            "this host); stop it first (Ctrl-C), then resume")

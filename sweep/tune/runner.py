@@ -52,7 +52,8 @@ from sweep.tune.search import ConfigurationSearch
 from sweep.tune.startup import Startup, sweep_probes
 from sweep.tune.trainable import base_trial_config, in_memory, trainable
 
-__all__ = ["DATA_TAG", "EXPERIMENT_DIR_TAG", "Prepared", "fit_and_finish", "guarded", "prepare_sweep",
+__all__ = ["DATA_TAG", "EXPERIMENT_DIR_TAG", "Prepared", "fit_and_finish", "guarded",
+           "prepare_sweep",
            "run_sweep"]
 
 log = logging.getLogger(__name__)
@@ -77,15 +78,17 @@ def _search(config: SweepConfig, points: list[dict]) -> tuple[dict, dict]:
         if config.scheduler == "asha":
             from ray.tune.schedulers import ASHAScheduler
 
-            kwargs["scheduler"] = ASHAScheduler(metric="val_logloss", mode="min", time_attr="training_iteration",
+            kwargs["scheduler"] = ASHAScheduler(metric="val_logloss", mode="min",
+                                                time_attr="training_iteration",
                                                 max_t=config.train.epochs + 1, grace_period=1)
         return {"point": tune.grid_search(points)}, kwargs
     g = config.grid
     search = ConfigurationSearch(g.strategies, g.compressions, g.dims, g.seeds, config.samples,
                                  sampler_seed=int(g.seeds[0]))
     if config.samples > search.budget:
-        log.warning("num_samples %d is more than the %d configurations of the grid (strategy x compression x dim): "
-                    "the optuna search runs each of them once, %d trials with %d seed(s)", config.samples,
+        log.warning("num_samples %d is more than the %d configurations of the grid (strategy x "
+                    "compression x dim): the optuna search runs each of them once, %d trials with "
+                    "%d seed(s)", config.samples,
                     search.budget, search.budget * len(g.seeds), len(g.seeds))
     return {}, {"search_alg": search, "num_samples": search.budget * len(g.seeds)}
 
@@ -109,8 +112,9 @@ class Prepared:
 
 
 def prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, interrupts: Interrupts,
-                   output: RayOutput, storage_path: Path) -> Prepared:
-    """Data, probes and the trainable; every point's trial config is validated first; on a cluster of
+                  output: RayOutput, storage_path: Path) -> Prepared:
+    """Data, probes and the trainable; every point's trial config is validated first; on a cluster
+    of
     several nodes, the storage path must be one they all see."""
     from ray import tune
 
@@ -119,7 +123,8 @@ def prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, inte
     started = time.perf_counter()
     points = grid_points(config)
     source = get_source(config.data.source, **dict(config.data.params))
-    dataset = prepare(source, config.data.prepared_dir or default_out_dir(source, cache_dir / "prepared"))
+    dataset = prepare(source, config.data.prepared_dir
+                      or default_out_dir(source, cache_dir / "prepared"))
     base = base_trial_config(config, dataset.path.resolve(), cache_dir / "probes")
     check_grid(config, dataset, base, points)
     dataset = in_memory(dataset)
@@ -163,7 +168,8 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None, *, verb
     with Interrupts() as interrupts, RayOutput(verbose) as output:
         prepared = prepare_sweep(config, launch_dir, tracking_uri, interrupts, output, storage_path)
         tracker = SweepTracker.start(tracking_uri, config.name, retry_s=config.tracking_retry_s,
-                                     description=describe_sweep(config, prepared.fingerprint, command))
+                                     description=describe_sweep(config, prepared.fingerprint,
+                                                                command))
         experiment_dir = storage_path / tracker.parent_run_id
         tracker.attach_journal(experiment_dir)
         output.attach(experiment_dir)
@@ -171,25 +177,35 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None, *, verb
 
         def body() -> SweepResult:
             recorded = _recorded(config)
-            tracker.write({"op": "log_params", "ref": "parent", "params": param_texts(flatten(recorded))})
+            tracker.write({"op": "log_params", "ref": "parent",
+                           "params": param_texts(flatten(recorded))})
             tracker.write({"op": "log_text", "ref": "parent", "file": "sweep_config.yaml",
-                           "text": yaml.safe_dump(recorded, sort_keys=False)})  # loadable with --config
+                           # loadable with --config
+                           "text": yaml.safe_dump(recorded, sort_keys=False)})
             tracker.write({"op": "log_metrics", "ref": "parent", "metrics": [
-                [key, value, int(time.time() * 1000), 0] for key, value in prepared.startup.metrics().items()]})
+                [key, value, int(time.time() * 1000), 0] for key,
+                value in prepared.startup.metrics().items()]})
             tracker.write({"op": "set_tags", "ref": "parent", "tags": {
-                EXPERIMENT_DIR_TAG: str(experiment_dir), "collide.tracking_uri": redact(tracking_uri),
+                EXPERIMENT_DIR_TAG: str(experiment_dir),
+                "collide.tracking_uri": redact(tracking_uri),
                 DATA_TAG: prepared.fingerprint}})
             param_space, tune_kwargs = _search(config, prepared.points)
-            os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table honours our trimmed columns
-            reporter = TableReporter(parameter_columns={f"point/{k}": v for k, v in PROGRESS_PARAMS.items()},
+            # the classic table honours our trimmed columns
+            os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+            reporter = TableReporter(parameter_columns={f"point/{k}": v for k,
+                                                        v in PROGRESS_PARAMS.items()},
                                      metric_columns=PROGRESS_METRICS, max_report_frequency=15)
-            callback = MlflowTrialCallback(tracker.parent_run_id, flatten(shared_params(prepared.base)),
+            callback = MlflowTrialCallback(tracker.parent_run_id,
+                                           flatten(shared_params(prepared.base)),
                                            config.strategy_params)
             tuner = tune.Tuner(
                 prepared.trainable, param_space=param_space,
-                tune_config=tune.TuneConfig(max_concurrent_trials=config.resources.max_concurrent_trials,
-                                            reuse_actors=True,  # no new process (and torch import) per trial
-                                            trial_name_creator=_trial_label, trial_dirname_creator=_trial_label,
+                tune_config=tune.TuneConfig(
+                    max_concurrent_trials=config.resources.max_concurrent_trials,
+                                            # no new process (and torch import) per trial
+                                            reuse_actors=True,
+                                            trial_name_creator=_trial_label,
+                    trial_dirname_creator=_trial_label,
                                             **tune_kwargs),
                 run_config=RunConfig(name=tracker.parent_run_id, storage_path=str(storage_path),
                                      callbacks=[callback, ProgressCallback(tracker.parent_run_id)],
@@ -204,54 +220,65 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None, *, verb
 
 def shared_params(base: TrialConfig) -> dict:
     """Params every trial run records: the trial config minus the point and the probe cache."""
-    return {k: v for k, v in asdict(base).items() if k not in ("strategy", "compression", "rows", "dim", "seed",
-                                                                "out_dir", "cache_dir", "mapper_params")}
+    return {k: v for k, v in asdict(base).items()
+            if k not in ("strategy", "compression", "rows", "dim", "seed",
+                                                                "out_dir", "cache_dir",
+                         "mapper_params")}
 
 
 def _expected_points(config: SweepConfig, points: list[dict]) -> int:
-    return len(points) if config.search == "grid" else optuna_budget(config) * len(config.grid.seeds)
+    return (len(points) if config.search == "grid"
+            else optuna_budget(config) * len(config.grid.seeds))
 
 
 def guarded(body: Any, tracker: SweepTracker, interrupts: Interrupts, prepared: Prepared,
-             experiment_dir: Path) -> SweepResult:
+            experiment_dir: Path) -> SweepResult:
     """Run `body`; whatever stops it, the parent run and every open trial run get a final state."""
     expected = _expected_points(prepared.config, prepared.points)
     try:
         return body()
     except SweepInterrupted as exc:
-        return end_interrupted(tracker, prepared.config.name, exc.signal_name, expected, experiment_dir)
+        return end_interrupted(tracker, prepared.config.name, exc.signal_name, expected,
+                               experiment_dir)
     except BaseException as exc:
         log.error("sweep %s failed: %s", prepared.config.name, redact_text(str(exc)))
         for trial_id in tracker.open_trials():
             tracker.end_trial(trial_id, "killed")
-        tracker.write({"op": "set_tags", "ref": "parent", "tags": {"error": redact_text(str(exc))[-5000:]}})
+        tracker.write({"op": "set_tags", "ref": "parent",
+                       "tags": {"error": redact_text(str(exc))[-5000:]}})
         tracker.end_sweep("FAILED", {}, "failed")
         raise
 
 
 def fit_and_finish(tuner: Any, tracker: SweepTracker, interrupts: Interrupts, prepared: Prepared,
-                    experiment_dir: Path, output: RayOutput) -> SweepResult:
+                   experiment_dir: Path, output: RayOutput) -> SweepResult:
     config = prepared.config
     expected = _expected_points(config, prepared.points)
     if output.path is not None:
-        print(f"Ray's own output: {output.path} (collide sweep --verbose prints it here)", flush=True)
+        print(f"Ray's own output: {output.path} (collide sweep --verbose prints it here)",
+              flush=True)
     try:
         interrupts.in_tune = True
         # verbose: Ray prints its own table instead of the progress line
         with nullcontext() if output.verbose else SweepProgress(tracker.parent_run_id, expected):
-            grid = tuner.fit()  # every MLflow write inside goes through tracker.write and its policy
+            # every MLflow write inside goes through tracker.write and its policy
+            grid = tuner.fit()
     finally:
         interrupts.in_tune = False
     if interrupts.interrupted:
-        return end_interrupted(tracker, config.name, interrupts.signal_name, expected, experiment_dir)
+        return end_interrupted(tracker, config.name, interrupts.signal_name, expected,
+                               experiment_dir)
     num_failed = sum(1 for r in grid if r.error is not None)
     for trial_id in tracker.open_trials():  # Tune ended, so nothing is running any more
         tracker.end_trial(trial_id, "killed")
-    base = SweepResult(config.name, tracker.parent_run_id, redact(tracker.tracking_uri), "completed", expected,
-                       len(tracker.completed), num_failed, experiment_dir, experiment_id=tracker.experiment_id)
+    base = SweepResult(config.name, tracker.parent_run_id, redact(tracker.tracking_uri),
+                       "completed", expected,
+                       len(tracker.completed), num_failed, experiment_dir,
+                       experiment_id=tracker.experiment_id)
     if tracker.offline and not sync_now(tracker, experiment_dir):
         tracker.journal_op({"op": "finish_sweep", "ref": "parent", "experiment": config.name,
-                            "results_dir": _results_dir(config, experiment_dir), "num_points": expected})
+                            "results_dir": _results_dir(config, experiment_dir),
+                            "num_points": expected})
         return replace(base, state="tracking_lost", message=tracker.offline_reason or "")
     result = finish(tracker.client, tracker.write, config.name, tracker.parent_run_id,
                     _results_dir(config, experiment_dir), expected, base)

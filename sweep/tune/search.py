@@ -34,7 +34,8 @@ MAX_ASKS = 50  # repeated proposals in a row before the next unexplored configur
 Key = tuple  # (strategy, compression or None, dim)
 
 
-def configurations(strategies: Sequence[str], compressions: Sequence[float], dims: Sequence[int]) -> list[Key]:
+def configurations(strategies: Sequence[str], compressions: Sequence[float],
+                   dims: Sequence[int]) -> list[Key]:
     """The grid's distinct configurations, in grid order (a strategy that takes no compression,
     `full`, once per dim)."""
     keys: list[Key] = []
@@ -51,7 +52,8 @@ def configurations(strategies: Sequence[str], compressions: Sequence[float], dim
 class ConfigurationSearch(Searcher):
     """Multi-objective Optuna (TPE) over configurations; every proposal runs once per seed."""
 
-    def __init__(self, strategies: Sequence[str], compressions: Sequence[float], dims: Sequence[int],
+    def __init__(self, strategies: Sequence[str], compressions: Sequence[float],
+                 dims: Sequence[int],
                  seeds: Sequence[int], num_configurations: int, sampler_seed: int = 0):
         import optuna
 
@@ -61,14 +63,17 @@ class ConfigurationSearch(Searcher):
         self.grid = configurations(strategies, compressions, dims)
         self.budget = min(int(num_configurations), len(self.grid))
         self.space = {"strategy": optuna.distributions.CategoricalDistribution(list(strategies)),
-                      "compression": optuna.distributions.CategoricalDistribution([float(c) for c in compressions]),
+                      "compression": optuna.distributions.CategoricalDistribution(
+                          [float(c) for c in compressions]),
                       "dim": optuna.distributions.CategoricalDistribution([int(d) for d in dims])}
         self.study = optuna.create_study(directions=["minimize", "minimize"],
                                          sampler=optuna.samplers.TPESampler(seed=int(sampler_seed)))
         self.proposed: dict[Key, int] = {}  # configuration -> its Optuna trial number
         self.queue: list[tuple[Key, int]] = []  # (configuration, seed) waiting for a Tune trial
-        self.results: dict[Key, dict[int, tuple[float, float] | None]] = {}  # seed -> objectives (None: failed)
-        self.told: dict[Key, list[float] | None] = {}  # what Optuna was told per finished configuration
+        # seed -> objectives (None: failed)
+        self.results: dict[Key, dict[int, tuple[float, float] | None]] = {}
+        # what Optuna was told per finished configuration
+        self.told: dict[Key, list[float] | None] = {}
         self.trials: dict[str, tuple[Key, int]] = {}  # Tune trial id -> (configuration, seed)
         self.repeats = 0  # proposals that repeated a configuration (not trained again)
 
@@ -83,7 +88,8 @@ class ConfigurationSearch(Searcher):
         key, seed = self.queue.pop(0)
         self.trials[trial_id] = (key, seed)
         strategy, compression, dim = key
-        return {"point": {"strategy": strategy, "compression": compression, "dim": dim, "seed": seed}}
+        return {"point": {"strategy": strategy, "compression": compression, "dim": dim,
+                          "seed": seed}}
 
     def _propose(self) -> None:
         """Ask Optuna for a configuration not proposed before and queue one trial per seed."""
@@ -96,12 +102,14 @@ class ConfigurationSearch(Searcher):
                 return self._queue(key, trial.number)
             self.repeats += 1
             stored = self.told.get(key)
-            if stored is not None:  # ran already: the sampler learns its result again, nothing trains
+            # ran already: the sampler learns its result again, nothing trains
+            if stored is not None:
                 self.study.tell(trial, stored)
             else:  # still running (or every seed failed): drop the repeat
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         key = next(k for k in self.grid if k not in self.proposed)  # budget <= grid: one is left
-        log.info("optuna repeated configurations %d times in a row; taking %s, not run yet", MAX_ASKS, _name(key))
+        log.info("optuna repeated configurations %d times in a row; taking %s, not run yet",
+                 MAX_ASKS, _name(key))
         params = {"strategy": key[0], "compression": key[1] if key[1] is not None else self.space[
             "compression"].choices[0], "dim": key[2]}
         self.study.enqueue_trial(params)
@@ -113,12 +121,15 @@ class ConfigurationSearch(Searcher):
         self.results[key] = {}
         self.queue.extend((key, seed) for seed in self.seeds)
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
         if trial_id not in self.trials:
             return
         key, seed = self.trials[trial_id]
-        ok = not error and result is not None and _finite(result, "val_logloss") and _finite(result, "total_bytes")
-        self.results[key][seed] = (float(result["val_logloss"]), float(result["total_bytes"])) if ok else None
+        ok = (not error and result is not None and _finite(result, "val_logloss")
+              and _finite(result, "total_bytes"))
+        self.results[key][seed] = (float(result["val_logloss"]),
+                                   float(result["total_bytes"])) if ok else None
         if len(self.results[key]) < len(self.seeds):
             return
         done = [v for v in self.results[key].values() if v is not None]

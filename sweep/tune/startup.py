@@ -43,10 +43,12 @@ class Startup:
 
     def metrics(self) -> dict[str, float]:
         return {"startup_data_seconds": self.data_seconds, "startup_ray_seconds": self.ray_seconds,
-                "startup_probe_seconds": self.probe_seconds, "probes_trained": float(len(self.probes_trained))}
+                "startup_probe_seconds": self.probe_seconds,
+                "probes_trained": float(len(self.probes_trained))}
 
     def describe(self) -> str:
-        text = f"before the first trial: data {self.data_seconds:.1f} s, Ray {self.ray_seconds:.1f} s"
+        text = (f"before the first trial: data {self.data_seconds:.1f} s, "
+                f"Ray {self.ray_seconds:.1f} s")
         if self.probes_trained or self.probes_cached:
             parts = []
             if self.probes_trained:
@@ -84,7 +86,8 @@ def sweep_probes(dataset: PreparedDataset, config: ProbeConfig, seeds: list[int]
         ref = dataset_ref if dataset_ref is not None else ray.put(dataset)
         log.info("training the probe of seed %s: %d Ray task(s) side by side, %d thread(s) each",
                  _seeds(missing), len(missing), threads)
-        pending = {seed: task.remote(ref, replace(config, seed=seed, num_threads=threads)) for seed in missing}
+        pending = {seed: task.remote(ref, replace(config, seed=seed, num_threads=threads))
+                   for seed in missing}
         for seed, result in pending.items():
             probes[seed] = store_probe(dataset, config, seed, cache_dir, ray.get(result))
             startup.probes_trained.append(seed)

@@ -28,24 +28,30 @@ from sweep.tune.points import point_name, point_of
 
 __all__ = ["base_trial_config", "in_memory", "trainable", "trial_config_for"]
 
-SIZE_KEYS = tuple(f.name for f in fields(SizeReport))  # what every epoch report carries besides its metrics
+# what every epoch report carries besides its metrics
+SIZE_KEYS = tuple(f.name for f in fields(SizeReport))
 
 
 def base_trial_config(config: SweepConfig, data_path: Path, cache_dir: Path) -> TrialConfig:
     """Everything a trial needs except its point (strategy, compression, dim, seed)."""
     cpus = max(1, int(config.resources.cpus_per_trial))
     device = "cuda" if config.resources.gpus_per_trial > 0 else config.train.device
-    return TrialConfig(data=str(data_path), dim=config.grid.dims[0], test_windows=config.test_windows,
-                       model=config.model, train=replace(config.train, num_threads=cpus, device=device),
+    return TrialConfig(data=str(data_path), dim=config.grid.dims[0],
+                       test_windows=config.test_windows,
+                       model=config.model,
+                       train=replace(config.train, num_threads=cpus, device=device),
                        probe=config.probe, cache_dir=str(cache_dir))
 
 
-def trial_config_for(base: TrialConfig, config: SweepConfig, point: dict, out_dir: str | None) -> TrialConfig:
+def trial_config_for(base: TrialConfig, config: SweepConfig, point: dict, out_dir: str
+                     | None) -> TrialConfig:
     """The trial config of `point`, with its strategy's params (a strategy that takes no compression
     drops it: TrialConfig)."""
     strategy = point["strategy"]
-    return replace(base, strategy=strategy, compression=point["compression"], rows=None, dim=point["dim"],
-                   seed=point["seed"], out_dir=out_dir, mapper_params=dict(config.strategy_params.get(strategy, {})))
+    return replace(base, strategy=strategy, compression=point["compression"], rows=None,
+                   dim=point["dim"],
+                   seed=point["seed"], out_dir=out_dir,
+                   mapper_params=dict(config.strategy_params.get(strategy, {})))
 
 
 def _scratch_parent() -> str | None:
@@ -67,14 +73,16 @@ def _scratch_parent() -> str | None:
 
 
 def _node() -> dict:
-    """The Ray node this trial runs on (every report carries it; the driver tags the trial's run)."""
+    """The Ray node this trial runs on (every report carries it; the driver tags the trial's
+    run)."""
     import ray
 
     return {"node_id": ray.get_runtime_context().get_node_id()}
 
 
 def _report_stored(checkpoint_dir: Path) -> bool:
-    """Re-report a completed trial from its final checkpoint; False when it holds no final result."""
+    """Re-report a completed trial from its final checkpoint; False when it holds no final
+    result."""
     from ray import tune
 
     details_file = checkpoint_dir / "metrics.json"
@@ -82,7 +90,8 @@ def _report_stored(checkpoint_dir: Path) -> bool:
         return False
     details = json.loads(details_file.read_text())
     metrics = details["metrics"]
-    sizes = {k: metrics[k] for k in SIZE_KEYS if k in metrics}  # every live epoch report carried them
+    # every live epoch report carried them
+    sizes = {k: metrics[k] for k in SIZE_KEYS if k in metrics}
     node = _node()
     for epoch, entry in enumerate(details.get("history", []), start=1):
         tune.report({**entry, **sizes, **node, "epoch": epoch})
@@ -121,8 +130,10 @@ def trainable(tune_config: dict, dataset: PreparedDataset, probes: dict, base: T
         tune.report({**metrics, **node, "epoch": epoch})
 
     try:
-        metrics = run_trial(trial_config, dataset=dataset, probe=probes.get(point["seed"]), on_epoch=on_epoch)
-        # The checkpoint carries the bundles to storage_path; the driver logs them to MLflow from there.
+        metrics = run_trial(trial_config, dataset=dataset, probe=probes.get(point["seed"]),
+                            on_epoch=on_epoch)
+        # The checkpoint carries the bundles to storage_path; the driver logs them to MLflow from
+        # there.
         tune.report({**metrics, **node, "epoch": metrics["epochs_run"], "final": True},
                     checkpoint=tune.Checkpoint.from_directory(out_dir))
     finally:

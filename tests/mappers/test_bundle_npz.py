@@ -1,4 +1,5 @@
-"""arrays.npz is checked against the manifest from .npy headers and zip sizes, before decompressing."""
+"""arrays.npz is checked against the manifest from .npy headers and zip sizes, before
+decompressing."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ BIG_MIB = 64  # what the crafted members would decompress to
 
 
 def craft_npz(path, members: dict[str, tuple[dict, int]], *, deflate: bool = True) -> None:
-    """Write `path` as a zip of NAME.npy members: a v1.0 header `header`, then `mib` MiB of zeros."""
+    """Write `path` as a zip of NAME.npy members: a v1.0 header `header`, then `mib` MiB of
+    zeros."""
     compression = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
     with zipfile.ZipFile(path, "w", compression=compression) as archive:
         for name, (header, mib) in members.items():
@@ -54,45 +56,52 @@ def test_header_claiming_a_huge_array_is_refused_without_allocating_it(hash_bund
     assert (hash_bundle / "arrays.npz").stat().st_size < 1 << 20
     error, peak = load_tracing_peak(hash_bundle)
     assert peak < 4 << 20, f"peak {peak} bytes: the array was allocated or decompressed"
-    assert "arrays.npz: array 'hash_keys' is <u8[8388608] in its .npy header, manifest says <u8[1]" in str(
-        error
-    )
+    assert ("arrays.npz: array 'hash_keys' is <u8[8388608] in its .npy header, manifest says <u8[1]"
+            in str(error))
 
 
 def test_member_declaring_more_bytes_than_its_header_implies_is_refused(hash_bundle) -> None:
     craft_npz(hash_bundle / "arrays.npz", {"hash_keys": (header((1,)), BIG_MIB)})
     error, peak = load_tracing_peak(hash_bundle)
     assert peak < 4 << 20
-    assert f"array 'hash_keys' declares {(BIG_MIB << 20) + 128} bytes uncompressed, but its header " in str(
-        error
-    ) and "imply 136" in str(error)
+    declares = (f"array 'hash_keys' declares {(BIG_MIB << 20) + 128} bytes uncompressed, but its "
+                "header ")
+    assert declares in str(error)
+    assert "imply 136" in str(error)
 
 
 def test_member_declaring_fewer_bytes_than_its_header_implies_is_refused(hash_bundle) -> None:
     craft_npz(hash_bundle / "arrays.npz", {"hash_keys": (header((1,)), 0)}, deflate=False)
-    with pytest.raises(ValueError, match=r"'hash_keys' declares 128 bytes uncompressed, .* imply 136"):
+    with pytest.raises(ValueError,
+                       match=r"'hash_keys' declares 128 bytes uncompressed, .* imply 136"):
         load_bundle(hash_bundle)
 
 
 def test_fortran_order_member_is_refused(hash_bundle) -> None:
     keys = np.load(hash_bundle / "arrays.npz")["hash_keys"]
-    with zipfile.ZipFile(hash_bundle / "arrays.npz", "w") as archive, archive.open("hash_keys.npy", "w") as f:
+    with zipfile.ZipFile(hash_bundle / "arrays.npz", "w") as archive, archive.open(
+        "hash_keys.npy", "w") as f:
         np.lib.format.write_array_header_1_0(f, header((1,), fortran_order=True))
         f.write(keys.tobytes())  # same bytes, checksum would pass
-    with pytest.raises(ValueError, match=r"arrays\.npz: array 'hash_keys' is stored in Fortran order"):
+    with pytest.raises(ValueError,
+                       match=r"arrays\.npz: array 'hash_keys' is stored in Fortran order"):
         load_bundle(hash_bundle)
 
 
-@pytest.mark.parametrize(("descr", "what"), [("|O", "is a pickled object array"), ("<U2", "not numeric")])
+@pytest.mark.parametrize(("descr", "what"),
+                         [("|O", "is a pickled object array"), ("<U2", "not numeric")])
 def test_non_numeric_header_is_refused(hash_bundle, descr: str, what: str) -> None:
     craft_npz(hash_bundle / "arrays.npz", {"hash_keys": (header((1,), descr=descr), 0)})
-    with pytest.raises(ValueError, match=rf"arrays\.npz: array 'hash_keys' (has dtype .*, )?{what}"):
+    with pytest.raises(ValueError,
+                       match=rf"arrays\.npz: array 'hash_keys' (has dtype .*, )?{what}"):
         load_bundle(hash_bundle)
 
 
 def test_unlisted_and_badly_named_members_are_refused(hash_bundle) -> None:
-    craft_npz(hash_bundle / "arrays.npz", {"hash_keys": (header((1,)), 0), "evil": (header((1,)), 0)})
-    with pytest.raises(ValueError, match=r"arrays \['evil', 'hash_keys'\] do not match the manifest's"):
+    craft_npz(hash_bundle / "arrays.npz",
+              {"hash_keys": (header((1,)), 0), "evil": (header((1,)), 0)})
+    with pytest.raises(ValueError,
+                       match=r"arrays \['evil', 'hash_keys'\] do not match the manifest's"):
         load_bundle(hash_bundle)
     with zipfile.ZipFile(hash_bundle / "arrays.npz", "w") as archive:
         archive.writestr("hash_keys.pkl", b"x")

@@ -12,7 +12,8 @@ from mappers import get_mapper, load_bundle, load_bundle_with_manifest, save_bun
 from mappers.bundle import describe_arrays, manifest_digest, read_bundle
 
 
-def rewrite_manifest(path, *, redigest: bool = False, drop: tuple[str, ...] = (), **changes) -> None:
+def rewrite_manifest(path, *, redigest: bool = False, drop: tuple[str, ...] = (),
+                     **changes) -> None:
     """Edit manifest.json in place; `redigest` recomputes the digest, as a forger would."""
     manifest = json.loads((path / "manifest.json").read_text())
     manifest.update(changes)
@@ -28,7 +29,8 @@ def test_bundle_holds_plain_numeric_arrays_and_a_digest(tmp_path) -> None:
     manifest, arrays = read_bundle(tmp_path)
     assert sorted(arrays) == ["hash_keys", "keys", "layout", "rows"]
     assert arrays["keys"].dtype == np.int64 and arrays["rows"].dtype == np.int32
-    assert manifest["arrays"]["keys"]["shape"] == [11]  # the floor(0.3 * 37) hot ids (unseen="hash")
+    # the floor(0.3 * 37) hot ids (unseen="hash")
+    assert manifest["arrays"]["keys"]["shape"] == [11]
     assert manifest["format_version"] == 2
     assert manifest["digest"] == manifest_digest(manifest) and len(manifest["digest"]) == 64
     assert sorted(p.name for p in tmp_path.iterdir()) == ["arrays.npz", "manifest.json"]
@@ -58,7 +60,8 @@ def test_manifest_only_edit_is_refused_by_the_digest(name: str, edit: dict, tmp_
 def test_manifest_without_digest_is_refused(tmp_path) -> None:
     save_bundle(fitted("hash"), tmp_path)
     rewrite_manifest(tmp_path, drop=("digest",))
-    with pytest.raises(ValueError, match=r"manifest\.json: manifest digest mismatch: it records None"):
+    with pytest.raises(ValueError,
+                       match=r"manifest\.json: manifest digest mismatch: it records None"):
         load_bundle(tmp_path)
 
 
@@ -76,7 +79,8 @@ def test_v1_bundle_is_refused_asking_for_a_rewrite(tmp_path) -> None:
 def test_unknown_format_version_is_rejected(tmp_path) -> None:
     save_bundle(fitted("hash"), tmp_path)
     rewrite_manifest(tmp_path, format_version=99, redigest=True)
-    with pytest.raises(ValueError, match=r"manifest\.json: bundle format_version must be 2, got 99"):
+    with pytest.raises(ValueError,
+                       match=r"manifest\.json: bundle format_version must be 2, got 99"):
         load_bundle(tmp_path)
 
 

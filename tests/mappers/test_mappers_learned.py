@@ -11,7 +11,8 @@ from mappers.base import ID_BYTES, LEARNED_HEADER_BYTES
 
 LEARNED = ["full", "frequency", "embedding", "frequency_embedding"]
 CAPPABLE = ["frequency", "embedding", "frequency_embedding"]
-HOT_FREQUENCY_IDS = 11  # floor(hot_fraction 0.3 * 37 rows): all frequency stores under unseen="hash"
+# floor(hot_fraction 0.3 * 37 rows): all frequency stores under unseen="hash"
+HOT_FREQUENCY_IDS = 11
 UNSEEN = np.array([1, 2, 3, 4, 5], dtype=np.int64)  # not in VOCAB (ids are random int64)
 assert not np.isin(UNSEEN, VOCAB[0]).any()
 
@@ -81,7 +82,8 @@ def test_learned_nbytes_follows_the_per_id_formula(name: str) -> None:
     stored = HOT_FREQUENCY_IDS if name == "frequency" else VOCAB[0].size
     assert fitted(name).nbytes == ID_BYTES * stored + LEARNED_HEADER_BYTES
     if name == "frequency":  # storing the tail too is needed only to tell seen from unseen
-        assert fitted(name, unseen="oov_row").nbytes == ID_BYTES * VOCAB[0].size + LEARNED_HEADER_BYTES
+        assert fitted(name,
+                      unseen="oov_row").nbytes == ID_BYTES * VOCAB[0].size + LEARNED_HEADER_BYTES
 
 
 @pytest.mark.parametrize("name", CAPPABLE)
@@ -211,7 +213,8 @@ def test_min_count_hashes_rare_ids_like_unseen_ones(name: str, min_count: int) -
     ids, counts, _ = VOCAB
     mapper = fitted(name, min_count=min_count)
     eligible = counts >= min_count
-    stored = min(int(eligible.sum()), HOT_FREQUENCY_IDS) if name == "frequency" else int(eligible.sum())
+    stored = (min(int(eligible.sum()), HOT_FREQUENCY_IDS) if name == "frequency"
+              else int(eligible.sum()))
     assert mapper.nbytes == ID_BYTES * stored + LEARNED_HEADER_BYTES
     rare = ids[~eligible]
     unseen_like = get_mapper(name, num_rows=37).fallback_rows(

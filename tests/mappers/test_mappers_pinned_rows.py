@@ -169,7 +169,8 @@ def test_two_table_rows_are_pinned(name: str, seed: int, num_rows: int, tmp_path
 def test_learned_fallback_rows_are_pinned(name: str, seed: int, tmp_path) -> None:
     vocab = np.arange(1000, 2000, dtype=np.int64)
     embeddings = np.stack([np.sin(vocab), np.cos(vocab)], axis=1)
-    mapper = get_mapper(name, seed=seed, **LEARNED_PARAMS[name]).fit(vocab, 2000 - vocab, embeddings)
+    mapper = get_mapper(name, seed=seed, **LEARNED_PARAMS[name]).fit(
+        vocab, 2000 - vocab, embeddings)
     pinned = PINNED_LEARNED_FALLBACK[name, seed]
     assert mapper.transform(IDS).tolist() == pinned
     assert mapper.num_unseen_ == IDS.size  # every pinned id went through the fallback

@@ -14,7 +14,8 @@ def _steps(optimizer_class, batches, lr=0.05, **kwargs) -> tuple[torch.Tensor, d
     weight = torch.nn.Parameter(torch.randn(50, 3))
     optimizer = optimizer_class([weight], lr=lr, **kwargs)
     for rows in batches:
-        loss = (F.embedding(rows, weight, sparse=True) ** 2).sum() + F.embedding(rows[:2], weight, sparse=True).sum()
+        loss = ((F.embedding(rows, weight, sparse=True) ** 2).sum()
+                + F.embedding(rows[:2], weight, sparse=True).sum())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # two lookups: an uncoalesced gradient with repeated rows
         optimizer.step()
@@ -23,27 +24,32 @@ def _steps(optimizer_class, batches, lr=0.05, **kwargs) -> tuple[torch.Tensor, d
 
 def test_same_updates_as_torch_sparse_adam_with_repeated_and_untouched_rows():
     generator = torch.Generator().manual_seed(1)
-    batches = [torch.randint(0, 30, (40,), generator=generator) for _ in range(12)]  # rows 30..49 never touched
+    # rows 30..49 never touched
+    batches = [torch.randint(0, 30, (40,), generator=generator) for _ in range(12)]
     fast, fast_state = _steps(RowSparseAdam, batches, betas=(0.8, 0.99), eps=1e-6)
     reference, ref_state = _steps(torch.optim.SparseAdam, batches, betas=(0.8, 0.99), eps=1e-6)
     torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(fast_state["exp_avg"], ref_state["exp_avg"], rtol=1e-5, atol=1e-7)
-    torch.testing.assert_close(fast_state["exp_avg_sq"], ref_state["exp_avg_sq"], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(fast_state["exp_avg_sq"], ref_state["exp_avg_sq"], rtol=1e-5,
+                               atol=1e-7)
     assert fast_state["step"] == 12
     untouched, _ = _steps(RowSparseAdam, [])
-    torch.testing.assert_close(fast[30:], untouched[30:], rtol=0, atol=0)  # lazy: no update, no decay
+    # lazy: no update, no decay
+    torch.testing.assert_close(fast[30:], untouched[30:], rtol=0, atol=0)
 
 
 def test_a_coalesced_gradient_and_a_state_dict_round_trip():
     weight = torch.nn.Parameter(torch.zeros(4, 2))
     optimizer = RowSparseAdam([weight], lr=0.1)
-    weight.grad = torch.sparse_coo_tensor([[1, 3]], torch.ones(2, 2), (4, 2), check_invariants=True).coalesce()
+    weight.grad = torch.sparse_coo_tensor([[1, 3]], torch.ones(2, 2), (4, 2),
+                                          check_invariants=True).coalesce()
     optimizer.step()
     assert torch.allclose(weight[[1, 3]], torch.full((2, 2), -0.1)) and not weight[[0, 2]].any()
     again = RowSparseAdam([weight], lr=0.1)
     again.load_state_dict(optimizer.state_dict())
     assert again.state[weight]["step"] == 1
-    torch.testing.assert_close(again.state[weight]["exp_avg_sq"], optimizer.state[weight]["exp_avg_sq"])
+    torch.testing.assert_close(again.state[weight]["exp_avg_sq"],
+                               optimizer.state[weight]["exp_avg_sq"])
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -59,5 +65,6 @@ def test_bad_settings_are_refused(kwargs, message):
 def test_a_dense_gradient_is_refused_with_what_to_use():
     weight = torch.nn.Parameter(torch.zeros(3, 2))
     weight.grad = torch.ones(3, 2)
-    with pytest.raises(ValueError, match="takes sparse gradients .* use torch.optim.Adam for dense ones"):
+    with pytest.raises(ValueError, match="takes sparse gradients .* use torch.optim.Adam for dense "
+                                         "ones"):
         RowSparseAdam([weight]).step()

@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_the_benchmark_measures_the_roofline_and_each_optimizer():
     done = subprocess.run(
-        [sys.executable, "benchmarks/train_throughput.py", "--rows", "1000", "--samples", "1024", "--batches", "128",
+        [sys.executable, "benchmarks/train_throughput.py", "--rows", "1000", "--samples", "1024",
+         "--batches", "128",
          "--threads", "1", "--optimizers", "adam", "sparse_adam_torch"],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -24,11 +25,13 @@ def test_the_benchmark_measures_the_roofline_and_each_optimizer():
     result = json.loads(last.removeprefix("RESULT "))
     assert result["mflop_per_sample"] > 2.9  # the Criteo Kaggle architecture
     assert [r["optimizer"] for r in result["runs"]] == ["adam", "sparse_adam_torch"]
-    assert all(r["samples_per_second"] > 0 and 0 < r["fraction_of_roofline"] for r in result["runs"])
+    assert all(r["samples_per_second"] > 0 and 0 < r["fraction_of_roofline"]
+               for r in result["runs"])
 
 
 def test_gpu_script_names_the_device_and_without_cuda_runs_the_cpu_check():
-    done = subprocess.run(["bash", "benchmarks/gpu.sh"], cwd=REPO, capture_output=True, text=True, timeout=400)
+    done = subprocess.run(["bash", "benchmarks/gpu.sh"], cwd=REPO, capture_output=True, text=True,
+                          timeout=400)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines[0].startswith("device: ")
@@ -38,12 +41,14 @@ def test_gpu_script_names_the_device_and_without_cuda_runs_the_cpu_check():
     if not torch.cuda.is_available():
         assert "no CUDA device here" in done.stdout and result["device"] == "cpu"
     else:
-        assert result["device"].startswith("cuda") and {r["batch"] for r in result["runs"]} == {16384, 65536}
+        assert result["device"].startswith("cuda") and {r["batch"] for r in result["runs"]} == {
+            16384, 65536}
 
 
 @pytest.mark.slow
 def test_the_optimizer_quality_check_ends_with_its_figures():
-    done = subprocess.run([sys.executable, "benchmarks/optimizer_quality.py", "--seeds", "0", "--strategies", "hash"],
+    done = subprocess.run([sys.executable, "benchmarks/optimizer_quality.py", "--seeds", "0",
+                           "--strategies", "hash"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1].removeprefix("RESULT "))

@@ -131,7 +131,8 @@ def test_without_val():
     result = train(_config(), TrainConfig(batch_size=128, epochs=2), tr, None, te)
     assert set(result.history[1]) == {"epoch", "train_loss"} | TIMING
     assert result.best_epoch == 2
-    stopping = train(_config(), TrainConfig(batch_size=128, epochs=2, early_stopping_patience=1), tr, None, te)
+    stopping = train(_config(), TrainConfig(batch_size=128, epochs=2, early_stopping_patience=1),
+                     tr, None, te)
     assert len(stopping.history) == 2 and not stopping.stopped_early  # no val: every epoch runs
 
 
@@ -163,7 +164,8 @@ def test_degenerate_splits_fail_before_training():
         (dict(embedding_lr=math.inf), "embedding_lr must be a positive finite float, got inf"),
         (
             dict(optimizer="lamb"),
-            r"optimizer must be one of \('adam', 'sparse_adam_torch', 'adagrad', 'sgd'\), got 'lamb'",
+            r"optimizer must be one of \('adam', 'sparse_adam_torch', 'adagrad', 'sgd'\), got "
+            r"'lamb'",
         ),
         (dict(device="tpu"), r"device must be one of \('cpu', 'cuda', 'auto'\), got 'tpu'"),
         (
@@ -207,7 +209,8 @@ def test_default_adam_trains_as_torch_sparse_adam(all_kinds):
                                             early_stopping_patience=None), tr, va)
             for name in ("adam", "sparse_adam_torch")}
     fast, reference = runs["adam"], runs["sparse_adam_torch"]
-    for a, b in zip(fast.model.state_dict().values(), reference.model.state_dict().values(), strict=True):
+    for a, b in zip(fast.model.state_dict().values(), reference.model.state_dict().values(),
+                    strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     for a, b in zip(fast.history, reference.history, strict=True):
         assert a["val_logloss"] == pytest.approx(b["val_logloss"], rel=1e-5)

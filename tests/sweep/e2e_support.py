@@ -17,8 +17,10 @@ from pathlib import Path
 
 # A sweep small enough for CI: 3 features, 12k rows, tiny MLPs, 2 epochs.
 TINY = ["--set", "data.params={num_rows: 12000, vocab_sizes: [40, 600, 3000], num_dense: 2}",
-        "--set", "model={bottom_mlp: [8], top_mlp: [8]}", "--set", "probe={dim: 4, epochs: 1, lr: 0.01}",
-        "--set", "train.batch_size=512", "--epochs", "2", "--num-cpus", "2", "--dims", "8", "--seeds", "0"]
+        "--set", "model={bottom_mlp: [8], top_mlp: [8]}", "--set", "probe={dim: 4, epochs: 1, lr: "
+                                                                   "0.01}",
+        "--set", "train.batch_size=512", "--epochs", "2", "--num-cpus", "2", "--dims", "8",
+        "--seeds", "0"]
 
 
 def hooks_env(**hooks: object) -> dict[str, str]:
@@ -33,7 +35,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.25) -> object:
+def wait_until(condition: Callable[[], object], timeout: float, what: str,
+               interval: float = 0.25) -> object:
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -44,12 +47,15 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str, inter
         time.sleep(interval)
 
 
-def collide(args: list[str], cwd: Path, env: dict[str, str] | None = None, **popen: object) -> subprocess.Popen:
-    """`collide ARGS` as a real process in a new session (its own process group), output to a log file."""
+def collide(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+            **popen: object) -> subprocess.Popen:
+    """`collide ARGS` as a real process in a new session (its own process group), output to a log
+    file."""
     path = cwd / f"collide-{time.monotonic_ns()}.log"
     with open(path, "w") as log:  # the child keeps its own descriptor
         process = subprocess.Popen([sys.executable, "-m", "sweep.cli", *args], cwd=cwd,
-                                   env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, **(env or {})}, stdout=log,
+                                   stderr=subprocess.STDOUT,
                                    start_new_session=True, **popen)
     process.log_path = path  # type: ignore[attr-defined]
     return process
@@ -59,7 +65,8 @@ def output_of(process: subprocess.Popen) -> str:
     return process.log_path.read_text(errors="replace")  # type: ignore[attr-defined]
 
 
-def kill_group(process: subprocess.Popen, signum: int = signal.SIGKILL, timeout: float = 60) -> None:
+def kill_group(process: subprocess.Popen, signum: int = signal.SIGKILL,
+               timeout: float = 60) -> None:
     """Signal the whole process group of `process` and wait until every member is gone."""
     try:
         os.killpg(process.pid, signum)
@@ -83,13 +90,15 @@ def kill_group(process: subprocess.Popen, signum: int = signal.SIGKILL, timeout:
 
 
 def trial_runs(db: Path, status: str = "FINISHED") -> list[str]:
-    """Names of the nested runs with `status` in an MLflow sqlite store (read-only, while others write)."""
+    """Names of the nested runs with `status` in an MLflow sqlite store (read-only, while others
+    write)."""
     if not db.is_file():
         return []
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
             rows = conn.execute("SELECT r.name FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                                "WHERE t.key = 'collide.kind' AND t.value = 'trial' AND r.status = ?", (status,))
+                                "WHERE t.key = 'collide.kind' AND t.value = 'trial' AND r.status = "
+                                "?", (status,))
             return [name for (name,) in rows]
     except sqlite3.Error:
         return []
@@ -123,14 +132,16 @@ class MlflowServer:
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / "server.log", "a") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.db}",
+                [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                 f"sqlite:///{self.db}",
                  "--artifacts-destination", str(self.root / "artifacts"), "--host", "127.0.0.1",
                  "--port", str(self.port), "--workers", "1"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
         def healthy() -> bool:
             if self.process.poll() is not None:
-                raise AssertionError(f"mlflow server exited: {(self.root / 'server.log').read_text()[-2000:]}")
+                raise AssertionError("mlflow server exited: "
+                                     f"{(self.root / 'server.log').read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
                     return r.status == 200
@@ -156,14 +167,17 @@ class MlflowServer:
 # driven by selenium. The flags keep it off the network (this machine has none beyond loopback).
 CHROMIUM = os.environ.get("COLLIDE_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("COLLIDE_CHROMEDRIVER", "/usr/bin/chromedriver")
-CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--disable-quic",
                   "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--disable-default-apps", "--disable-extensions", "--metrics-recording-only",
+                  "--disable-sync", "--disable-default-apps", "--disable-extensions",
+                  "--metrics-recording-only",
                   "--no-default-browser-check", "--window-size=1600,1000")
 
 
 def browser_missing() -> str | None:
-    """Why the browser test cannot run here, or None. COLLIDE_REQUIRE_BROWSER=1 (set by .ci/run) turns
+    """Why the browser test cannot run here, or None. COLLIDE_REQUIRE_BROWSER=1 (set by .ci/run)
+    turns
     a missing browser into a failure instead of a skip."""
     try:
         import selenium  # noqa: F401

@@ -19,7 +19,8 @@ def test_sweep_help_lists_every_shipped_preset(capsys):
 
 
 def test_prepare_then_reuse(tmp_path, capsys):
-    argv = ["prepare", "synthetic", "--num-rows", "500", "--vocab-sizes", "10,50", "--out", str(tmp_path / "d")]
+    argv = ["prepare", "synthetic", "--num-rows", "500", "--vocab-sizes", "10,50", "--out",
+            str(tmp_path / "d")]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "rows 500" in out and "C2" in out
@@ -40,12 +41,14 @@ def test_test_windows_on_data_without_time_order_fail_before_ray(tmp_path, capsy
                  "--set", "data.params={num_rows: 2000, vocab_sizes: [40, 600], num_dense: 1}",
                  "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
     assert code == 2
-    assert ("4 test windows need rows in time order, but this data has a 'random' split and no per-row time"
+    assert ("4 test windows need rows in time order, but this data has a 'random' split and no "
+            "per-row time"
             in capsys.readouterr().err)
     assert not ray.is_initialized()
 
 
-@pytest.mark.parametrize("argv", [["prepare", "nosuch"], ["prepare", "synthetic", "--vocab-sizes", "a,b"]])
+@pytest.mark.parametrize("argv",
+                         [["prepare", "nosuch"], ["prepare", "synthetic", "--vocab-sizes", "a,b"]])
 def test_usage_errors_exit_2(argv, capsys):
     assert main(argv) == 2
     assert "error" in capsys.readouterr().err
@@ -57,7 +60,8 @@ def test_datasets_lists_sources_and_options(capsys):
     assert "synthetic:" in out and "--zipf-exponent" in out
     assert "A list option takes comma-separated values (--dense a,b,c)" in out
     assert "--dense STR,..." in out and "--format STR" in out
-    for key in ("label:", "label_threshold:", "label_equals:", "label_in:", "dense:", "dense_transform:",
+    for key in ("label:", "label_threshold:", "label_equals:", "label_in:", "dense:",
+                "dense_transform:",
                 "categorical:", "multi_valued:", "separator:"):
         assert f"    {key}" in out, key
 
@@ -65,7 +69,8 @@ def test_datasets_lists_sources_and_options(capsys):
 def test_resume_refuses_options_that_would_have_no_effect(capsys):
     assert main(["sweep", "--resume", "--name", "x", "--epochs", "5", "--strategies", "hash"]) == 2
     err = capsys.readouterr().err
-    assert "--resume continues the sweep as it was configured; --epochs, --strategies would have no effect" in err
+    assert ("--resume continues the sweep as it was configured; --epochs, --strategies would have "
+            "no effect") in err
     assert main(["sweep", "--resume", "0123abcd", "--preset", "smoke"]) == 2
     assert "--preset would have no effect" in capsys.readouterr().err
 
@@ -75,7 +80,8 @@ def test_num_samples_without_optuna_is_refused(capsys):
     assert "num_samples applies to search 'optuna' only" in capsys.readouterr().err
 
 
-def test_a_compression_that_leaves_qr_one_row_fails_before_ray_naming_the_feature(tmp_path, capsys, monkeypatch):
+def test_a_compression_that_leaves_qr_one_row_fails_before_ray_naming_the_feature(
+    tmp_path, capsys, monkeypatch):
     import ray
 
     monkeypatch.chdir(tmp_path)
@@ -84,7 +90,8 @@ def test_a_compression_that_leaves_qr_one_row_fails_before_ray_naming_the_featur
                  "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "strategy qr at compression 64 gives feature C1 (train vocab 40) 1 row(s), which it refuses" in err
+    assert ("strategy qr at compression 64 gives feature C1 (train vocab 40) 1 row(s), which it "
+            "refuses") in err
     assert "model.full_threshold >= 40" in err
     assert not ray.is_initialized()
 
@@ -97,7 +104,8 @@ def test_errors_are_one_line_with_a_documented_code(tmp_path, capsys):
     assert _handled(MlflowException("the store said no"))  # exit 2, not a traceback
     assert _handled(OSError(28, "No space left on device", "/data/x.npy"))
     assert not _handled(KeyError("a bug"))  # exit 4 with the traceback
-    assert main(["pareto", "--experiment", "x", "--tracking-uri", f"sqlite:///{tmp_path / 'no' / 'mlflow.db'}"]) == 2
+    assert main(["pareto", "--experiment", "x", "--tracking-uri",
+                 f"sqlite:///{tmp_path / 'no' / 'mlflow.db'}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("collide: error: MLflow tracking URI sqlite:///")
 
@@ -125,17 +133,21 @@ def test_a_user_error_exits_2_in_one_line(capsys, monkeypatch):
 
     monkeypatch.setitem(cli.COMMANDS, "datasets", refused)
     assert main(["datasets"]) == 2
-    assert capsys.readouterr().err == "collide: error: data.csv:3: column 'd' must be a finite number, got 'inf'\n"
+    expected = "collide: error: data.csv:3: column 'd' must be a finite number, got 'inf'\n"
+    assert capsys.readouterr().err == expected
 
 
 def test_train_shows_each_epoch_once(tmp_path, capsys):
     data = tmp_path / "d"
-    assert main(["prepare", "synthetic", "--num-rows", "2000", "--vocab-sizes", "10,50", "--out", str(data)]) == 0
+    assert main(["prepare", "synthetic", "--num-rows", "2000", "--vocab-sizes", "10,50", "--out",
+                 str(data)]) == 0
     capsys.readouterr()
-    assert main(["train", "--data", str(data), "--strategy", "hash", "--epochs", "2", "--out", str(tmp_path / "t")]) == 0
+    assert main(["train", "--data", str(data), "--strategy", "hash", "--epochs", "2", "--out",
+                 str(tmp_path / "t")]) == 0
     captured = capsys.readouterr()
     lines = (captured.out + captured.err).splitlines()
-    assert [line.split(":")[0] for line in lines if "epoch 1" in line or "epoch 2" in line] == ["epoch 1", "epoch 2"]
+    assert [line.split(":")[0] for line in lines if "epoch 1" in line or "epoch 2" in line] == [
+        "epoch 1", "epoch 2"]
 
 
 @pytest.mark.parametrize("name", ["pareto.csv", "pareto-trials.csv"])

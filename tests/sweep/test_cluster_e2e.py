@@ -26,10 +26,14 @@ REPO = Path(__file__).resolve().parents[2]
 HELPER = REPO / "scripts" / "local_cluster.sh"
 ANSI = re.compile(r"\x1b\[")
 # TINY without --num-cpus: an existing cluster has its own CPUs.
-ON_CLUSTER = [a for i, a in enumerate(TINY) if a != "--num-cpus" and (i == 0 or TINY[i - 1] != "--num-cpus")]
-# Trials of a few seconds each: Tune reuses a finished trial's actor, so with 1-second trials the head
-# node's actor could run all four before the worker node's actor had imported torch (seen under load).
-ON_CLUSTER += ["--epochs", "10", "--set", "train.batch_size=128", "--set", "train.early_stopping_patience=null"]
+ON_CLUSTER = [a for i, a in enumerate(TINY) if a != "--num-cpus"
+              and (i == 0 or TINY[i - 1] != "--num-cpus")]
+# Trials of a few seconds each: Tune reuses a finished trial's actor, so with 1-second trials the
+# head
+# node's actor could run all four before the worker node's actor had imported torch (seen under
+# load).
+ON_CLUSTER += ["--epochs", "10", "--set", "train.batch_size=128", "--set",
+               "train.early_stopping_patience=null"]
 
 
 def _ports_free(base: int, count: int) -> bool:
@@ -51,7 +55,8 @@ def _base_port() -> int:
 def _one_trial_sweep(env: dict, cwd: Path, name: str) -> subprocess.CompletedProcess:
     """A one-trial sweep on the cluster of RAY_ADDRESS, into the helper's storage path."""
     return subprocess.run(
-        [sys.executable, "-m", "sweep.cli", "sweep", "--preset", "smoke", "--name", name, "--strategies", "hash",
+        [sys.executable, "-m", "sweep.cli", "sweep", "--preset", "smoke", "--name", name,
+         "--strategies", "hash",
          "--compressions", "4", "--storage-path", env["COLLIDE_STORAGE_PATH"], *ON_CLUSTER],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
@@ -61,7 +66,8 @@ def _sessions(cluster_dir: Path) -> list[int]:
 
 
 def _members(sid: int) -> list[int]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,sid="], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["ps", "-e", "-o", "pid=,sid="], capture_output=True, text=True,
+                         check=True).stdout
     return [int(pid) for pid, s in (line.split() for line in out.splitlines()) if int(s) == sid]
 
 
@@ -70,18 +76,23 @@ def cluster(tmp_path_factory):
     """The helper's cluster for this module: (environment of env.sh, cluster dir, launch dir)."""
     root = tmp_path_factory.mktemp("cluster")
     cluster_dir = root / "local-cluster"
-    env = {**os.environ, "COLLIDE_CLUSTER_DIR": str(cluster_dir), "COLLIDE_CLUSTER_PORT": str(_base_port()),
+    env = {**os.environ, "COLLIDE_CLUSTER_DIR": str(cluster_dir),
+           "COLLIDE_CLUSTER_PORT": str(_base_port()),
            "COLLIDE_CLUSTER_STOP_S": "15", "PYTHON": sys.executable}
-    for key in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "MLFLOW_TRACKING_URI"):
+    for key in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH",
+                "MLFLOW_TRACKING_URI"):
         env.pop(key, None)
-    up = subprocess.run(["bash", str(HELPER), "up"], env=env, capture_output=True, text=True, timeout=400)
+    up = subprocess.run(["bash", str(HELPER), "up"], env=env, capture_output=True, text=True,
+                        timeout=400)
     sessions = _sessions(cluster_dir)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        exported = dict(re.findall(r"^export (\w+)=(.*)$", (cluster_dir / "env.sh").read_text(), re.M))
+        exported = dict(re.findall(r"^export (\w+)=(.*)$", (cluster_dir / "env.sh").read_text(),
+                                   re.M))
         yield {**env, **exported}, cluster_dir, root
     finally:
-        down = subprocess.run(["bash", str(HELPER), "down"], env=env, capture_output=True, text=True, timeout=120)
+        down = subprocess.run(["bash", str(HELPER), "down"], env=env, capture_output=True,
+                              text=True, timeout=120)
         left = {sid: _members(sid) for sid in sessions}
         assert down.returncode == 0, down.stdout + down.stderr
         assert "no process of it is left" in down.stdout
@@ -98,8 +109,10 @@ def test_helper_starts_two_nodes_and_a_server_with_token_auth(cluster):
     for sid in _sessions(cluster_dir):
         assert _members(sid), f"session {sid} has no process"
         for pid in _members(sid):  # the token travels through a file, never a process argument
-            assert token.read_text().strip() not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    again = subprocess.run(["bash", str(HELPER), "up"], env=env, capture_output=True, text=True, timeout=60)
+            assert token.read_text().strip() not in Path(f"/proc/{pid}/cmdline").read_bytes(
+                ).decode(errors="replace")
+    again = subprocess.run(["bash", str(HELPER), "up"], env=env, capture_output=True, text=True,
+                           timeout=60)
     assert again.returncode == 2 and "already up" in again.stderr
 
 
@@ -109,10 +122,13 @@ def cluster_sweep(cluster):
     launch = root / "launch"
     launch.mkdir()
     args = [sys.executable, "-m", "sweep.cli", "sweep", "--preset", "smoke", "--name", "on-cluster",
-            "--strategies", "hash,frequency", "--compressions", "4,16", "--address", env["RAY_ADDRESS"],
-            "--tracking-uri", env["MLFLOW_TRACKING_URI"], "--storage-path", env["COLLIDE_STORAGE_PATH"],
+            "--strategies", "hash,frequency", "--compressions", "4,16", "--address",
+            env["RAY_ADDRESS"],
+            "--tracking-uri", env["MLFLOW_TRACKING_URI"], "--storage-path",
+            env["COLLIDE_STORAGE_PATH"],
             "--cpus-per-trial", "1", *ON_CLUSTER]
-    done = subprocess.run(args, cwd=launch, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    done = subprocess.run(args, cwd=launch, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True,
                           timeout=600)
     return done, MlflowClient(env["MLFLOW_TRACKING_URI"]), env, launch
 
@@ -128,25 +144,32 @@ def test_sweep_runs_on_both_nodes_and_logs_through_the_server(cluster_sweep, tmp
     assert all(r.data.tags["collide.host"] and r.data.tags["collide.node_ip"] for r in runs)
     for run in runs:  # artifacts are proxied by the server, and download through it
         assert run.info.artifact_uri.startswith("mlflow-artifacts:")
-        local = Path(client.download_artifacts(run.info.run_id, "bundles", str(tmp_path / run.info.run_id)))
+        local = Path(client.download_artifacts(run.info.run_id, "bundles",
+                                               str(tmp_path / run.info.run_id)))
         assert sorted(p.name for p in local.iterdir()) == ["00-C1", "01-C2", "02-C3"]
     parent = [a.path for a in client.list_artifacts(sweep.parent_run_id)]
     assert {"pareto.csv", "pareto.png", "pareto.md", "sweep_config.yaml"} <= set(parent)
     experiment = client.get_experiment_by_name("on-cluster")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     description = experiment.tags["mlflow.note.content"]
-    assert "= 4 trials" in description and "`synthetic`" in description and "collide sweep --preset smoke" in description
-    assert f"{env['MLFLOW_TRACKING_URI']}/#/experiments/{experiment.experiment_id}/runs" in done.stdout
+    assert "= 4 trials" in description
+    assert "`synthetic`" in description
+    assert "collide sweep --preset smoke" in description
+    runs_view = f"{env['MLFLOW_TRACKING_URI']}/#/experiments/{experiment.experiment_id}/runs"
+    assert runs_view in done.stdout
 
 
 def test_piped_output_is_plain_with_one_line_per_trial(cluster_sweep):
     done, _, env, _ = cluster_sweep
     assert not ANSI.search(done.stdout), "ANSI codes in piped output"
-    ended = [line for line in done.stdout.splitlines() if re.match(r"trial \S+ (done|FAILED|stopped)", line)]
-    assert len(ended) == 4 and all(re.fullmatch(r"trial \S+-c\d+-d8-s0 done: val_logloss 0\.\d{4}, total [\d.]+ "
+    ended = [line for line in done.stdout.splitlines()
+             if re.match(r"trial \S+ (done|FAILED|stopped)", line)]
+    assert len(ended) == 4 and all(re.fullmatch(
+        r"trial \S+-c\d+-d8-s0 done: val_logloss 0\.\d{4}, total [\d.]+ "
                                                 r"KiB, [\d.]+ s", line) for line in ended), ended
     assert "progress: " in done.stdout
-    assert "Checkpoint successfully created" not in done.stdout and "== Status ==" not in done.stdout
+    assert "Checkpoint successfully created" not in done.stdout
+    assert "== Status ==" not in done.stdout
     log = next(Path(env["COLLIDE_STORAGE_PATH"]).glob("*/ray-output.log")).read_text()
     assert "Checkpoint successfully created" in log and "== Status ==" in log
 
@@ -155,15 +178,19 @@ def test_export_and_ui_against_the_server(cluster_sweep, tmp_path):
     done, _, env, launch = cluster_sweep
     assert done.returncode == 0
     out = tmp_path / "exported"
-    export = subprocess.run([sys.executable, "-m", "sweep.cli", "export", "--experiment", "on-cluster",
-                             "--max-bytes", "1e9", "--out", str(out), "--tracking-uri", env["MLFLOW_TRACKING_URI"]],
+    export = subprocess.run([sys.executable, "-m", "sweep.cli", "export", "--experiment",
+                             "on-cluster",
+                             "--max-bytes", "1e9", "--out", str(out), "--tracking-uri",
+                             env["MLFLOW_TRACKING_URI"]],
                             cwd=launch, env=env, capture_output=True, text=True, timeout=300)
     assert export.returncode == 0, export.stdout + export.stderr
     mapping = load_export(out)
     assert mapping.transform("C3", [1, 2, 3]).shape == (3,)
-    ui = subprocess.run([sys.executable, "-m", "sweep.cli", "ui", "--tracking-uri", env["MLFLOW_TRACKING_URI"]],
+    ui = subprocess.run([sys.executable, "-m", "sweep.cli", "ui", "--tracking-uri",
+                         env["MLFLOW_TRACKING_URI"]],
                         env=env, capture_output=True, text=True, timeout=60)
-    assert ui.returncode == 0 and f"on-cluster: {env['MLFLOW_TRACKING_URI']}/#/experiments/" in ui.stdout
+    assert ui.returncode == 0
+    assert f"on-cluster: {env['MLFLOW_TRACKING_URI']}/#/experiments/" in ui.stdout
 
 
 def test_a_storage_path_one_node_cannot_see_is_refused(cluster, cluster_sweep):
@@ -174,21 +201,27 @@ def test_a_storage_path_one_node_cannot_see_is_refused(cluster, cluster_sweep):
         pytest.skip("unshare --mount is not permitted here (needs root or user namespaces)")
     storage = env["COLLIDE_STORAGE_PATH"]
     base = int(env["RAY_ADDRESS"].rsplit(":", 1)[1])
-    ray_start = ["ray", "start", "--block", "--address", env["RAY_ADDRESS"], "--node-ip-address", "127.0.0.1",
+    ray_start = ["ray", "start", "--block", "--address", env["RAY_ADDRESS"], "--node-ip-address",
+                 "127.0.0.1",
                  "--num-cpus", "1", "--object-store-memory", "100000000", "--disable-usage-stats",
                  "--temp-dir", (cluster_dir / "ray_tmp").read_text().strip(),
                  "--node-manager-port", str(base + 131), "--object-manager-port", str(base + 132),
-                 "--dashboard-agent-listen-port", str(base + 135), "--dashboard-agent-grpc-port", str(base + 136),
-                 "--runtime-env-agent-port", str(base + 137), "--metrics-export-port", str(base + 138),
+                 "--dashboard-agent-listen-port", str(base + 135), "--dashboard-agent-grpc-port",
+                 str(base + 136),
+                 "--runtime-env-agent-port", str(base + 137), "--metrics-export-port",
+                 str(base + 138),
                  "--min-worker-port", str(base + 140), "--max-worker-port", str(base + 189)]
     hidden = 'mount -t tmpfs tmpfs "$0" && exec "$@"'
     with open(root / "hidden-node.log", "w") as log:
-        node = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", hidden, storage,
-                                 *ray_start], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        node = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                 hidden, storage,
+                                 *ray_start], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     try:
         alive = ("import ray,sys; ray.init(logging_level='ERROR', log_to_driver=False); "
                  "sys.exit(0 if sum(n['Alive'] for n in ray.nodes()) >= 3 else 1)")
-        wait_until(lambda: subprocess.run([sys.executable, "-c", alive], env=env, capture_output=True).returncode == 0,
+        wait_until(lambda: subprocess.run([sys.executable, "-c", alive], env=env,
+                                          capture_output=True).returncode == 0,
                    120, "the third Ray node")
         refused = _one_trial_sweep(env, root / "launch", "hidden-storage")
     finally:

@@ -8,7 +8,8 @@ from sweep.tune.points import grid_points
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_presets_load(name, tmp_path):
-    paths = {"movielens": tmp_path / "ml" / "ml.inter", "paper-movielens": tmp_path / "ml" / "ml.inter",
+    paths = {"movielens": tmp_path / "ml" / "ml.inter",
+             "paper-movielens": tmp_path / "ml" / "ml.inter",
              "paper-staleness-movielens": tmp_path / "ml" / "ml.inter",
              "criteo": tmp_path / "train.txt"}
     overrides = None
@@ -18,21 +19,24 @@ def test_presets_load(name, tmp_path):
         path = paths[name].parent if name.endswith("movielens") else paths[name]
         overrides = {"data": {"params": {"path": str(path)}}}
     if name == "table":
-        overrides = {"data": {"params": {"path": str(tmp_path / "t.csv"), "label": "y", "categorical": ["k"]}}}
+        overrides = {"data": {"params": {"path": str(tmp_path / "t.csv"), "label": "y",
+                                         "categorical": ["k"]}}}
     config = load_preset(name, overrides)
     assert config.name == name
 
 
 @pytest.mark.parametrize("name", ["movielens", "paper-movielens", "criteo", "table"])
 def test_presets_with_input_files_need_a_path(name):
-    with pytest.raises(ConfigError, match=f"data: params.path is required for source '{'recbole' if name.endswith('movielens') else name}'"):
+    with pytest.raises(ConfigError, match="data: params.path is required for source "
+                                          f"'{'recbole' if name.endswith('movielens') else name}'"):
         load_preset(name)
 
 
 def test_quick_preset_is_all_strategies_three_compressions_two_dims():
     config = load_preset("quick")
     points = grid_points(config)
-    assert len(config.grid.strategies) == 7 and len(config.grid.compressions) == 3 and len(config.grid.dims) == 2
+    assert len(config.grid.strategies) == 7 and len(config.grid.compressions) == 3 and len(
+        config.grid.dims) == 2
     # full ignores compression: 2 dims; the six others: 3 x 2 each
     assert len(points) == 2 + 6 * 3 * 2
     assert len({tuple(p.values()) for p in points}) == len(points)

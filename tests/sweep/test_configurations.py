@@ -1,4 +1,5 @@
-"""Frontiers over configurations (sweep.frontier.configurations, stats, the writers, export's choice)."""
+"""Frontiers over configurations (sweep.frontier.configurations, stats, the writers, export's
+choice)."""
 
 from __future__ import annotations
 
@@ -10,23 +11,28 @@ import pytest
 
 from sweep.frontier.configurations import configuration_rows, has_replicates, ranked_rows
 from sweep.frontier.export import choose
+from sweep.frontier.files import write_pareto_files
 from sweep.frontier.pareto import frontier_table
 from sweep.frontier.report import plot_pareto, write_configurations_md
 from sweep.frontier.stats import mean_ci, paired_difference
-from sweep.tune.ending import write_pareto_files
+from sweep.names import trial_name
 
 
 def trial(strategy, compression, seed, val, total=1000, test=None, dim=8, **extra):
-    name = f"{strategy}-c{compression:g}-d{dim}-s{seed}" if strategy != "full" else f"full-d{dim}-s{seed}"
-    return {"trial_id": name, "run_id": f"run-{name}", "name": name, "status": "FINISHED", "strategy": strategy,
+    name = trial_name(strategy, compression, dim, seed)
+    return {"trial_id": name, "run_id": f"run-{name}", "name": name, "status": "FINISHED",
+            "strategy": strategy,
             "compression": None if strategy == "full" else compression, "dim": dim, "seed": seed,
-            "val_logloss": val, "test_logloss": test if test is not None or val is None else val + 0.01, "test_auc": 0.7,
-            "test_ne": 0.9, "total_bytes": total, "embedding_bytes": total - 100, "mapping_bytes": 0,
+            "val_logloss": val, "test_logloss": test if test is not None or val is None else val
+            + 0.01, "test_auc": 0.7,
+            "test_ne": 0.9, "total_bytes": total, "embedding_bytes": total - 100,
+            "mapping_bytes": 0,
             "dense_bytes": 100, "compression_ratio": 4.0, "excluded": None, **extra}
 
 
 def test_mean_ci_matches_a_hand_computation():
-    # mean 0.53; sd = sqrt((0.03^2 + 0.01^2 + 0.04^2) / 2) = sqrt(0.0013); t(0.975, 2 df) = 4.3027 (tables)
+    # mean 0.53; sd = sqrt((0.03^2 + 0.01^2 + 0.04^2) / 2) = sqrt(0.0013); t(0.975, 2 df) = 4.3027
+    # (tables)
     estimate = mean_ci([0.50, 0.52, 0.57])
     assert estimate.mean == pytest.approx(0.53)
     assert estimate.sd == pytest.approx(math.sqrt(0.0013))
@@ -45,10 +51,12 @@ def test_one_value_has_no_interval_and_bad_input_is_refused():
 
 
 def test_paired_difference_uses_the_shared_seeds_only():
-    # seeds 0, 1 shared: differences -0.02, -0.04 -> mean -0.03, sd sqrt(0.0002), t(0.975, 1) = 12.706
+    # seeds 0, 1 shared: differences -0.02, -0.04 -> mean -0.03, sd sqrt(0.0002), t(0.975, 1) =
+    # 12.706
     difference = paired_difference({0: 0.50, 1: 0.51, 2: 0.9}, {0: 0.52, 1: 0.55})
     assert difference.n == 2 and difference.mean == pytest.approx(-0.03)
-    assert difference.half_width == pytest.approx(12.706 * math.sqrt(0.0002) / math.sqrt(2), rel=1e-4)
+    assert difference.half_width == pytest.approx(12.706 * math.sqrt(0.0002) / math.sqrt(2),
+                                                  rel=1e-4)
     assert paired_difference({0: 0.5}, {1: 0.5}) is None
 
 
@@ -80,7 +88,8 @@ def test_seed_noise_no_longer_picks_the_winner():
     rows += [trial("b", 4, s, v) for s, v in enumerate((0.45, 0.60, 0.60))]
     by_trial = [r["name"] for r in frontier_table(rows) if r["on_frontier"]]
     assert by_trial == ["b-c4-d8-s0"]
-    by_configuration = [r["configuration"] for r in frontier_table(configuration_rows(rows)) if r["on_frontier"]]
+    by_configuration = [r["configuration"] for r in frontier_table(configuration_rows(rows))
+                        if r["on_frontier"]]
     assert by_configuration == ["a-c4-d8"]
 
 
@@ -101,7 +110,9 @@ def test_export_chooses_a_configuration_then_its_median_seed_and_says_so():
     point, selection = choose(rows, max_bytes=5000)
     assert point["name"] == "hash-c4-d8-s1"
     assert selection["ranked"] == "configurations" and selection["configuration"] == "hash-c4-d8"
-    assert selection["seeds"] == [0, 1, 2] and selection["seed"] == 1 and "median" in selection["seed_rule"]
+    assert selection["seeds"] == [0, 1, 2]
+    assert selection["seed"] == 1
+    assert "median" in selection["seed_rule"]
     assert selection["val_logloss_mean"] == pytest.approx(0.53)
     point, selection = choose(rows, max_bytes=5000, per_trial=True)
     assert point["name"] == "hash-c4-d8-s0" and selection["ranked"] == "trials"
@@ -116,22 +127,26 @@ def test_the_files_rank_configurations_and_keep_every_trial(tmp_path):
     with open(files["pareto.csv"], newline="") as f:
         configurations = list(csv.DictReader(f))
     assert [r["configuration"] for r in configurations] == ["hash-c4-d8", "full-d8"]
-    assert configurations[0]["seeds"] == "[0, 1, 2]" and float(configurations[0]["val_logloss"]) == pytest.approx(0.53)
+    assert configurations[0]["seeds"] == "[0, 1, 2]" and float(
+        configurations[0]["val_logloss"]) == pytest.approx(0.53)
     with open(files["pareto-trials.csv"], newline="") as f:
         assert len(list(csv.DictReader(f))) == 6
     markdown = files["pareto.md"].read_text()
     assert "| hash-c4-d8 | 0,1,2 |" in markdown and "0.5300 +- 0.0896" in markdown
-    assert "2 configurations over seeds 0, 1, 2: 2 ranked, 0 not ranked; 2 on the frontier." in markdown
+    assert ("2 configurations over seeds 0, 1, 2: 2 ranked, 0 not ranked; 2 on the frontier."
+            in markdown)
 
 
 def test_configuration_writers_handle_partial_and_empty_tables(tmp_path):
-    rows = [trial("hash", 4, 0, 0.5), trial("hash", 4, 1, None, status="FAILED", excluded="trial failed")]
+    rows = [trial("hash", 4, 0, 0.5), trial("hash", 4, 1, None, status="FAILED", excluded="trial "
+                                                                                          "failed")]
     table = frontier_table(configuration_rows(rows))
     text = write_configurations_md(table, tmp_path / "p.md").read_text()
     assert "| hash-c4-d8 | 0 (1 of 2) |" in text and "- hash-c4-d8: 1 of 2 seeds" in text
     assert plot_pareto(table, tmp_path / "p.png").stat().st_size > 1000
     empty = frontier_table(configuration_rows([trial("qr", 4, 0, None, excluded="trial failed")]))
-    assert "No configuration completed" in write_configurations_md(empty, tmp_path / "e.md").read_text()
+    assert "No configuration completed" in write_configurations_md(
+        empty, tmp_path / "e.md").read_text()
 
 
 def test_export_says_when_the_median_seed_is_past_a_bound_the_mean_meets():

@@ -15,5 +15,6 @@ def test_take_bags_equals_a_python_loop(bags, data):
     rows = np.array(data.draw(st.lists(st.integers(0, len(bags) - 1), max_size=40)), dtype=np.int64)
     got_values, got_offsets = take_bags(values, offsets, rows)
     expected = [bags[r] for r in rows]
-    assert got_offsets.tolist() == np.concatenate([[0], np.cumsum([len(b) for b in expected])]).tolist()
+    assert got_offsets.tolist() == np.concatenate(
+        [[0], np.cumsum([len(b) for b in expected])]).tolist()
     assert got_values.tolist() == [v for b in expected for v in b]

@@ -19,14 +19,16 @@ def _sweep_with_one_trial(tmp_path, details_edit=None) -> str:
     """A completed sweep `exp` with one trial whose artifacts are like a real trial's."""
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = SweepTracker.start(store, "exp", retry_s=0.5)
-    tracker.start_trial("t1", "frequency-c4-d8-s0", {"strategy": "frequency", "compression": 4.0, "dim": 8, "seed": 0})
+    tracker.start_trial("t1", "frequency-c4-d8-s0",
+                        {"strategy": "frequency", "compression": 4.0, "dim": 8, "seed": 0})
     tracker.log_metrics("t1", {"best_val_logloss": 0.5, "total_bytes": 1000, "embedding_bytes": 800,
                                "mapping_bytes": 100, "dense_bytes": 100}, step=1)
     artifacts = tmp_path / "artifacts"
     mapper = get_mapper("frequency", num_rows=50, hot_fraction=0.5).fit(
         np.arange(200, dtype=np.int64), np.arange(200, 0, -1, dtype=np.int64))
     save_bundle(mapper, artifacts / "bundles" / "00-C1")
-    details = {"feature_order": ["C1"], "features": {"C1": {"bundle": "bundles/00-C1", "vocab_size": 200}}}
+    details = {"feature_order": ["C1"],
+               "features": {"C1": {"bundle": "bundles/00-C1", "vocab_size": 200}}}
     if details_edit is not None:
         details_edit(details)
     (artifacts / "metrics.json").write_text(json.dumps(details))
@@ -37,7 +39,8 @@ def _sweep_with_one_trial(tmp_path, details_edit=None) -> str:
 
 
 def _export(store, out, capsys=None):
-    return main(["export", "--experiment", "exp", "--max-bytes", "1e9", "--tracking-uri", store, "--out", str(out)])
+    return main(["export", "--experiment", "exp", "--max-bytes", "1e9", "--tracking-uri", store,
+                 "--out", str(out)])
 
 
 def test_export_writes_a_verified_bundle_set_and_replaces_only_its_own(tmp_path, capsys):
@@ -47,7 +50,8 @@ def test_export_writes_a_verified_bundle_set_and_replaces_only_its_own(tmp_path,
     mapping = load_export(out)
     assert mapping.features == ["C1"] and mapping.manifest["features"][0]["digest"]
     assert _export(store, out) == 0  # collide's own export: replaced atomically
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifacts", "exported", "mlartifacts", "mlflow.db"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifacts", "exported", "mlartifacts",
+                                                          "mlflow.db"]
 
 
 def test_export_refuses_a_users_directory_and_the_working_directory(tmp_path, capsys, monkeypatch):
@@ -65,10 +69,13 @@ def test_export_refuses_a_users_directory_and_the_working_directory(tmp_path, ca
 
 
 @pytest.mark.parametrize(("edit", "message"), [
-    (lambda d: d["features"]["C1"].update(bundle="../../../outside"), "expected bundles/<directory>"),
-    (lambda d: d["features"]["C1"].update(bundle="bundles/../../x"), "expected bundles/<directory>"),
+    (lambda d: d["features"]["C1"].update(bundle="../../../outside"), "expected "
+                                                                      "bundles/<directory>"),
+    (lambda d: d["features"]["C1"].update(bundle="bundles/../../x"),
+     "expected bundles/<directory>"),
     (lambda d: d["features"]["C1"].update(bundle="/etc"), "expected bundles/<directory>"),
-    (lambda d: d.update(feature_order=["C1", "C1"]), "feature names must be unique, repeated: ['C1']"),
+    (lambda d: d.update(feature_order=["C1", "C1"]), "feature names must be unique, repeated: "
+                                                     "['C1']"),
     (lambda d: d.update(feature_order=[]), "feature_order must be a non-empty list"),
     (lambda d: d.pop("feature_order"), "no feature_order list"),
 ])
@@ -77,7 +84,8 @@ def test_export_does_not_follow_artifacts_outside_the_run(tmp_path, capsys, edit
     before = sorted(p.name for p in tmp_path.iterdir())
     assert _export(store, tmp_path / "exported") == 2
     assert message in capsys.readouterr().err or pytest.fail(capsys.readouterr().err)
-    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, nothing left staged
+    # nothing written, nothing left staged
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_export_names_the_sweep_it_used(tmp_path, capsys):
@@ -92,18 +100,22 @@ def test_export_names_the_sweep_it_used(tmp_path, capsys):
 
 
 def test_export_carries_the_dense_transforms_for_serving(tmp_path):
-    entries = [{"column": "weight", "kind": "log1p_standardize", "mean": 2.0, "std": 0.5, "clip_min": None,
+    entries = [{"column": "weight", "kind": "log1p_standardize", "mean": 2.0, "std": 0.5,
+                "clip_min": None,
                 "reason": "skewness 9.0 (|skewness| > 2)"},
-               {"column": "age", "kind": "none", "mean": 0.0, "std": 1.0, "clip_min": None, "reason": "requested"}]
+               {"column": "age", "kind": "none", "mean": 0.0, "std": 1.0, "clip_min": None,
+                "reason": "requested"}]
     store = _sweep_with_one_trial(tmp_path, lambda d: d.update(dense_transforms=entries))
     assert _export(store, tmp_path / "exported") == 0
     mapping = load_export(tmp_path / "exported")
     assert mapping.dense_transforms == entries
-    np.testing.assert_allclose(mapping.transform_dense(np.array([[np.e - 1, 40.0]])), [[(1.0 - 2.0) / 0.5, 40.0]],
+    np.testing.assert_allclose(mapping.transform_dense(np.array([[np.e - 1, 40.0]])),
+                               [[(1.0 - 2.0) / 0.5, 40.0]],
                                rtol=1e-6)
 
 
 def test_export_refuses_a_bad_dense_transform(tmp_path, capsys):
-    store = _sweep_with_one_trial(tmp_path, lambda d: d.update(dense_transforms=[{"column": "w", "kind": "cube"}]))
+    store = _sweep_with_one_trial(tmp_path, lambda d: d.update(
+        dense_transforms=[{"column": "w", "kind": "cube"}]))
     assert _export(store, tmp_path / "exported") == 2
     assert "metrics.json: dense transform of column 'w' must be one of" in capsys.readouterr().err

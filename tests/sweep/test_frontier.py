@@ -269,7 +269,9 @@ def test_nothing_qualifies_names_budget_and_smallest_value():
                        r"'val_logloss' among 2 rows"):
         select_point([ROWS[4], ROWS[6]], max_bytes=10**9)
     configurations = [{**row, "configuration": f"c{i}"} for i, row in enumerate(ROWS)]
-    with pytest.raises(ValueError, match=r"no configuration fits max_bytes=500 \(500 B\): the smallest total_bytes "
+    with pytest.raises(ValueError,
+                       match=r"no configuration fits max_bytes=500 \(500 B\): the smallest "
+                             r"total_bytes "
                        r"among completed configurations is 1000"):
         select_point(configurations, max_bytes=500)
 
@@ -347,7 +349,8 @@ def test_markdown_says_why_a_trial_is_not_ranked(tmp_path):
     stopped = {"trial_id": "t9", "name": "hash-c64-d8-s0", "total_bytes": 10, "val_logloss": None,
                "excluded": "stopped early by the scheduler after 1 epoch(s)"}
     text = write_pareto_md(frontier_table([ROWS[0], stopped]), tmp_path / "p.md").read_text()
-    assert "Not ranked:\n\n- hash-c64-d8-s0: stopped early by the scheduler after 1 epoch(s)" in text
+    assert ("Not ranked:\n\n- hash-c64-d8-s0: stopped early by the scheduler after 1 epoch(s)"
+            in text)
     with pytest.raises(ValueError, match=r"table\[0\] has no 'on_frontier' field"):
         write_pareto_md(ROWS, tmp_path / "q.md")
 

@@ -48,11 +48,13 @@ def test_plain_output_has_one_line_per_ended_trial_and_no_ansi():
         progress.trial_ended("c", "hash-c16-d8-s0")  # no final result: stopped by the scheduler
     lines = out.getvalue().splitlines()
     assert not ANSI.search(out.getvalue())
-    assert lines[0] == ("progress: 0/3 done (0 failed), 2 running, 1 pending | 0:00 elapsed, ETA -- | "
-                        "frontier size 0")
-    assert re.fullmatch(r"trial hash-c4-d8-s0 done: val_logloss 0\.6123, total 2\.0 KiB, \d+\.\d s", lines[1])
+    assert lines[0] == ("progress: 0/3 done (0 failed), 2 running, 1 pending | 0:00 elapsed, ETA "
+                        "-- | frontier size 0")
+    assert re.fullmatch(r"trial hash-c4-d8-s0 done: val_logloss 0\.6123, total 2\.0 KiB, \d+\.\d s",
+                        lines[1])
     assert re.fullmatch(r"trial qr-c4-d8-s0 FAILED after \d+\.\d s: RuntimeError: boom", lines[2])
-    assert re.fullmatch(r"trial hash-c16-d8-s0 stopped early by the scheduler after \d+\.\d s \(not ranked\)",
+    assert re.fullmatch(r"trial hash-c16-d8-s0 stopped early by the scheduler after \d+\.\d s "
+                        r"\(not ranked\)",
                         lines[3])
     assert len(lines) == 4  # the next plain progress line is due only after PLAIN_EVERY_S
     assert progress.counts["done"] == 3 and progress.counts["failed"] == 1
@@ -67,9 +69,11 @@ def test_terminal_output_redraws_one_line_in_place_and_clears_it_for_log_lines(c
             progress.step(_trials("TERMINATED", "RUNNING"))
             drawn = out.getvalue()
             assert drawn.startswith(CLEAR_LINE + "progress: 1/2 done") and "\n" not in drawn
-            assert "ETA --" in drawn  # nothing finished in this run yet: a resumed trial does not count
+            # nothing finished in this run yet: a resumed trial does not count
+            assert "ETA --" in drawn
             logging.getLogger("collide-test").warning("a warning")
-            assert out.getvalue().endswith(CLEAR_LINE)  # taken off the line before the log line prints
+            # taken off the line before the log line prints
+            assert out.getvalue().endswith(CLEAR_LINE)
             progress.trial_result("t", {"final": True, "val_logloss": 0.5, "total_bytes": 100})
             progress.trial_ended("t", "full-d8-s0")
         text = out.getvalue()
@@ -95,14 +99,17 @@ def test_ray_output_keeps_ray_logs_and_trial_lines_in_the_sweep_log(tmp_path, ca
         output._worker_lines({"pid": 42, "ip": "10.0.0.2", "actor_name": "trainable",
                               "lines": ["Checkpoint successfully created at: x"]})
         TableReporter(max_report_frequency=1)._print("== Status ==")
-        logging.getLogger("ray.tune.tune").error("Trial task failed for trial t")  # the trial line says it
-        logging.getLogger("ray._private.worker").error("lost the cluster")  # not about a trial: shown
+        # the trial line says it
+        logging.getLogger("ray.tune.tune").error("Trial task failed for trial t")
+        # not about a trial: shown
+        logging.getLogger("ray._private.worker").error("lost the cluster")
         output.attach(tmp_path)
         logging.getLogger("ray.train").info("after attach")
         path = output.path
     assert path == tmp_path / LOG_FILE
     log = path.read_text()
-    for text in ("Experiment state snapshotting", "(trainable pid=42, ip=10.0.0.2) Checkpoint successfully",
+    for text in ("Experiment state snapshotting", "(trainable pid=42, ip=10.0.0.2) Checkpoint "
+                                                  "successfully",
                  "== Status ==", "Trial task failed", "lost the cluster", "after attach"):
         assert text in log
     captured = capsys.readouterr()
@@ -122,7 +129,8 @@ def test_verbose_ray_output_changes_nothing(tmp_path, capsys):
 
 
 def test_runs_view_url_is_the_direct_link_without_credentials():
-    assert runs_view_url("http://127.0.0.1:5000", "7") == "http://127.0.0.1:5000/#/experiments/7/runs"
+    assert runs_view_url("http://127.0.0.1:5000",
+                         "7") == "http://127.0.0.1:5000/#/experiments/7/runs"
     assert runs_view_url("https://u:pw@mlflow.example/base/?token=x", "12") == \
         "https://mlflow.example/base/#/experiments/12/runs"
 
@@ -134,5 +142,7 @@ def test_the_experiment_kind_is_one_the_installed_mlflow_ui_knows():
     if not bundle.is_dir():
         pytest.skip(f"this MLflow install has no UI bundle at {bundle}")
     texts = [p.read_text(errors="replace") for p in bundle.glob("main.*.js")]
-    assert any(f'"{EXPERIMENT_KIND}"' in t for t in texts), f"{EXPERIMENT_KIND} unknown to the installed MLflow UI"
-    assert any(EXPERIMENT_KIND_TAG in t for t in [p.read_text(errors="replace") for p in bundle.glob("*.js")])
+    assert any(f'"{EXPERIMENT_KIND}"' in t
+               for t in texts), f"{EXPERIMENT_KIND} unknown to the installed MLflow UI"
+    assert any(EXPERIMENT_KIND_TAG in t
+               for t in [p.read_text(errors="replace") for p in bundle.glob("*.js")])

@@ -29,7 +29,8 @@ def _users_dir(path):
 
 def test_a_users_directory_is_refused_and_survives(tmp_path):
     out = _users_dir(tmp_path / "out")
-    with pytest.raises(OutputDirError, match=rf"--out {out} is not empty and was not written by collide"):
+    with pytest.raises(OutputDirError,
+                       match=rf"--out {out} is not empty and was not written by collide"):
         check_replaceable(out, "export")
     assert (out / "notes.txt").read_text() == "mine"
 
@@ -92,12 +93,15 @@ def test_stale_staging_is_removed_but_a_users_lookalike_is_not(tmp_path):
     stale = tmp_path / f".data.collide-staging.{host}-{dead.pid}.abcd1234"
     stale.mkdir()
     write_marker(stale, "collide-staging")
-    live = tmp_path / f".data.collide-staging.{host}-{os.getpid()}.abcd1234"  # a prepare still running here
+    # a prepare still running here
+    live = tmp_path / f".data.collide-staging.{host}-{os.getpid()}.abcd1234"
     live.mkdir()
     write_marker(live, "collide-staging")
-    unmarked = tmp_path / f".data.collide-staging.{host}-{dead.pid}.ffff0000"  # same name shape, no marker
+    # same name shape, no marker
+    unmarked = tmp_path / f".data.collide-staging.{host}-{dead.pid}.ffff0000"
     unmarked.mkdir()
-    elsewhere = tmp_path / f".data.collide-staging.0123abcd-{dead.pid}.abcd1234"  # another host, shared disk
+    # another host, shared disk
+    elsewhere = tmp_path / f".data.collide-staging.0123abcd-{dead.pid}.abcd1234"
     elsewhere.mkdir()
     write_marker(elsewhere, "collide-staging")
     backup = tmp_path / ".data.backup"  # a user's own backup next to --out data
@@ -114,10 +118,12 @@ def test_owned_files_never_overwrite_a_users_file(tmp_path):
     (results / "README.md").write_text("my notes")
     written = write_owned_files(results, "pareto", {"pareto.csv": lambda p: p.write_text("a,b\n")})
     assert written["pareto.csv"].read_text() == "a,b\n"
-    write_owned_files(results, "pareto", {"pareto.csv": lambda p: p.write_text("c,d\n")})  # ours: replaced
+    # ours: replaced
+    write_owned_files(results, "pareto", {"pareto.csv": lambda p: p.write_text("c,d\n")})
     assert (results / "pareto.csv").read_text() == "c,d\n"
     (results / "pareto.md").write_text("the user's own")
-    with pytest.raises(OutputDirError, match=r"already holds pareto.md, which collide did not write there"):
+    with pytest.raises(OutputDirError,
+                       match=r"already holds pareto.md, which collide did not write there"):
         write_owned_files(results, "pareto", {"pareto.md": lambda p: p.write_text("ours")})
     assert (results / "pareto.md").read_text() == "the user's own"
     assert (results / "README.md").read_text() == "my notes"
@@ -166,12 +172,16 @@ def test_owned_files_are_claimed_before_writing_and_retired_only_when_ours(tmp_p
 
     with pytest.raises(RuntimeError, match="disk full"):
         write_owned_files(results, "report", {"a.csv": lambda p: p.write_text("a"), "b.csv": fail})
-    # a.csv was written before the failure, so the marker names it; b.csv was never written, so it does not
-    assert "a.csv" in (results / MARKER).read_text() and "b.csv" not in (results / MARKER).read_text()
-    write_owned_files(results, "report", {"a.csv": lambda p: p.write_text("a2"), "b.csv": lambda p: p.write_text("b")})
+    # a.csv was written before the failure, so the marker names it; b.csv was never written, so it
+    # does not
+    assert "a.csv" in (results / MARKER).read_text() and "b.csv" not in (
+        results / MARKER).read_text()
+    write_owned_files(results, "report",
+                      {"a.csv": lambda p: p.write_text("a2"), "b.csv": lambda p: p.write_text("b")})
     assert (results / "a.csv").read_text() == "a2"
     (results / "mine.csv").write_text("the user's")
-    write_owned_files(results, "report", {"a.csv": lambda p: p.write_text("a3")}, retire=("b.csv", "mine.csv"))
+    write_owned_files(results, "report", {"a.csv": lambda p: p.write_text("a3")},
+                      retire=("b.csv", "mine.csv"))
     assert not (results / "b.csv").exists()  # collide's, no longer written: removed
     assert (results / "mine.csv").read_text() == "the user's"  # not collide's: left alone
     assert "b.csv" not in (results / MARKER).read_text()

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _example_tables():
-    spec = importlib.util.spec_from_file_location("example_tables", ROOT / "benchmarks" / "example_tables.py")
+    spec = importlib.util.spec_from_file_location("example_tables",
+                                                  ROOT / "benchmarks" / "example_tables.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -32,24 +33,28 @@ def tables(tmp_path_factory):
 
 
 @pytest.mark.parametrize("table", ["census", "clicks"])
-def test_readme_walk_through_trains_full_and_really_hashes(tables, tmp_path, table, capsys, monkeypatch):
+def test_readme_walk_through_trains_full_and_really_hashes(tables, tmp_path, table, capsys,
+                                                           monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["prepare", "table", "--path", str(tables / f"{table}.csv"), "--schema-file",
                  str(tables / f"{table}.yaml"), "--out", f"prepared/{table}"]) == 0
     printed = capsys.readouterr().out
-    assert "dense transforms (statistics of the train split):" in printed and "log1p_standardize" in printed
+    assert "dense transforms (statistics of the train split):" in printed
+    assert "log1p_standardize" in printed
     results = {}
     for name, strategy in (("full", ["full"]), ("hash4", ["hash", "--compression", "4"])):
         assert main(["train", "--data", f"prepared/{table}", "--strategy", *strategy, "--out",
                      f"runs/{table}-{name}"]) == 0
-        results[name] = json.loads((tmp_path / "runs" / f"{table}-{name}" / "metrics.json").read_text())["metrics"]
+        written = tmp_path / "runs" / f"{table}-{name}" / "metrics.json"
+        results[name] = json.loads(written.read_text())["metrics"]
     full, hashed = results["full"], results["hash4"]
     assert full["test_logloss"] < full["constant_test_logloss"] and not full["worse_than_constant"]
     assert hashed["features_mapped"] > 0 and hashed["collision_rate"] > 0
     assert hashed["total_bytes"] < full["total_bytes"]
 
 
-def test_a_sweep_whose_strategies_map_nothing_fails_before_ray(tables, tmp_path, capsys, monkeypatch):
+def test_a_sweep_whose_strategies_map_nothing_fails_before_ray(tables, tmp_path, capsys,
+                                                               monkeypatch):
     import ray
 
     monkeypatch.chdir(tmp_path)
@@ -57,13 +62,16 @@ def test_a_sweep_whose_strategies_map_nothing_fails_before_ray(tables, tmp_path,
     config.write_text(json.dumps({
         "name": "census", "data": {"source": "table", "params": {
             "path": str(tables / "census.csv"), "schema_file": str(tables / "census.yaml")}},
-        "grid": {"strategies": ["full", "hash", "frequency_embedding"], "compressions": [4], "dims": [4]},
+        "grid": {"strategies": ["full", "hash", "frequency_embedding"], "compressions": [4],
+                 "dims": [4]},
         "model": {"full_threshold": 256}}))
-    code = main(["sweep", "--config", str(config), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
+    code = main(["sweep", "--config", str(config), "--tracking-uri",
+                 f"sqlite:///{tmp_path / 'mlflow.db'}"])
     err = capsys.readouterr().err
     assert code == 2
-    assert ("strategies ['hash', 'frequency_embedding'] would map no feature: the largest train vocabulary is 50 "
-            "(native_country), and features with vocab <= model.full_threshold (256) keep a full table, so every "
-            "trial would train the full model. Lower it below 50, e.g. --set model.full_threshold=12") in err
+    assert ("strategies ['hash', 'frequency_embedding'] would map no feature: the largest train "
+            "vocabulary is 50 (native_country), and features with vocab <= model.full_threshold "
+            "(256) keep a full table, so every trial would train the full model. Lower it below "
+            "50, e.g. --set model.full_threshold=12") in err
     assert not ray.is_initialized()
     assert not (tmp_path / ".collide" / "probes").exists()  # nothing trained, not even the probe

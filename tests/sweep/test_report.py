@@ -9,6 +9,7 @@ import math
 import pytest
 
 from sweep.cli import main
+from sweep.names import trial_name
 from sweep.tracking.writer import SweepTracker
 
 # test logloss per (strategy, compression) and seed; hash and frequency_embedding share seeds 0-2
@@ -28,13 +29,17 @@ def _tiny_experiment(tmp_path) -> str:
     tracker = SweepTracker.start(store, "tiny", retry_s=0.5)
     for (strategy, compression), losses in LOSSES.items():
         for seed, loss in enumerate(losses):
-            name = f"full-d8-s{seed}" if strategy == "full" else f"{strategy}-c{compression:g}-d8-s{seed}"
-            tracker.start_trial(name, name, {"strategy": strategy, "compression": compression, "dim": 8, "seed": seed})
+            name = trial_name(strategy, compression, 8, seed)
+            tracker.start_trial(name, name, {"strategy": strategy, "compression": compression,
+                                             "dim": 8, "seed": seed})
             mapping = 500 if strategy == "frequency_embedding" else 0
-            metrics = {"best_val_logloss": loss + 0.01, "test_logloss": loss, "test_ne": loss * 2, "test_auc": 1 - loss,
+            metrics = {"best_val_logloss": loss + 0.01, "test_logloss": loss, "test_ne": loss * 2,
+                       "test_auc": 1 - loss,
                        "total_bytes": BYTES[(strategy, compression)], "mapping_bytes": mapping,
-                       "embedding_bytes": BYTES[(strategy, compression)] - mapping - 100, "dense_bytes": 100,
-                       "collision_rate": 0.25 if strategy == "hash" else 0.125, "unseen_value_rate": 0.01,
+                       "embedding_bytes": BYTES[(strategy, compression)] - mapping - 100,
+                       "dense_bytes": 100,
+                       "collision_rate": 0.25 if strategy == "hash" else 0.125,
+                       "unseen_value_rate": 0.01,
                        "fallback_value_rate": 0.0}
             if strategy != "full":
                 metrics |= {"collision.C1.nmi": 0.5, "collision.C2.nmi": 0.7}
@@ -79,7 +84,8 @@ def test_report_tables_regenerate_byte_for_byte_and_match_a_hand_computation(tmp
     configurations = {r["configuration"]: r for r in _read(out / "configurations.csv")}
     assert configurations["frequency_embedding-c4-d8"]["bytes_without_mapping"] == "3100"
     assert configurations["full-d8"]["on_frontier"] == "True"
-    # hash-c16 (1000 B, 0.62) is the smallest; frequency_embedding-c16 (1500 B, 0.6267) is dominated by it
+    # hash-c16 (1000 B, 0.62) is the smallest; frequency_embedding-c16 (1500 B, 0.6267) is dominated
+    # by it
     assert configurations["hash-c16-d8"]["on_frontier"] == "True"
     assert configurations["frequency_embedding-c16-d8"]["on_frontier"] == "False"
 
@@ -90,7 +96,8 @@ def test_report_tables_regenerate_byte_for_byte_and_match_a_hand_computation(tmp
     markdown = first["report.md"].decode()
     assert "| 4x | 8 | `frequency_embedding` | 3 |" in markdown and "-0.0300 +- 0.0248" in markdown
     assert "- `hash`: 1000 B to 2.9 KiB (hash-c16-d8, hash-c4-d8)" in markdown
-    # over both cells: lower at c4 only (-0.03 and +0.0067: mean -0.0117), better by its CI at c4 only
+    # over both cells: lower at c4 only (-0.03 and +0.0067: mean -0.0117), better by its CI at c4
+    # only
     assert "| `frequency_embedding` | 2 | 1 | 1 | 0 | -0.0117 | -0.0300 | +0.0067 |" in markdown
     assert "collide report --experiment tiny" in markdown and "mlflow.db" in markdown
 
@@ -107,7 +114,8 @@ def test_report_refuses_a_directory_it_did_not_write(tmp_path, capsys):
 
 # Staleness: test logloss per (strategy, window) and seed, at c4 d8; unseen share per window.
 WINDOW_LOSSES = {
-    ("hash", 1): (0.50, 0.52, 0.54), ("hash", 2): (0.55, 0.56, 0.60), ("hash", 3): (0.60, 0.61, 0.62),
+    ("hash", 1): (0.50, 0.52, 0.54), ("hash", 2): (0.55, 0.56, 0.60),
+    ("hash", 3): (0.60, 0.61, 0.62),
     ("frequency_embedding", 1): (0.46, 0.49, 0.50), ("frequency_embedding", 2): (0.53, 0.55, 0.58),
     ("frequency_embedding", 3): (0.60, 0.62, 0.61),
 }
@@ -119,20 +127,25 @@ def _windowed_experiment(store: str, name: str) -> None:
     for strategy in ("hash", "frequency_embedding"):
         for seed in range(3):
             trial = f"{strategy}-c4-d8-s{seed}"
-            tracker.start_trial(trial, trial, {"strategy": strategy, "compression": 4.0, "dim": 8, "seed": seed})
-            metrics = {"best_val_logloss": 0.5, "test_logloss": 0.55, "total_bytes": 3000, "mapping_bytes": 0,
+            tracker.start_trial(trial, trial,
+                                {"strategy": strategy, "compression": 4.0, "dim": 8, "seed": seed})
+            metrics = {"best_val_logloss": 0.5, "test_logloss": 0.55, "total_bytes": 3000,
+                       "mapping_bytes": 0,
                        "embedding_bytes": 2900, "dense_bytes": 100}
             for window in (1, 2, 3):
-                metrics |= {f"window.{window}.test_logloss": WINDOW_LOSSES[(strategy, window)][seed],
+                metrics |= {f"window.{window}.test_logloss": WINDOW_LOSSES[(
+                    strategy, window)][seed],
                             f"window.{window}.unseen_value_rate": UNSEEN[window],
                             f"window.{window}.rare_value_rate": 2 * UNSEEN[window],
-                            f"window.{window}.rows": 1000.0, f"window.{window}.constant_test_logloss": 0.65}
+                            f"window.{window}.rows": 1000.0,
+                            f"window.{window}.constant_test_logloss": 0.65}
             tracker.log_metrics(trial, metrics, step=1)
             tracker.end_trial(trial, "completed")
     tracker.end_sweep("FINISHED", {}, "completed")
 
 
-def test_report_staleness_tables_match_a_hand_computation_and_go_when_the_sweep_has_no_windows(tmp_path, capsys):
+def test_report_staleness_tables_match_a_hand_computation_and_go_when_the_sweep_has_no_windows(
+    tmp_path, capsys):
     store = _tiny_experiment(tmp_path)  # "tiny": no windows
     _windowed_experiment(store, "aging")
     out = tmp_path / "results"
@@ -144,20 +157,25 @@ def test_report_staleness_tables_match_a_hand_computation_and_go_when_the_sweep_
     assert (out / "staleness.csv").read_bytes() == first
 
     rows = {(r["strategy"], r["window"]): r for r in _read(out / "staleness.csv")}
-    assert float(rows[("hash", "3")]["unseen_value_rate"]) == 0.11 and rows[("hash", "3")]["rows"] == "1000"
+    assert float(rows[("hash", "3")]["unseen_value_rate"]) == 0.11 and rows[(
+        "hash", "3")]["rows"] == "1000"
     w1 = rows[("frequency_embedding", "1")]
     # paired by seed: -0.04, -0.03, -0.04 -> mean -0.03667, sd 0.005774
     assert float(w1["vs_hash"]) == pytest.approx(-0.11 / 3)
-    assert float(w1["vs_hash_ci"]) == pytest.approx(4.3027 * math.sqrt(1 / 3 * 1e-4) / math.sqrt(3), rel=1e-4)
+    assert float(w1["vs_hash_ci"]) == pytest.approx(4.3027 * math.sqrt(1 / 3 * 1e-4) / math.sqrt(3),
+                                                    rel=1e-4)
     assert w1["vs_hash_verdict"] == "better than hash" and w1["vs_hash_change"] == ""
     w3 = rows[("frequency_embedding", "3")]
     # window 3 differences 0.00, +0.01, -0.01; change from window 1 per seed: +0.04, +0.04, +0.03
-    assert float(w3["vs_hash"]) == pytest.approx(0.0, abs=1e-12) and w3["vs_hash_verdict"] == "no clear difference"
+    assert float(w3["vs_hash"]) == pytest.approx(
+        0.0, abs=1e-12) and w3["vs_hash_verdict"] == "no clear difference"
     assert float(w3["vs_hash_change"]) == pytest.approx(0.11 / 3)
-    assert float(w3["vs_hash_change_ci"]) == pytest.approx(4.3027 * math.sqrt(1 / 3 * 1e-4) / math.sqrt(3), rel=1e-4)
+    assert float(w3["vs_hash_change_ci"]) == pytest.approx(
+        4.3027 * math.sqrt(1 / 3 * 1e-4) / math.sqrt(3), rel=1e-4)
     markdown = (out / "report.md").read_text()
     assert "| unseen | 0.0200 | 0.0500 | 0.1100 |" in markdown
-    assert "| 4x | 8 | `frequency_embedding` | -0.0367 +- 0.0143 |" in markdown and "| +0.0367 +- 0.0143 |" in markdown
+    assert "| 4x | 8 | `frequency_embedding` | -0.0367 +- 0.0143 |" in markdown
+    assert "| +0.0367 +- 0.0143 |" in markdown
 
     # the same folder, now a sweep without windows: the staleness files collide wrote there go
     assert main(["report", "--experiment", "tiny", "--tracking-uri", store, "--out", str(out)]) == 0

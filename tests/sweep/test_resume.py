@@ -1,4 +1,5 @@
-"""`resume_sweep` refusals that need no Ray: a real sqlite MLflow store holding a sweep's records."""
+"""`resume_sweep` refusals that need no Ray: a real sqlite MLflow store holding a sweep's
+records."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from sweep.tune.resume import resume_sweep
 
 @pytest.fixture
 def recorded_sweep(tmp_path):
-    """A sweep of a CSV table whose driver died: parent RUNNING, config and data fingerprint recorded."""
+    """A sweep of a CSV table whose driver died: parent RUNNING, config and data fingerprint
+    recorded."""
     data = tmp_path / "clicks.csv"
     data.write_text("label,user\n" + "".join(f"{i % 2},u{i % 7}\n" for i in range(40)))
     params = {"path": str(data), "label": "label", "categorical": ["user"]}
@@ -23,12 +25,15 @@ def recorded_sweep(tmp_path):
     tracker = SweepTracker.start(store, "tbl", retry_s=0.5)
     experiment_dir = tmp_path / "ray_results" / tracker.parent_run_id
     experiment_dir.mkdir(parents=True)
-    (experiment_dir / "tuner.pkl").write_bytes(b"Ray Tune state")  # only its presence is checked first
+    # only its presence is checked first
+    (experiment_dir / "tuner.pkl").write_bytes(b"Ray Tune state")
     config = load_config({"name": "tbl", "data": {"source": "table", "params": params},
                           "grid": {"strategies": ["hash"], "compressions": [2], "dims": [4]}})
     tracker.write({"op": "log_text", "ref": "parent", "file": "sweep_config.yaml",
-                   "text": yaml.safe_dump({"name": "tbl", "data": {"source": "table", "params": params},
-                                           "grid": {"strategies": ["hash"], "compressions": [2.0], "dims": [4]}})})
+                   "text": yaml.safe_dump(
+                       {"name": "tbl", "data": {"source": "table", "params": params},
+                                           "grid": {"strategies": ["hash"], "compressions": [2.0],
+                                                    "dims": [4]}})})
     tracker.write({"op": "set_tags", "ref": "parent", "tags": {
         "collide.experiment_dir": str(experiment_dir),
         "collide.data_fingerprint": fingerprint(get_source("table", **dict(config.data.params)))}})
@@ -39,20 +44,25 @@ def test_resume_refuses_data_that_changed_since_the_sweep_started(recorded_sweep
     store, data, tracker = recorded_sweep
     data.write_text(data.read_text() + "1,u99\n")
     os.utime(data, ns=(1, 1))
-    with pytest.raises(ValueError, match=rf"sweep {tracker.parent_run_id} trained on prepared data \w+, but its "
+    with pytest.raises(ValueError,
+                       match=rf"sweep {tracker.parent_run_id} trained on prepared data \w+, but "
+                             r"its "
                                          r"data source now gives \w+ .*Start a new sweep instead"):
         resume_sweep("tbl", tracking_uri=store)
 
 
 def test_resume_keeps_the_stored_config(recorded_sweep):
     store, _, _ = recorded_sweep
-    with pytest.raises(ValueError, match=r"a resumed sweep keeps its stored config; \['train'\] would have no "
-                                         r"effect \(allowed: address, results_dir, resources.num_cpus\)"):
+    with pytest.raises(ValueError,
+                       match=r"a resumed sweep keeps its stored config; \['train'\] would have no "
+                                         r"effect \(allowed: address, results_dir, "
+                                         r"resources.num_cpus\)"):
         resume_sweep("tbl", tracking_uri=store, overrides={"train": {"epochs": 9}})
 
 
 def test_resume_needs_the_ray_tune_state(recorded_sweep, tmp_path):
     store, _, tracker = recorded_sweep
-    with pytest.raises(ValueError, match=r"no Ray Tune state at .*elsewhere.* \(tuner.pkl missing\); give "
+    with pytest.raises(ValueError,
+                       match=r"no Ray Tune state at .*elsewhere.* \(tuner.pkl missing\); give "
                                          r"--storage-path"):
         resume_sweep("tbl", tracking_uri=store, storage_path=str(tmp_path / "elsewhere"))

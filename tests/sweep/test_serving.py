@@ -79,11 +79,15 @@ def test_transform_takes_any_integer_ids_and_refuses_the_rest(tmp_path):
     for ids in (list(range(7)), np.arange(7, dtype=np.int8), np.arange(7, dtype=np.uint32)):
         np.testing.assert_array_equal(mapping.transform("C1", ids), expected)
     big = np.array([2**64 - 1], dtype=np.uint64)  # reinterpreted as int64 -1, like the mapper does
-    np.testing.assert_array_equal(mapping.transform("C1", big), mappers["C1"].transform(np.array([-1])))
+    np.testing.assert_array_equal(mapping.transform("C1", big),
+                                  mappers["C1"].transform(np.array([-1])))
     assert mapping.transform("C1", []).shape == (0,)
-    for bad, dtype in ((np.array([7.9]), "float64"), ([7.0, 8.0], "float64"), (np.array([True]), "bool"),
+    for bad, dtype in ((np.array([7.9]), "float64"), ([7.0, 8.0], "float64"),
+                       (np.array([True]), "bool"),
                        (np.array(["7"]), "<U1"), (np.array([7], dtype=object), "object")):
-        with pytest.raises(ValueError, match=rf"raw ids of feature 'C1' must be an integer array .*got dtype {dtype}"):
+        with pytest.raises(ValueError,
+                           match=r"raw ids of feature 'C1' must be an integer array .*got dtype "
+                                 rf"{dtype}"):
             mapping.transform("C1", bad)
 
 
@@ -100,7 +104,8 @@ def test_load_export_file_errors(tmp_path):
 
 def test_bundle_path_must_stay_inside_the_export(tmp_path):
     _export_dir(tmp_path, bundles={"C2": "../../etc"})
-    with pytest.raises(ValueError, match=r"export\.json: feature 'C2': bundle path '\.\./\.\./etc' escapes"):
+    with pytest.raises(ValueError,
+                       match=r"export\.json: feature 'C2': bundle path '\.\./\.\./etc' escapes"):
         load_export(tmp_path)
     _edit_feature(tmp_path, 1, bundle=None)
     with pytest.raises(ValueError, match=r"feature 'C2': bundle path None escapes"):
@@ -109,22 +114,26 @@ def test_bundle_path_must_stay_inside_the_export(tmp_path):
 
 def test_format_and_version_are_checked(tmp_path):
     (tmp_path / "export.json").write_text(json.dumps({"format_version": 1, "features": []}))
-    with pytest.raises(ValueError, match=r"export\.json: format_version 1 was written by an older collide "
+    with pytest.raises(ValueError,
+                       match=r"export\.json: format_version 1 was written by an older collide "
                                          r"\(no digests\); re-export it with `collide export`"):
         load_export(tmp_path)
     _export_dir(tmp_path)
     _write(tmp_path, {**_read(tmp_path), "format_version": 99}, redigest=True)
-    with pytest.raises(ValueError, match=rf"export\.json: format_version 99, expected {EXPORT_FORMAT_VERSION}"):
+    with pytest.raises(ValueError,
+                       match=rf"export\.json: format_version 99, expected {EXPORT_FORMAT_VERSION}"):
         load_export(tmp_path)
     _write(tmp_path, {**_read(tmp_path), "format": "other"}, redigest=True)
-    with pytest.raises(ValueError, match=r"export\.json: format 'other', expected 'collide-export'"):
+    with pytest.raises(ValueError,
+                       match=r"export\.json: format 'other', expected 'collide-export'"):
         load_export(tmp_path)
 
 
 def test_edited_export_json_is_refused_by_its_digest(tmp_path):
     _export_dir(tmp_path)
     _edit_feature(tmp_path, 0, redigest=False, nbytes=1)
-    with pytest.raises(ValueError, match=r"export\.json: digest '[0-9a-f]{64}' does not match its contents"):
+    with pytest.raises(ValueError,
+                       match=r"export\.json: digest '[0-9a-f]{64}' does not match its contents"):
         load_export(tmp_path)
     _write(tmp_path, {k: v for k, v in _read(tmp_path).items() if k != "digest"})
     with pytest.raises(ValueError, match=r"export\.json: digest None does not match its contents"):
@@ -136,12 +145,14 @@ def test_edited_export_json_is_refused_by_its_digest(tmp_path):
     [("nbytes", 1, r"\d+"), ("strategy", "hash", "'frequency'"), ("table_sizes", [51], r"\[50\]"),
      ("combine", "sum", "'none'"), ("digest", "0" * 64, "'[0-9a-f]{64}'")],
 )
-def test_export_json_field_that_disagrees_with_the_bundle_is_refused(tmp_path, field, value, actual):
+def test_export_json_field_that_disagrees_with_the_bundle_is_refused(
+    tmp_path, field, value, actual):
     """A forger who recomputes export.json's digest still cannot change what a bundle is."""
     _export_dir(tmp_path)
     _edit_feature(tmp_path, 0, **{field: value})
     recorded = re.escape(repr(value))
-    with pytest.raises(ValueError, match=rf"export\.json: feature 'C1': {field} is {recorded} in export\.json "
+    with pytest.raises(ValueError,
+                       match=rf"export\.json: feature 'C1': {field} is {recorded} in export\.json "
                                          rf"but {actual} in its bundle bundles/00-C1$"):
         load_export(tmp_path)
 
@@ -152,7 +163,9 @@ def test_swapped_bundle_is_refused(tmp_path):
     other = get_mapper("frequency", num_rows=50, hot_fraction=0.5, unseen="error").fit(*VOCAB)
     shutil.rmtree(tmp_path / "bundles" / "00-C1")
     save_bundle(other, tmp_path / "bundles" / "00-C1")  # same strategy, sizes and nbytes
-    with pytest.raises(ValueError, match=r"export\.json: feature 'C1': digest is '[0-9a-f]{64}' in export\.json "
+    with pytest.raises(ValueError,
+                       match=r"export\.json: feature 'C1': digest is '[0-9a-f]{64}' in "
+                             r"export\.json "
                                          r"but '[0-9a-f]{64}' in its bundle bundles/00-C1"):
         load_export(tmp_path)
 
@@ -160,14 +173,19 @@ def test_swapped_bundle_is_refused(tmp_path):
 def test_feature_names_must_be_unique_non_empty_strings(tmp_path):
     _export_dir(tmp_path)
     _edit_feature(tmp_path, 1, name="C1")
-    with pytest.raises(ValueError, match=r"export\.json: feature names must be unique, repeated: \['C1'\]"):
+    with pytest.raises(ValueError,
+                       match=r"export\.json: feature names must be unique, repeated: \['C1'\]"):
         load_export(tmp_path)
     for bad in ("", 7, None):
         _edit_feature(tmp_path, 1, name=bad)
-        with pytest.raises(ValueError, match=rf"export\.json: feature names must be non-empty strings, got {bad!r}"):
+        with pytest.raises(ValueError,
+                           match=r"export\.json: feature names must be non-empty strings, got "
+                                 rf"{bad!r}"):
             load_export(tmp_path)
     _write(tmp_path, {**_read(tmp_path), "features": []}, redigest=True)
-    with pytest.raises(ValueError, match=r"export\.json: features must be a non-empty list of objects, got \[\]"):
+    with pytest.raises(ValueError,
+                       match=r"export\.json: features must be a non-empty list of objects, got "
+                             r"\[\]"):
         load_export(tmp_path)
 
 

@@ -26,7 +26,8 @@ REGISTRY_CALLS = {"get_mapper", "get_strategy", "strategy_traits"}
 
 
 def _is_name(node: ast.AST) -> bool:
-    return isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in mappers.MAPPERS
+    return isinstance(node, ast.Constant) and isinstance(node.value,
+                                                         str) and node.value in mappers.MAPPERS
 
 
 def _names_in(node: ast.AST) -> bool:
@@ -37,13 +38,16 @@ def _names_in(node: ast.AST) -> bool:
 
 
 def strategy_name_uses(source: str) -> list[tuple[int, str]]:
-    """(line, code) of each comparison with a strategy-name literal and each registry call with one."""
+    """(line, code) of each comparison with a strategy-name literal and each registry call with
+    one."""
     found = []
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Compare) and any(_names_in(side) for side in (node.left, *node.comparators)):
+        if isinstance(node, ast.Compare) and any(_names_in(side)
+                                                 for side in (node.left, *node.comparators)):
             found.append((node.lineno, ast.unparse(node)))
         if isinstance(node, ast.Call) and node.args and _is_name(node.args[0]):
-            called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            called = (node.func.attr if isinstance(node.func, ast.Attribute)
+                      else getattr(node.func, "id", ""))
             if called in REGISTRY_CALLS:
                 found.append((node.lineno, ast.unparse(node)))
     return found
@@ -56,9 +60,11 @@ def test_the_scan_finds_what_it_looks_for():
 
 
 def test_sweep_never_compares_a_strategy_name_with_a_literal():
-    found = [f"{path.relative_to(SWEEP.parent)}:{line}: {code}" for path in sorted(SWEEP.rglob("*.py"))
+    found = [f"{path.relative_to(SWEEP.parent)}:{line}: {code}"
+             for path in sorted(SWEEP.rglob("*.py"))
              for line, code in strategy_name_uses(path.read_text())]
-    assert not found, "strategy knowledge outside mappers/ (ask the mapper class's traits):\n" + "\n".join(found)
+    why = "strategy knowledge outside mappers/ (ask the mapper class's traits):\n"
+    assert not found, why + "\n".join(found)
 
 
 class ModuloMapper(Mapper):
@@ -102,10 +108,12 @@ def data(tmp_path_factory):
 
 def _row(metrics: dict, trial_id: str) -> dict:
     """A trial row as `sweep.tracking.records.trial_rows` gives it, from run_trial's metrics."""
-    keys = ("strategy", "compression", "dim", "seed", "val_logloss", "test_logloss", "test_auc", "test_ne",
+    keys = ("strategy", "compression", "dim", "seed", "val_logloss", "test_logloss", "test_auc",
+            "test_ne",
             "total_bytes", "embedding_bytes", "mapping_bytes", "dense_bytes", "compression_ratio",
             "collision_rate", "unseen_value_rate", "fallback_value_rate")
-    return {**{k: metrics.get(k) for k in keys}, "trial_id": trial_id, "run_id": trial_id, "name": trial_id,
+    return {**{k: metrics.get(k) for k in keys}, "trial_id": trial_id, "run_id": trial_id,
+            "name": trial_id,
             "status": "FINISHED", "excluded": None}
 
 
@@ -113,12 +121,15 @@ def test_a_toy_strategy_runs_through_run_trial_and_the_report(toy, data, tmp_pat
     rows = []
     for strategy in (toy, "hash", "frequency"):
         for seed in (0, 1):
-            config = TrialConfig(data=str(data.path), strategy=strategy, compression=4.0, dim=4, seed=seed,
+            config = TrialConfig(data=str(data.path), strategy=strategy, compression=4.0, dim=4,
+                                 seed=seed,
                                  model=ModelConfig(bottom_mlp=(8,), top_mlp=(8,)),
                                  train=TrainConfig(epochs=1, batch_size=256, num_threads=1),
-                                 probe=ProbeConfig(dim=3, epochs=1), cache_dir=str(tmp_path / "probes"))
+                                 probe=ProbeConfig(dim=3, epochs=1),
+                                 cache_dir=str(tmp_path / "probes"))
             metrics = run_trial(config)
-            assert metrics["strategy"] == strategy and metrics["features_mapped"] == 2  # 12 ids <= 16: full
+            # 12 ids <= 16: full
+            assert metrics["strategy"] == strategy and metrics["features_mapped"] == 2
             rows.append(_row(metrics, f"{strategy}-{seed}"))
     tables = gather(rows)
     matched = {r["strategy"]: r for r in tables["matched"]}
@@ -126,6 +137,7 @@ def test_a_toy_strategy_runs_through_run_trial_and_the_report(toy, data, tmp_pat
     assert matched[toy]["vs_hash_pairs"] == 2 and matched[toy]["vs_hash_verdict"] != "baseline"
     assert matched[toy]["vs_frequency_pairs"] == 2  # its compared_with trait, paired by seed
     assert matched["hash"]["vs_frequency_pairs"] == 0
-    files = write_report(tables, tmp_path / "report", experiment="toy", parent_run_id="p", command="test")
+    files = write_report(tables, tmp_path / "report", experiment="toy", parent_run_id="p",
+                         command="test")
     assert f"`{toy}`" in files["report.md"].read_text()
     assert f"{toy}-c4-d4" in files["configurations.csv"].read_text()

@@ -50,7 +50,8 @@ def launch(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def grid_sweep(launch):
-    code = main(["sweep", "--preset", "smoke", "--name", "e2e", "--strategies", "hash,frequency_embedding",
+    code = main(["sweep", "--preset", "smoke", "--name", "e2e", "--strategies",
+                 "hash,frequency_embedding",
                  "--compressions", "4,16", "--results-dir", str(launch / "results"), *TINY])
     client = MlflowClient(f"sqlite:///{launch / 'mlflow.db'}")
     parent, runs = runs_of_sweep(client, "e2e")
@@ -64,10 +65,13 @@ def test_grid_gives_four_finished_nested_runs_under_one_parent(grid_sweep):
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent}
     assert sorted(r.info.run_name for r in runs) == [
-        "frequency_embedding-c16-d8-s0", "frequency_embedding-c4-d8-s0", "hash-c16-d8-s0", "hash-c4-d8-s0"]
-    assert client.get_run(parent).data.params["grid.strategies"] == "['hash', 'frequency_embedding']"
+        "frequency_embedding-c16-d8-s0", "frequency_embedding-c4-d8-s0", "hash-c16-d8-s0",
+        "hash-c4-d8-s0"]
+    params = client.get_run(parent).data.params
+    assert params["grid.strategies"] == "['hash', 'frequency_embedding']"
     resolved = client.download_artifacts(parent, "sweep_config.yaml")
-    again = load_config(yaml.safe_load(Path(resolved).read_text()))  # the parent's config runs as --config
+    # the parent's config runs as --config
+    again = load_config(yaml.safe_load(Path(resolved).read_text()))
     assert again.name == "e2e" and again.grid.strategies == ("hash", "frequency_embedding")
 
 
@@ -79,11 +83,15 @@ def test_nested_runs_hold_params_epochs_sizes_and_bundles(grid_sweep):
         history = client.get_metric_history(run.info.run_id, "val_logloss")
         assert [m.step for m in history] == [1, 2]
         metrics = run.data.metrics
-        for key in ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes", "test_logloss",
-                    "collision_rate", "compression_ratio", "collision.C3.nmi", "collision.C3.collision_rate"):
+        for key in ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes",
+                    "test_logloss",
+                    "collision_rate", "compression_ratio", "collision.C3.nmi",
+                    "collision.C3.collision_rate"):
             assert key in metrics, key
-        assert metrics["total_bytes"] == metrics["embedding_bytes"] + metrics["mapping_bytes"] + metrics["dense_bytes"]
-        assert metrics["features_mapped"] == 3 and metrics["worse_than_constant"] == 0  # vocabs 40..3000 > 16
+        parts = ("embedding_bytes", "mapping_bytes", "dense_bytes")
+        assert metrics["total_bytes"] == sum(metrics[part] for part in parts)
+        # vocabs 40..3000 > 16
+        assert metrics["features_mapped"] == 3 and metrics["worse_than_constant"] == 0
         assert metrics["batch_size"] == 512  # 9,600 train rows hold 16 batches of 512: kept
         assert "collide.worse_than_constant" not in run.data.tags
         bundles = [a.path for a in client.list_artifacts(run.info.run_id, "bundles")]
@@ -104,60 +112,73 @@ def test_pareto_csv_flags_match_brute_force(grid_sweep, launch):
 
 def test_export_under_budget_picks_the_right_point_and_maps_like_the_trial(grid_sweep, launch):
     _, client, _, runs = grid_sweep
-    finished = [(r.data.metrics["total_bytes"], r.data.metrics["best_val_logloss"], r) for r in runs]
+    finished = [(r.data.metrics["total_bytes"], r.data.metrics["best_val_logloss"], r)
+                for r in runs]
     budget = sorted(b for b, _, _ in finished)[2]  # admits the three smallest models
     expected = min((v, b, r.info.run_id) for b, v, r in finished if b <= budget)[2]
     out = launch / "exported"
-    assert main(["export", "--experiment", "e2e", "--max-bytes", str(budget), "--out", str(out)]) == 0
+    assert main(["export", "--experiment", "e2e", "--max-bytes", str(budget), "--out",
+                 str(out)]) == 0
     manifest = json.loads((out / "export.json").read_text())
     assert manifest["source_run_id"] == expected
     mapping = load_export(out)
     run = client.get_run(expected)
     params = run.data.params
     data = load_prepared(params["data"])
-    trial = TrialConfig(data=str(data.path), strategy=params["strategy"], compression=float(params["compression"]),
-                        dim=8, seed=0, model=ModelConfig(full_threshold=int(params["model.full_threshold"])),
-                        mapper_params={k.split(".", 1)[1]: yaml.safe_load(v) for k, v in params.items()
+    trial = TrialConfig(data=str(data.path), strategy=params["strategy"],
+                        compression=float(params["compression"]),
+                        dim=8, seed=0,
+                        model=ModelConfig(full_threshold=int(params["model.full_threshold"])),
+                        mapper_params={k.split(".", 1)[1]: yaml.safe_load(v) for k,
+                                       v in params.items()
                                        if k.startswith("mapper_params.")})
     probe = None
     if trial.strategy == "frequency_embedding":
         from models import ProbeConfig
         from sweep.trial.probe_cache import probe_embeddings
 
-        probe = probe_embeddings(data, ProbeConfig(dim=4, epochs=1, lr=0.01), 0, launch / ".collide" / "probes")
+        probe = probe_embeddings(data, ProbeConfig(dim=4, epochs=1, lr=0.01), 0,
+                                 launch / ".collide" / "probes")
     refit = fit_mappers(trial, data, probe)
     raw = np.random.default_rng(0).integers(-2**63, 2**63 - 1, size=10_000, dtype=np.int64)
     raw[:5000] = np.asarray(data.sparse["C3"].values[:5000])  # known ids as well as unseen ones
     for feature in mapping.features:
         got, want = mapping.transform(feature, raw), refit[feature].transform(raw)
-        for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,),
+        for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple)
+                        else (want,),
                         strict=True):
             np.testing.assert_array_equal(g, w)
 
 
-def test_data_and_probes_are_made_once_per_sweep_and_trials_reuse_their_actors(grid_sweep, launch, capsys,
+def test_data_and_probes_are_made_once_per_sweep_and_trials_reuse_their_actors(
+    grid_sweep, launch, capsys,
                                                                               monkeypatch):
     starts = launch / "starts-seeds.jsonl"
     monkeypatch.setenv(*hooks_env(trial_start_log=str(starts)).popitem())
-    code = main(["sweep", "--preset", "smoke", "--name", "e2e-seeds", "--strategies", "frequency_embedding",
+    code = main(["sweep", "--preset", "smoke", "--name", "e2e-seeds", "--strategies",
+                 "frequency_embedding",
                  "--compressions", "4,16", *TINY, "--seeds", "0,1"])
     assert code == 0
     out = capsys.readouterr().out
     printed = [line for line in out.splitlines() if line.startswith("before the first trial:")]
-    # grid_sweep trained seed 0's probe on the same data: cached; seed 1's is trained once, by the driver's task
+    # grid_sweep trained seed 0's probe on the same data: cached; seed 1's is trained once, by the
+    # driver's task
     assert len(printed) == 1 and "(seed 1 trained; seed 0 cached)" in printed[0], printed
     # two seeds per configuration: the printed frontier is over configurations, mean +- CI
     assert "frontier over configurations: mean over seeds +- 95% CI" in out
-    assert any(line.startswith(("frequency_embedding-c4-d8 ", "frequency_embedding-c16-d8 ")) and " +- " in line
+    assert any(line.startswith(("frequency_embedding-c4-d8 ", "frequency_embedding-c16-d8 "))
+               and " +- " in line
                for line in out.splitlines()), out
     client = MlflowClient(f"sqlite:///{launch / 'mlflow.db'}")
     parent, runs = runs_of_sweep(client, "e2e-seeds")
     metrics = client.get_run(parent).data.metrics
     assert metrics["probes_trained"] == 1 and metrics["startup_ray_seconds"] > 0
-    assert len(runs) == 4 and all(r.data.metrics["probe_seconds"] < 0.05 for r in runs)  # handed, never trained
+    # handed, never trained
+    assert len(runs) == 4 and all(r.data.metrics["probe_seconds"] < 0.05 for r in runs)
     assert len(list((launch / ".collide" / "probes").glob("probe-*.npz"))) == 2
     lines = [json.loads(line) for line in starts.read_text().splitlines()]
-    assert len(lines) == 4 and len({line["pid"] for line in lines}) <= 2  # 2 CPUs: Tune reused the actors
+    # 2 CPUs: Tune reused the actors
+    assert len(lines) == 4 and len({line["pid"] for line in lines}) <= 2
 
 
 def test_failed_trial_is_isolated_and_recorded(launch, monkeypatch):
@@ -173,30 +194,37 @@ def test_failed_trial_is_isolated_and_recorded(launch, monkeypatch):
     assert "injected failure for trial hash-c16-d8-s0" in failed.data.tags["error"]
 
 
-def test_optuna_proposes_configurations_runs_each_once_per_seed_and_learns_their_mean(launch, capsys):
-    code = main(["sweep", "--preset", "smoke", "--name", "e2e-optuna", "--search", "optuna", "--num-samples", "3",
-                 "--strategies", "hash,frequency,qr", "--compressions", "2,4,8,16", *TINY, "--seeds", "0,1"])
+def test_optuna_proposes_configurations_runs_each_once_per_seed_and_learns_their_mean(
+    launch, capsys):
+    code = main(["sweep", "--preset", "smoke", "--name", "e2e-optuna", "--search", "optuna",
+                 "--num-samples", "3",
+                 "--strategies", "hash,frequency,qr", "--compressions", "2,4,8,16", *TINY,
+                 "--seeds", "0,1"])
     assert code == 0
     client = MlflowClient(f"sqlite:///{launch / 'mlflow.db'}")
     parent, runs = runs_of_sweep(client, "e2e-optuna")
     names = sorted(r.info.run_name for r in runs)
     assert len(runs) == 6 and {r.info.status for r in runs} == {"FINISHED"} and len(set(names)) == 6
     configurations = {name.rsplit("-s", 1)[0] for name in names}
-    assert len(configurations) == 3 and names == sorted(f"{c}-s{s}" for c in configurations for s in (0, 1))
+    assert len(configurations) == 3 and names == sorted(f"{c}-s{s}" for c in configurations
+                                                        for s in (0, 1))
     # Optuna itself ran two objectives, and learned each configuration's mean over its seeds
     experiment_dir = Path(client.get_run(parent).data.tags["collide.experiment_dir"])
     (state_file,) = experiment_dir.glob("searcher-state-*.pkl")
-    with open(state_file, "rb") as f:  # Ray Tune's own searcher state from this very run (Tune's restore reads it)
+    # Ray Tune's own searcher state from this very run (Tune's restore reads it)
+    with open(state_file, "rb") as f:
         study = pickle.load(f)["study"]
     assert [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(done) >= 3 and all(len(t.values) == 2 for t in done)
     by_name = {r.info.run_name: r.data.metrics for r in runs}
     for configuration in configurations:
-        mean = [np.mean([by_name[f"{configuration}-s{s}"][k] for s in (0, 1)]) for k in ("val_logloss", "total_bytes")]
+        mean = [np.mean([by_name[f"{configuration}-s{s}"][k] for s in (0, 1)])
+                for k in ("val_logloss", "total_bytes")]
         assert any(np.allclose(t.values, mean) for t in done), configuration
     # Two seeds per configuration: the frontier ranks configurations by their mean over seeds
-    assert main(["pareto", "--experiment", "e2e-optuna", "--out", str(launch / "optuna-pareto")]) == 0
+    assert main(["pareto", "--experiment", "e2e-optuna", "--out",
+                 str(launch / "optuna-pareto")]) == 0
     with open(launch / "optuna-pareto" / "pareto.csv", newline="") as f:
         ranked = list(csv.DictReader(f))
     assert sorted(r["configuration"] for r in ranked) == sorted(configurations) and any(
@@ -204,7 +232,8 @@ def test_optuna_proposes_configurations_runs_each_once_per_seed_and_learns_their
     for row in ranked:
         values = [by_name[f"{row['configuration']}-s{s}"]["best_val_logloss"] for s in (0, 1)]
         assert float(row["val_logloss"]) == pytest.approx(np.mean(values))
-        assert float(row["val_logloss_ci"]) == pytest.approx(12.7062 * np.std(values, ddof=1) / np.sqrt(2), rel=1e-4)
+        assert float(row["val_logloss_ci"]) == pytest.approx(
+            12.7062 * np.std(values, ddof=1) / np.sqrt(2), rel=1e-4)
         assert int(row["median_seed"]) == int(np.argmin(values))  # of two seeds, the lower val
     with open(launch / "optuna-pareto" / "pareto-trials.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 6
@@ -212,16 +241,20 @@ def test_optuna_proposes_configurations_runs_each_once_per_seed_and_learns_their
     largest = max(float(r["total_bytes"]) for r in ranked)
     assert main(["export", "--experiment", "e2e-optuna", "--max-bytes", str(largest), "--out",
                  str(launch / "optuna-export")]) == 0
-    best = min((float(r["val_logloss"]), r["configuration"]) for r in ranked if r["on_frontier"] == "True")[1]
+    best = min((float(r["val_logloss"]), r["configuration"]) for r in ranked
+               if r["on_frontier"] == "True")[1]
     row = next(r for r in ranked if r["configuration"] == best)
     manifest = json.loads((launch / "optuna-export" / "export.json").read_text())
     assert manifest["trial"] == f"{best}-s{row['median_seed']}"
-    assert manifest["selection"]["configuration"] == best and manifest["selection"]["seeds"] == [0, 1]
+    assert manifest["selection"]["configuration"] == best and manifest["selection"]["seeds"] == [
+        0, 1]
     assert f"chose configuration {best}" in capsys.readouterr().out
 
 
-def test_optuna_asked_for_more_samples_than_configurations_runs_each_once_and_says_so(launch, capsys):
-    # The issue's case: 6 samples of a 4-configuration grid once trained frequency_embedding-c16 three times.
+def test_optuna_asked_for_more_samples_than_configurations_runs_each_once_and_says_so(
+    launch, capsys):
+    # The issue's case: 6 samples of a 4-configuration grid once trained frequency_embedding-c16
+    # three times.
     code = main(["sweep", "--preset", "smoke", "--name", "e2e-optuna-small", "--search", "optuna",
                  "--num-samples", "6", *TINY])
     assert code == 0
@@ -229,7 +262,8 @@ def test_optuna_asked_for_more_samples_than_configurations_runs_each_once_and_sa
     client = MlflowClient(f"sqlite:///{launch / 'mlflow.db'}")
     _, runs = runs_of_sweep(client, "e2e-optuna-small")
     assert sorted(r.info.run_name for r in runs) == [
-        "frequency_embedding-c16-d8-s0", "frequency_embedding-c4-d8-s0", "hash-c16-d8-s0", "hash-c4-d8-s0"]
+        "frequency_embedding-c16-d8-s0", "frequency_embedding-c4-d8-s0", "hash-c16-d8-s0",
+        "hash-c4-d8-s0"]
 
 
 def test_bad_config_fails_before_ray_starts(tmp_path, capsys):
@@ -255,7 +289,8 @@ def _tree(root: int) -> set[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                parents[int(entry.name)] = int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except (FileNotFoundError, ProcessLookupError, IndexError):
                 continue
     tree, frontier = {root}, [root]
@@ -278,14 +313,16 @@ def _alive(pid: int) -> bool:
 def test_ui_serves_the_sweep_runs_and_its_whole_tree_ends_on_a_signal(grid_sweep, launch, signum):
     port = free_port()
     uri = f"sqlite:///{launch / 'mlflow.db'}"
-    proc = subprocess.Popen([sys.executable, "-m", "sweep.cli", "ui", "--port", str(port), "--tracking-uri", uri],
+    proc = subprocess.Popen([sys.executable, "-m", "sweep.cli", "ui", "--port", str(port),
+                             "--tracking-uri", uri],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
 
         def experiment() -> dict | None:
             try:
-                with urllib.request.urlopen(f"{base}/experiments/get-by-name?experiment_name=e2e", timeout=5) as r:
+                with urllib.request.urlopen(f"{base}/experiments/get-by-name?experiment_name=e2e",
+                                            timeout=5) as r:
                     return json.load(r)["experiment"]
             except OSError:
                 assert proc.poll() is None, "collide ui exited"
@@ -293,22 +330,26 @@ def test_ui_serves_the_sweep_runs_and_its_whole_tree_ends_on_a_signal(grid_sweep
 
         found = wait_until(experiment, 90, "the MLflow UI to answer")
         body = json.dumps({"experiment_ids": [found["experiment_id"]], "max_results": 100}).encode()
-        request = urllib.request.Request(f"{base}/runs/search", data=body, headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(f"{base}/runs/search", data=body,
+                                         headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as r:
             names = {run["info"]["run_name"] for run in json.load(r)["runs"]}
         assert {"hash-c4-d8-s0", "frequency_embedding-c16-d8-s0"} <= names
         def full_tree() -> set[int] | None:
             tree = _tree(proc.pid)
-            return tree if len(tree) >= 4 else None  # collide, mlflow, uvicorn, its workers, the job runner
+            # collide, mlflow, uvicorn, its workers, the job runner
+            return tree if len(tree) >= 4 else None
 
         tree = wait_until(full_tree, 60, "the UI's worker processes")
     finally:
         proc.send_signal(signum)
         assert proc.wait(timeout=60) == 0
-    wait_until(lambda: not any(_alive(pid) for pid in tree), 30, "every process of the UI tree to exit")
+    wait_until(lambda: not any(_alive(pid) for pid in tree), 30, "every process of the UI tree to "
+                                                                 "exit")
 
 
-def test_the_ui_in_a_real_browser_shows_the_sweep_its_trials_and_a_bundle(grid_sweep, launch, tmp_path):
+def test_the_ui_in_a_real_browser_shows_the_sweep_its_trials_and_a_bundle(
+    grid_sweep, launch, tmp_path):
     """Headless Chromium on `collide ui`: the printed runs-view URL opens the sweep (model training,
     not the GenAI home), the parent run expands to its nested trials, a trial shows its bundles.
     Screenshots stay in tmp_path."""
@@ -326,13 +367,16 @@ def test_the_ui_in_a_real_browser_shows_the_sweep_its_trials_and_a_bundle(grid_s
     port = free_port()
     printed = tmp_path / "ui.out"
     with open(printed, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "sweep.cli", "ui", "--port", str(port), "--tracking-uri",
+        proc = subprocess.Popen([sys.executable, "-m", "sweep.cli", "ui", "--port", str(port),
+                                 "--tracking-uri",
                                  f"sqlite:///{launch / 'mlflow.db'}", "--experiment", "e2e"],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     driver = None
     try:
-        url = wait_until(lambda: next((line.split(": ", 1)[1] for line in printed.read_text().splitlines()
-                                       if line.strip().startswith("e2e: http")), None), 90, "collide ui's URL")
+        url = wait_until(lambda: next((line.split(": ", 1)[1]
+                                       for line in printed.read_text().splitlines()
+                                       if line.strip().startswith("e2e: http")), None), 90,
+                         "collide ui's URL")
         assert url == f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs"
         driver = chromium(tmp_path / "chromium-profile")
 
@@ -342,23 +386,29 @@ def test_the_ui_in_a_real_browser_shows_the_sweep_its_trials_and_a_bundle(grid_s
 
         driver.get(url)
         parent_name = client.get_run(parent).info.run_name
-        link = wait_until(lambda: find(By.LINK_TEXT, parent_name), 60, "the sweep's parent run in the runs view")
-        assert "Training runs" in driver.find_element(By.TAG_NAME, "body").text  # the model-training view
+        link = wait_until(lambda: find(By.LINK_TEXT, parent_name), 60, "the sweep's parent run in "
+                                                                       "the runs view")
+        # the model-training view
+        assert "Training runs" in driver.find_element(By.TAG_NAME, "body").text
         for close in driver.find_elements(By.XPATH, "//button[@aria-label='Close']"):
             close.click()  # the assistant side panel
-        link.find_element(By.XPATH, "./ancestor::*[@role='gridcell'][1]").find_element(By.TAG_NAME, "button").click()
+        link.find_element(By.XPATH, "./ancestor::*[@role='gridcell'][1]").find_element(
+            By.TAG_NAME, "button").click()
         trial = wait_until(lambda: find(By.LINK_TEXT, "hash-c4-d8-s0"), 30, "the nested trial runs")
         names = {e.text for e in driver.find_elements(By.XPATH, "//a[contains(@href, '/runs/')]")}
         assert {"hash-c4-d8-s0", "hash-c16-d8-s0", "frequency_embedding-c4-d8-s0",
                 "frequency_embedding-c16-d8-s0"} <= names
         driver.save_screenshot(str(tmp_path / "runs-view.png"))
         trial.click()
-        tab = wait_until(lambda: find(By.XPATH, "//*[@role='tab' and normalize-space()='Artifacts']"), 30,
+        tab = wait_until(lambda: find(By.XPATH, "//*[@role='tab' and "
+                                                "normalize-space()='Artifacts']"), 30,
                          "the trial's run page")
         driver.save_screenshot(str(tmp_path / "trial-run.png"))
         tab.click()
-        wait_until(lambda: find(By.XPATH, "//*[normalize-space()='bundles']"), 30, "the bundles artifact").click()
-        wait_until(lambda: find(By.XPATH, "//*[normalize-space()='00-C1']"), 30, "a bundle inside bundles/")
+        wait_until(lambda: find(By.XPATH, "//*[normalize-space()='bundles']"), 30,
+                   "the bundles artifact").click()
+        wait_until(lambda: find(By.XPATH, "//*[normalize-space()='00-C1']"), 30, "a bundle inside "
+                                                                                 "bundles/")
         driver.save_screenshot(str(tmp_path / "trial-artifacts.png"))
     finally:
         if driver is not None:
@@ -381,8 +431,10 @@ def test_bundle_artifact_round_trips(grid_sweep, tmp_path):
 
 
 def test_asha_stops_weak_trials_which_are_excluded_from_the_frontier_with_a_reason(launch, capsys):
-    code = main(["sweep", "--preset", "smoke", "--name", "e2e-asha", "--scheduler", "asha", "--strategies", "hash",
-                 "--compressions", "2,8,32,128", *TINY, "--epochs", "3", "--set", "train.early_stopping_patience=null",
+    code = main(["sweep", "--preset", "smoke", "--name", "e2e-asha", "--scheduler", "asha",
+                 "--strategies", "hash",
+                 "--compressions", "2,8,32,128", *TINY, "--epochs", "3", "--set",
+                 "train.early_stopping_patience=null",
                  "--set", "resources.max_concurrent_trials=1"])
     assert code == 0
     out = capsys.readouterr().out
@@ -392,7 +444,8 @@ def test_asha_stops_weak_trials_which_are_excluded_from_the_frontier_with_a_reas
     outcomes = {r.info.run_name: r.data.tags["collide.outcome"] for r in runs}
     stopped = [r for r in runs if outcomes[r.info.run_name] == "stopped"]
     assert stopped, f"ASHA stopped no trial: {outcomes}"
-    for run in stopped:  # really stopped early: fewer epochs than asked, no test metrics, no bundles
+    # really stopped early: fewer epochs than asked, no test metrics, no bundles
+    for run in stopped:
         assert run.data.metrics["epochs_run"] < 3
         assert "test_logloss" not in run.data.metrics
         assert client.list_artifacts(run.info.run_id, "bundles") == []

@@ -31,12 +31,14 @@ from sweep.tracking.records import find_sweep, trial_rows
 pytestmark = pytest.mark.slow
 
 # Trials of a few seconds each, one at a time, so a signal lands while some are running.
-SLOW = [*TINY, "--num-cpus", "1", "--set", "data.params={num_rows: 30000, vocab_sizes: [40, 600, 3000], num_dense: 2}",
+SLOW = [*TINY, "--num-cpus", "1", "--set", "data.params={num_rows: 30000, vocab_sizes: [40, 600, "
+                                           "3000], num_dense: 2}",
         "--epochs", "3", "--set", "train.early_stopping_patience=null"]
 
 
 def _sigkill_mid_sweep(args: list[str], launch: Path, env: dict[str, str] | None = None) -> Path:
-    """Run `collide ARGS` and SIGKILL its process group once 2 trials finished and one runs; the store."""
+    """Run `collide ARGS` and SIGKILL its process group once 2 trials finished and one runs; the
+    store."""
     driver = collide(args, launch, env)
     db = launch / "mlflow.db"
     try:
@@ -48,16 +50,21 @@ def _sigkill_mid_sweep(args: list[str], launch: Path, env: dict[str, str] | None
 
 
 def _runs(launch: Path, experiment: str) -> list:
-    return find_sweep(MlflowClient(f"sqlite:///{launch / 'mlflow.db'}"), experiment, completed=False).runs
+    return find_sweep(MlflowClient(f"sqlite:///{launch / 'mlflow.db'}"), experiment,
+                      completed=False).runs
 
 
-@pytest.mark.parametrize(("signum", "to_group", "code"), [(signal.SIGINT, True, 130), (signal.SIGTERM, False, 143)])
+@pytest.mark.parametrize(("signum", "to_group", "code"),
+                         [(signal.SIGINT, True, 130), (signal.SIGTERM, False, 143)])
 def test_a_signal_stops_the_trials_and_nothing_reports_success(tmp_path, signum, to_group, code):
-    """Ctrl-C reaches the terminal's whole process group; a scheduler's SIGTERM reaches the driver."""
+    """Ctrl-C reaches the terminal's whole process group; a scheduler's SIGTERM reaches the
+    driver."""
     name = f"stop-{signum.name.lower()}"
-    done = collide(["sweep", "--preset", "smoke", "--name", name, "--strategies", "hash", "--compressions", "4",
+    done = collide(["sweep", "--preset", "smoke", "--name", name, "--strategies", "hash",
+                    "--compressions", "4",
                     *TINY], tmp_path)
-    assert done.wait(timeout=300) == 0, output_of(done)  # an earlier sweep of the experiment that completed
+    # an earlier sweep of the experiment that completed
+    assert done.wait(timeout=300) == 0, output_of(done)
     sweep = collide(["sweep", "--preset", "smoke", "--name", name, "--strategies", "hash,frequency",
                      "--compressions", "2,4,8,16", *SLOW], tmp_path)
     try:
@@ -73,8 +80,10 @@ def test_a_signal_stops_the_trials_and_nothing_reports_success(tmp_path, signum,
         kill_group(sweep)
     out = output_of(sweep)
     assert f"INTERRUPTED by {signum.name}" in out and "Resume with: collide sweep --resume" in out
-    # collide's own lines carry no traceback; a trial process that the signal reaches mid-shutdown may still
-    # have Ray forward its KeyboardInterrupt trace, prefixed "(trainable pid=...)" (seen once in four CI runs)
+    # collide's own lines carry no traceback; a trial process that the signal reaches mid-shutdown
+    # may still
+    # have Ray forward its KeyboardInterrupt trace, prefixed "(trainable pid=...)" (seen once in
+    # four CI runs)
     own = "\n".join(line for line in out.splitlines() if "(trainable pid=" not in line)
     assert "pareto files" not in out and "Traceback" not in own
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -82,11 +91,14 @@ def test_a_signal_stops_the_trials_and_nothing_reports_success(tmp_path, signum,
     assert interrupted.parent.info.status == "KILLED"
     assert interrupted.parent.data.tags["collide.state"] == "interrupted"
     statuses = Counter(r.info.status for r in interrupted.runs)
-    assert statuses["RUNNING"] == 0 and statuses["FINISHED"] >= 1 and statuses["KILLED"] >= 1, statuses
+    assert (statuses["RUNNING"], statuses["FINISHED"] >= 1, statuses["KILLED"] >= 1) == (
+        0, True, True), \
+        statuses
     for run in interrupted.runs:
         if run.info.status == "KILLED":
             assert run.data.tags["collide.outcome"] == "killed"
-    # pareto and export fall back to the completed sweep, and say which one they used and what they skipped
+    # pareto and export fall back to the completed sweep, and say which one they used and what they
+    # skipped
     pareto = collide(["pareto", "--experiment", name, "--out", str(tmp_path / "p")], tmp_path)
     assert pareto.wait(timeout=120) == 0
     said = output_of(pareto)
@@ -115,7 +127,8 @@ def test_resume_after_sigkill_runs_every_point_exactly_once(tmp_path):
     trained = Counter(s["trial"] for s in trial_starts(starts) if s["kind"] == "train")
     assert set(trained) == points
     for name in finished_before:
-        assert trained[name] == 1, f"{name} finished before the kill but trained {trained[name]} times"
+        assert trained[name] == 1, \
+            f"{name} finished before the kill but trained {trained[name]} times"
     runs = _runs(tmp_path, "resume")
     assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
     finished = Counter(r.info.run_name for r in runs if r.info.status == "FINISHED")
@@ -130,22 +143,27 @@ def test_resume_after_sigkill_runs_every_point_exactly_once(tmp_path):
     with open(experiment_dir / "pareto.csv", newline="") as f:
         table = list(csv.DictReader(f))
     assert sorted(r["trial_id"] for r in table) == sorted(r["trial_id"] for r in rows)
-    assert "pareto.csv" in [a.path for a in MlflowClient(f"sqlite:///{db}").list_artifacts(sweep.parent_run_id)]
+    assert "pareto.csv" in [a.path for a in MlflowClient(f"sqlite:///{db}").list_artifacts(
+        sweep.parent_run_id)]
     before = len(trial_starts(starts))
-    again = collide(["sweep", "--resume", "--name", "resume"], tmp_path, hooks)  # says so, runs nothing
+    # says so, runs nothing
+    again = collide(["sweep", "--resume", "--name", "resume"], tmp_path, hooks)
     assert again.wait(timeout=120) == 0
     assert "had already completed: nothing to resume" in output_of(again)
     assert len(trial_starts(starts)) == before
 
 
 def test_resume_of_an_optuna_sweep_after_sigkill(tmp_path):
-    """Restored trials replay what they reported (sizes included), which Optuna's multi-objective check needs."""
+    """Restored trials replay what they reported (sizes included), which Optuna's multi-objective
+    check needs."""
     starts = tmp_path / "starts.jsonl"
-    args = ["sweep", "--preset", "smoke", "--name", "optuna", "--search", "optuna", "--num-samples", "6",
+    args = ["sweep", "--preset", "smoke", "--name", "optuna", "--search", "optuna", "--num-samples",
+            "6",
             "--strategies", "hash,frequency,qr", "--compressions", "2,4,8,16", *SLOW]
     hooks = hooks_env(trial_start_log=str(starts))
     _sigkill_mid_sweep(args, tmp_path, hooks)
-    finished_ids = {r.data.tags["collide.trial_id"] for r in _runs(tmp_path, "optuna") if r.info.status == "FINISHED"}
+    finished_ids = {r.data.tags["collide.trial_id"] for r in _runs(tmp_path, "optuna")
+                    if r.info.status == "FINISHED"}
     resumed = collide(["sweep", "--resume", "--name", "optuna"], tmp_path, hooks)
     try:
         assert resumed.wait(timeout=600) == 0, output_of(resumed)
@@ -158,4 +176,5 @@ def test_resume_of_an_optuna_sweep_after_sigkill(tmp_path):
     runs = _runs(tmp_path, "optuna")
     assert not [r for r in runs if r.info.status == "RUNNING"]
     finished = Counter(r.data.tags["collide.trial_id"] for r in runs if r.info.status == "FINISHED")
-    assert len(finished) == 6 and set(finished.values()) == {1}  # one FINISHED run per sampled trial
+    # one FINISHED run per sampled trial
+    assert len(finished) == 6 and set(finished.values()) == {1}

@@ -29,8 +29,10 @@ def _sweep(store, name="exp"):
 
 
 def _complete(tracker, trial_id, name, loss, size):
-    tracker.start_trial(trial_id, name, {"strategy": "hash", "compression": 4.0, "dim": 8, "seed": 0})
-    tracker.log_metrics(trial_id, {"val_logloss": loss, "best_val_logloss": loss, "total_bytes": size}, step=1)
+    tracker.start_trial(trial_id, name,
+                        {"strategy": "hash", "compression": 4.0, "dim": 8, "seed": 0})
+    tracker.log_metrics(trial_id, {"val_logloss": loss, "best_val_logloss": loss,
+                                   "total_bytes": size}, step=1)
     tracker.end_trial(trial_id, "completed")
 
 
@@ -45,12 +47,14 @@ def test_redact(uri, shown, secret):
     assert redact(uri) == shown
     assert has_credentials(uri) is (secret is not None)
     if secret:
-        assert secret not in redact_text(f"could not reach {uri} (it said: bad secret {secret})", uri)
+        assert secret not in redact_text(f"could not reach {uri} (it said: bad secret {secret})",
+                                         uri)
 
 
 def test_unreachable_store_is_found_in_seconds(tmp_path):
     started = time.monotonic()
-    with pytest.raises(TrackingUnavailableError, match=r"http://u:\*\*\*@127.0.0.1:\d+ is not reachable"):
+    with pytest.raises(TrackingUnavailableError,
+                       match=r"http://u:\*\*\*@127.0.0.1:\d+ is not reachable"):
         check_tracking_uri(f"http://u:pw@127.0.0.1:{free_port()}")
     with pytest.raises(TrackingUnavailableError, match="directory .*nowhere does not exist"):
         check_tracking_uri(f"sqlite:///{tmp_path / 'nowhere' / 'mlflow.db'}")
@@ -74,7 +78,8 @@ def test_latest_completed_sweep_is_used_and_newer_dead_ones_are_named(store):
     assert find_sweep(client, "exp", completed=False).parent_run_id == dead.parent_run_id
     dead.end_sweep("KILLED", {}, "interrupted")
     done.client.delete_run(done.parent_run_id)
-    with pytest.raises(ValueError, match=rf"no completed sweep; the newest, {dead.parent_run_id}, is KILLED. "
+    with pytest.raises(ValueError,
+                       match=rf"no completed sweep; the newest, {dead.parent_run_id}, is KILLED. "
                                          r"Resume it with: collide sweep --resume"):
         find_sweep(client, "exp")
 
@@ -94,24 +99,29 @@ def test_reopen_kills_stale_attempts_and_keeps_completed_trials(store):
     by_trial = {}
     for run in runs:
         by_trial.setdefault(run.data.tags["collide.trial_id"], []).append(
-            (run.data.tags["collide.attempt"], run.info.status, run.data.tags.get("collide.outcome")))
+            (run.data.tags["collide.attempt"], run.info.status,
+             run.data.tags.get("collide.outcome")))
     assert sorted(by_trial["t1"]) == [("1", "FINISHED", "completed")]
     assert sorted(by_trial["t2"]) == [("1", "KILLED", "killed"), ("2", "FINISHED", "completed")]
     rows = {r["trial_id"]: r for r in trial_rows(runs)}
-    assert rows["t2"]["attempts"] == 2 and rows["t2"]["excluded"] is None and rows["t2"]["val_logloss"] == 0.4
+    assert rows["t2"]["attempts"] == 2
+    assert rows["t2"]["excluded"] is None
+    assert rows["t2"]["val_logloss"] == 0.4
 
 
 def test_excluded_rows_say_why(store):
     tracker = _sweep(store)
     _complete(tracker, "ok", "hash-c4-d8-s0", 0.5, 100)
     tracker.start_trial("asha", "hash-c64-d8-s0", {"strategy": "hash"})
-    tracker.log_metrics("asha", {"best_val_logloss": 0.45, "total_bytes": 10, "epochs_run": 1}, step=1)
+    tracker.log_metrics("asha", {"best_val_logloss": 0.45, "total_bytes": 10, "epochs_run": 1},
+                        step=1)
     tracker.end_trial("asha", "stopped")
     tracker.start_trial("bad", "hash-c16-d8-s0", {"strategy": "hash"})
     tracker.end_trial("bad", "failed", error="Traceback...\nRuntimeError: boom")
     tracker.start_trial("cut", "hash-c32-d8-s0", {"strategy": "hash"})
     tracker.end_trial("cut", "killed")
-    rows = {r["trial_id"]: r for r in trial_rows(find_sweep(MlflowClient(store), "exp", completed=False).runs)}
+    rows = {r["trial_id"]: r
+            for r in trial_rows(find_sweep(MlflowClient(store), "exp", completed=False).runs)}
     assert rows["ok"]["excluded"] is None
     assert rows["asha"]["excluded"].startswith("stopped early by the scheduler after 1 epoch(s)")
     assert rows["asha"]["val_logloss"] is None  # so it can never be on the frontier, nor exported
@@ -145,7 +155,8 @@ def test_lost_store_goes_to_the_journal_and_sync_replays_it(store, tmp_path):
     assert sweep.parent.info.status == "FINISHED"
     rows = {r["trial_id"]: r for r in trial_rows(sweep.runs)}
     assert rows["t2"]["val_logloss"] == 0.4 and rows["t2"]["status"] == "FINISHED"
-    assert [a.path for a in real.list_artifacts(rows["t2"]["run_id"])] == ["bundles", "metrics.json"]
+    assert [a.path for a in real.list_artifacts(rows["t2"]["run_id"])] == [
+        "bundles", "metrics.json"]
 
 
 def test_replay_resumes_where_an_interrupted_replay_stopped(store, tmp_path):
@@ -165,18 +176,23 @@ def test_replay_resumes_where_an_interrupted_replay_stopped(store, tmp_path):
         calls.append(op["op"])
         return apply_op(real, op, refs)
 
-    with pytest.raises(JournalReplayError, match=r"record \d+ of \d+ \(\w+\) could not be written: server went away"):
+    with pytest.raises(JournalReplayError,
+                       match=r"record \d+ of \d+ \(\w+\) could not be written: server went away"):
         replay(journal, flaky)
     replay(journal, lambda op, refs: apply_op(real, op, refs))  # continues; creates nothing twice
     runs = find_sweep(real, "exp", completed=False).runs
-    assert sorted(r.info.run_name for r in runs) == ["hash-c2-d8-s0", "hash-c3-d8-s0", "hash-c4-d8-s0"]
+    assert sorted(r.info.run_name for r in runs) == ["hash-c2-d8-s0", "hash-c3-d8-s0",
+                                                     "hash-c4-d8-s0"]
 
 
 def test_a_retried_create_run_finds_the_run_it_already_made(store):
     tracker = _sweep(store)
-    op = {"op": "create_run", "ref": "trial/t1/1", "experiment_id": tracker.experiment_id, "name": "hash-c4-d8-s0",
-          "tags": {"mlflow.parentRunId": tracker.parent_run_id, "collide.kind": "trial", "collide.trial_id": "t1",
+    op = {"op": "create_run", "ref": "trial/t1/1", "experiment_id": tracker.experiment_id,
+          "name": "hash-c4-d8-s0",
+          "tags": {"mlflow.parentRunId": tracker.parent_run_id, "collide.kind": "trial",
+                   "collide.trial_id": "t1",
                    "collide.attempt": "1"}}
     first = apply_op(tracker.client, op, tracker.refs)
-    assert apply_op(tracker.client, op, tracker.refs) == first  # e.g. the first reply was lost in a timeout
+    # e.g. the first reply was lost in a timeout
+    assert apply_op(tracker.client, op, tracker.refs) == first
     assert len(find_sweep(MlflowClient(store), "exp", completed=False).runs) == 1

@@ -1,4 +1,5 @@
-"""A sweep against a real `mlflow server`: fast failure, blips, an outage and `collide sync`, secrets.
+"""A sweep against a real `mlflow server`: fast failure, blips, an outage and `collide sync`,
+secrets.
 
 The server is a real process (sqlite backend, proxied artifacts) that the tests stop and
 start like an operator would. No mocks.
@@ -31,7 +32,8 @@ from sweep.tracking.records import find_sweep, trial_rows
 
 pytestmark = pytest.mark.slow
 
-FOUR = ["--preset", "smoke", "--strategies", "hash,frequency", "--compressions", "4,16", *TINY, "--num-cpus", "1",
+FOUR = ["--preset", "smoke", "--strategies", "hash,frequency", "--compressions", "4,16", *TINY,
+        "--num-cpus", "1",
         "--set", "data.params={num_rows: 30000, vocab_sizes: [40, 600, 3000], num_dense: 2}"]
 
 
@@ -59,12 +61,14 @@ def _silent_listener() -> tuple[socket.socket, int]:
     return listener, listener.getsockname()[1]
 
 
-def test_unreachable_or_hung_tracking_server_fails_in_seconds_before_any_work(tmp_path, monkeypatch, capsys):
+def test_unreachable_or_hung_tracking_server_fails_in_seconds_before_any_work(
+    tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     listener, hung = _silent_listener()
     try:
         for uri in (f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{hung}"):
-            monkeypatch.setenv("MLFLOW_TRACKING_URI", uri.replace("http://", "http://alice:s3cret@"))
+            monkeypatch.setenv("MLFLOW_TRACKING_URI",
+                               uri.replace("http://", "http://alice:s3cret@"))
             for argv in (["sweep", "--preset", "smoke", *TINY], ["pareto", "--experiment", "x"],
                          ["export", "--experiment", "x", "--max-bytes", "1e9", "--out", "e"]):
                 started = time.monotonic()
@@ -83,14 +87,18 @@ def test_a_password_on_the_command_line_is_refused(tmp_path, capsys):
     assert main(["sweep", "--tracking-uri", "postgresql://bob:hunter2@db/mlflow"]) == 2
     err = capsys.readouterr().err
     assert "carries a credential" in err and "MLFLOW_TRACKING_URI" in err and "hunter2" not in err
-    assert main(["pareto", "--experiment", "x", "--tracking-uri", "https://tok@mlflow.example"]) == 2
-    assert main(["sweep", "--preset", "smoke", "--set", "tracking_uri=http://u:hunter2@h:5000"]) == 2
+    assert main(["pareto", "--experiment", "x", "--tracking-uri",
+                 "https://tok@mlflow.example"]) == 2
+    assert main(["sweep", "--preset", "smoke", "--set",
+                 "tracking_uri=http://u:hunter2@h:5000"]) == 2
     err = capsys.readouterr().err
-    assert "--set tracking_uri http://u:***@h:5000 carries a credential" in err and "hunter2" not in err
+    assert "--set tracking_uri http://u:***@h:5000 carries a credential" in err
+    assert "hunter2" not in err
 
 
 def _grep_tree(root: Path, needle: bytes) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and needle in p.read_bytes()]
+    return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()
+            and needle in p.read_bytes()]
 
 
 def _cmdlines_with(needle: bytes) -> list[str]:
@@ -105,12 +113,14 @@ def _cmdlines_with(needle: bytes) -> list[str]:
     return found
 
 
-def test_credentials_never_reach_params_artifacts_output_files_or_process_arguments(tmp_path, server):
+def test_credentials_never_reach_params_artifacts_output_files_or_process_arguments(
+    tmp_path, server):
     secret = "pw-7c1d93"
     uri = server.uri.replace("http://", f"http://carol:{secret}@")
     launch = tmp_path / "launch"
     launch.mkdir()
-    sweep = collide(["sweep", "--name", "secret", "--results-dir", str(launch / "results"), *FOUR], launch,
+    sweep = collide(["sweep", "--name", "secret", "--results-dir", str(launch / "results"), *FOUR],
+                    launch,
                     env={"MLFLOW_TRACKING_URI": uri})
     seen: list[str] = []
     try:
@@ -128,10 +138,12 @@ def test_credentials_never_reach_params_artifacts_output_files_or_process_argume
     for run in [used.parent, *used.runs]:
         assert not any(secret in str(v) for v in run.data.params.values())
         assert not any(secret in str(v) for v in run.data.tags.values())
-    config = Path(client.download_artifacts(used.parent_run_id, "sweep_config.yaml", str(tmp_path))).read_text()
+    config = Path(client.download_artifacts(used.parent_run_id, "sweep_config.yaml",
+                                            str(tmp_path))).read_text()
     assert "tracking_uri: null" in config  # it came from the environment, as it should
     assert used.parent.data.tags["collide.tracking_uri"].startswith("http://carol:***@127.0.0.1")
-    assert _grep_tree(launch, secret.encode()) == []  # Tune's tuner.pkl and experiment state included
+    # Tune's tuner.pkl and experiment state included
+    assert _grep_tree(launch, secret.encode()) == []
     assert _grep_tree(server.root, secret.encode()) == []
 
 
@@ -154,7 +166,8 @@ def test_a_server_blip_during_a_sweep_loses_nothing(tmp_path, server):
 
 
 def test_an_outage_ends_with_exit_3_and_sync_uploads_everything_later(tmp_path, server):
-    sweep = collide(["sweep", "--name", "outage", "--tracking-uri", server.uri, "--set", "tracking_retry_s=2",
+    sweep = collide(["sweep", "--name", "outage", "--tracking-uri", server.uri, "--set",
+                     "tracking_retry_s=2",
                      *FOUR], tmp_path)
     try:
         wait_until(lambda: len(finished_trial_runs(server.db)) >= 1, 300, "a finished trial")
@@ -171,11 +184,13 @@ def test_an_outage_ends_with_exit_3_and_sync_uploads_everything_later(tmp_path, 
     client = MlflowClient(server.uri)
     used = find_sweep(client, "outage")
     assert used.parent.info.status == "FINISHED"
-    assert Counter(r.info.status for r in used.runs if r.data.tags.get("collide.outcome") == "completed") == \
+    assert Counter(r.info.status for r in used.runs
+                   if r.data.tags.get("collide.outcome") == "completed") == \
         Counter({"FINISHED": 4})
     for row in trial_rows(used.runs):
         assert row["excluded"] is None
         assert "bundles" in [a.path for a in client.list_artifacts(row["run_id"])]
-    assert {"pareto.csv", "pareto.md", "pareto.png"} <= {a.path for a in client.list_artifacts(used.parent_run_id)}
+    assert {"pareto.csv", "pareto.md", "pareto.png"} <= {
+        a.path for a in client.list_artifacts(used.parent_run_id)}
     again = collide(["sync", sweep_dir, "--tracking-uri", server.uri], tmp_path)
     assert again.wait(timeout=120) == 0 and "nothing to do" in output_of(again)

@@ -30,14 +30,16 @@ def _config(tiny, tmp_path, **changes) -> TrialConfig:
     base = TrialConfig(data=str(tiny.path), strategy="hash", compression=8.0, dim=4,
                        model=ModelConfig(full_threshold=50, bottom_mlp=(8,), top_mlp=(8,)),
                        train=TrainConfig(epochs=2, batch_size=256, lr=0.01, num_threads=1),
-                       probe=ProbeConfig(dim=3, epochs=1, num_threads=1), cache_dir=str(tmp_path / "probes"))
+                       probe=ProbeConfig(dim=3, epochs=1, num_threads=1),
+                       cache_dir=str(tmp_path / "probes"))
     return replace(base, model=replace(base.model, **model), **changes)
 
 
 def test_run_trial_writes_bundles_and_metrics(tiny, tmp_path):
     epochs = []
     out = run_trial(_config(tiny, tmp_path, out_dir=str(tmp_path / "out")),
-                    on_epoch=lambda epoch, metrics: epochs.append((epoch, metrics["val_logloss"], metrics["total_bytes"])))
+                    on_epoch=lambda epoch,
+                    metrics: epochs.append((epoch, metrics["val_logloss"], metrics["total_bytes"])))
     assert [e[0] for e in epochs] == [1, 2]
     assert all(e[2] == out["total_bytes"] for e in epochs)  # sizes are known before training
     assert out["total_bytes"] == out["embedding_bytes"] + out["mapping_bytes"] + out["dense_bytes"]
@@ -45,12 +47,14 @@ def test_run_trial_writes_bundles_and_metrics(tiny, tmp_path):
     details = json.loads((tmp_path / "out" / "metrics.json").read_text())
     sizes = {n: f["table_sizes"] for n, f in details["features"].items()}
     vocab = {n: len(tiny.vocab[n].ids) for n in tiny.feature_names}
-    assert sizes == {"C1": [vocab["C1"] + 1], "C2": [math.ceil(vocab["C2"] / 8)], "C3": [math.ceil(vocab["C3"] / 8)]}
+    assert sizes == {"C1": [vocab["C1"] + 1], "C2": [math.ceil(vocab["C2"] / 8)],
+                     "C3": [math.ceil(vocab["C3"] / 8)]}
     assert out["embedding_bytes"] == sum(s[0] for s in sizes.values()) * 4 * 4
     assert 0 < out["compression_ratio"] and out["test_logloss"] < out["constant_test_logloss"]
     assert "signal_captured" in out and out["bayes_test_logloss"] < out["constant_test_logloss"]
     held_out = np.asarray(tiny.split) != 0
-    unseen = sum(int((~np.isin(np.asarray(tiny.sparse[n].values)[held_out], tiny.vocab[n].ids)).sum())
+    unseen = sum(int((~np.isin(np.asarray(tiny.sparse[n].values)[held_out], tiny.vocab[n].ids)).sum(
+        ))
                  for n in tiny.feature_names)
     assert out["unseen_value_rate"] == unseen / (held_out.sum() * len(tiny.feature_names)) > 0
     for name in tiny.feature_names:
@@ -71,11 +75,13 @@ def test_same_seed_same_metrics(tiny, tmp_path):
 
 def test_probe_cache_is_reused_and_invalidated(tiny, tmp_path):
     cache = tmp_path / "probes"
-    first = probe_embeddings(tiny, ProbeConfig(dim=3, epochs=1, num_threads=1), seed=0, cache_dir=cache)
+    first = probe_embeddings(tiny, ProbeConfig(dim=3, epochs=1, num_threads=1), seed=0,
+                             cache_dir=cache)
     files = sorted(cache.iterdir())
     assert len(files) == 1 and first["C3"].shape == (len(tiny.vocab["C3"].ids), 3)
     mtime = files[0].stat().st_mtime_ns
-    again = probe_embeddings(tiny, ProbeConfig(dim=3, epochs=1, num_threads=1), seed=0, cache_dir=cache)
+    again = probe_embeddings(tiny, ProbeConfig(dim=3, epochs=1, num_threads=1), seed=0,
+                             cache_dir=cache)
     assert files[0].stat().st_mtime_ns == mtime  # reused, not retrained
     np.testing.assert_array_equal(again["C3"], first["C3"])
     probe_embeddings(tiny, ProbeConfig(dim=3, epochs=1, num_threads=1), seed=1, cache_dir=cache)
@@ -87,7 +93,8 @@ def test_probe_cache_is_reused_and_invalidated(tiny, tmp_path):
 
 
 def test_learned_strategy_trains_with_the_probe(tiny, tmp_path):
-    out = run_trial(_config(tiny, tmp_path, strategy="frequency_embedding", mapper_params={"hot_fraction": 0.25}))
+    out = run_trial(_config(tiny, tmp_path, strategy="frequency_embedding",
+                            mapper_params={"hot_fraction": 0.25}))
     assert out["mapping_bytes"] > 64 and math.isfinite(out["test_logloss"])
     assert len(list((tmp_path / "probes").iterdir())) == 1
 
@@ -128,10 +135,12 @@ def _fake_probe(dataset):
 @pytest.mark.parametrize("strategy", LEARNED)
 @pytest.mark.parametrize(("mapper_params", "min_count"), [({}, 5), ({"min_count": 2}, 2)],
                          ids=["learned_min_count", "explicit_override"])
-def test_learned_strategies_hash_ids_rarer_than_min_count(tiny, tmp_path, strategy, mapper_params, min_count):
+def test_learned_strategies_hash_ids_rarer_than_min_count(tiny, tmp_path, strategy, mapper_params,
+                                                          min_count):
     # the label-leak guard (LEARNED_MIN_COUNT_WHY): ids seen < min_count times in training are
     # hashed like unseen ids, never clustered by their (label-memorising) probe embedding
-    config = _config(tiny, tmp_path, strategy=strategy, learned_min_count=5, mapper_params=mapper_params)
+    config = _config(tiny, tmp_path, strategy=strategy, learned_min_count=5,
+                     mapper_params=mapper_params)
     fitted = fit_mappers(config, tiny, _fake_probe(tiny))
     assert fitted["C1"].name == "full"  # vocab 20 <= full_threshold 50
     for name in ("C2", "C3"):
@@ -151,7 +160,8 @@ def test_learned_strategies_hash_ids_rarer_than_min_count(tiny, tmp_path, strate
 @pytest.fixture(scope="module")
 def bag_data(tmp_path_factory):
     """A CSV through the `table` source: one dense column, a single-valued `user` (vocab 30)
-    and a multi-valued `tags` bag (1..4 of 500 Zipf-popular tokens) whose tags set the click rate."""
+    and a multi-valued `tags` bag (1..4 of 500 Zipf-popular tokens) whose tags set the click
+    rate."""
     rng = np.random.default_rng(0)
     num_rows, num_tags = 4000, 500
     popularity = 1.0 / np.arange(1, num_tags + 1)
@@ -161,7 +171,8 @@ def bag_data(tmp_path_factory):
         tags = rng.choice(num_tags, size=rng.integers(1, 5), p=popularity / popularity.sum())
         prob = 1 / (1 + np.exp(1.0 - tag_effect[tags].mean()))
         click = int(rng.random() < prob)
-        lines.append(f"{click},{rng.normal():.3f},{rng.integers(30)},{'|'.join(f't{t}' for t in tags)}")
+        bag = "|".join(f"t{t}" for t in tags)
+        lines.append(f"{click},{rng.normal():.3f},{rng.integers(30)},{bag}")
     root = tmp_path_factory.mktemp("bags")
     (root / "clicks.csv").write_text("\n".join(lines) + "\n")
     source = get_source("table", path=root / "clicks.csv", label="click", dense=("price",),
@@ -184,14 +195,16 @@ def test_bag_feature_trains_compresses_and_exports(bag_data, tmp_path, strategy)
     assert details["features"]["user"]["strategy"] == "full"  # vocab 30 <= full_threshold 50
     # the exported bundle maps every id of the bag column as the trial's mapper did
     bundle = load_bundle(tmp_path / "out" / tags["bundle"])
-    probe = probe_embeddings(bag_data, config.probe, config.seed, config.cache_dir) if strategy in LEARNED else None
+    probe = probe_embeddings(bag_data, config.probe, config.seed,
+                             config.cache_dir) if strategy in LEARNED else None
     trial_mapper = fit_mappers(config, bag_data, probe)["tags"]
     values = np.asarray(bag_data.sparse["tags"].values)
     rows = bundle.transform(values)
     np.testing.assert_array_equal(rows, trial_mapper.transform(values))
     assert rows.min() >= 0 and rows.max() < tags["table_sizes"][0]
     assert np.unique(rows).size > tags["table_sizes"][0] // 2  # the bag's ids spread over the rows
-    if strategy in LEARNED:  # it stores the bag's ids seen >= learned_min_count times, hashes the rest
+    # it stores the bag's ids seen >= learned_min_count times, hashes the rest
+    if strategy in LEARNED:
         counts = np.asarray(bag_data.vocab["tags"].counts)
         common = np.asarray(bag_data.vocab["tags"].ids)[counts >= config.model.learned_min_count]
         assert common.size > 0
@@ -215,8 +228,10 @@ def planted(tmp_path_factory):
 def test_frequency_embedding_beats_hash_on_planted_clusters(planted, tmp_path, seed):
     out = {}
     for strategy in ("hash", "frequency_embedding"):  # default learned_min_count and full_threshold
-        config = TrialConfig(data=str(planted.path), strategy=strategy, compression=16.0, dim=16, seed=seed,
-                             train=TrainConfig(epochs=2, num_threads=1), probe=ProbeConfig(num_threads=1),
+        config = TrialConfig(data=str(planted.path), strategy=strategy, compression=16.0, dim=16,
+                             seed=seed,
+                             train=TrainConfig(epochs=2, num_threads=1),
+                             probe=ProbeConfig(num_threads=1),
                              cache_dir=str(tmp_path / "probes"))
         out[strategy] = run_trial(config)
     hash_, learned = out["hash"], out["frequency_embedding"]
@@ -234,12 +249,18 @@ def test_features_mapped_and_the_warning_that_names_features_kept_full(tiny, tmp
     assert "kept full" in out["notes"]
     caplog.clear()
     with caplog.at_level("WARNING", logger="sweep.trial"):
-        out = run_trial(_config(tiny, tmp_path, strategy="frequency_embedding", full_threshold=10**6))
-    assert out["features_mapped"] == 0 and out["collision_rate"] == 0 and out["compression_ratio"] == 1.0
-    assert "strategy frequency_embedding maps no feature: every train vocabulary is <= full_threshold 1000000 " \
-           f"(largest: C3, {vocab['C3']}), so this trial is the full model" in caplog.text
-    assert not list((tmp_path / "probes").glob("probe-*.npz"))  # no feature needed the probe: none was trained
-    assert run_trial(_config(tiny, tmp_path, strategy="full", compression=None))["features_mapped"] == 0
+        out = run_trial(_config(tiny, tmp_path, strategy="frequency_embedding",
+                                full_threshold=10**6))
+    assert out["features_mapped"] == 0
+    assert out["collision_rate"] == 0
+    assert out["compression_ratio"] == 1.0
+    assert ("strategy frequency_embedding maps no feature: every train vocabulary is <= "
+            f"full_threshold 1000000 (largest: C3, {vocab['C3']}), so this trial "
+            "is the full model") in caplog.text
+    # no feature needed the probe: none was trained
+    assert not list((tmp_path / "probes").glob("probe-*.npz"))
+    assert run_trial(_config(tiny, tmp_path, strategy="full",
+                             compression=None))["features_mapped"] == 0
 
 
 @pytest.mark.parametrize(("num_train", "requested", "expected"), [
@@ -258,19 +279,23 @@ def test_batch_size_for_small_training_splits(num_train, requested, expected):
 def test_a_small_training_split_trains_with_a_smaller_batch_and_says_so(tiny, tmp_path, caplog):
     num_train = tiny.manifest["split_sizes"]["train"]
     with caplog.at_level("WARNING", logger="sweep.trial"):
-        out = run_trial(_config(tiny, tmp_path, train=TrainConfig(epochs=1, batch_size=4096, lr=0.01, num_threads=1)))
+        out = run_trial(_config(tiny, tmp_path, train=TrainConfig(
+            epochs=1, batch_size=4096, lr=0.01, num_threads=1)))
     assert out["batch_size"] == batch_size_for(num_train, 4096) < 4096
-    assert f"small training split: {num_train} rows are fewer than 16 batches of 4096; training with batch size " \
-           f"{out['batch_size']}" in caplog.text
+    assert (f"small training split: {num_train} rows are fewer than 16 batches of 4096; training "
+            f"with batch size {out['batch_size']}") in caplog.text
 
 
 def test_worse_than_the_constant_predictor_is_flagged(tiny, tmp_path, caplog):
     good = run_trial(_config(tiny, tmp_path))
     assert good["worse_than_constant"] == 0.0 and "constant predictor" not in good["notes"]
-    with caplog.at_level("WARNING", logger="sweep.trial"):  # a wild learning rate: the model learns nothing useful
-        bad = run_trial(_config(tiny, tmp_path, train=TrainConfig(epochs=1, batch_size=256, lr=3.0, num_threads=1)))
+    # a wild learning rate: the model learns nothing useful
+    with caplog.at_level("WARNING", logger="sweep.trial"):
+        bad = run_trial(_config(tiny, tmp_path,
+                                train=TrainConfig(epochs=1, batch_size=256, lr=3.0, num_threads=1)))
     assert bad["test_logloss"] > bad["constant_test_logloss"] and bad["worse_than_constant"] == 1.0
-    assert "is worse than the constant predictor's" in caplog.text and "constant predictor" in bad["notes"]
+    assert "is worse than the constant predictor's" in caplog.text
+    assert "constant predictor" in bad["notes"]
     assert trial_tags(bad) == {"collide.notes": bad["notes"], "collide.worse_than_constant": "true"}
     assert trial_tags(good) == ({"collide.notes": good["notes"]} if good["notes"] else {})
 
@@ -287,19 +312,24 @@ def test_the_full_model_is_sized_from_vocabulary_sizes_as_fitted_full_mappers_gi
 
 
 def test_test_windows_split_the_test_metrics_by_time(tmp_path):
-    data = prepare(get_source("synthetic", **TINY, split="sequential", drift=0.3), tmp_path / "ordered")
+    data = prepare(get_source("synthetic", **TINY, split="sequential", drift=0.3),
+                   tmp_path / "ordered")
     out = run_trial(_config(data, tmp_path, test_windows=3))
     test = data.split_indices("test")
     rows = [out[f"window.{k}.rows"] for k in (1, 2, 3)]
     assert sum(rows) == len(test) and max(rows) - min(rows) <= 1
     # the windows cut the one test prediction: their row-weighted mean loss is the whole split's
-    weighted = sum(out[f"window.{k}.test_logloss"] * out[f"window.{k}.rows"] for k in (1, 2, 3)) / len(test)
+    weighted = sum(out[f"window.{k}.test_logloss"] * out[f"window.{k}.rows"]
+                   for k in (1, 2, 3)) / len(test)
     assert weighted == pytest.approx(out["test_logloss"], rel=1e-5)
     for k in (1, 2, 3):
         assert 0 <= out[f"window.{k}.unseen_value_rate"] <= out[f"window.{k}.rare_value_rate"] <= 1
-        assert {f"window.{k}.test_auc", f"window.{k}.test_ne", f"window.{k}.constant_test_logloss"} <= set(out)
-    assert out["window.3.unseen_value_rate"] > out["window.1.unseen_value_rate"]  # drift: later meets more new ids
-    assert not any(key.startswith("window.") for key in run_trial(_config(data, tmp_path)))  # one window: none
+        assert {f"window.{k}.test_auc", f"window.{k}.test_ne",
+                f"window.{k}.constant_test_logloss"} <= set(out)
+    # drift: later meets more new ids
+    assert out["window.3.unseen_value_rate"] > out["window.1.unseen_value_rate"]
+    # one window: none
+    assert not any(key.startswith("window.") for key in run_trial(_config(data, tmp_path)))
 
 
 def test_test_windows_on_data_without_time_order_fail_before_training(tiny, tmp_path):

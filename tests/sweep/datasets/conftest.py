@@ -13,7 +13,8 @@ SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 def _shared(relative: str) -> Path:
     path = SHARED_DATA / relative
     if not path.exists():
-        pytest.skip(f"shared test data {path} is absent (expected ../shared/data beside the repository)")
+        pytest.skip(f"shared test data {path} is absent (expected ../shared/data beside the "
+                    "repository)")
     return path
 
 

@@ -26,7 +26,8 @@ SPLIT = {"split": "sequential", "val_fraction": 0.25, "test_fraction": 0.25}
 
 def table(path: Path, text: str | bytes, **schema) -> TableSource:
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
-    return TableSource.from_params(path=path, **{"label": "y", "categorical": ("c",), **SPLIT, **schema})
+    return TableSource.from_params(path=path,
+                                   **{"label": "y", "categorical": ("c",), **SPLIT, **schema})
 
 
 def rows(source: TableSource) -> dict:
@@ -56,7 +57,9 @@ def parquet(path: Path, **columns) -> Path:
     ("nan", rf"data\.csv:3: column 'd' {FINITE}, got 'nan'"),
     ("NaN", rf"data\.csv:3: column 'd' {FINITE}, got 'NaN'"),
     ("-nan", rf"data\.csv:3: column 'd' {FINITE}, got '-nan'"),
-    ("1e39", r"data\.csv:3: dense column 'd' must fit float32 \(\|x\| <= 3\.4028234663852886e\+38\), got 1e\+39"),
+    ("1e39",
+     r"data\.csv:3: dense column 'd' must fit float32 \(\|x\| <= 3\.4028234663852886e\+38\), got "
+     r"1e\+39"),
     ("-3.5e38", r"data\.csv:3: dense column 'd' must fit float32 .*, got -3\.5e\+38"),
 ])
 def test_csv_dense_must_be_finite_and_fit_float32(tmp_path, value, message):
@@ -83,7 +86,8 @@ def test_parquet_dense_must_be_finite_and_fit_float32(tmp_path, value, message):
 
 
 def test_parquet_null_dense_is_missing_and_big_integers_are_numbers(tmp_path):
-    path = parquet(tmp_path / "d.parquet", y=[1, 0], d=pa.array([None, 2.5]), n=pa.array([2**62 + 1, 2**64 - 1], pa.uint64()),
+    path = parquet(tmp_path / "d.parquet", y=[1, 0], d=pa.array([None, 2.5]),
+                   n=pa.array([2**62 + 1, 2**64 - 1], pa.uint64()),
                    c=["a", "b"])
     got = np.concatenate([c.dense for c in TableSource.from_params(
         path=path, label="y", dense=("d", "n"), categorical=("c",)).chunks()])
@@ -116,9 +120,14 @@ def test_parquet_label_must_be_finite(tmp_path, value, message):
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    (1e30, r"d\.parquet: row 2: categorical column 'c' must hold integers in \[-2\*\*63, 2\*\*63\), got 1e\+30"),
-    (-1e30, r"row 2: categorical column 'c' must hold integers in \[-2\*\*63, 2\*\*63\), got -1e\+30"),
-    (2.0**63, r"row 2: categorical column 'c' must hold integers in \[-2\*\*63, 2\*\*63\), got 9\.223372036854776e\+18"),
+    (1e30,
+     r"d\.parquet: row 2: categorical column 'c' must hold integers in \[-2\*\*63, 2\*\*63\), got "
+     r"1e\+30"),
+    (-1e30,
+     r"row 2: categorical column 'c' must hold integers in \[-2\*\*63, 2\*\*63\), got -1e\+30"),
+    (2.0**63,
+     r"row 2: categorical column 'c' must hold integers in \[-2\*\*63, 2\*\*63\), got "
+     r"9\.223372036854776e\+18"),
 ])
 def test_parquet_float_ids_outside_int64_are_refused(tmp_path, value, message):
     path = parquet(tmp_path / "d.parquet", y=[1, 0, 1], c=pa.array([1.0, value, 2.0]))
@@ -130,7 +139,8 @@ def test_parquet_float_ids_at_the_int64_edges_and_uint64_bit_patterns(tmp_path):
     path = parquet(tmp_path / "d.parquet", y=[1, 0, 1], c=pa.array([-(2.0**63), 2.0**62, None]),
                    u=pa.array([2**64 - 1, 2**63, 5], pa.uint64()),
                    bag=pa.array([[2**64 - 2], [], [7]], pa.list_(pa.uint64())))
-    source = TableSource.from_params(path=path, label="y", categorical=("c", "u"), multi_valued=("bag",))
+    source = TableSource.from_params(path=path, label="y", categorical=("c", "u"),
+                                     multi_valued=("bag",))
     [chunk] = list(source.chunks())
     assert chunk.sparse["c"].tolist() == [-(2**63), 2**62, -1]
     assert chunk.sparse["u"].tolist() == [-1, -(2**63), 5]  # the 64-bit pattern as int64
@@ -138,7 +148,8 @@ def test_parquet_float_ids_at_the_int64_edges_and_uint64_bit_patterns(tmp_path):
 
 
 def test_csv_integer_column_keeps_64_bit_patterns(tmp_path):
-    values = ["18446744073709551615", "9223372036854775808", "+5", "-9223372036854775808", "", "007", "-0"]
+    values = ["18446744073709551615", "9223372036854775808", "+5", "-9223372036854775808", "",
+              "007", "-0"]
     source = table(tmp_path / "data.csv", "y,c\n" + "".join(f"1,{v}\n" for v in values))
     assert rows(source)["c"] == [-1, -(2**63), 5, -(2**63), -1, 7, 0]
 
@@ -153,7 +164,8 @@ def test_csv_integer_outside_the_64_bit_range_is_refused(tmp_path, value):
 
 
 def test_csv_mixed_column_is_hashed_whole(tmp_path):
-    source = table(tmp_path / "data.csv", "y,c\n1,7\n0, 7\n1,0x1f\n0,1e3\n")  # pyarrow would read "0x1f" as 31
+    # pyarrow would read "0x1f" as 31
+    source = table(tmp_path / "data.csv", "y,c\n1,7\n0, 7\n1,0x1f\n0,1e3\n")
     assert rows(source)["c"] == stable_hash_strings(["7", " 7", "0x1f", "1e3"]).tolist()
 
 
@@ -177,7 +189,8 @@ def test_a_line_of_delimiters_is_a_row_with_a_missing_label(tmp_path, line):
 def test_recbole_line_of_tabs_is_a_row_with_a_missing_rating(tmp_path):
     d = tmp_path / "d"
     d.mkdir()
-    (d / "d.inter").write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\nu\ti\t5\t1\n\r\n\t\t\t\n")
+    (d / "d.inter").write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+                               "u\ti\t5\t1\n\r\n\t\t\t\n")
     with pytest.raises(ValueError, match=r"d\.inter:4: 'rating' is missing"):
         read(RecBoleSource.from_params(path=d))
 
@@ -195,13 +208,16 @@ def criteo_gzip(tmp_path: Path, edit) -> Path:
 
 
 @pytest.mark.parametrize(("edit", "reason"), [
-    (lambda b: b[:len(b) * 3 // 4], "Compressed file ended before the end-of-stream marker was reached"),  # EOFError
+    (lambda b: b[:len(b) * 3 // 4], "Compressed file ended before the end-of-stream marker was "
+                                    "reached"),  # EOFError
     (lambda b: b[:-6] + bytes([b[-6] ^ 1]) + b[-5:], "CRC check failed"),  # gzip.BadGzipFile
-    (lambda b: b[:10] + b"\x07" + bytes(20), "Error -3 while decompressing data: invalid block type"),  # zlib.error
+    (lambda b: b[:10] + b"\x07" + bytes(20), "Error -3 while decompressing data: invalid block "
+                                             "type"),  # zlib.error
 ])
 def test_criteo_broken_gzip_names_the_file_and_line(tmp_path, edit, reason):
     path = criteo_gzip(tmp_path, edit)
-    pattern = rf"^{re.escape(str(path))}: the gzip data is truncated or corrupt: reading stopped after line \d+ \({reason}"
+    pattern = (rf"^{re.escape(str(path))}: the gzip data is truncated or corrupt: reading stopped "
+               rf"after line \d+ \({reason}")
     with pytest.raises(ValueError, match=pattern) as info:
         read(CriteoSource.from_params(path=path, progress=False, chunk_rows=100))
     if "EOF" in reason or "CRC" in reason:  # the whole (or most) of the data was read first
@@ -211,7 +227,9 @@ def test_criteo_broken_gzip_names_the_file_and_line(tmp_path, edit, reason):
 def test_criteo_unreadable_paths(tmp_path):
     with pytest.raises(FileNotFoundError, match=rf"{re.escape(str(tmp_path))}/nope: no such file"):
         read(CriteoSource.from_params(path=tmp_path / "nope", progress=False))
-    with pytest.raises(ValueError, match=rf"{re.escape(str(tmp_path))}: cannot be read as a file: Is a directory"):
+    with pytest.raises(ValueError,
+                       match=rf"{re.escape(str(tmp_path))}: cannot be read as a file: Is a "
+                             r"directory"):
         read(CriteoSource.from_params(path=tmp_path, progress=False))
     (tmp_path / "empty").write_bytes(b"")
     with pytest.raises(ValueError, match=r"empty: the file is empty; expected Criteo TSV lines"):
@@ -222,12 +240,17 @@ def test_criteo_unreadable_paths(tmp_path):
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    (b"y,c\n1,a\n0,b\xff\xfe\n", r"data\.csv:3: not valid UTF-8 \(invalid start byte\) at byte 4 of the line"),
-    (b'y,c\n1,a\n0,"b\n1,c\n', r"data\.csv:3: a quoted value runs past the end of the line \(a missing closing quote\?\)"),
+    (b"y,c\n1,a\n0,b\xff\xfe\n",
+     r"data\.csv:3: not valid UTF-8 \(invalid start byte\) at byte 4 of the line"),
+    (b'y,c\n1,a\n0,"b\n1,c\n',
+     r"data\.csv:3: a quoted value runs past the end of the line \(a missing closing quote\?\)"),
     (b'y,c\n1,"a\n0,"b"\n1,c\n', r"data\.csv:2: a quoted value runs past the end of the line"),
-    (b"y,c\n1,a\n0,b\x00\n", r"data\.csv:3: a NUL byte \(expected UTF-8 text, not a binary or UTF-16 file\) at byte 4"),
-    (b"y,c\n1,a\r0,b\n", r'data\.csv:2: a carriage return \("\\r"\) that does not end the line at byte 4'),
-    (b"y,c\r\n", r"data\.csv: no data rows after the header \(0 blank lines\); expected at least one row"),
+    (b"y,c\n1,a\n0,b\x00\n",
+     r"data\.csv:3: a NUL byte \(expected UTF-8 text, not a binary or UTF-16 file\) at byte 4"),
+    (b"y,c\n1,a\r0,b\n",
+     r'data\.csv:2: a carriage return \("\\r"\) that does not end the line at byte 4'),
+    (b"y,c\r\n",
+     r"data\.csv: no data rows after the header \(0 blank lines\); expected at least one row"),
     (b"y,c\n\n\r\n", r"data\.csv: no data rows after the header \(2 blank lines\)"),
     (b'y,"c\n1,a\n', r"data\.csv:1: cannot parse the header line"),
     (b"y,c\r1,a\n", r"data\.csv:1: cannot parse the header line"),
@@ -246,17 +269,20 @@ def test_table_unreadable_paths(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(ValueError, match=r"bad\.parquet: cannot read as Parquet: .*magic bytes"):
         read(TableSource.from_params(path=tmp_path / "bad.parquet", label="y", categorical=("c",)))
-    path = parquet(tmp_path / "empty.parquet", y=pa.array([], pa.int64()), c=pa.array([], pa.string()))
+    path = parquet(tmp_path / "empty.parquet", y=pa.array([], pa.int64()),
+                   c=pa.array([], pa.string()))
     with pytest.raises(ValueError, match=r"empty\.parquet: no rows; expected at least one row"):
         read(TableSource.from_params(path=path, label="y", categorical=("c",)))
 
 
 def test_table_open_quote_in_a_file_of_many_parse_blocks(tmp_path):
     # pyarrow's threaded reader splits blocks at newlines, so a quote left open mid-file used to
-    # drop 52k of these 400k rows silently; the row count check catches it, a serial re-read locates it
+    # drop 52k of these 400k rows silently; the row count check catches it, a serial re-read locates
+    # it
     block = "".join(f"{i % 2},{i}\n" for i in range(200_000))
     source = table(tmp_path / "data.csv", "y,c\n" + block + '1,"open\n' + block)
-    with pytest.raises(ValueError, match=r"data\.csv:200002: a quoted value runs past the end of the line"):
+    with pytest.raises(ValueError,
+                       match=r"data\.csv:200002: a quoted value runs past the end of the line"):
         read(source)
 
 
@@ -269,8 +295,10 @@ GOOD = "user_id:token\titem_id:token\trating:float\ttimestamp:float\tage:float"
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    (GOOD + "\n", r"d\.inter: no interactions after the header \(0 blank lines\); expected at least one row"),
-    (GOOD + "\nu\ti\t5\t1\t2\nu\ti\tnan\t2\t3\n", rf"d\.inter:3: column 'rating' {FINITE}, got 'nan'"),
+    (GOOD + "\n",
+     r"d\.inter: no interactions after the header \(0 blank lines\); expected at least one row"),
+    (GOOD + "\nu\ti\t5\t1\t2\nu\ti\tnan\t2\t3\n",
+     rf"d\.inter:3: column 'rating' {FINITE}, got 'nan'"),
     (GOOD + "\nu\ti\t5\tinf\t2\n", rf"d\.inter:2: column 'timestamp' {FINITE}, got 'inf'"),
     (GOOD + "\nu\ti\t5\t1\t1e39\n", r"d\.inter:2: dense column 'age' must fit float32"),
     (GOOD + "\nu\ti\t5\t1\t\xff\n", r"d\.inter:2: not valid UTF-8"),
@@ -281,7 +309,8 @@ GOOD = "user_id:token\titem_id:token\trating:float\ttimestamp:float\tage:float"
 def test_recbole_broken_inter(tmp_path, text, message):
     d = tmp_path / "d"
     d.mkdir()
-    (d / "d.inter").write_bytes(text.encode("utf-8", "surrogateescape").replace(b"\xc3\xbf", b"\xff"))
+    (d / "d.inter").write_bytes(text.encode("utf-8", "surrogateescape").replace(
+        b"\xc3\xbf", b"\xff"))
     source = RecBoleSource.from_params(path=d)
     if message is None:
         assert source.report()["rows"] == 1
@@ -291,7 +320,8 @@ def test_recbole_broken_inter(tmp_path, text, message):
 
 
 def test_recbole_unreadable_paths(tmp_path):
-    with pytest.raises(ValueError, match=r"path '.*nope': no nope\.inter file \(found: not a directory\)"):
+    with pytest.raises(ValueError,
+                       match=r"path '.*nope': no nope\.inter file \(found: not a directory\)"):
         RecBoleSource.from_params(path=tmp_path / "nope")
     (tmp_path / "d" / "d.inter").mkdir(parents=True)
     with pytest.raises(ValueError, match=r"path '.*d': no d\.inter file \(found: \[\]\)"):
@@ -299,7 +329,8 @@ def test_recbole_unreadable_paths(tmp_path):
     (tmp_path / "d" / "d.inter").rmdir()
     (tmp_path / "d" / "d.inter").write_text(GOOD + "\nu\ti\t5\t1\t2\n")
     (tmp_path / "d" / "d.user").mkdir()
-    with pytest.raises(ValueError, match=r"d\.user: expected the user atomic file, found a directory"):
+    with pytest.raises(ValueError,
+                       match=r"d\.user: expected the user atomic file, found a directory"):
         RecBoleSource.from_params(path=tmp_path / "d").input_files()
 
 
@@ -307,13 +338,20 @@ def test_recbole_unreadable_paths(tmp_path):
 
 
 @pytest.mark.parametrize(("codes", "message"), [
-    ([1, 1, 2], r"the train split is empty: 3 rows with a train fraction of 0\.8 \(split 'given'\) give it no rows; "
+    ([1, 1, 2],
+     r"the train split is empty: 3 rows with a train fraction of 0\.8 \(split 'given'\) give it no "
+     r"rows; "
                 r"use more rows or smaller val_fraction \+ test_fraction"),
-    ([0, 0, 2], r"the val split is empty: 3 rows with a val fraction of 0\.1 .*; use more rows or a larger val_fraction"),
-    ([0, 1, 1], r"the test split is empty: 3 rows with a test fraction of 0\.1 .*; use more rows or a larger test_fraction"),
+    ([0, 0, 2],
+     r"the val split is empty: 3 rows with a val fraction of 0\.1 .*; use more rows or a larger "
+     r"val_fraction"),
+    ([0, 1, 1],
+     r"the test split is empty: 3 rows with a test fraction of 0\.1 .*; use more rows or a larger "
+     r"test_fraction"),
 ])
 def test_writer_refuses_an_empty_split(tmp_path, codes, message):
-    writer = PreparedWriter(tmp_path / "p", Schema(dense=(), features=(FeatureSchema("c"),)), SplitSpec("given"))
+    writer = PreparedWriter(tmp_path / "p", Schema(dense=(), features=(FeatureSchema("c"),)),
+                            SplitSpec("given"))
     writer.append(Chunk(labels=np.ones(3, np.float32), dense=np.zeros((3, 0), np.float32),
                         sparse={"c": np.arange(3)}, split=np.array(codes, np.int8)))
     with pytest.raises(ValueError, match=rf"^source 'x' \(path data\.csv\): {message}"):
@@ -321,14 +359,17 @@ def test_writer_refuses_an_empty_split(tmp_path, codes, message):
 
 
 def test_writer_refuses_no_rows(tmp_path):
-    writer = PreparedWriter(tmp_path / "p", Schema(dense=(), features=(FeatureSchema("c"),)), SplitSpec())
+    writer = PreparedWriter(tmp_path / "p", Schema(dense=(), features=(FeatureSchema("c"),)),
+                            SplitSpec())
     with pytest.raises(ValueError, match=r"^source 'x' \(path data\.csv\) produced no rows$"):
         writer.finish(source="x", params={"path": "data.csv"}, fingerprint="f")
 
 
 def test_prepare_refuses_tiny_data_with_an_empty_split(tmp_path):
-    source = table(tmp_path / "data.csv", "y,c\n1,a\n0,b\n1,c\n", val_fraction=0.1, test_fraction=0.1)
-    message = (r"source 'table' \(path .*data\.csv\): the val split is empty: 3 rows with a val fraction of 0\.1 "
+    source = table(tmp_path / "data.csv", "y,c\n1,a\n0,b\n1,c\n", val_fraction=0.1,
+                   test_fraction=0.1)
+    message = (r"source 'table' \(path .*data\.csv\): the val split is empty: 3 rows with a val "
+               r"fraction of 0\.1 "
                r"\(split 'sequential'\) give it no rows; use more rows or a larger val_fraction")
     with pytest.raises(ValueError, match=message):
         prepare(source, tmp_path / "p")

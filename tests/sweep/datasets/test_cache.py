@@ -31,7 +31,8 @@ from sweep.datasets.prepared import read_manifest
 @dataclass(frozen=True)
 class LinesConfig:
     path: Path = field(metadata={"help": "text file, one integer id per line"})
-    fail_after_chunks: int = field(default=-1, metadata={"help": "raise after this many chunks (tests)"})
+    fail_after_chunks: int = field(default=-1, metadata={"help": "raise after this many chunks "
+                                                                 "(tests)"})
 
 
 class LinesSource(Source):
@@ -55,7 +56,8 @@ class LinesSource(Source):
             if index == self.config.fail_after_chunks:
                 raise RuntimeError("simulated crash")
             part = ids[start:start + 4]
-            yield Chunk(labels=(part % 2).astype(np.float32), dense=np.zeros((len(part), 0), np.float32),
+            yield Chunk(labels=(part % 2).astype(np.float32),
+                        dense=np.zeros((len(part), 0), np.float32),
                         sparse={"id": part})
 
 
@@ -150,7 +152,8 @@ def test_damaged_cache_is_rejected_and_rebuilt(lines_file, tmp_path):
     prepare(LinesSource(LinesConfig(lines_file)), out)
     labels = out / "labels.npy"
     labels.write_bytes(labels.read_bytes()[:-8])
-    with pytest.raises(PreparedDataError, match=r"labels.npy: expected \d+ bytes, found \d+; the cache is damaged"):
+    with pytest.raises(PreparedDataError,
+                       match=r"labels.npy: expected \d+ bytes, found \d+; the cache is damaged"):
         load_prepared(out)
     rebuilt = prepare(LinesSource(LinesConfig(lines_file)), out)
     assert rebuilt.num_rows == 20
@@ -168,7 +171,8 @@ def test_manifest_errors_are_clear(tmp_path):
 
 
 def test_missing_input_file_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"nope.txt: input file for source 'lines' does not exist"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"nope.txt: input file for source 'lines' does not exist"):
         prepare(LinesSource(LinesConfig(tmp_path / "nope.txt")), tmp_path / "out")
 
 
@@ -178,8 +182,10 @@ def test_sequential_split_and_sizes(lines_file, tmp_path):
     assert data.manifest["split_sizes"] == {"train": 12, "val": 4, "test": 4}
 
 
-@pytest.mark.parametrize(("val", "test", "sizes"), [(0.1, 0.1, [80, 10, 10]), (0.1, 0.5, [40, 10, 50]),
-                                                    (0.3, 0.1, [60, 30, 10]), (0.25, 0.25, [50, 25, 25])])
+@pytest.mark.parametrize(("val", "test", "sizes"),
+                         [(0.1, 0.1, [80, 10, 10]), (0.1, 0.5, [40, 10, 50]),
+                                                    (0.3, 0.1, [60, 30, 10]),
+                          (0.25, 0.25, [50, 25, 25])])
 def test_a_sequential_split_honours_each_fraction(val, test, sizes):
     codes = SplitSpec("sequential", val, test).assign(0, 100, 100)
     assert np.bincount(codes, minlength=3).tolist() == sizes

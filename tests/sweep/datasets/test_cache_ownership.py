@@ -27,16 +27,19 @@ def test_prepare_refuses_a_users_directory_and_leaves_it_alone(tmp_path, capsys)
     err = capsys.readouterr().err
     assert f"collide: error: --out {out} is not empty and was not written by collide" in err
     assert "Remove it yourself or choose another --out" in err
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert (out / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no staging left behind
 
 
 def test_prepare_refuses_an_out_that_holds_its_input(tmp_path, capsys):
     data = tmp_path / "shop"
     data.mkdir()
-    (data / "clicks.csv").write_text("label,user\n1,a\n0,b\n1,c\n0,d\n1,e\n0,f\n1,g\n0,h\n1,i\n0,j\n")
-    argv = ["prepare", "table", "--path", str(data / "clicks.csv"), "--label", "label", "--categorical", "user",
-            "--split", "sequential", "--val-fraction", "0.2", "--test-fraction", "0.2", "--out", str(data)]
+    rows = "".join(f"{(k + 1) % 2},{user}\n" for k, user in enumerate("abcdefghij"))
+    (data / "clicks.csv").write_text("label,user\n" + rows)
+    argv = ["prepare", "table", "--path", str(data / "clicks.csv"), "--label", "label",
+            "--categorical", "user", "--split", "sequential", "--val-fraction", "0.2",
+            "--test-fraction", "0.2", "--out", str(data)]
     assert main(argv) == 2
     assert f"--out {data} contains the input file {data / 'clicks.csv'}" in capsys.readouterr().err
     assert (data / "clicks.csv").read_text().startswith("label,user")
@@ -49,7 +52,8 @@ def test_rebuild_replaces_only_collides_own_directory(tmp_path):
     (backup / "keep.npy").write_text("precious")
     first = prepare(get_source("synthetic", num_rows=400, vocab_sizes=(10, 50)), out)
     assert json.loads((out / MARKER).read_text())["kind"] == "prepared"
-    second = prepare(get_source("synthetic", num_rows=500, vocab_sizes=(10, 50)), out)  # params changed: rebuild
+    # params changed: rebuild
+    second = prepare(get_source("synthetic", num_rows=500, vocab_sizes=(10, 50)), out)
     assert second.num_rows == 500 != first.num_rows
     assert (backup / "keep.npy").read_text() == "precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".data.backup", "data"]
@@ -71,28 +75,35 @@ def test_a_killed_prepares_staging_is_removed_when_the_cache_is_reused(tmp_path)
             os.kill(os.getpid(), signal.SIGKILL)
         PreparedWriter.finish = die
         from sweep.datasets import prepare
-        prepare(get_source("synthetic", num_rows=400, vocab_sizes=(10, 50)), {str(out)!r}, force=True)
+        prepare(get_source("synthetic", num_rows=400, vocab_sizes=(10, 50)), {str(out)!r},
+                force=True)
     """)
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True)
     assert killed.returncode == -signal.SIGKILL
-    assert [p.name for p in tmp_path.iterdir() if ".collide-staging." in p.name]  # left by the dead prepare
+    # left by the dead prepare
+    assert [p.name for p in tmp_path.iterdir() if ".collide-staging." in p.name]
     prepare(get_source("synthetic", num_rows=400, vocab_sizes=(10, 50)), out)  # reuse, and clean up
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
 def test_disk_full_is_a_clear_error_and_leaves_nothing(tmp_path):
-    """A write that fails (here: a file-size limit, as a full disk would) ends in exit 2 naming the file."""
+    """A write that fails (here: a file-size limit, as a full disk would) ends in exit 2 naming the
+    file."""
     script = textwrap.dedent(f"""
         import resource, signal, sys
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing us
+        # the write fails with EFBIG instead of killing us
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
         from sweep.cli import main
         sys.exit(main(["prepare", "synthetic", "--num-rows", "20000", "--vocab-sizes", "10,50",
                        "--out", {str(tmp_path / "data")!r}]))
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == 2, done.stderr
-    assert "collide: error: " in done.stderr and "File too large" in done.stderr and "Traceback" not in done.stderr
+    assert "collide: error: " in done.stderr
+    assert "File too large" in done.stderr
+    assert "Traceback" not in done.stderr
     assert str(tmp_path) in done.stderr  # names the file it could not write
     assert list(tmp_path.iterdir()) == []
     assert resource.getrlimit(resource.RLIMIT_FSIZE)  # (the limit applied to the child only)

@@ -27,8 +27,10 @@ def reference_parse(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def read_all(source: CriteoSource) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     chunks = list(source.chunks())
-    ids = np.stack([np.concatenate([c.sparse[name] for c in chunks]) for name in SPARSE_NAMES], axis=1)
-    return np.concatenate([c.labels for c in chunks]), np.concatenate([c.dense for c in chunks]), ids
+    ids = np.stack([np.concatenate([c.sparse[name] for c in chunks]) for name in SPARSE_NAMES],
+                   axis=1)
+    return np.concatenate([c.labels for c in chunks]), np.concatenate(
+        [c.dense for c in chunks]), ids
 
 
 def source(path: Path, **params) -> CriteoSource:
@@ -47,9 +49,12 @@ def broken_copy(sample: Path, tmp_path: Path, line_number: int, edit) -> Path:
 def test_sample_prepares_with_exact_values(criteo_sample, tmp_path):
     ds = prepare(source(criteo_sample, chunk_rows=37), tmp_path / "p")
     assert ds.num_rows == 200
-    assert list(ds.manifest["dense"]) == list(DENSE_NAMES) and ds.feature_names == list(SPARSE_NAMES)
-    dense, c = np.asarray(ds.dense), {name: np.asarray(ds.sparse[name].values) for name in SPARSE_NAMES}
-    # line 1: "0 <empty> 3 260 <empty> 17668 ... I12=0 ... C1=05db9164 ... C19 empty ... C21=0429f84b"
+    assert list(ds.manifest["dense"]) == list(DENSE_NAMES) and ds.feature_names == list(
+        SPARSE_NAMES)
+    dense, c = np.asarray(ds.dense), {name: np.asarray(ds.sparse[name].values)
+                                      for name in SPARSE_NAMES}
+    # line 1: "0 <empty> 3 260 <empty> 17668 ... I12=0 ... C1=05db9164 ... C19 empty ...
+    # C21=0429f84b"
     assert ds.labels[0] == 0.0
     assert dense[0, 0] == 0.0  # I1 empty
     assert dense[0, 1] == np.float32(math.log1p(3)) and dense[0, 2] == np.float32(math.log1p(260))
@@ -78,7 +83,8 @@ def test_chunking_and_threads_do_not_change_the_result(criteo_sample, workers):
 def test_gzip_input_gives_the_same_arrays(criteo_sample, tmp_path):
     packed = tmp_path / "train.bin"  # detected by magic bytes, not by name
     packed.write_bytes(gzip.compress(criteo_sample.read_bytes()))
-    for a, b in zip(read_all(source(criteo_sample)), read_all(source(packed, chunk_rows=11)), strict=True):
+    for a, b in zip(read_all(source(criteo_sample)), read_all(source(packed, chunk_rows=11)),
+                    strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -92,18 +98,24 @@ def test_sequential_split_puts_train_first(criteo_sample, tmp_path):
 BREAKAGES = [
     (lambda f: "\t".join(f[:-1]), r"has 39 tab-separated fields, expected 40"),
     (lambda f: "\t".join(["2", *f[1:]]), r"label must be 0 or 1, got '2'"),
-    (lambda f: "\t".join([*f[:3], "1.5", *f[4:]]), r"I3 must be an integer of at most 16 digits, got '1.5'"),
-    (lambda f: "\t".join([*f[:3], "-", *f[4:]]), r"I3 must be an integer of at most 16 digits, got '-'"),
-    (lambda f: "\t".join([*f[:16], "05db91zz", *f[17:]]), r"C3 must be 1 to 16 hex digits or empty, got '05db91zz'"),
-    (lambda f: "\t".join([*f[:16], "1" * 17, *f[17:]]), r"C3 must be 1 to 16 hex digits or empty, got '1{17}'"),
-    (lambda f: "\t".join([*f[:16], "05\x01b9164", *f[17:]]), r"has a control character, expected 40"),
+    (lambda f: "\t".join([*f[:3], "1.5", *f[4:]]),
+     r"I3 must be an integer of at most 16 digits, got '1.5'"),
+    (lambda f: "\t".join([*f[:3], "-", *f[4:]]),
+     r"I3 must be an integer of at most 16 digits, got '-'"),
+    (lambda f: "\t".join([*f[:16], "05db91zz", *f[17:]]),
+     r"C3 must be 1 to 16 hex digits or empty, got '05db91zz'"),
+    (lambda f: "\t".join([*f[:16], "1" * 17, *f[17:]]),
+     r"C3 must be 1 to 16 hex digits or empty, got '1{17}'"),
+    (lambda f: "\t".join([*f[:16], "05\x01b9164", *f[17:]]),
+     r"has a control character, expected 40"),
 ]
 
 
 @pytest.mark.parametrize(("edit", "message"), BREAKAGES)
 def test_malformed_line_names_file_and_line(criteo_sample, tmp_path, edit, message):
     path = broken_copy(criteo_sample, tmp_path, 57, edit)
-    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}:57: malformed Criteo line: {message}"):
+    with pytest.raises(ValueError,
+                       match=rf"^{re.escape(str(path))}:57: malformed Criteo line: {message}"):
         read_all(source(path, chunk_rows=16, workers=2))
 
 
@@ -138,7 +150,8 @@ def test_edge_values(tmp_path):
     np.testing.assert_array_equal(labels, [1.0, 0.0])
     assert (got_ids[0] == MISSING_ID).all() and (got_dense[0] == 0).all()
     assert got_ids[1, :6].tolist() == [-1, 2**63 - 1, 0xABCDEF12, 10, 0x123456789, 0]
-    expected = np.array([math.log1p(9999999999999999), 0, 0, math.log1p(42), math.log1p(123456789)]).astype(np.float32)
+    expected = np.array([math.log1p(9999999999999999), 0, 0, math.log1p(42),
+                         math.log1p(123456789)]).astype(np.float32)
     np.testing.assert_array_equal(got_dense[1, :5], expected)
 
 
@@ -146,7 +159,8 @@ def test_text_after_a_long_field_is_still_aligned(tmp_path):
     long_line = "\t".join(["1", "1" * 17, *[""] * 12, *["ab"] * 26])
     path = tmp_path / "long.txt"
     path.write_text(long_line + "\n")
-    with pytest.raises(ValueError, match=r"long\.txt:1: malformed Criteo line: I1 must be an integer"):
+    with pytest.raises(ValueError,
+                       match=r"long\.txt:1: malformed Criteo line: I1 must be an integer"):
         read_all(source(path))
 
 

@@ -42,18 +42,22 @@ FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 # Byte strings that break parsers: line ends, delimiters, quotes, NUL, invalid or partial UTF-8.
-NASTY = [b"\r", b"\n", b"\r\n", b"\t", b",", b'"', b'""', b"\x00", b"\xff", b"\xc3", b"\xef\xbb\xbf", b"|",
+NASTY = [b"\r", b"\n", b"\r\n", b"\t", b",", b'"', b'""', b"\x00", b"\xff", b"\xc3",
+         b"\xef\xbb\xbf", b"|",
          b" ", b"nan", b"-inf", b"1e39", b"9" * 25, b"-", b"+", "\u00e9\u2028\U0001f600".encode()]
 # Characters of random text: ASCII, controls, quotes, separators, accents, a line separator, emoji.
-CHARS = [chr(c) for c in range(32, 127)] * 3 + list('\t\r\n\x00\x0b"",|') + list("é中\u2028\ufeff😀")
+CHARS = [chr(c) for c in range(32, 127)] * 3 + list('\t\r\n\x00\x0b"",|') \
+    + list("é中\u2028\ufeff😀")
 
 
 def mutate(draw: Callable, data: bytes) -> bytes:
-    """Up to four random edits: insert nasty / random bytes, delete, overwrite, truncate, repeat a line."""
+    """Up to four random edits: insert nasty / random bytes, delete, overwrite, truncate, repeat a
+    line."""
     data = bytearray(data)
     for _ in range(draw(st.sampled_from([0] * 4 + [1, 1, 2, 3, 4]))):
         at = draw(st.integers(0, len(data)))
-        kind = draw(st.sampled_from(["insert", "insert", "delete", "overwrite", "truncate", "repeat"]))
+        kind = draw(st.sampled_from(["insert", "insert", "delete", "overwrite", "truncate",
+                                     "repeat"]))
         if kind == "insert":
             data[at:at] = draw(st.one_of(st.sampled_from(NASTY), st.binary(max_size=6),
                                          st.text(max_size=6).map(str.encode)))
@@ -88,13 +92,15 @@ class Rows:
         return str(self.rng.randint(lo, hi)) if self.rng.random() < 0.9 else ""
 
     def number(self, scale: float = 1e6) -> str:
-        return self.rng.choice([repr(self.rng.uniform(-scale, scale)), str(self.rng.randint(-9, 99))])
+        return self.rng.choice([repr(self.rng.uniform(-scale, scale)),
+                                str(self.rng.randint(-9, 99))])
 
 
 def plan(draw: Callable) -> tuple[Rows, int]:
     """(value maker, row count): mostly 10 to 40 rows, sometimes 0 to 3; half the files dirty."""
     rows = Rows(draw(st.integers(0, 2**32)), dirty=draw(st.booleans()))
-    return rows, draw(st.sampled_from([10, 20, 40] * 3 + [0, 1, 2, 3]))  # hypothesis favours the first
+    # hypothesis favours the first
+    return rows, draw(st.sampled_from([10, 20, 40] * 3 + [0, 1, 2, 3]))
 
 
 def random_bytes_or(draw: Callable, make: Callable[[], bytes]) -> bytes:
@@ -102,7 +108,8 @@ def random_bytes_or(draw: Callable, make: Callable[[], bytes]) -> bytes:
 
 
 def check(run: Callable[[], object], path: Path, outcomes: Counter) -> None:
-    """Run one input: success, or DataError / FileNotFoundError naming `path`; anything else fails."""
+    """Run one input: success, or DataError / FileNotFoundError naming `path`; anything else
+    fails."""
     outcomes["examples"] += 1
     try:
         run()
@@ -119,7 +126,8 @@ def check(run: Callable[[], object], path: Path, outcomes: Counter) -> None:
 def report(name: str, outcomes: Counter) -> None:
     print(f"\nfuzz {name}: {outcomes['examples']} inputs, {outcomes['prepared']} prepared, "
           f"{outcomes['refused']} refused with a DataError naming the file; commonest refusals:")
-    reasons = sorted(((k, v) for k, v in outcomes.items() if k.startswith("why: ")), key=lambda kv: -kv[1])
+    reasons = sorted(((k, v) for k, v in outcomes.items() if k.startswith("why: ")),
+                     key=lambda kv: -kv[1])
     for why, count in reasons[:6]:
         print(f"  {count:5d}  {why[5:]}")
     assert outcomes["examples"] >= FUZZ_EXAMPLES, outcomes
@@ -127,7 +135,8 @@ def report(name: str, outcomes: Counter) -> None:
 
 
 def split_params(draw: Callable, kinds: list[str]) -> dict:
-    return {"split": draw(st.sampled_from(kinds)), "val_fraction": draw(st.sampled_from([0.3, 0.3, 0.1])),
+    return {"split": draw(st.sampled_from(kinds)),
+            "val_fraction": draw(st.sampled_from([0.3, 0.3, 0.1])),
             "test_fraction": 0.3}
 
 
@@ -138,9 +147,12 @@ def criteo_line(rows: Rows) -> str:
     rng = rows.rng
     if rows.dirty and rng.randrange(30) == 0:  # a random field count
         return "\t".join(rng.choice(["", "1", "0", "ab"]) for _ in range(rng.randint(0, 45)))
-    hex_id = lambda: "".join(rng.choice("0123456789abcdefABCDEF") for _ in range(rng.randint(0, 16)))  # noqa: E731
+    def hex_id() -> str:
+        return "".join(rng.choice("0123456789abcdefABCDEF") for _ in range(rng.randint(0, 16)))
+
     label = rows.pick(lambda: rng.choice("01"), "2", "", "x", "01")
-    dense = [rows.pick(lambda: rows.integer(-(10**15), 10**15), "-", "1.5", "+3", "0" * 20 + "1", "1" * 17)
+    dense = [rows.pick(lambda: rows.integer(-(10**15), 10**15), "-", "1.5", "+3", "0" * 20 + "1",
+                       "1" * 17)
              for _ in range(13)]
     ids = [rows.pick(hex_id, "xyz", "-1", "0x10", "1" * 17) for _ in range(26)]
     return "\t".join([label, *dense, *ids])
@@ -149,15 +161,18 @@ def criteo_line(rows: Rows) -> str:
 @st.composite
 def criteo_files(draw: Callable) -> tuple[bytes, dict]:
     rows, count = plan(draw)
-    end = draw(st.sampled_from(["\n"] * 5 + ["\r\n"]))  # the criteo format has no "\r": a CRLF file is refused
+    # the criteo format has no "\r": a CRLF file is refused
+    end = draw(st.sampled_from(["\n"] * 5 + ["\r\n"]))
     final = draw(st.booleans())
     data = random_bytes_or(draw, lambda: (end.join(criteo_line(rows) for _ in range(count))
                                           + (end if final else "")).encode())
-    packing = draw(st.sampled_from(["plain"] * 8 + ["gzip"] * 4 + ["gzip-truncated", "gzip-corrupt"]))
+    packing = draw(st.sampled_from(["plain"] * 8 + ["gzip"] * 4
+                                   + ["gzip-truncated", "gzip-corrupt"]))
     if packing != "plain":
         data = gzip.compress(data)
         at = draw(st.integers(2, len(data) - 1))
-        data = data[:at] if packing == "gzip-truncated" else data[:at] + bytes([data[at] ^ 0x5A]) + data[at + 1:]
+        data = (data[:at] if packing == "gzip-truncated" else data[:at] + bytes([data[at] ^ 0x5A])
+                + data[at + 1:])
     params = {"skip_malformed": draw(st.booleans()), "chunk_rows": draw(st.integers(1, 30)),
               "workers": draw(st.integers(1, 3)), **split_params(draw, ["random", "sequential"])}
     return data, params
@@ -187,12 +202,15 @@ def table_row(rows: Rows) -> dict[str, str]:
     rng = rows.rng
     return {
         "y": rows.pick(lambda: rng.choice("01"), "", "2", "1.0", "nan", "inf", "-1e400"),
-        "d": rows.pick(lambda: rows.number() if rng.random() < 0.9 else "", "NaN", "-nan", "1e39", "Infinity", "1e400", "1_0"),
-        "c": rows.pick(lambda: rng.choice([rows.integer(-(2**63), 2**63 - 1), rows.text().strip("\r\n\x00")]),
+        "d": rows.pick(lambda: rows.number() if rng.random() < 0.9 else "", "NaN", "-nan", "1e39",
+                       "Infinity", "1e400", "1_0"),
+        "c": rows.pick(lambda: rng.choice(
+            [rows.integer(-(2**63), 2**63 - 1), rows.text().strip("\r\n\x00")]),
                        "", '"', 'a"b'),
         "k": rows.pick(lambda: rows.integer(-(2**63), 2**64 - 1), "+7", "-0", "007", " 7", "7.0",
                        str(2**64), str(-(2**63) - 1), "9" * 30),
-        "m": rows.pick(lambda: "|".join(rng.choice(["a", "b", "é c", ""]) for _ in range(rng.randint(0, 3))), "||"),
+        "m": rows.pick(lambda: "|".join(rng.choice(["a", "b", "é c", ""])
+                                        for _ in range(rng.randint(0, 3))), "||"),
     }
 
 
@@ -205,15 +223,18 @@ def table_files(draw: Callable) -> tuple[bytes, str, dict]:
 
     def make() -> bytes:
         out = io.StringIO()
-        writer = csv.writer(out, delimiter="," if suffix == ".csv" else "\t", lineterminator=line_end)
+        writer = csv.writer(out, delimiter="," if suffix == ".csv" else "\t",
+                            lineterminator=line_end)
         writer.writerow(names)
         for _ in range(count):
             fields = [table_row(rows)[n] for n in names]
-            extra = rows.rng.choice([0] * 40 + [-1, 1]) if rows.dirty else 0  # a field too few or too many
+            # a field too few or too many
+            extra = rows.rng.choice([0] * 40 + [-1, 1]) if rows.dirty else 0
             writer.writerow(fields[:extra] if extra < 0 else fields + ["x"] * extra)
         return out.getvalue().encode()
 
-    params = {"label_threshold": draw(st.sampled_from([None, 0.5])), **split_params(draw, ["random", "sequential"])}
+    params = {"label_threshold": draw(st.sampled_from([None, 0.5])),
+              **split_params(draw, ["random", "sequential"])}
     return random_bytes_or(draw, make), suffix, params
 
 
@@ -227,7 +248,8 @@ def test_fuzz_table():
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"data{suffix}"
             path.write_bytes(data)
-            source = TableSource.from_params(path=path, label="y", dense=("d",), categorical=("c", "k"),
+            source = TableSource.from_params(path=path, label="y", dense=("d",),
+                                             categorical=("c", "k"),
                                              multi_valued=("m",), **params)
             check(lambda: prepare(source, Path(tmp) / "out"), path, outcomes)
 
@@ -259,7 +281,8 @@ def atomic_file(draw: Callable, fields: dict[str, str], required: int, keys: lis
     def make() -> bytes:
         lines = ["\t".join(f"{n}:{fields[n]}" for n in names)]
         for i in range(count):
-            lines.append("\t".join(keys[i] if n == join_key else recbole_value(rows, fields[n], keys) for n in names))
+            lines.append("\t".join(keys[i] if n == join_key
+                                   else recbole_value(rows, fields[n], keys) for n in names))
         return ("\n".join(lines) + "\n").encode()
 
     return random_bytes_or(draw, make)
@@ -272,10 +295,12 @@ def recbole_dirs(draw: Callable) -> tuple[dict[str, bytes], dict]:
     keys = [f"{kind}{i}" for kind in "ui" for i in range(20)]
     files = {"inter": atomic_file(draw, inter, 4, keys)}
     if draw(st.booleans()):
-        files["user"] = atomic_file(draw, {"user_id": "token", "age": "float", "group": "token_seq"}, 1,
+        files["user"] = atomic_file(draw,
+                                    {"user_id": "token", "age": "float", "group": "token_seq"}, 1,
                                     keys[:20], join_key="user_id")
     if draw(st.booleans()):
-        files["item"] = atomic_file(draw, {"item_id": "token", "genre": "token"}, 1, keys[20:], join_key="item_id")
+        files["item"] = atomic_file(draw, {"item_id": "token", "genre": "token"}, 1, keys[20:],
+                                    join_key="item_id")
     return files, split_params(draw, ["timestamp", "random"])
 
 

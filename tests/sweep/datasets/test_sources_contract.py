@@ -29,7 +29,8 @@ from sweep.errors import DataError
 def _criteo(tmp: Path) -> dict:
     lines = []
     for k in range(40):
-        fields = [str(k % 2), *[str(k + i) for i in range(13)], *[f"{(7 * j + k) % 5 + 1:x}" for j in range(26)]]
+        fields = [str(k % 2), *[str(k + i) for i in range(13)],
+                  *[f"{(7 * j + k) % 5 + 1:x}" for j in range(26)]]
         lines.append("\t".join(fields))
     (tmp / "train.txt").write_text("\n".join(lines) + "\n")
     return {"path": str(tmp / "train.txt"), "progress": False}
@@ -114,7 +115,8 @@ def test_the_same_call_reuses_the_cache_and_a_changed_option_rebuilds(example):
 
 def test_bad_options_are_data_errors_naming_them(example):
     name, params, _ = example
-    with pytest.raises(DataError, match=rf"unknown option\(s\) \['no_such_option'\] for source '{name}'"):
+    with pytest.raises(DataError,
+                       match=rf"unknown option\(s\) \['no_such_option'\] for source '{name}'"):
         get_source(name, **params, no_such_option=1)
     with pytest.raises(DataError, match=r"val_fraction must be in \(0, 1\), got 1.5"):
         get_source(name, **{**params, "val_fraction": 1.5})

@@ -12,10 +12,12 @@ ALPHABET = "0123456789abcdefABCDEF-gG xz/:@`\x80\xb0\xe6\xff"
 
 def block_of(lines: list[list[str]]) -> np.ndarray:
     text = "".join("\t".join(fields) + "\n" for fields in lines)
-    return np.concatenate([np.zeros(PAD, np.uint8), np.frombuffer(text.encode("latin-1"), np.uint8)])
+    return np.concatenate([np.zeros(PAD, np.uint8),
+                           np.frombuffer(text.encode("latin-1"), np.uint8)])
 
 
-def random_fields(rng: np.random.Generator, rows: int, cols: int, valid_share: float) -> list[list[str]]:
+def random_fields(rng: np.random.Generator, rows: int, cols: int,
+                  valid_share: float) -> list[list[str]]:
     out = []
     for _ in range(rows):
         row = []
@@ -57,11 +59,13 @@ def test_parse_decimal_matches_python_on_random_fields():
             valid = text == "" or re.fullmatch(r"-?[0-9]{1,16}", text) is not None
             assert ok[r, c] == valid, text
             if valid and text:
-                assert values[r, c] == abs(int(text)) and negative[r, c] == text.startswith("-"), text
+                assert values[r, c] == abs(int(text)) and negative[r, c] == text.startswith(
+                    "-"), text
 
 
 def test_split_lines_reports_bad_lines_and_keeps_good_ones():
-    block = block_of([["a", "b", "c"], ["a", "b"], ["a", "b", "c", "d"], ["x\x01", "y", "z"], ["1", "2", "3"]])
+    block = block_of([["a", "b", "c"], ["a", "b"], ["a", "b", "c", "d"], ["x\x01", "y", "z"],
+                      ["1", "2", "3"]])
     split = split_lines(block, 3)
     assert split.num_lines == 5
     assert split.good.tolist() == [0, 4] and split.bad.tolist() == [1, 2, 3]
