@@ -22,7 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sweep.frontier.evidence import gather, write_report
+from sweep.frontier.evidence import gather
+from sweep.frontier.evidence_files import write_report
 from sweep.frontier.export import check_export_dir, choose, describe_choice, write_export
 from sweep.frontier.files import write_pareto_files
 from sweep.tracking.records import SweepRuns, fetch_artifacts, find_sweep, trial_rows

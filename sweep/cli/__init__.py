@@ -2,7 +2,9 @@
 
 - `entry.py`: the entry point, `main(argv) -> int`, and how errors become exit codes;
 - `data.py`: `prepare`, `datasets` and `train` (no Ray, no MLflow);
-- `sweeps.py`: `sweep`, `sync`, `pareto`, `export`, `report` and `ui`;
+- `sweeps.py`: `sweep` (and `--resume`) and `sync`;
+- `readers.py`: `pareto`, `export`, `report` and `ui`, which read a sweep back from MLflow;
+- `common.py`: the tracking-URI option and its credential check, the runs-view line;
 - `options.py`: command-line options generated from the config dataclasses.
 """
 

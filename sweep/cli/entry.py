@@ -14,14 +14,14 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from sweep.cli import data, sweeps
+from sweep.cli import data, readers, sweeps
 from sweep.errors import EXIT_INTERNAL, EXIT_USAGE, UserError
 from sweep.tracking.uri import redact_text
 from sweep.tune.interrupt import SweepInterrupted, exit_code_for
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = {**data.COMMANDS, **sweeps.COMMANDS}
+COMMANDS = {**data.COMMANDS, **sweeps.COMMANDS, **readers.COMMANDS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     data.add_data_commands(commands)
     sweeps.add_sweep_commands(commands)
+    readers.add_reader_commands(commands)
     return parser
 
 

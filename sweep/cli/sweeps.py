@@ -1,22 +1,18 @@
-"""The `collide` commands that run or read sweeps: sweep (and --resume), sync, pareto, export,
-report, ui.
+"""The `collide` commands that run a sweep: sweep (and --resume), and sync.
 
-Each checks the tracking URI first, so an unreachable store fails in seconds (exit 2).
-A tracking URI that holds a credential is refused as a command-line argument: every user
-of the machine can read process arguments. Put it in MLFLOW_TRACKING_URI, or use
-MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD / MLFLOW_TRACKING_TOKEN. Everything
-printed shows the URI redacted.
+The tracking URI is checked first, so an unreachable store fails in seconds (exit 2); one
+that holds a credential is refused as an argument (`sweep.cli.common`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
+from sweep.cli.common import add_tracking_uri, print_runs_view, refuse_secret_argument
 from sweep.config import PRESETS
 from sweep.errors import EXIT_FAILED_TRIALS, EXIT_OK, EXIT_TRACKING_LOST, CliError
 
@@ -37,10 +33,6 @@ PLAIN_OPTIONS = {"name": ("name",), "search": ("search",), "num_samples": ("num_
 LIST_OPTIONS = (("strategies", str), ("compressions", float), ("dims", int), ("seeds", int))
 
 
-def _add_tracking_uri(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI "
-                                               "or ./mlflow.db); one with a password must come "
-                                               "through MLFLOW_TRACKING_URI instead")
 
 
 def _add_sweep(commands: argparse._SubParsersAction) -> None:
@@ -78,7 +70,7 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local "
                                           "Ray)")
-    _add_tracking_uri(parser)
+    add_tracking_uri(parser)
     parser.add_argument("--storage-path", help="Ray Tune storage path (default: "
                                                "./.collide/ray_results)")
     parser.add_argument("--results-dir", help="also write pareto.csv/png/md here")
@@ -119,14 +111,6 @@ def _sweep_overrides(args: argparse.Namespace) -> dict:
     return o
 
 
-def _refuse_secret_argument(uri: str | None, option: str = "--tracking-uri") -> None:
-    from sweep.tracking.uri import has_credentials, redact
-
-    if uri and has_credentials(uri):
-        raise CliError(f"{option} {redact(uri)} carries a credential, and process arguments are "
-                       "visible to every user of this machine: set MLFLOW_TRACKING_URI (or "
-                       "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD / "
-                       "MLFLOW_TRACKING_TOKEN) in the environment instead")
 
 
 def _print_result(result: Any) -> int:
@@ -174,20 +158,11 @@ def _print_result(result: Any) -> int:
     print("pareto files: " + ", ".join(str(p) for p in result.files.values()) + " (also artifacts "
                                                                                 "of the parent "
                                                                                 "run)")
-    _print_runs_view(result)
+    if result.experiment_id:
+        print_runs_view(result.tracking_uri, result.experiment_id)
     return EXIT_FAILED_TRIALS if result.num_failed else EXIT_OK
 
 
-def _print_runs_view(result: Any) -> None:
-    from sweep.tracking.ui import runs_view_url
-
-    if not result.experiment_id:
-        return
-    if result.tracking_uri.startswith(("http://", "https://")):
-        print(f"MLflow runs view: {runs_view_url(result.tracking_uri, result.experiment_id)}")
-    else:
-        print(f"MLflow runs view: run `collide ui`, then open "
-              f"{runs_view_url('http://127.0.0.1:5000', result.experiment_id)}")
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
@@ -197,8 +172,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
     overrides = _sweep_overrides(args)
     verbose = bool(args.verbose or args.sweep_verbose)
-    _refuse_secret_argument(args.tracking_uri)
-    _refuse_secret_argument(overrides.get("tracking_uri"), "--set tracking_uri")
+    refuse_secret_argument(args.tracking_uri)
+    refuse_secret_argument(overrides.get("tracking_uri"), "--set tracking_uri")
     if args.resume is not None:
         ignored = sorted(f"--{k.replace('_', '-')}" for k, v in vars(args).items()
                          if k not in RESUME_OPTIONS and v not in (None, [], False))
@@ -230,7 +205,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
 def _run_sync(args: argparse.Namespace) -> int:
     from sweep.tune.ending import sync_sweep
 
-    _refuse_secret_argument(args.tracking_uri)
+    refuse_secret_argument(args.tracking_uri)
     result = sync_sweep(args.sweep_dir, args.tracking_uri)
     if result is None:
         print(f"{args.sweep_dir}: its tracking journal was already uploaded; nothing to do")
@@ -245,99 +220,14 @@ def _run_sync(args: argparse.Namespace) -> int:
     return EXIT_FAILED_TRIALS if result.num_failed else EXIT_OK
 
 
-def _add_reader(commands: argparse._SubParsersAction, name: str,
-                text: str) -> argparse.ArgumentParser:
-    parser = commands.add_parser(name, help=text, description=text + " Uses the latest completed "
-                                                                     "sweep of the experiment "
-                                                                     "unless --parent-run names "
-                                                                     "one, and says which it "
-                                                                     "used.")
-    parser.add_argument("--experiment", required=True, help="the sweep's name (its MLflow "
-                                                            "experiment)")
-    _add_tracking_uri(parser)
-    parser.add_argument("--parent-run", help="a sweep's parent run id (default: the latest "
-                                             "completed sweep)")
-    return parser
 
 
-def _add_per_trial(parser: argparse.ArgumentParser, verb: str) -> None:
-    parser.add_argument("--per-trial", action="store_true",
-                        help=f"{verb} single trials, not configurations. By default a sweep with "
-                             "several seeds ranks each configuration (strategy x compression x "
-                             "dim) by its mean over seeds, and export writes the bundles of its "
-                             "median-val seed")
 
 
-def _run_pareto(args: argparse.Namespace) -> int:
-    from sweep.api import pareto
-
-    _refuse_secret_argument(args.tracking_uri)
-    table, files, used = pareto(args.experiment, tracking_uri=args.tracking_uri,
-                                parent_run_id=args.parent_run,
-                                out_dir=args.out, per_trial=args.per_trial)
-    print(f"used {used.describe()}")
-    what = "configurations (mean over seeds)" if table and "configuration" in table[0] else "trials"
-    print(f"{sum(r['on_frontier'] for r in table)} of {len(table)} {what} on the frontier; wrote "
-          + ", ".join(str(p) for p in files.values()))
-    return EXIT_OK
 
 
-def _run_export(args: argparse.Namespace) -> int:
-    from sweep.api import export
-
-    _refuse_secret_argument(args.tracking_uri)
-    if (args.max_bytes is None) == (args.max_val_loss is None):
-        raise CliError("give exactly one of --max-bytes or --max-val-loss")
-    out = export(args.experiment, args.out, tracking_uri=args.tracking_uri,
-                 max_bytes=args.max_bytes,
-                 max_val_loss=args.max_val_loss, parent_run_id=args.parent_run,
-                 per_trial=args.per_trial)
-    manifest = json.loads((out / "export.json").read_text())
-    selection = manifest.get("selection", {})
-    if selection.get("ranked") == "configurations":
-        ci = selection.get("val_logloss_ci95")
-        print(f"chose configuration {selection['configuration']}: val_logloss "
-              f"{selection['val_logloss_mean']:.4f}{f' +- {ci:.4f}' if ci is not None else ''} "
-              f"over seeds {','.join(map(str, selection['seeds']))}; exported {manifest['trial']}, "
-              "its median-val seed")
-        if selection.get("note"):
-            print(f"note: {selection['note']}")
-    else:
-        print(f"chose trial {manifest['trial']}")
-    print(f"exported to {out} (load it with sweep.load_export({str(out)!r}))")
-    return EXIT_OK
 
 
-def _run_report(args: argparse.Namespace) -> int:
-    from sweep.api import report
-
-    _refuse_secret_argument(args.tracking_uri)
-    command = "collide " + shlex.join(getattr(args, "argv", None) or sys.argv[1:])
-    tables, files = report(args.experiment, args.out, tracking_uri=args.tracking_uri,
-                           parent_run_id=args.parent_run,
-                           command=command)
-    verdicts: dict[str, int] = {}
-    for row in tables["matched"]:
-        verdicts[row["vs_hash_verdict"]] = verdicts.get(row["vs_hash_verdict"], 0) + 1
-    print(f"{len(tables['configurations'])} configurations; frontier: "
-          + (", ".join(s["strategy"] for s in tables["segments"]) or "none") + "; against hash at "
-                                                                               "matched sizes: "
-          + (", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())) or "nothing to compare"))
-    if tables["staleness"]:
-        windows = sorted({r["window"] for r in tables["staleness"]})
-        print(f"staleness: {len(windows)} test windows; staleness.csv gives each map against hash "
-              "in each")
-    print("wrote " + ", ".join(str(p) for p in files.values()))
-    return EXIT_OK
-
-
-def _run_ui(args: argparse.Namespace) -> int:
-    from sweep.tracking.ui import serve_ui
-    from sweep.tracking.uri import default_tracking_uri
-
-    _refuse_secret_argument(args.tracking_uri)
-    return serve_ui(args.tracking_uri or default_tracking_uri(), port=args.port, host=args.host,
-                    experiment=args.experiment)
 
 
 def add_sweep_commands(commands: argparse._SubParsersAction) -> None:
@@ -347,46 +237,9 @@ def add_sweep_commands(commands: argparse._SubParsersAction) -> None:
                                description="Replay the tracking journal of a sweep (printed by "
                                            "`collide sweep` when it lost MLflow) into the tracking "
                                            "store, then write its frontier.")
-    sync.add_argument("sweep_dir", type=Path, help="the sweep's directory (<storage_path>/<parent "
-                                                   "run id>)")
-    _add_tracking_uri(sync)
-    pareto = _add_reader(commands, "pareto", "recompute a sweep's Pareto frontier from MLflow "
-                                             "alone")
-    pareto.add_argument("--out", type=Path, default=None, help="output directory (default: "
-                                                               "./NAME-pareto)")
-    _add_per_trial(pareto, "rank")
-    export = _add_reader(commands, "export", "export the chosen frontier point's mapping for "
-                                             "serving")
-    limit = export.add_mutually_exclusive_group(required=True)
-    limit.add_argument("--max-bytes", type=float, help="lowest val loss with total_bytes <= this "
-                                                       "(with several seeds: the configuration "
-                                                       "with the lowest mean)")
-    limit.add_argument("--max-val-loss", type=float, help="smallest model with val_logloss <= this "
-                                                          "(with several seeds: the "
-                                                          "configuration's mean val_logloss)")
-    export.add_argument("--out", type=Path, required=True,
-                        help="output directory: new, empty, or an earlier export (replaced "
-                             "atomically)")
-    _add_per_trial(export, "select from")
-    report = _add_reader(commands, "report", "write a sweep's evidence report from MLflow alone: "
-                                             "the frontier with and without the maps' bytes, "
-                                             "strategies against hash at matched sizes (mean and "
-                                             "confidence interval over seeds, paired by seed), "
-                                             "collision statistics, and for a sweep with "
-                                             "test_windows each map against hash window by window "
-                                             "(staleness)")
-    report.add_argument("--out", type=Path, required=True,
-                        help="output directory, e.g. results/NAME (its report files are replaced; "
-                             "nothing else)")
-    ui = commands.add_parser("ui", help="serve the MLflow UI on the sweep's tracking store "
-                                        "(127.0.0.1) and print each sweep's runs-view URL")
-    ui.add_argument("--experiment", help="print only this sweep's runs view (default: every sweep "
-                                         "in the store)")
-    ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
-    ui.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
-    _add_tracking_uri(ui)
+    sync.add_argument("sweep_dir", type=Path,
+                      help="the sweep's directory (<storage_path>/<parent run id>)")
+    add_tracking_uri(sync)
 
 
-COMMANDS = {"sweep": _run_sweep, "sync": _run_sync, "pareto": _run_pareto, "export": _run_export,
-            "report": _run_report,
-            "ui": _run_ui}
+COMMANDS = {"sweep": _run_sweep, "sync": _run_sync}

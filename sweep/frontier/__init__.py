@@ -1,7 +1,8 @@
-"""The frontier layer: Pareto maths (pure numpy), its report files, and export of a point.
+"""The frontier layer: Pareto maths (pure numpy), configurations over seeds, the report files,
+the evidence report, and the export of a point.
 
-`sweep.frontier.pareto` and `sweep.frontier.report` never touch MLflow or Ray;
-`sweep.frontier.export` reads a sweep back from MLflow and writes a verified bundle set.
+Nothing here touches MLflow or Ray: it works on trial rows (`sweep.tracking.records`) and on
+local copies of a run's artifacts, which `sweep.api` and `sweep.tune` hand it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""The Ray Tune layer: grid points, the sweep runner, MLflow tracking from the driver.
+"""The Ray Tune layer: a sweep's points, its run and resume, the pre-flight checks, the trainable.
 
-Only this package (and the CLI above it) starts Ray; `sweep.tracking.writer` is the single
-MLflow writer of a sweep.
+Only this package (and the CLI above it) starts Ray. It drives MLflow through
+`sweep.tracking` (the driver's `SweepTracker` is the sweep's single writer) and writes the
+frontier through `sweep.frontier`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ import mappers
 from mappers.base import Mapper
 from models import ProbeConfig, TrainConfig
 from sweep.datasets import get_source, prepare
-from sweep.frontier.evidence import gather, write_report
+from sweep.frontier.evidence import gather
+from sweep.frontier.evidence_files import write_report
 from sweep.trial import ModelConfig, TrialConfig, run_trial
 
 SWEEP = Path(__file__).resolve().parents[2] / "sweep"

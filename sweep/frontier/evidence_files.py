@@ -1,0 +1,259 @@
+"""`collide report`'s files from the tables `sweep.frontier.evidence.gather` makes: report.md,
+configurations.csv, matched.csv, collisions.csv and frontier.png (and staleness.csv / .png for
+a sweep with test windows). Numbers are written with fixed formats (CSV: repr, exact), so the
+same tables give byte-identical files (the PNG is not promised to be).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mappers import strategy_traits
+from sweep.frontier.configurations import comparison_columns, strategy_rank
+from sweep.frontier.evidence import COLLISION_COLUMNS
+from sweep.frontier.pareto import format_bytes
+from sweep.frontier.report import format_estimate
+from sweep.frontier.staleness import STALENESS_COLUMNS, staleness_markdown, staleness_plot
+from sweep.frontier.stats import LEVEL, finite
+from sweep.outputs import write_owned_files
+
+__all__ = ["CONFIGURATION_COLUMNS", "MATCHED_COLUMNS", "REPORT_FILES", "STALENESS_FILES",
+           "write_report"]
+
+REPORT_FILES = ("report.md", "configurations.csv", "matched.csv", "collisions.csv", "frontier.png")
+STALENESS_FILES = ("staleness.csv", "staleness.png")  # only for a sweep with test windows
+
+CONFIGURATION_COLUMNS = (
+    "configuration", "strategy", "compression", "dim", "seeds", "n_seeds", "not_ranked",
+    "total_bytes",
+    "mapping_bytes", "bytes_without_mapping", "test_logloss", "test_logloss_ci", "test_ne",
+    "test_ne_ci",
+    "test_auc", "test_auc_ci", "val_logloss", "val_logloss_ci", "on_frontier",
+    "on_frontier_without_mapping",
+)
+MATCHED_COLUMNS = (
+    "compression", "dim", "strategy", "n_seeds", "total_bytes", "mapping_bytes", "test_logloss",
+    "test_logloss_ci",
+    "test_ne", "test_ne_ci", "test_auc", "test_auc_ci", *comparison_columns(),
+)
+COLLISION_TABLE_COLUMNS = ("strategy", "compression", "trials", *COLLISION_COLUMNS)
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def write_report(tables: dict[str, Any], out_dir: str | Path, *, experiment: str,
+                 parent_run_id: str,
+                 command: str) -> dict[str, Path]:
+    """Write REPORT_FILES (and STALENESS_FILES for a sweep with test windows) into `out_dir`
+    (collide's own files only, replaced atomically each)."""
+    writers = {
+        "report.md": lambda p: p.write_text(_markdown(tables, experiment, parent_run_id, command),
+                                            encoding="utf-8"),
+        "configurations.csv": lambda p: _write_csv(p, tables["configurations"],
+                                                   CONFIGURATION_COLUMNS),
+        "matched.csv": lambda p: _write_csv(p, tables["matched"], MATCHED_COLUMNS),
+        "collisions.csv": lambda p: _write_csv(p, tables["collisions"], COLLISION_TABLE_COLUMNS),
+        "frontier.png": lambda p: _plot(tables["configurations"], p, experiment),
+    }
+    if tables["staleness"]:
+        writers["staleness.csv"] = lambda p: _write_csv(p, tables["staleness"], STALENESS_COLUMNS)
+        writers["staleness.png"] = lambda p: staleness_plot(tables["staleness"], p, experiment)
+    # a sweep without windows: an earlier report's staleness files there would describe another
+    # sweep
+    return write_owned_files(Path(out_dir), "report", writers, retire=STALENESS_FILES)
+
+
+def _write_csv(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_csv(row.get(c)) for c in columns])
+
+
+def _csv(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(float(value))
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def _estimate(row: Mapping[str, Any], metric: str) -> str:
+    return format_estimate(row, metric, missing="-")
+
+
+def _rate(value: Any) -> str:
+    return f"{value:.4f}" if finite(value) else "-"
+
+
+def _compression(value: Any) -> str:
+    return "-" if value is None else f"{value:g}x"
+
+
+def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, command: str) -> str:
+    configurations, matched = tables["configurations"], tables["matched"]
+    seeds = ", ".join(str(s) for s in tables["seeds"]) or "none"
+    level = f"{LEVEL:.0%}"
+    lines = [
+        f"# {experiment}: evidence report", "",
+        f"Sweep: parent run `{parent_run_id}` of experiment `{experiment}`; {tables['num_trials']} "
+        f"trials, {len(configurations)} configurations, seeds {seeds}. Generated from MLflow alone "
+        "by:", "",
+        f"    {command}", "",
+        "Every figure is over configurations (strategy x compression x dim): the mean over seeds, "
+        f"+- the {level} confidence interval (Student t; none with one seed). Losses are test "
+        "metrics. Bytes are total_bytes: embedding + mapping + dense, so a learned map pays for "
+        "its own ids.", "",
+        "![frontier](frontier.png)", "",
+        "## Frontier: which strategies, over which sizes", "",
+    ]
+    segments = tables["segments"]
+    if segments:
+        lines += ["Frontier of total_bytes (mapping included) vs mean test logloss, smallest "
+                  "first:", ""]
+        for s in segments:
+            span = format_bytes(s["from_bytes"]) if s["from_bytes"] == s["to_bytes"] else \
+                f"{format_bytes(s['from_bytes'])} to {format_bytes(s['to_bytes'])}"
+            lines.append(f"- `{s['strategy']}`: {span} ({', '.join(s['configurations'])})")
+        without = [r["configuration"]
+                   for r in sorted(configurations, key=lambda r: r["bytes_without_mapping"] or 0)
+                   if r["on_frontier_without_mapping"]]
+        lines += ["", f"Without the maps' own bytes the frontier would be: {', '.join(without)}.",
+                  ""]
+    else:
+        lines += ["No configuration has a test logloss, so there is no frontier.", ""]
+    versus = tables["versus"]
+    if versus:
+        lines += ["## Against `hash`, over all matched sizes", "",
+                  "Per strategy, over the (compression, dim) cells of the table below: in how many "
+                  "its paired difference from hash in test logloss is negative (`lower`), in how "
+                  f"many the paired {level} CI says better or worse, and the per-cell differences "
+                  "(negative: lower loss than hash). The cells share seeds and data, so they are "
+                  "not independent trials of the question.", "",
+                  "| strategy | cells | lower | better (CI) | worse (CI) | mean difference | "
+                  "lowest | highest |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in versus:
+            lines.append(f"| `{r['strategy']}` | {r['cells']} | {r['lower']} | {r['better']} | "
+                         f"{r['worse']} | {r['mean']:+.4f} | {r['lowest']:+.4f} | "
+                         f"{r['highest']:+.4f} |")
+        lines.append("")
+    lines += ["## Matched sizes: each strategy against `hash`", "",
+              "Same compression and dim = the same embedding rows. `vs hash` is the mean of the "
+              "per-seed differences in test logloss (negative: lower loss than hash), +- its "
+              f"{level} CI, over the seeds both ran; the verdict says whether that interval "
+              "excludes 0.", ""]
+    if matched:
+        header = ["compression", "dim", "strategy", "seeds", "total_bytes", "mapping",
+                  "test_logloss", "test_ne",
+                  "test_auc", "vs hash", "verdict"]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for r in matched:
+            lines.append("| " + " | ".join([
+                _compression(r["compression"]), str(r["dim"]), f"`{r['strategy']}`",
+                str(r["n_seeds"]),
+                format_bytes(r["total_bytes"]), format_bytes(r["mapping_bytes"] or 0),
+                _estimate(r, "test_logloss"),
+                _estimate(r, "test_ne"), _estimate(r, "test_auc"),
+                format_estimate(r, "vs_hash", missing="-", sign=True), r["vs_hash_verdict"],
+            ]) + " |")
+    else:
+        lines.append("No compressed configuration completed.")
+    full = [r for r in configurations if not strategy_traits(r["strategy"]).takes_compression
+            and r["n_seeds"]]
+    if full:
+        lines += ["", "Reference, the full table: " + "; ".join(
+            f"d{r['dim']}: {format_bytes(r['total_bytes'])}, test logloss "
+            f"{_estimate(r, 'test_logloss')}" for r in full)
+            + "."]
+    lines += ["", "## Every configuration", "",
+              "| configuration | seeds | total_bytes | without mapping | test_logloss | "
+              "val_logloss | frontier |",
+              "|---|---|---|---|---|---|---|"]
+    for r in configurations:
+        where = ", ".join(n for n, f in (("with map bytes", r["on_frontier"]),
+                                         ("without", r["on_frontier_without_mapping"])) if f) or ""
+        seeds_cell = ",".join(str(s) for s in r["seeds"]) + (f" ({r['not_ranked']} not ranked)"
+                                                             if r["not_ranked"] else "")
+        lines.append(f"| {r['configuration']} | {seeds_cell} | {_size(r['total_bytes'])} | "
+                     f"{_size(r['bytes_without_mapping'])} | {_estimate(r, 'test_logloss')} | "
+                     f"{_estimate(r, 'val_logloss')} | {where} |")
+    lines += ["", "## Collisions", "",
+              "Per strategy and compression, the mean over its trials (all dims and seeds) of the "
+              "frequency-weighted collision rate (the share of training accesses whose row another "
+              "training id shares), the share of test values unseen in training, the share of "
+              "values sent to a fallback row, and NMI / purity of rows against the planted "
+              "clusters (synthetic data only; `-` elsewhere).", "",
+              "| strategy | compression | trials | collision rate | unseen | fallback | NMI | "
+              "purity |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in tables["collisions"]:
+        lines.append(f"| `{r['strategy']}` | {_compression(r['compression'])} | {r['trials']} | "
+                     + " | ".join(_rate(r[c]) for c in COLLISION_COLUMNS) + " |")
+    lines.append("")
+    if tables["staleness"]:
+        lines += ["![staleness](staleness.png)", "", *staleness_markdown(tables["staleness"])]
+    return "\n".join(lines)
+
+
+def _size(value: Any) -> str:
+    return format_bytes(value) if finite(value) else "-"
+
+
+def _plot(configurations: list[dict], path: Path, experiment: str) -> None:
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(13, 5), dpi=110)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 2, sharey=True)
+    palette = colormaps["tab10"]
+    strategies = sorted({r["strategy"] for r in configurations}, key=strategy_rank)
+    panels = (("total_bytes", "on_frontier",
+               "total bytes (embedding + mapping + dense), log scale"),
+              ("bytes_without_mapping", "on_frontier_without_mapping",
+               "bytes without the map's own (embedding + dense), log scale"))
+    for ax, (x, flag, label) in zip(axes, panels, strict=True):
+        drawn = [r for r in configurations if finite(r.get(x)) and r[x] > 0
+                 and finite(r.get("test_logloss"))]
+        for k, strategy in enumerate(strategies):
+            points = [r for r in drawn if r["strategy"] == strategy]
+            if not points:
+                continue
+            ax.errorbar([r[x] for r in points], [r["test_logloss"] for r in points],
+                        yerr=[r["test_logloss_ci"] if finite(r.get("test_logloss_ci")) else 0.0
+                              for r in points],
+                        fmt="o", color=palette(k % 10), markersize=4, capsize=2, elinewidth=1,
+                        label=strategy)
+        front = sorted((r for r in drawn if r[flag]), key=lambda r: r[x])
+        if front:
+            ax.scatter([r[x] for r in front], [r["test_logloss"] for r in front], s=70,
+                       facecolors="none",
+                       edgecolors="black", linewidths=1.2, zorder=3)
+            ax.step([r[x] for r in front], [r["test_logloss"] for r in front], where="post",
+                    color="black",
+                    linewidth=1, label=f"frontier ({len(front)})")
+        if drawn:
+            ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel(f"test log loss, mean +- {LEVEL:.0%} CI over seeds")
+    axes[0].set_title("with the map's bytes (the honest axis)")
+    axes[1].set_title("without them: as if a learned map were free")
+    axes[0].legend(fontsize="small", loc="best")
+    figure.suptitle(f"{experiment}: size vs test log loss, per configuration")
+    figure.tight_layout()
+    figure.savefig(path, format="png", metadata={"Software": None})
+
