@@ -66,25 +66,22 @@ MAX_EXAMPLES = 10  # skipped lines listed in the report and logged one by one
 class CriteoConfig:
     path: Path = field(metadata=option("raw Criteo TSV: Kaggle train.txt or a Terabyte day file, "
                                        "plain or gzip", path=True))
-    extra_files: tuple[str, ...] = field(default=(), metadata=option("more files read after PATH, "
-                                                                     "in order (e.g. Terabyte "
-                                                                     "days)", path=True))
-    split: str = field(default="random", metadata=option("'random' (seeded per row) or "
-                                                         "'sequential' (train first, then val, "
-                                                         "test)"))
-    val_fraction: float = field(default=0.1, metadata=option("share of rows in the validation "
-                                                             "split"))
+    extra_files: tuple[str, ...] = field(default=(), metadata=option(
+        "more files read after PATH, in order (e.g. Terabyte days)", path=True))
+    split: str = field(default="random", metadata=option(
+        "'random' (seeded per row) or 'sequential' (train first, then val, test)"))
+    val_fraction: float = field(default=0.1, metadata=option(
+        "share of rows in the validation split"))
     test_fraction: float = field(default=0.1, metadata=option("share of rows in the test split"))
     seed: int = field(default=0, metadata=option("seed of the random split"))
-    skip_malformed: bool = field(default=False, metadata=option("skip (count, log, report) "
-                                                                "malformed lines instead of "
-                                                                "failing"))
-    chunk_rows: int = field(default=1 << 16, metadata=option("lines parsed per chunk, about "
-                                                             "(bounds memory)"))
-    progress: bool = field(default=True, metadata=option("show a progress bar over bytes read "
-                                                         "(only on a terminal)"))
-    workers: int = field(default=2, metadata=option("threads parsing blocks in parallel (results "
-                                                    "do not depend on it)"))
+    skip_malformed: bool = field(default=False, metadata=option(
+        "skip (count, log, report) malformed lines instead of failing"))
+    chunk_rows: int = field(default=1 << 16, metadata=option(
+        "lines parsed per chunk, about (bounds memory)"))
+    progress: bool = field(default=True, metadata=option(
+        "show a progress bar over bytes read (only on a terminal)"))
+    workers: int = field(default=2, metadata=option(
+        "threads parsing blocks in parallel (results do not depend on it)"))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))

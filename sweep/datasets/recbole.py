@@ -64,24 +64,23 @@ ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
 class RecBoleConfig:
     path: Path = field(metadata=option("directory holding NAME.inter and optionally NAME.user, "
                                        "NAME.item", path=True))
-    name: str | None = field(default=None, metadata=option("dataset name, the files' stem "
-                                                           "(default: the directory name)"))
-    label_field: str = field(default="rating", metadata=option("float field of .inter that gives "
-                                                               "the label"))
+    name: str | None = field(default=None, metadata=option(
+        "dataset name, the files' stem (default: the directory name)"))
+    label_field: str = field(default="rating", metadata=option(
+        "float field of .inter that gives the label"))
     label_threshold: float = field(default=4.0, metadata=option("label = label_field >= this"))
-    time_field: str = field(default="timestamp", metadata=option("float field of .inter that "
-                                                                 "orders the timestamp split; not "
-                                                                 "a feature"))
-    user_field: str = field(default="user_id", metadata=option("token field joining .inter with "
-                                                               ".user"))
-    item_field: str = field(default="item_id", metadata=option("token field joining .inter with "
-                                                               ".item"))
-    seq_separator: str = field(default=" ", metadata=option("separator of the tokens of a "
-                                                            "token_seq field"))
-    split: str = field(default="timestamp", metadata=option("'timestamp' (oldest rows train, "
-                                                            "newest test) or 'random' (seeded)"))
-    val_fraction: float = field(default=0.1, metadata=option("share of rows in the validation "
-                                                             "split"))
+    time_field: str = field(default="timestamp", metadata=option(
+        "float field of .inter that orders the timestamp split; not a feature"))
+    user_field: str = field(default="user_id", metadata=option(
+        "token field joining .inter with .user"))
+    item_field: str = field(default="item_id", metadata=option(
+        "token field joining .inter with .item"))
+    seq_separator: str = field(default=" ", metadata=option(
+        "separator of the tokens of a token_seq field"))
+    split: str = field(default="timestamp", metadata=option(
+        "'timestamp' (oldest rows train, newest test) or 'random' (seeded)"))
+    val_fraction: float = field(default=0.1, metadata=option(
+        "share of rows in the validation split"))
     test_fraction: float = field(default=0.1, metadata=option("share of rows in the test split"))
     seed: int = field(default=0, metadata=option("seed of the random split"))
     dense_transform: str = field(default="auto", metadata=option(

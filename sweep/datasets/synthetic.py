@@ -68,34 +68,28 @@ PRESETS: dict[str, dict] = {
 @dataclass(frozen=True)
 class SyntheticConfig:
     preset: str = field(default="default", metadata=option(f"base settings: {', '.join(PRESETS)}"))
-    num_rows: int | None = field(default=None, metadata=option("rows to generate (default: the "
-                                                               "preset's)"))
-    vocab_sizes: tuple[int, ...] | None = field(default=None, metadata=option("ids per feature, "
-                                                                              "comma-separated "
-                                                                              "(default: the "
-                                                                              "preset's)"))
-    scale: float = field(default=0.01, metadata=option("criteo-like: multiply the Criteo Kaggle "
-                                                       "cardinalities by this"))
-    num_clusters: tuple[int, ...] | None = field(default=None, metadata=option("planted clusters "
-                                                                               "per feature "
-                                                                               "(default: "
-                                                                               "clip(sqrt(V), 2, "
-                                                                               "128))"))
-    num_dense: int | None = field(default=None, metadata=option("dense features (default: the "
-                                                                "preset's)"))
-    zipf_exponent: float = field(default=1.05, metadata=option("popularity skew: P(rank r) ~ "
-                                                               "(r+1)^-s"))
+    num_rows: int | None = field(default=None, metadata=option(
+        "rows to generate (default: the preset's)"))
+    vocab_sizes: tuple[int, ...] | None = field(default=None, metadata=option(
+        "ids per feature, comma-separated (default: the preset's)"))
+    scale: float = field(default=0.01, metadata=option(
+        "criteo-like: multiply the Criteo Kaggle cardinalities by this"))
+    num_clusters: tuple[int, ...] | None = field(default=None, metadata=option(
+        "planted clusters per feature (default: clip(sqrt(V), 2, 128))"))
+    num_dense: int | None = field(default=None, metadata=option(
+        "dense features (default: the preset's)"))
+    zipf_exponent: float = field(default=1.05, metadata=option(
+        "popularity skew: P(rank r) ~ (r+1)^-s"))
     latent_dim: int = field(default=8,
                             metadata=option("dimension L of the planted cluster vectors"))
-    effect_scale: float = field(default=0.6, metadata=option("std of a cluster's first-order logit "
-                                                             "effect"))
-    id_noise: float = field(default=0.1, metadata=option("per-id effect noise, relative to "
-                                                         "effect_scale"))
-    interaction_scale: float = field(default=0.5, metadata=option("std of the pairwise "
-                                                                  "cluster-vector interaction "
-                                                                  "effect"))
-    dense_scale: float = field(default=0.5, metadata=option("std of the dense features' total "
-                                                            "logit effect"))
+    effect_scale: float = field(default=0.6, metadata=option(
+        "std of a cluster's first-order logit effect"))
+    id_noise: float = field(default=0.1, metadata=option(
+        "per-id effect noise, relative to effect_scale"))
+    interaction_scale: float = field(default=0.5, metadata=option(
+        "std of the pairwise cluster-vector interaction effect"))
+    dense_scale: float = field(default=0.5, metadata=option(
+        "std of the dense features' total logit effect"))
     base_rate: float = field(default=0.25,
                              metadata=option("approximate click rate (sets the bias)"))
     drift: float = field(default=0.0, metadata=option(
@@ -103,12 +97,12 @@ class SyntheticConfig:
         "stationary)"))
     split: str = field(default="random", metadata=option(
         "'random' (seeded per row) or 'sequential' (the earliest rows train, then val, then test)"))
-    val_fraction: float = field(default=0.1, metadata=option("share of rows in the validation "
-                                                             "split"))
+    val_fraction: float = field(default=0.1, metadata=option(
+        "share of rows in the validation split"))
     test_fraction: float = field(default=0.1, metadata=option("share of rows in the test split"))
     seed: int = field(default=0, metadata=option("generator seed: same seed, same data"))
-    chunk_rows: int = field(default=262_144, metadata=option("rows generated per chunk (bounds "
-                                                             "memory)"))
+    chunk_rows: int = field(default=262_144, metadata=option(
+        "rows generated per chunk (bounds memory)"))
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:

@@ -91,33 +91,31 @@ _NUMBER = r"(?i)^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?|inf|infinity|na
 class TableConfig:
     path: Path = field(metadata=option("CSV (.csv, .tsv) or Parquet (.parquet, .pq) file; other "
                                        "names need --format", path=True))
-    format: str | None = field(default=None, metadata=option("csv, tsv or parquet; None: by the "
-                                                             "path's suffix"))
+    format: str | None = field(default=None, metadata=option(
+        "csv, tsv or parquet; None: by the path's suffix"))
     schema_file: Path | None = field(default=None, metadata=option(
         "YAML file with any of: " + ", ".join(SCHEMA_KEYS), path=True))
     label: str | None = field(default=None, metadata=option("label column"))
-    label_threshold: float | None = field(default=None, metadata=option("label = value >= this "
-                                                                        "(numbers)"))
-    label_equals: str | None = field(default=None, metadata=option("label = value equals this "
-                                                                   "(text, trimmed)"))
-    label_in: tuple[str, ...] = field(default=(), metadata=option("label = value is one of these "
-                                                                  "(text, trimmed)"))
+    label_threshold: float | None = field(default=None, metadata=option(
+        "label = value >= this (numbers)"))
+    label_equals: str | None = field(default=None, metadata=option(
+        "label = value equals this (text, trimmed)"))
+    label_in: tuple[str, ...] = field(default=(), metadata=option(
+        "label = value is one of these (text, trimmed)"))
     dense: tuple[str, ...] = field(default=(), metadata=option("dense (numeric) columns"))
     dense_transform: str = field(default="auto", metadata=option(
         "auto, none, log1p, standardize, log1p_standardize, or COL=KIND,... (others auto); "
         "train-split stats"))
-    categorical: tuple[str, ...] = field(default=(), metadata=option("single-valued categorical "
-                                                                     "columns"))
-    multi_valued: tuple[str, ...] = field(default=(), metadata=option("multi-valued columns: "
-                                                                      "separator-joined text or "
-                                                                      "Parquet lists"))
-    separator: str = field(default="|", metadata=option("separator of the ids in a multi-valued "
-                                                        "text column"))
-    split: str = field(default="random", metadata=option("'random' (seeded per row) or "
-                                                         "'sequential' (train first, then val, "
-                                                         "test)"))
-    val_fraction: float = field(default=0.1, metadata=option("share of rows in the validation "
-                                                             "split"))
+    categorical: tuple[str, ...] = field(default=(), metadata=option(
+        "single-valued categorical columns"))
+    multi_valued: tuple[str, ...] = field(default=(), metadata=option(
+        "multi-valued columns: separator-joined text or Parquet lists"))
+    separator: str = field(default="|", metadata=option(
+        "separator of the ids in a multi-valued text column"))
+    split: str = field(default="random", metadata=option(
+        "'random' (seeded per row) or 'sequential' (train first, then val, test)"))
+    val_fraction: float = field(default=0.1, metadata=option(
+        "share of rows in the validation split"))
     test_fraction: float = field(default=0.1, metadata=option("share of rows in the test split"))
     seed: int = field(default=0, metadata=option("seed of the random split"))
     chunk_rows: int = field(default=1 << 16, metadata=option("rows per chunk written"))

@@ -98,11 +98,11 @@ class TrialConfig:
                           metadata=option(f"mapping strategy: {', '.join(MAPPERS)}"))
     compression: float | None = field(default=16.0, metadata=option(
         "rows per feature = ceil(train vocab / compression)"))
-    rows: int | None = field(default=None, metadata=option("explicit rows per feature instead of a "
-                                                           "compression"))
+    rows: int | None = field(default=None, metadata=option(
+        "explicit rows per feature instead of a compression"))
     dim: int = field(default=16, metadata=option("embedding dim"))
-    seed: int = field(default=0, metadata=option("seed of the mapper, the model's init, shuffling "
-                                                 "and the probe"))
+    seed: int = field(default=0, metadata=option(
+        "seed of the mapper, the model's init, shuffling and the probe"))
     # strategy params, e.g. hot_fraction
     mapper_params: Mapping[str, Any] = field(default_factory=dict)
     test_windows: int = field(default=1, metadata=option(
