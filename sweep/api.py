@@ -22,10 +22,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sweep.errors import UserError
 from sweep.frontier.evidence import gather
 from sweep.frontier.evidence_files import write_report
 from sweep.frontier.export import check_export_dir, choose, describe_choice, write_export
 from sweep.frontier.files import write_pareto_files
+from sweep.names import safe_name
 from sweep.tracking.records import SweepRuns, fetch_artifacts, find_sweep, trial_rows
 from sweep.tracking.store import check_tracking_uri, connect
 from sweep.tracking.uri import default_tracking_uri
@@ -52,7 +54,8 @@ def pareto(experiment: str, *, tracking_uri: str | None = None, parent_run_id: s
     client = connect(_store(tracking_uri))
     sweep = find_sweep(client, experiment, parent_run_id)
     log.info("pareto of %s", sweep.describe())
-    out_dir = Path(out_dir) if out_dir is not None else Path.cwd() / f"{experiment}-pareto"
+    out_dir = (Path(out_dir) if out_dir is not None
+               else Path.cwd() / f"{safe_name(experiment)}-pareto")
     _, table, files = write_pareto_files(trial_rows(sweep.runs), out_dir,
                                          title=f"{experiment}: size vs val logloss",
                                          per_trial=per_trial)
@@ -78,10 +81,26 @@ def export(experiment: str, out_dir: str | Path, *, tracking_uri: str | None = N
     if "note" in selection:
         log.warning("%s", selection["note"])
     with tempfile.TemporaryDirectory(prefix="collide-export-") as download:
-        artifacts = fetch_artifacts(tracking_uri, point["run_id"], ("metrics.json", "bundles"),
-                                    download)
-        return write_export(point, selection, artifacts, out_dir, experiment=experiment,
-                            parent_run_id=sweep.parent_run_id)
+        try:
+            artifacts = fetch_artifacts(tracking_uri, point["run_id"], ("metrics.json", "bundles"),
+                                        download)
+            return write_export(point, selection, artifacts, out_dir, experiment=experiment,
+                                parent_run_id=sweep.parent_run_id)
+        except Exception as exc:
+            if not isinstance(exc, (UserError, OSError)) and \
+                    not type(exc).__module__.startswith("mlflow"):
+                raise  # a bug: its traceback
+            raise UserError(_in_run(exc, Path(download), point["run_id"])) from None
+
+
+def _in_run(exc: BaseException, download: Path, run_id: str) -> str:
+    """An error about the run's downloaded artifacts, naming the run and the artifact, not the
+    temporary directory they were downloaded to (gone by the time the user reads it)."""
+    text = str(exc).strip() or type(exc).__name__
+    for root in {str(download), str(download.resolve())}:
+        text = text.replace(root + "/", "").replace(root, ".")
+    text = text.removeprefix(f"run {run_id}: ")
+    return f"run {run_id}: its artifacts cannot be exported: {text}"
 
 
 def report(experiment: str, out_dir: str | Path, *, tracking_uri: str | None = None,

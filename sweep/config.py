@@ -9,6 +9,7 @@ naming the key path (e.g. `grid.compressions`), so a typo never reaches a Ray tr
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from mappers import MAPPERS
 from models import ProbeConfig, TrainConfig
 from sweep.datasets import SOURCES
 from sweep.errors import ConfigError
+from sweep.plain import plain
 from sweep.trial import ModelConfig, check_test_windows
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "ModelConfig",
     "ResourcesConfig",
     "SweepConfig",
+    "config_record",
     "load_config",
     "load_preset",
 ]
@@ -243,7 +246,28 @@ def file_values(path: str | Path) -> dict:
 
 def load_config(values: Mapping, overrides: Mapping | None = None) -> SweepConfig:
     """A validated SweepConfig from nested values plus nested overrides."""
-    return _build(SweepConfig, merge(values, overrides or {}), "")
+    merged = merge(values, overrides or {})
+    _refuse_non_finite(merged, "")
+    return _build(SweepConfig, merged, "")
+
+
+def config_record(config: SweepConfig) -> dict:
+    """The config as plain values, as a sweep records it (sweep_config.yaml, the parent run's
+    params): `load_config` of it gives the same config back."""
+    return plain(dataclasses.asdict(config))
+
+
+def _refuse_non_finite(value: Any, path: str) -> None:
+    """No number in a sweep config may be infinite or NaN (none means anything, and the record
+    of the config in MLflow must load back as it was)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{path or 'config'} must be a finite number, got {value!r}")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _refuse_non_finite(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _refuse_non_finite(item, path)
 
 
 def load_preset(name: str, overrides: Mapping | None = None) -> SweepConfig:

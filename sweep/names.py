@@ -1,10 +1,23 @@
-"""Readable names of trials and configurations; no heavy imports, so readers of MLflow use them."""
+"""Readable names of trials and configurations; no heavy imports, so readers of MLflow use them.
+And `safe_name`: a name that came from outside (a tracking store) made safe to use in a path.
+"""
 
 from __future__ import annotations
 
+import re
+
 from mappers import strategy_traits
 
-__all__ = ["configuration_name", "trial_name"]
+__all__ = ["configuration_name", "safe_name", "trial_name"]
+
+
+def safe_name(text: str) -> str:
+    """`text` as one path component that stays where it is put: every character other than a
+    letter, digit, '.', '_' or '-' (so '/', '\\' and NUL) becomes '_', and so do leading dots
+    (so no '..'); an empty name is '_'. Names a tracking store hands collide are untrusted."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", text)
+    cleaned = re.sub(r"^\.+", lambda leading: "_" * len(leading.group()), cleaned)
+    return cleaned or "_"
 
 
 def trial_name(strategy: str, compression: float | None, dim: int, seed: int, rows: int

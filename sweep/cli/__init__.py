@@ -10,6 +10,6 @@
 
 from __future__ import annotations
 
-from sweep.cli.entry import build_parser, main
+from sweep.cli.entry import build_parser, main, run
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "run"]

@@ -1,5 +1,5 @@
 """`python -m sweep.cli ...` is `collide ...`."""
 
-from sweep.cli.entry import main
+from sweep.cli.entry import run
 
-raise SystemExit(main())
+run()

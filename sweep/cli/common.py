@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from sweep.errors import CliError
-from sweep.tracking.ui import runs_view_url
+from sweep.tracking.ui import DEFAULT_HOST, DEFAULT_PORT, runs_view_url
 from sweep.tracking.uri import has_credentials, redact
 
 __all__ = ["add_tracking_uri", "print_runs_view", "refuse_secret_argument"]
@@ -38,4 +38,4 @@ def print_runs_view(tracking_uri: str, experiment_id: str) -> None:
         print(f"MLflow runs view: {runs_view_url(tracking_uri, experiment_id)}")
     else:
         print(f"MLflow runs view: run `collide ui`, then open "
-              f"{runs_view_url('http://127.0.0.1:5000', experiment_id)}")
+              f"{runs_view_url(f'http://{DEFAULT_HOST}:{DEFAULT_PORT}', experiment_id)}")

@@ -153,12 +153,16 @@ def _run_train(args: argparse.Namespace) -> int:
                         " and ".join(ignored), trial["strategy"])
     elif "rows" in trial and "compression" not in trial:
         trial["compression"] = None  # explicit rows instead of the default compression
+    try:  # options are checked before any data is prepared
+        config = TrialConfig(data=str(args.data), mapper_params=params, **trial,
+                             model=ModelConfig(**given_options(args, ModelConfig)),
+                             train=TrainConfig(**given_options(args, TrainConfig)),
+                             probe=ProbeConfig(**given_options(args, ProbeConfig, prefix="probe-")),
+                             cache_dir=str(Path(".collide/probes").resolve()))
+    except (TypeError, ValueError) as exc:  # a trainer or probe option models refused
+        raise CliError(str(exc)) from None
     data = args.data or prepare(get_source("synthetic")).path
-    config = TrialConfig(data=str(Path(data).resolve()), mapper_params=params, **trial,
-                         model=ModelConfig(**given_options(args, ModelConfig)),
-                         train=TrainConfig(**given_options(args, TrainConfig)),
-                         probe=ProbeConfig(**given_options(args, ProbeConfig, prefix="probe-")),
-                         cache_dir=str(Path(".collide/probes").resolve()))
+    config = replace(config, data=str(Path(data).resolve()))
 
     def on_epoch(epoch: int, metrics: dict) -> None:
         print(f"epoch {epoch}: train_loss {metrics.get('train_loss', float('nan')):.4f}  "

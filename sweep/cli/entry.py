@@ -3,6 +3,11 @@
 `main` runs in-process, so tests call it directly. It turns what a command raises into one
 line and an exit code (`sweep.errors`): a `UserError` (and a file or MLflow error) exits 2,
 anything else is a bug in collide and exits 4 with its traceback.
+
+`run` is the `collide` program itself (the console script and `python -m sweep.cli`): `main`
+with SIGINT and SIGTERM turned into exit 130 / 143 for the whole command, then the Ray it
+started shut down before the process exits, with signals held off meanwhile, so no Ray process
+outlives the command and a signal at the very end still ends in 130 / 143, never in 0.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from collections.abc import Sequence
 
 from sweep.cli import data, readers, sweeps
 from sweep.errors import EXIT_INTERNAL, EXIT_USAGE, UserError
-from sweep.tracking.uri import redact_text
-from sweep.tune.interrupt import SweepInterrupted, exit_code_for
+from sweep.tracking.uri import RedactingFormatter, redact_text
+from sweep.tune.cluster import shutdown_ray
+from sweep.tune.interrupt import SweepInterrupted, command_signals, exit_code_for
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "run"]
 
 COMMANDS = {**data.COMMANDS, **sweeps.COMMANDS, **readers.COMMANDS}
 
@@ -61,14 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     # what started it, for the sweep's description
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="collide: %(message)s", force=True)
+    handler = _StderrHandler()  # every line redacted, whoever logs it (MLflow included)
+    handler.setFormatter(RedactingFormatter("collide: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler],
+                        force=True)
     try:
         return COMMANDS[args.command](args)
     except (SweepInterrupted, KeyboardInterrupt) as exc:
-        name = getattr(exc, "signal_name", "SIGINT")
-        print(f"collide: interrupted by {name}; nothing was reported done", file=sys.stderr)
-        return exit_code_for(name)
+        return _interrupted(getattr(exc, "signal_name", "SIGINT"))
     # every error ends in one clear line and a documented code
     except Exception as exc:  # noqa: BLE001
         uri = _tracking_uri_in_use(args)
@@ -84,3 +90,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"collide: error: {redact_text(text, uri)}", file=sys.stderr)
         return EXIT_USAGE
 
+
+class _StderrHandler(logging.StreamHandler):
+    """Logs to whatever sys.stderr is when a record is written (not the one of the first call:
+    `main` runs many times in one process under tests, each with its own captured stderr)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
+def _interrupted(name: str, when: str = "") -> int:
+    code = exit_code_for(name)
+    print(f"collide: interrupted by {name}{when}; nothing was reported done (exit {code})",
+          file=sys.stderr)
+    return code
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    """The `collide` program: `main`, then Ray shut down; exits with the command's code."""
+    with command_signals():
+        try:
+            code = main(argv)
+        except SweepInterrupted as exc:  # after main returned, before the process ends
+            code = _interrupted(exc.signal_name)
+        received = shutdown_ray()
+    if received and code not in (exit_code_for(name) for name in received):
+        code = _interrupted(received[0], " while Ray shut down")
+    raise SystemExit(code)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from sweep.cli.common import add_tracking_uri, refuse_secret_argument
 from sweep.errors import EXIT_OK, CliError
 
 __all__ = ["COMMANDS", "add_reader_commands"]
+
+log = logging.getLogger(__name__)
 
 
 def _add_reader(commands: argparse._SubParsersAction, name: str,
@@ -107,11 +110,14 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_ui(args: argparse.Namespace) -> int:
-    from sweep.tracking.ui import serve_ui
+    from sweep.tracking.ui import DEFAULT_HOST, DEFAULT_PORT, serve_ui
     from sweep.tracking.uri import default_tracking_uri
 
     refuse_secret_argument(args.tracking_uri)
-    return serve_ui(args.tracking_uri or default_tracking_uri(), port=args.port, host=args.host,
+    uri = args.tracking_uri or default_tracking_uri()
+    if uri.startswith(("http://", "https://")) and (args.port, args.host) != (None, None):
+        log.warning("--port and --host have no effect on a tracking server: it serves its own UI")
+    return serve_ui(uri, port=args.port or DEFAULT_PORT, host=args.host or DEFAULT_HOST,
                     experiment=args.experiment)
 
 
@@ -147,8 +153,10 @@ def add_reader_commands(commands: argparse._SubParsersAction) -> None:
                                         "(127.0.0.1) and print each sweep's runs-view URL")
     ui.add_argument("--experiment", help="print only this sweep's runs view (default: every "
                                          "sweep in the store)")
-    ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
-    ui.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
+    from sweep.tracking.ui import DEFAULT_HOST, DEFAULT_PORT
+
+    ui.add_argument("--port", type=int, default=None, help=f"port (default: {DEFAULT_PORT})")
+    ui.add_argument("--host", default=None, help=f"bind address (default: {DEFAULT_HOST})")
     add_tracking_uri(ui)
 
 

@@ -7,6 +7,7 @@ that holds a credential is refused as an argument (`sweep.cli.common`).
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ from sweep.config import PRESETS
 from sweep.errors import EXIT_FAILED_TRIALS, EXIT_OK, EXIT_TRACKING_LOST, CliError
 
 __all__ = ["COMMANDS", "add_sweep_commands"]
+
+log = logging.getLogger(__name__)
 
 # Sweep options that still mean something when resuming (the rest of the config is the stored one).
 RESUME_OPTIONS = ("name", "tracking_uri", "address", "num_cpus", "storage_path", "results_dir",
@@ -122,12 +125,13 @@ def _print_result(result: Any) -> int:
     if result.message and result.state == "completed":
         print(result.message)
     if result.state == "interrupted":
-        print(f"\nsweep {result.experiment} INTERRUPTED by {result.signal_name}: "
+        code = exit_code_for(result.signal_name)
+        print(f"\nsweep {result.experiment} INTERRUPTED by {result.signal_name} (exit {code}): "
               f"{result.num_finished} of {result.num_points} trials finished; the running ones "
               f"were stopped and their runs, and the parent run, are KILLED ({where}). No frontier "
               f"was written.\nResume with: collide sweep --resume {result.parent_run_id} --name "
               f"{result.experiment}")
-        return exit_code_for(result.signal_name)
+        return code
     if result.state == "tracking_lost":
         print(f"\nsweep {result.experiment}: every trial ran, but MLflow became unreachable "
               f"({result.message}). Nothing is lost: the records wait in "
@@ -177,8 +181,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
     if args.resume is not None:
         ignored = sorted(f"--{k.replace('_', '-')}" for k, v in vars(args).items()
                          if k not in RESUME_OPTIONS and v not in (None, [], False))
-        # a parent run id names the sweep: a preset or config has no say
-        if args.resume != "latest":
+        # a parent run id or --name names the sweep: a preset or config then has no say
+        if args.resume != "latest" or args.name is not None:
             ignored += [f"--{k}" for k in ("preset", "config") if getattr(args, k) is not None]
         if ignored:
             raise CliError("--resume continues the sweep as it was configured; "
@@ -190,6 +194,10 @@ def _run_sweep(args: argparse.Namespace) -> int:
             values = (file_values(args.config) if args.config
                       else preset_values(args.preset or "quick"))
             name = values.get("name", "collide")
+            source = (f"--config {args.config}" if args.config
+                      else f"preset {args.preset or 'quick'}")
+            log.info("resuming the latest sweep of experiment %r (the name in %s); its stored "
+                     "config is what runs", name, source)
         keep = {k: v for k, v in overrides.items() if k in ("address", "results_dir", "resources")}
         result = resume_sweep(name, None if args.resume == "latest" else args.resume,
                               tracking_uri=args.tracking_uri, storage_path=args.storage_path,

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import shutil
+import stat
 import time
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from sweep.datasets.prepared import (
     read_manifest,
 )
 from sweep.datasets.store import PreparedWriter
+from sweep.errors import DataError
 from sweep.outputs import check_replaceable, remove_stale_staging, replace_dir, staging_dir
 
 __all__ = ["DEFAULT_CACHE_DIR", "default_out_dir", "fingerprint", "prepare"]
@@ -42,14 +44,26 @@ log = logging.getLogger(__name__)
 DEFAULT_CACHE_DIR = Path(".collide") / "prepared"
 
 
+def _kind(path: Path) -> str:
+    mode = path.stat().st_mode
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
 def fingerprint(source: Source) -> str:
     files = []
     for path in source.input_files():
         path = Path(path).resolve()
-        if not path.is_file():
+        if not path.exists():
             raise FileNotFoundError(f"{path}: input file for source {source.name!r} does not exist")
-        stat = path.stat()
-        files.append({"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+        if not path.is_file():
+            raise DataError(f"{path}: input file for source {source.name!r} is {_kind(path)}, not "
+                            "a regular file; collide reads its input more than once, so give it "
+                            "the file itself")
+        info = path.stat()
+        files.append({"path": str(path), "size": info.st_size, "mtime_ns": info.st_mtime_ns})
     key = {
         "format_version": FORMAT_VERSION,
         "source": source.name,

@@ -86,6 +86,16 @@ class PreparedDataset:
             raise ValueError(f"split must be one of {sorted(SPLIT_CODES)}, got {name!r}")
         return np.flatnonzero(np.asarray(self.split) == SPLIT_CODES[name])
 
+    def first_non_finite_dense(self, chunk_rows: int = 1 << 20) -> tuple[int, int, float] | None:
+        """(row, column, value) of the first NaN or inf in the dense columns, read in chunks;
+        None when they are all finite (as prepare writes them)."""
+        dense = self.dense
+        for start in range(0, len(dense), chunk_rows):
+            bad = ~np.isfinite(np.asarray(dense[start:start + chunk_rows]))
+            if bad.any():
+                row, column = (int(i) for i in np.argwhere(bad)[0])
+                return start + row, column, float(dense[start + row, column])
+        return None
 
     @property
     def time_ordered(self) -> bool:
@@ -95,10 +105,9 @@ class PreparedDataset:
 
     def test_windows(self, count: int) -> list[np.ndarray]:
         """The test split cut into `count` consecutive time windows of equal size (+-1 row),
-        earliest
-        first: for each, positions into `split_indices("test")`. Time is the extra "time" (ties in
-        row
-        order), else the row order of a sequential split; other data has no time to cut by."""
+        earliest first: for each, positions into `split_indices("test")`. Time is the extra
+        "time" (ties in row order), else the row order of a sequential split; other data has no
+        time to cut by."""
         if count < 1:
             raise DataError(f"test windows must be >= 1, got {count}")
         test = self.split_indices("test")

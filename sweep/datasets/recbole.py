@@ -216,8 +216,8 @@ class RecBoleSource(Source):
                          c.test_fraction, c.seed)
 
     def schema(self) -> Schema:
-        features = tuple(FeatureSchema(name, multi_valued=isinstance(data, tuple)) for name,
-                         data in self._data["sparse"].items())
+        features = tuple(FeatureSchema(name, multi_valued=isinstance(data, tuple))
+                         for name, data in self._data["sparse"].items())
         return Schema(dense=tuple(self._data["dense"]), features=features)
 
     def dense_transforms(self) -> dict[str, str]:
@@ -232,9 +232,8 @@ class RecBoleSource(Source):
     def chunks(self) -> Iterator[Chunk]:
         data = self._data
         n = len(data["labels"])
-        offsets = {name: np.concatenate([[0], np.cumsum(col[1])]) for name,
-                   col in data["sparse"].items()
-                   if isinstance(col, tuple)}
+        offsets = {name: np.concatenate([[0], np.cumsum(col[1])])
+                   for name, col in data["sparse"].items() if isinstance(col, tuple)}
         dense = np.stack(list(data["dense"].values()), axis=1).astype(np.float32) if data["dense"] \
             else np.zeros((n, 0), np.float32)
         for a in range(0, n, self.config.chunk_rows):

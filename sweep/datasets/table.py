@@ -276,9 +276,8 @@ class TableSource(Source):
     def chunks(self) -> Iterator[Chunk]:
         data = self._data
         n = len(data["labels"])
-        offsets = {name: np.concatenate([[0], np.cumsum(col[1])]) for name,
-                   col in data["sparse"].items()
-                   if isinstance(col, tuple)}
+        offsets = {name: np.concatenate([[0], np.cumsum(col[1])])
+                   for name, col in data["sparse"].items() if isinstance(col, tuple)}
         for a in range(0, n, self.config.chunk_rows):
             b = min(a + self.config.chunk_rows, n)
             sparse = {name: (col[0][offsets[name][a]:offsets[name][b]], col[1][a:b])

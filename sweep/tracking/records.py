@@ -21,8 +21,10 @@ from typing import Any
 from mlflow.tracking import MlflowClient
 
 from sweep.errors import UserError
+from sweep.names import safe_name
 
-__all__ = ["SweepRuns", "experiment_id_of", "experiment_of", "fetch_artifacts", "find_sweep",
+__all__ = ["SweepRuns", "checked_run_id", "experiment_id_of", "experiment_of", "fetch_artifacts",
+           "find_sweep",
            "trial_rows"]
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,15 @@ class SweepRuns:
         if self.skipped:
             text += "; skipped newer: " + "; ".join(self.skipped)
         return text
+
+
+def checked_run_id(run_id: str) -> str:
+    """`run_id` if it is a plain name that can be a directory of its own (MLflow's are 32 hex
+    digits); a UserError otherwise: run ids come from the tracking store and become paths."""
+    if not run_id or safe_name(run_id) != run_id:
+        raise UserError(f"the tracking store gave run id {run_id!r}, which is not a plain name; "
+                        "collide keeps a sweep's state in a directory named by it")
+    return run_id
 
 
 def experiment_id_of(client: MlflowClient, experiment: str) -> str:

@@ -2,8 +2,10 @@
 
 - `connect(uri)`: every reader and writer gets its client here, so what a connection
   promises (the URI's secrets remembered for redaction) holds everywhere;
-- `check_tracking_uri(uri)`: raise `TrackingUnavailableError` within `timeout` seconds
-  when the store cannot be reached, before any data is prepared or Ray starts.
+- `check_tracking_uri(uri, create=...)`: raise `TrackingUnavailableError` within `timeout`
+  seconds when the store cannot be reached, before any data is prepared or Ray starts; and a
+  UserError for a database store collide must not open (`sweep.tracking.sql_store`): only a
+  sweep (`create`) may make a new one, and none holds tables other than MLflow's.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from pathlib import Path
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sweep.errors import UserError
+from sweep.tracking.sql_store import check_sql_store, creating_sqlite_store, sqlite_path
 from sweep.tracking.uri import mlflow_http_policy, redact, redact_text, remember
 
 if TYPE_CHECKING:
@@ -58,22 +61,24 @@ def _tcp_check(uri: str, timeout: float) -> None:
         ) from None
 
 
-def check_tracking_uri(uri: str, timeout: float = CHECK_TIMEOUT_S) -> None:
+def check_tracking_uri(uri: str, timeout: float = CHECK_TIMEOUT_S, *, create: bool = False) -> None:
     """Raise TrackingUnavailableError unless one read of the tracking store succeeds in `timeout`
-    s."""
+    seconds. A database store is looked at read-only first (`sweep.tracking.sql_store`): only
+    with `create` (a sweep) may it be new, and it must never hold tables other than MLflow's."""
     started = time.monotonic()
     remember(uri)
-    if uri.startswith("sqlite:///"):
-        db = Path(uri.removeprefix("sqlite:///"))
-        if not db.parent.is_dir():
-            raise TrackingUnavailableError(f"MLflow tracking URI {redact(uri)}: directory "
-                                           f"{db.parent} does not exist")
+    db = sqlite_path(uri)
+    if db is not None and not db.parent.is_dir():
+        raise TrackingUnavailableError(f"MLflow tracking URI {redact(uri)}: directory "
+                                       f"{db.parent} does not exist")
     _tcp_check(uri, timeout / 2)
     outcome: dict = {}
 
     def probe() -> None:
         try:
-            connect(uri).search_experiments(max_results=1)
+            check_sql_store(uri, create=create)
+            with creating_sqlite_store(uri) if create else nullcontext():
+                connect(uri).search_experiments(max_results=1)
         except Exception as exc:  # noqa: BLE001 - any failure means "not usable"; reported below
             outcome["error"] = exc
 
@@ -85,9 +90,11 @@ def check_tracking_uri(uri: str, timeout: float = CHECK_TIMEOUT_S) -> None:
         raise TrackingUnavailableError(f"MLflow tracking URI {redact(uri)} did not answer within "
                                        f"{timeout:.0f} s; check that the server is up and the URI "
                                        "is right")
-    if "error" in outcome:
-        reason = str(outcome["error"]).strip().splitlines()[0][:300] if str(outcome["error"]).strip(
-            ) else \
-            type(outcome["error"]).__name__
+    error = outcome.get("error")
+    if isinstance(error, UserError):
+        raise error
+    if error is not None:
+        text = str(error).strip()
+        reason = text.splitlines()[0][:300] if text else type(error).__name__
         raise TrackingUnavailableError(f"MLflow tracking URI {redact(uri)} cannot be used: "
                                        f"{redact_text(reason, uri)}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,9 +26,13 @@ from sweep.errors import UserError
 from sweep.tracking.store import check_tracking_uri, connect
 from sweep.tracking.uri import redact
 
-__all__ = ["runs_view_url", "serve_ui", "stop_process_group", "sweep_experiments", "ui_command"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "check_port_free", "runs_view_url", "serve_ui",
+           "stop_process_group",
+           "sweep_experiments",
+           "ui_command"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+DEFAULT_PORT, DEFAULT_HOST = 5000, "127.0.0.1"  # where `collide ui` serves unless told
 
 
 def runs_view_url(base_url: str, experiment_id: str) -> str:
@@ -72,8 +77,8 @@ def _print_views(experiments: list[tuple[str, str]], base_url: str) -> None:
         print(f"  {experiment}: {runs_view_url(base_url, experiment_id)}")
 
 
-def ui_command(tracking_uri: str, port: int = 5000,
-               host: str = "127.0.0.1") -> tuple[list[str], dict[str, str]]:
+def ui_command(tracking_uri: str, port: int = DEFAULT_PORT,
+               host: str = DEFAULT_HOST) -> tuple[list[str], dict[str, str]]:
     """(argv, extra environment) of the `mlflow ui` serving `tracking_uri` (a sqlite or database
     store)."""
     if not 0 < port < 65536:
@@ -105,8 +110,8 @@ def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None
     process.poll()
 
 
-def serve_ui(tracking_uri: str, port: int = 5000, host: str = "127.0.0.1", experiment: str
-             | None = None) -> int:
+def serve_ui(tracking_uri: str, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST,
+             experiment: str | None = None) -> int:
     """Run the UI until collide is signalled (returns 0) or the server exits (ValueError if it
     failed).
 
@@ -120,6 +125,7 @@ def serve_ui(tracking_uri: str, port: int = 5000, host: str = "127.0.0.1", exper
     argv, env = ui_command(tracking_uri, port, host)
     # an unknown --experiment fails before the server
     experiments = sweep_experiments(tracking_uri, experiment)
+    check_port_free(host, port)
     print(f"starting the MLflow UI for {redact(tracking_uri)} on http://{host}:{port} ...",
           flush=True)
     stopped: list[int] = []
@@ -132,7 +138,8 @@ def serve_ui(tracking_uri: str, port: int = 5000, host: str = "127.0.0.1", exper
     try:
         announced = False
         while process.poll() is None and not stopped:
-            if not announced and _answers(host, port):
+            # the port was free: a server that answers on it now is ours (while it runs)
+            if not announced and _answers(host, port) and process.poll() is None:
                 announced = True
                 print(f"MLflow UI at http://{host}:{port} (Ctrl-C to stop); the sweeps' runs "
                       "views:")
@@ -143,6 +150,19 @@ def serve_ui(tracking_uri: str, port: int = 5000, host: str = "127.0.0.1", exper
         stop_process_group(process)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if not stopped and process.returncode:
-        raise UserError(f"mlflow ui exited with code {process.returncode} (its output is above)")
+    if not stopped and (process.returncode or not announced):
+        raise UserError(f"mlflow ui exited with code {process.returncode} before collide stopped "
+                        "it (its output is above)")
     return 0
+
+
+def check_port_free(host: str, port: int) -> None:
+    """UserError naming the port unless this process could listen on `host`:`port` now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UserError(f"port {port} on {host} is taken ({exc.strerror or exc}): collide ui "
+                            "serves nothing there; give another with --port") from None

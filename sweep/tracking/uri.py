@@ -14,13 +14,17 @@
 
 from __future__ import annotations
 
+import base64
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 __all__ = [
+    "RedactingFormatter",
+    "environment_secrets",
     "default_tracking_uri",
     "has_credentials",
     "mlflow_http_policy",
@@ -88,6 +92,14 @@ def mlflow_http_policy(max_retries: int = 0, timeout_s: float = 30.0) -> Iterato
 
 
 _KNOWN: dict[str, list[str]] = {}  # every tracking URI this process used -> its secrets
+# The credentials MLflow takes from the environment (besides those inside the URI).
+SECRET_VARIABLES = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD")
+USER_VARIABLE = "MLFLOW_TRACKING_USERNAME"
+
+
+def _basic(user: str, password: str) -> str:
+    """The HTTP Basic form of a credential, as a server may echo it back."""
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def _secrets_of(uri: str) -> list[str]:
@@ -95,9 +107,22 @@ def _secrets_of(uri: str) -> list[str]:
     secrets = [s for s in (parts.password,) if s]
     secrets += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if _secret_key(k)
                 and v]
+    if parts.username and parts.password:
+        secrets.append(_basic(unquote(parts.username), unquote(parts.password)))
+        secrets += [s for s in (unquote(parts.password),) if s != parts.password]
     if parts.username and not parts.password and "@" in parts.netloc:
         secrets.append(parts.username)
     return secrets
+
+
+def environment_secrets() -> list[str]:
+    """The credentials MLflow would send that come from the environment: a token, a password,
+    and the Basic form of username and password."""
+    found = [os.environ[name] for name in SECRET_VARIABLES if os.environ.get(name)]
+    user, password = os.environ.get(USER_VARIABLE), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if user and password:
+        found.append(_basic(user, password))
+    return found
 
 
 def remember(uri: str | None) -> None:
@@ -107,10 +132,21 @@ def remember(uri: str | None) -> None:
 
 
 def redact_text(text: str, uri: str | None = None) -> str:
-    """`text` with the secrets of `uri` and of every URI this process has used replaced by ***."""
+    """`text` with every credential collide was given replaced by ***: the secrets of `uri` and
+    of every URI this process has used, and those of the environment (`environment_secrets`),
+    each also in its HTTP Basic form where it has one."""
     remember(uri)
-    for known, secrets in _KNOWN.items():
+    for known in _KNOWN:
         text = text.replace(known, redact(known) or "")
-        for secret in secrets:
-            text = text.replace(secret, "***")
+    secrets = {s for found in _KNOWN.values() for s in found} | set(environment_secrets())
+    for secret in sorted(secrets, key=len, reverse=True):  # a longer one may hold a shorter
+        text = text.replace(secret, "***")
     return text
+
+
+class RedactingFormatter(logging.Formatter):
+    """A log formatter whose every line goes through `redact_text`: no credential reaches a
+    log, whatever library wrote the message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))

@@ -9,6 +9,7 @@ is what `collide train --help` shows (`sweep.cli.options`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -122,8 +123,8 @@ class TrialConfig:
         elif (self.compression is None) == (self.rows is None):
             raise ConfigError("give exactly one of compression or rows, got "
                               f"compression={self.compression}, rows={self.rows}")
-        if self.compression is not None and not (self.compression >= 1):
-            raise ConfigError(f"compression must be >= 1, got {self.compression}")
+        if self.compression is not None and not (1 <= self.compression < math.inf):
+            raise ConfigError(f"compression must be a finite number >= 1, got {self.compression}")
         if self.rows is not None and self.rows < 1:
             raise ConfigError(f"rows must be >= 1, got {self.rows}")
         if self.dim < 1:

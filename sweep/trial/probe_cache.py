@@ -83,8 +83,8 @@ def train_probe_embeddings(dataset: PreparedDataset, config: ProbeConfig) -> dic
                                splits=("train", "val"))
     embeddings = train_probe(config, dataset.dense.shape[1], feature_specs(dataset, mappers), train,
                              val)
-    return {name: np.asarray(e, dtype=np.float32) for name,
-            e in zip(dataset.feature_names, embeddings, strict=True)}
+    return {name: np.asarray(e, dtype=np.float32)
+            for name, e in zip(dataset.feature_names, embeddings, strict=True)}
 
 
 def store_probe(dataset: PreparedDataset, config: ProbeConfig, seed: int, cache_dir: str | Path,

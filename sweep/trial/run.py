@@ -23,15 +23,15 @@ import math
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from mappers import get_strategy, save_bundle
-from models import resolve_device, size_report, train
+from models import NonFiniteLossError, TrainConfig, resolve_device, size_report, train
 from sweep.datasets import PreparedDataset, load_prepared
-from sweep.errors import ConfigError
+from sweep.errors import ConfigError, DataError, UserError
 from sweep.names import trial_name
 from sweep.plain import plain
 from sweep.trial.config import TrialConfig
@@ -46,7 +46,7 @@ from sweep.trial.encoding import encode_splits, feature_specs, full_model_layout
 from sweep.trial.mapping import batch_size_for, fit_mappers, mapping_notes, small_data_note
 from sweep.trial.probe_cache import probe_embeddings
 
-__all__ = ["bundle_dir_name", "run_trial", "write_trial_outputs"]
+__all__ = ["TrainingDivergedError", "bundle_dir_name", "run_trial", "write_trial_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +103,11 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
         if on_epoch is not None:
             on_epoch(epoch, {**entry, **size_metrics})
 
-    result = train(model_config, replace(config.train, seed=config.seed, batch_size=batch_size),
-                   train_split,
-                   val_split, test_split, on_epoch=report_epoch)
+    try:
+        result = train(model_config, replace(config.train, seed=config.seed, batch_size=batch_size),
+                       train_split, val_split, test_split, on_epoch=report_epoch)
+    except NonFiniteLossError as exc:
+        raise _diverged(config, dataset, exc) from None
     best = result.history[result.best_epoch - 1] if result.history else {}
     per_feature = collisions(dataset, mappers)
     num_values = sum(len(dataset.sparse[n].values) for n in dataset.feature_names)
@@ -155,6 +157,28 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
     if config.out_dir is not None:
         write_trial_outputs(Path(config.out_dir), mappers, details)
     return out
+
+
+class TrainingDivergedError(UserError):
+    """Training produced NaN or inf: the options (a learning rate too high) or the data."""
+
+
+def _diverged(config: TrialConfig, dataset: PreparedDataset, exc: NonFiniteLossError) -> UserError:
+    """What to tell the user when the loss went NaN or inf: the data's first non-finite dense
+    value (DataError), else the epoch and step, the learning rates, and what to try."""
+    bad = dataset.first_non_finite_dense()
+    if bad is not None:
+        row, column, value = bad
+        names = dataset.manifest.get("dense", [])
+        name = names[column] if column < len(names) else str(column)
+        return DataError(f"{dataset.path / 'dense.npy'}: row {row}, dense column {name!r} holds "
+                         f"{value}: prepared data must be finite (prepare it again from its "
+                         "source)")
+    lr = config.train.lr
+    tables = config.train.embedding_lr if config.train.embedding_lr is not None else lr
+    default = next(f.default for f in fields(TrainConfig) if f.name == "lr")
+    return TrainingDivergedError(f"{exc}. The MLPs trained with lr {lr:g} and the tables with "
+                                 f"{tables:g}: try a lower lr (--lr; the default is {default:g})")
 
 
 def bundle_dir_name(index: int, feature: str) -> str:

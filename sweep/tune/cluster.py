@@ -13,13 +13,17 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sweep.errors import UserError
+from sweep.errors import ConfigError, UserError
+from sweep.tune.interrupt import hold_signals
 
-__all__ = ["check_storage_shared", "init_ray", "live_nodes"]
+__all__ = ["check_storage_shared", "check_trial_fits", "init_ray", "live_nodes", "shutdown_ray"]
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +58,73 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
                             "process: RAY_AUTH_TOKEN_PATH (a file holding it) or RAY_AUTH_TOKEN, "
                             "with RAY_AUTH_MODE=token") from exc
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False)
+        with _sessions_of_their_own():
+            ray.init(num_cpus=num_cpus, include_dashboard=False)
+
+
+@contextmanager
+def _sessions_of_their_own() -> Iterator[None]:
+    """While a local Ray starts, every process it starts (GCS, raylet, and through the raylet the
+    workers and agents) begins a session of its own. A signal to collide's process group
+    (`timeout`, `kill -TERM -PGID`, a scheduler, Ctrl-C) then reaches only the driver, which
+    stops the trials and shuts Ray down itself, instead of Ray dying under it. The processes still
+    die with the driver (Ray's kernel fate-sharing, PR_SET_PDEATHSIG)."""
+    try:
+        from ray._private import services
+
+        original = services.ConsolePopen
+    except (ImportError, AttributeError):  # another Ray: it keeps its processes in our group
+        log.debug("Ray's process spawner was not found; its processes share collide's group")
+        yield
+        return
+
+    class OwnSession(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["start_new_session"] = True
+            super().__init__(*args, **kwargs)
+
+    services.ConsolePopen = OwnSession
+    try:
+        yield
+    finally:
+        services.ConsolePopen = original
+
+
+def shutdown_ray() -> list[str]:
+    """Shut down the Ray this process started or joined (if any), with SIGINT and SIGTERM held
+    off so a signal cannot cut it short and leave Ray's processes behind; returns the names of
+    the signals that came meanwhile."""
+    if "ray" not in sys.modules:
+        return []
+    import ray
+
+    with hold_signals() as received:
+        if ray.is_initialized():
+            ray.shutdown()
+    return received
 
 
 def live_nodes() -> list[dict[str, Any]]:
     import ray
 
     return [node for node in ray.nodes() if node.get("Alive")]
+
+
+def check_trial_fits(cpus: float, gpus: float) -> None:
+    """Raise ConfigError, naming the request and what the cluster has, when no live Ray node can
+    ever hold one trial (`cpus` CPUs and `gpus` GPUs on one node): Tune would wait for it forever.
+    A cluster that autoscales must have a node of that size up before the sweep starts."""
+    nodes = live_nodes()
+    sizes = [(node.get("NodeManagerAddress", "?"), float(node.get("Resources", {}).get("CPU", 0)),
+              float(node.get("Resources", {}).get("GPU", 0))) for node in nodes]
+    if any(cpu >= cpus and gpu >= gpus for _, cpu, gpu in sizes):
+        return
+    have = ("; ".join(f"{address}: {cpu:g} CPU, {gpu:g} GPU" for address, cpu, gpu in sizes)
+            or "no node")
+    raise ConfigError(f"a trial asks for {cpus:g} CPU and {gpus:g} GPU on one node "
+                      "(--cpus-per-trial, --gpus-per-trial), but no Ray node has that, so no trial "
+                      f"could ever start; the cluster has {have}. Ask for less, or give the local "
+                      "Ray more with --num-cpus (GPUs: the ones this machine has)")
 
 
 def _reads(path: str, token: str) -> tuple[str, bool]:

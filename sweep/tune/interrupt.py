@@ -8,7 +8,14 @@
   running trials; the runner then marks their runs and the parent KILLED;
 - outside Tune's loop (preparing data, training the probe) the signal raises
   `SweepInterrupted` at once;
-- a second signal raises `SweepInterrupted` at once, inside Tune's loop too.
+- a second signal raises `SweepInterrupted` at once, inside Tune's loop too; one that comes
+  within REPEAT_S of the first is the same request (`timeout` and `kill -TERM -PGID` reach the
+  driver twice: once as itself, once as a member of its process group).
+
+`command_signals()` covers a whole `collide` command (the console script, `sweep.cli.run`):
+outside a sweep, SIGINT and SIGTERM raise `SweepInterrupted` at once, so every command ends
+with 130 / 143 and a line saying so, never a traceback or a 0. `hold_signals()` records them
+instead, for work that must not be cut short (shutting down Ray).
 
 Ray Tune's own SIGINT handler is switched off meanwhile (TUNE_DISABLE_SIGINT_HANDLER=1):
 it would swallow the signal and let the sweep report success.
@@ -19,9 +26,14 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["Interrupts", "SweepInterrupted", "exit_code_for"]
+__all__ = ["Interrupts", "SweepInterrupted", "command_signals", "exit_code_for", "hold_signals"]
+
+REPEAT_S = 1.0  # a signal this soon after the first is the same request, not "stop at once"
 
 
 # named for what happened, like KeyboardInterrupt
@@ -48,6 +60,7 @@ class Interrupts:
     def __init__(self) -> None:
         self.signal_name: str | None = None
         self.in_tune = False
+        self._first_at = 0.0
         self._previous: dict[int, object] = {}
         self._env_before: str | None = None
         self._active = False
@@ -58,10 +71,14 @@ class Interrupts:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
+        if self.signal_name is not None and self.in_tune \
+                and time.monotonic() - self._first_at < REPEAT_S:
+            return  # the same request again (the process and its group were both signalled)
         if self.signal_name is not None or not self.in_tune:
             self.signal_name = self.signal_name or name
             raise SweepInterrupted(self.signal_name)
         self.signal_name = name
+        self._first_at = time.monotonic()
         # Tune's loop has not installed its handler yet
         if not callable(signal.getsignal(signal.SIGUSR1)):
             raise SweepInterrupted(name)
@@ -98,3 +115,42 @@ class Interrupts:
         else:
             os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = self._env_before
         self._active = False
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    raise SweepInterrupted(signal.Signals(signum).name)
+
+
+@contextmanager
+def command_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raise `SweepInterrupted` for the whole block (a `collide` command;
+    a sweep's `Interrupts` takes over while it runs). Only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _raise) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextmanager
+def hold_signals() -> Iterator[list[str]]:
+    """Record SIGINT and SIGTERM instead of acting on them for the block; yields the names of
+    those received, in order."""
+    received: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def record(signum: int, frame: FrameType | None) -> None:
+        received.append(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, record) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -20,6 +20,7 @@ Both live in the driver. Ray Tune pickles its callbacks into the experiment (for
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -35,8 +36,8 @@ from ray.tune import Callback, CLIReporter
 from sweep.frontier.pareto import format_bytes, pareto_mask
 from sweep.tune.points import point_name, point_of
 
-__all__ = ["LOG_FILE", "ProgressCallback", "RayOutput", "SweepProgress", "TableReporter",
-           "progress_for"]
+__all__ = ["LOG_FILE", "PENDING_LOGGER", "ProgressCallback", "RayOutput", "SweepProgress",
+           "TableReporter", "progress_for"]
 
 LOG_FILE = "ray-output.log"
 PLAIN_EVERY_S = 30.0  # progress line period when the output is not a terminal
@@ -44,6 +45,9 @@ TTY_EVERY_S = 0.5  # redraw period on a terminal
 CLEAR_LINE = "\r\x1b[K"
 # Loggers whose errors are about trials, which the per-trial lines already report.
 TUNE_LOGGERS = ("ray.tune", "ray.train", "ray.air")
+# Where Tune says why no trial has started for a while (resources no node has free, or ever
+# will): shown on the terminal too, since a sweep that only waits would otherwise say nothing.
+PENDING_LOGGER = "ray.tune.execution.insufficient_resources_manager"
 
 _PROGRESS: dict[str, SweepProgress] = {}
 _CAPTURING: list[RayOutput] = []  # the RayOutput capturing Ray's output in this process, if any
@@ -239,6 +243,7 @@ class RayOutput:
         self._saved: tuple | None = None
         self._dispatcher: Any = None
         self._replaced: list = []
+        self._broken = False  # a write failed (a full disk): nothing more is written
 
     def __enter__(self) -> RayOutput:
         if self.verbose:
@@ -251,7 +256,12 @@ class RayOutput:
         errors.setLevel(logging.ERROR)
         errors.addFilter(lambda record: not record.name.startswith(TUNE_LOGGERS))
         errors.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        ray_logger.handlers = [to_file, errors]
+        pending = logging.StreamHandler(sys.stderr)
+        pending.setLevel(logging.WARNING)
+        pending.addFilter(lambda record: record.name == PENDING_LOGGER)
+        pending.setFormatter(logging.Formatter("collide: no trial is running; Ray Tune says: "
+                                               "%(message)s"))
+        ray_logger.handlers = [to_file, errors, pending]
         ray_logger.propagate = False
         _CAPTURING.append(self)
         return self
@@ -270,7 +280,8 @@ class RayOutput:
             self._dispatcher, self._replaced = None, []
         with self._lock:
             if self._file is not None:
-                self._file.close()
+                with contextlib.suppress(OSError):  # a full disk already said so
+                    self._file.close()
                 self._file = None
 
     def capture_trial_output(self) -> None:
@@ -295,18 +306,25 @@ class RayOutput:
         with self._lock:
             self.path = sweep_dir / LOG_FILE
             self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in __exit__
-            self._file.writelines(self._pending)
-            self._file.flush()
-            self._pending = []
+            pending, self._pending = self._pending, []
+        for line in pending:
+            self.write(line)
 
     def write(self, text: str) -> None:
         line = text if text.endswith("\n") else text + "\n"
         with self._lock:
+            if self._broken:
+                return
             if self._file is None:
                 self._pending.append(line)
-            else:
+                return
+            try:
                 self._file.write(line)
                 self._file.flush()
+            except OSError as exc:  # a full disk: say so once, naming the file, then drop it
+                self._broken = True
+                print(f"collide: cannot write Ray's output to {self.path} ({exc.strerror or exc}); "
+                      "the rest of it is dropped", file=sys.stderr, flush=True)
 
     def _worker_lines(self, data: dict) -> None:
         who = data.get("actor_name") or data.get("task_name") or "worker"

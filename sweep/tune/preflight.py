@@ -12,6 +12,7 @@ A grid that would fail trial after trial is refused now, with one error that nam
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from sweep.errors import ConfigError
 from sweep.trial import TrialConfig, kept_full, rows_at, small_data_note
 from sweep.tune.trainable import trial_config_for
 
-__all__ = ["absolute_paths", "check_grid", "compressing_strategies"]
+__all__ = ["absolute_paths", "check_grid", "check_storage_path", "compressing_strategies"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,22 @@ def _check_rows(config: SweepConfig, dataset: PreparedDataset) -> None:
                         f"(train vocab {vocab}) {rows} row(s), which it refuses ({exc}); use "
                         "smaller compressions, or keep such features full with "
                         f"model.full_threshold >= {vocab}") from None
+
+
+def check_storage_path(path: Path) -> None:
+    """The storage path (Ray Tune's state, checkpoints, the journal) must be a directory collide
+    can create and write: refused now, before Ray or MLflow hear of the sweep."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"storage_path {path} is not a directory: Ray Tune keeps the sweep's "
+                          "state and checkpoints there; give a directory with --storage-path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".collide-write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"storage_path {path} cannot be written ({exc.strerror or exc}); give a "
+                          "writable directory with --storage-path") from None
 
 
 def absolute_paths(config: SweepConfig, launch_dir: Path) -> SweepConfig:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from sweep.frontier.configurations import ranked_rows
 from sweep.frontier.pareto import frontier_table
 from sweep.processes import command_line, pid_alive
 from sweep.tracking.journal import pending_journal
-from sweep.tracking.records import experiment_of, find_sweep, trial_rows
+from sweep.tracking.records import checked_run_id, experiment_of, find_sweep, trial_rows
 from sweep.tracking.store import check_tracking_uri, connect
 from sweep.tracking.uri import default_tracking_uri, redact
 from sweep.tracking.writer import SweepTracker, register
@@ -48,7 +49,6 @@ def resume_sweep(experiment: str | None, parent_run_id: str | None = None, *, tr
     `overrides` may change only where it runs and writes: `address`, `results_dir`,
     `resources.num_cpus`; anything else is refused, since the stored sweep keeps its config.
     """
-    from ray import tune
 
     _check_resume_overrides(overrides or {})
     launch_dir = Path(launch_dir or Path.cwd()).resolve()
@@ -65,10 +65,13 @@ def resume_sweep(experiment: str | None, parent_run_id: str | None = None, *, tr
     values = yaml.safe_load(stored.read_text())
     values["tracking_uri"] = None  # recorded redacted; the URI in use is the one we found it with
     config = replace(load_config(values, overrides or {}), tracking_uri=tracking_uri)
-    experiment_dir = Path(storage_path).resolve() / sweep.parent_run_id if storage_path else \
-        Path(sweep.parent.data.tags.get(EXPERIMENT_DIR_TAG,
-                                        launch_dir / ".collide" / "ray_results" /
-                                        sweep.parent_run_id))
+    run_dir = checked_run_id(sweep.parent_run_id)
+    if storage_path:
+        experiment_dir = Path(storage_path).resolve() / run_dir
+    else:
+        recorded_dir = sweep.parent.data.tags.get(EXPERIMENT_DIR_TAG)
+        experiment_dir = Path(recorded_dir) if recorded_dir else \
+            launch_dir / ".collide" / "ray_results" / run_dir
     if not (experiment_dir / "tuner.pkl").is_file():
         raise UserError(f"sweep {sweep.parent_run_id}: no Ray Tune state at {experiment_dir} "
                         "(tuner.pkl missing); give --storage-path where its experiment directory "
@@ -92,22 +95,32 @@ def resume_sweep(experiment: str | None, parent_run_id: str | None = None, *, tr
         output.attach(experiment_dir)
         prepared = prepare_sweep(config, launch_dir, tracking_uri, interrupts, output,
                                  experiment_dir.parent)
+        tuner = _restore(experiment_dir, prepared.trainable)  # before the parent is touched
         tracker = SweepTracker.reopen(tracking_uri, sweep, retry_s=config.tracking_retry_s)
         register(tracker)
         tracker.attach_journal(experiment_dir)
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
         def body() -> SweepResult:
-            # resume_errored keeps a failed trial's id (restart_errored would give it a new one, and
-            # the
-            # failed attempt would count as another trial); without a checkpoint it trains from
-            # scratch
-            tuner = tune.Tuner.restore(str(experiment_dir), trainable=prepared.trainable,
-                                       resume_unfinished=True,
-                                       resume_errored=True)
             return fit_and_finish(tuner, tracker, interrupts, prepared, experiment_dir, output)
 
         return guarded(body, tracker, interrupts, prepared, experiment_dir)
+
+
+def _restore(experiment_dir: Path, trainable: Any) -> Any:
+    """The sweep's Tuner from its Ray Tune state; damaged state is a UserError naming the file.
+
+    resume_errored keeps a failed trial's id (restart_errored would give it a new one, and the
+    failed attempt would count as another trial); without a checkpoint it trains from scratch."""
+    from ray import tune
+
+    try:
+        return tune.Tuner.restore(str(experiment_dir), trainable=trainable, resume_unfinished=True,
+                                  resume_errored=True)
+    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise UserError(f"{experiment_dir / 'tuner.pkl'}: the sweep's Ray Tune state cannot be "
+                        f"read ({type(exc).__name__}: {exc}), so the sweep cannot be resumed; its "
+                        "MLflow runs are as they were. Start a new sweep") from None
 
 
 def _check_resume_overrides(overrides: dict) -> None:

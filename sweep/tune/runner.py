@@ -30,24 +30,24 @@ from typing import Any
 import yaml
 
 from mappers import get_strategy
-from sweep.config import SweepConfig
+from sweep.config import SweepConfig, config_record
 from sweep.datasets import default_out_dir, get_source, prepare
 from sweep.frontier.files import PARETO_FILES
 from sweep.outputs import check_owned_files
-from sweep.plain import plain
+from sweep.tracking.records import checked_run_id
 from sweep.tracking.store import check_tracking_uri
 from sweep.tracking.uri import default_tracking_uri, redact, redact_text
-from sweep.tracking.writer import SweepTracker, flatten, param_texts, register
+from sweep.tracking.writer import ERROR_TAG_CHARS, SweepTracker, flatten, param_texts, register
 from sweep.trial import TrialConfig
 from sweep.tune.callback import MlflowTrialCallback
-from sweep.tune.cluster import check_storage_shared, init_ray
+from sweep.tune.cluster import check_storage_shared, check_trial_fits, init_ray
 from sweep.tune.description import describe_sweep, optuna_budget
 from sweep.tune.ending import SweepResult, end_interrupted, finish, sync_now
 from sweep.tune.hooks import TrialHooks
 from sweep.tune.interrupt import Interrupts, SweepInterrupted
 from sweep.tune.output import ProgressCallback, RayOutput, SweepProgress, TableReporter
 from sweep.tune.points import grid_points, point_name, point_of
-from sweep.tune.preflight import absolute_paths, check_grid
+from sweep.tune.preflight import absolute_paths, check_grid, check_storage_path
 from sweep.tune.search import ConfigurationSearch
 from sweep.tune.startup import Startup, sweep_probes
 from sweep.tune.trainable import base_trial_config, in_memory, trainable
@@ -66,7 +66,7 @@ DATA_TAG = "collide.data_fingerprint"
 
 def _recorded(config: SweepConfig) -> dict:
     """The config as recorded in MLflow: plain values, the tracking URI without credentials."""
-    return plain({**asdict(config), "tracking_uri": redact(config.tracking_uri)})
+    return {**config_record(config), "tracking_uri": redact(config.tracking_uri)}
 
 
 def _search(config: SweepConfig, points: list[dict]) -> tuple[dict, dict]:
@@ -133,6 +133,7 @@ def prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, inte
     init_ray(config.address, config.resources.num_cpus)
     interrupts.reinstall()
     output.capture_trial_output()
+    check_trial_fits(config.resources.cpus_per_trial, config.resources.gpus_per_trial)
     check_storage_shared(storage_path)
     startup.ray_seconds = time.perf_counter() - started
     seeds = sorted({p["seed"] for p in points if get_strategy(p["strategy"]).needs_embeddings})
@@ -161,21 +162,22 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None, *, verb
     launch_dir = Path(launch_dir or Path.cwd()).resolve()
     config = absolute_paths(config, launch_dir)
     tracking_uri = config.tracking_uri or default_tracking_uri(launch_dir)
-    check_tracking_uri(tracking_uri)
+    check_tracking_uri(tracking_uri, create=True)
     if config.results_dir:  # a clash found now, not after every trial has run
         check_owned_files(Path(config.results_dir), "pareto", PARETO_FILES, option="results_dir")
     storage_path = Path(config.storage_path or launch_dir / ".collide" / "ray_results").resolve()
+    check_storage_path(storage_path)
     with Interrupts() as interrupts, RayOutput(verbose) as output:
         prepared = prepare_sweep(config, launch_dir, tracking_uri, interrupts, output, storage_path)
         tracker = SweepTracker.start(tracking_uri, config.name, retry_s=config.tracking_retry_s,
                                      description=describe_sweep(config, prepared.fingerprint,
                                                                 command))
-        experiment_dir = storage_path / tracker.parent_run_id
-        tracker.attach_journal(experiment_dir)
-        output.attach(experiment_dir)
         register(tracker)
+        experiment_dir = storage_path / checked_run_id(tracker.parent_run_id)
+        tracker.attach_journal(experiment_dir)
 
-        def body() -> SweepResult:
+        def body() -> SweepResult:  # from here on, whatever stops the sweep ends the parent
+            output.attach(experiment_dir)
             recorded = _recorded(config)
             tracker.write({"op": "log_params", "ref": "parent",
                            "params": param_texts(flatten(recorded))})
@@ -183,8 +185,8 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None, *, verb
                            # loadable with --config
                            "text": yaml.safe_dump(recorded, sort_keys=False)})
             tracker.write({"op": "log_metrics", "ref": "parent", "metrics": [
-                [key, value, int(time.time() * 1000), 0] for key,
-                value in prepared.startup.metrics().items()]})
+                [key, value, int(time.time() * 1000), 0]
+                for key, value in prepared.startup.metrics().items()]})
             tracker.write({"op": "set_tags", "ref": "parent", "tags": {
                 EXPERIMENT_DIR_TAG: str(experiment_dir),
                 "collide.tracking_uri": redact(tracking_uri),
@@ -192,8 +194,8 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None, *, verb
             param_space, tune_kwargs = _search(config, prepared.points)
             # the classic table honours our trimmed columns
             os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-            reporter = TableReporter(parameter_columns={f"point/{k}": v for k,
-                                                        v in PROGRESS_PARAMS.items()},
+            reporter = TableReporter(parameter_columns={f"point/{k}": v
+                                                        for k, v in PROGRESS_PARAMS.items()},
                                      metric_columns=PROGRESS_METRICS, max_report_frequency=15)
             callback = MlflowTrialCallback(tracker.parent_run_id,
                                            flatten(shared_params(prepared.base)),
@@ -245,7 +247,7 @@ def guarded(body: Any, tracker: SweepTracker, interrupts: Interrupts, prepared: 
         for trial_id in tracker.open_trials():
             tracker.end_trial(trial_id, "killed")
         tracker.write({"op": "set_tags", "ref": "parent",
-                       "tags": {"error": redact_text(str(exc))[-5000:]}})
+                       "tags": {"error": redact_text(str(exc))[-ERROR_TAG_CHARS:]}})
         tracker.end_sweep("FAILED", {}, "failed")
         raise
 
@@ -282,6 +284,9 @@ def fit_and_finish(tuner: Any, tracker: SweepTracker, interrupts: Interrupts, pr
         return replace(base, state="tracking_lost", message=tracker.offline_reason or "")
     result = finish(tracker.client, tracker.write, config.name, tracker.parent_run_id,
                     _results_dir(config, experiment_dir), expected, base)
+    if interrupts.interrupted:  # a signal whose exception something on the way swallowed
+        return end_interrupted(tracker, config.name, interrupts.signal_name, expected,
+                               experiment_dir)
     if tracker.offline:  # the store went away while the sweep was being finished: not a success
         return replace(result, state="tracking_lost", message=tracker.offline_reason or "")
     return result

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,6 +46,45 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+RUN_MARK = "COLLIDE_TEST_RUN"
+
+
+def run_mark() -> dict[str, str]:
+    """An environment mark for one `collide` process: every process it starts inherits it, so
+    `marked_processes` finds whatever of its tree outlives it (Ray's start in sessions of their
+    own, out of its process group)."""
+    return {RUN_MARK: uuid.uuid4().hex}
+
+
+def marked_processes(mark: dict[str, str]) -> dict[int, str]:
+    """pid -> command line of every live process (not a zombie) carrying `mark` in its
+    environment."""
+    (name, value), = mark.items()
+    needle = f"{name}={value}".encode()
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":
+                    found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(
+                        b"\0", b" ").decode(errors="replace")[:200]
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return found
+
+
+def no_process_left(mark: dict[str, str], timeout: float = 30) -> None:
+    """Every process of the marked tree is gone within `timeout` seconds (Ray's agents take a
+    moment to notice their raylet is gone); else the assertion lists them."""
+    try:
+        wait_until(lambda: not marked_processes(mark), timeout, "the marked processes to exit")
+    except AssertionError:
+        raise AssertionError(f"processes outlived the command: {marked_processes(mark)}") from None
 
 
 def collide(args: list[str], cwd: Path, env: dict[str, str] | None = None,

@@ -5,6 +5,7 @@ Real processes only; nothing is left running."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -245,3 +246,46 @@ def test_a_driver_without_the_clusters_token_is_told_what_to_set(cluster, tmp_pa
     assert "RAY_AUTH_TOKEN_PATH (a file holding it) or RAY_AUTH_TOKEN" in refused.stderr
     if token:
         assert token not in refused.stdout + refused.stderr
+
+
+def test_ray_job_stop_ends_a_sweep_like_sigterm(cluster, tmp_path):
+    """`ray job stop` sends SIGTERM to the job's driver and every process under it, then SIGKILL
+    after RAY_JOB_STOP_WAIT_TIME_S (3 s by default: README says to give collide longer). The
+    sweep stops its trials, ends its runs KILLED, and says 143 in the job's log."""
+    env, _, _ = cluster
+    name = "job-stop"
+    # 24 trials of about 20 s each: the sweep is still running when the job is stopped.
+    entry = [sys.executable, "-m", "sweep.cli", "sweep", "--preset", "smoke", "--name", name,
+             "--strategies", "hash,frequency", "--compressions", "2,4,8,16",
+             "--tracking-uri", env["MLFLOW_TRACKING_URI"], "--storage-path",
+             env["COLLIDE_STORAGE_PATH"], *ON_CLUSTER, "--seeds", "0,1,2", "--set",
+             "train.batch_size=32", "--set", "data.params.num_rows=40000"]
+    runtime = json.dumps({"env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": "60"}})
+    submit = subprocess.run(["ray", "job", "submit", "--address", env["RAY_DASHBOARD"], "--no-wait",
+                             "--runtime-env-json", runtime, "--", *entry],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert submit.returncode == 0, submit.stdout + submit.stderr
+    job_id = re.search(r"raysubmit_\w+", submit.stdout + submit.stderr).group(0)
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+
+    def running() -> bool:
+        try:
+            runs = find_sweep(client, name, completed=False).runs
+        except ValueError:
+            return False
+        return any(r.info.status == "FINISHED" for r in runs) and \
+            any(r.info.status == "RUNNING" for r in runs)
+
+    def job(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(["ray", "job", *args, "--address", env["RAY_DASHBOARD"], job_id],
+                              env=env, capture_output=True, text=True, timeout=timeout)
+
+    wait_until(running, 300, "a finished and a running trial of the job's sweep")
+    stop = job("stop")
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    wait_until(lambda: "was stopped" in job("status").stdout, 120, "the job to stop")
+    logs = job("logs").stdout
+    assert "INTERRUPTED by SIGTERM (exit 143)" in logs, logs[-4000:]
+    stopped = find_sweep(client, name, completed=False)
+    assert stopped.parent.info.status == "KILLED"
+    assert {r.info.status for r in stopped.runs} <= {"FINISHED", "KILLED"}

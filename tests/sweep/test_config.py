@@ -1,13 +1,27 @@
 from __future__ import annotations
 
-import pytest
+import math
+import re
 
-from sweep.config import PRESETS, ConfigError, file_values, load_config, load_preset, set_override
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sweep.config import (
+    PRESETS,
+    ConfigError,
+    config_record,
+    file_values,
+    load_config,
+    load_preset,
+    set_override,
+)
 from sweep.tune.points import grid_points
 
 
-@pytest.mark.parametrize("name", PRESETS)
-def test_presets_load(name, tmp_path):
+def _preset(name, tmp_path):
+    """A shipped preset, with the input files the data sources of some of them need."""
     paths = {"movielens": tmp_path / "ml" / "ml.inter",
              "paper-movielens": tmp_path / "ml" / "ml.inter",
              "paper-staleness-movielens": tmp_path / "ml" / "ml.inter",
@@ -21,8 +35,55 @@ def test_presets_load(name, tmp_path):
     if name == "table":
         overrides = {"data": {"params": {"path": str(tmp_path / "t.csv"), "label": "y",
                                          "categorical": ["k"]}}}
-    config = load_preset(name, overrides)
-    assert config.name == name
+    return load_preset(name, overrides)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_load(name, tmp_path):
+    assert _preset(name, tmp_path).name == name
+
+
+def _round_trip(config):
+    """The config as a sweep records it (sweep_config.yaml), loaded back as `--config` loads it."""
+    return load_config(yaml.safe_load(yaml.safe_dump(config_record(config), sort_keys=False)))
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_recorded_preset_loads_back_as_it_was(name, tmp_path):
+    config = _preset(name, tmp_path)
+    assert _round_trip(config) == config
+
+
+@settings(max_examples=60, deadline=None)
+@given(compressions=st.lists(st.floats(min_value=-1e9, max_value=1e9)
+                             | st.sampled_from([math.inf, -math.inf, math.nan]), min_size=1,
+                             max_size=4),
+       lr=st.floats(allow_nan=True, allow_infinity=True),
+       seeds=st.lists(st.integers(0, 2**31), min_size=1, max_size=3),
+       name=st.text(min_size=1, max_size=12),
+       drift=st.floats(allow_nan=True, allow_infinity=True),
+       retry=st.floats(allow_nan=True, allow_infinity=True))
+def test_any_config_that_loads_is_recorded_so_that_it_loads_back(compressions, lr, seeds, name,
+                                                                  drift, retry):
+    values = {"name": name, "grid": {"compressions": compressions, "seeds": seeds},
+              "train": {"lr": lr}, "data": {"params": {"drift": drift}},
+              "tracking_retry_s": retry}
+    try:
+        config = load_config(values)
+    except ConfigError:
+        return  # refused, naming the key: nothing is recorded
+    assert _round_trip(config) == config
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"grid": {"compressions": [math.inf]}}, "grid.compressions must be a finite number, got inf"),
+    ({"tracking_retry_s": math.inf}, "tracking_retry_s must be a finite number, got inf"),
+    ({"data": {"params": {"drift": math.nan}}},
+     "data.params.drift must be a finite number, got nan"),
+])
+def test_non_finite_numbers_are_refused_naming_the_key(values, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(values)
 
 
 @pytest.mark.parametrize("name", ["movielens", "paper-movielens", "criteo", "table"])

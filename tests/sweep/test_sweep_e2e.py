@@ -194,6 +194,17 @@ def test_failed_trial_is_isolated_and_recorded(launch, monkeypatch):
     assert "injected failure for trial hash-c16-d8-s0" in failed.data.tags["error"]
 
 
+def test_a_diverging_trial_is_a_failed_trial_with_the_hint(launch):
+    code = main(["sweep", "--preset", "smoke", "--name", "e2e-diverge", "--strategies", "hash",
+                 "--compressions", "16", *TINY, "--set", "train.lr=1e30"])
+    assert code == 1  # a failed trial, not a bug in collide (4)
+    client = MlflowClient(f"sqlite:///{launch / 'mlflow.db'}")
+    _, (run,) = runs_of_sweep(client, "e2e-diverge")
+    assert run.info.status == "FAILED"
+    assert "training loss became nan at epoch 1" in run.data.tags["error"]
+    assert "try a lower lr" in run.data.tags["error"]
+
+
 def test_optuna_proposes_configurations_runs_each_once_per_seed_and_learns_their_mean(
     launch, capsys):
     code = main(["sweep", "--preset", "smoke", "--name", "e2e-optuna", "--search", "optuna",

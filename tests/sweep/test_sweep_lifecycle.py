@@ -8,7 +8,10 @@ the way a user or a scheduler would. No mocks.
 from __future__ import annotations
 
 import csv
+import os
 import signal
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -19,7 +22,9 @@ from e2e_support import (
     finished_trial_runs,
     hooks_env,
     kill_group,
+    no_process_left,
     output_of,
+    run_mark,
     trial_runs,
     trial_starts,
     wait_until,
@@ -55,18 +60,22 @@ def _runs(launch: Path, experiment: str) -> list:
 
 
 @pytest.mark.parametrize(("signum", "to_group", "code"),
-                         [(signal.SIGINT, True, 130), (signal.SIGTERM, False, 143)])
+                         [(signal.SIGINT, True, 130), (signal.SIGTERM, False, 143),
+                          (signal.SIGTERM, True, 143)],
+                         ids=["ctrl-c-to-the-group", "sigterm-to-the-driver", "kill-TERM-PGID"])
 def test_a_signal_stops_the_trials_and_nothing_reports_success(tmp_path, signum, to_group, code):
     """Ctrl-C reaches the terminal's whole process group; a scheduler's SIGTERM reaches the
-    driver."""
-    name = f"stop-{signum.name.lower()}"
+    driver, or its whole group (`kill -TERM -PGID`, Slurm): either way the trials stop, the runs
+    end KILLED, and no process of the sweep is left."""
+    name = f"stop-{signum.name.lower()}-{'group' if to_group else 'driver'}"
     done = collide(["sweep", "--preset", "smoke", "--name", name, "--strategies", "hash",
                     "--compressions", "4",
                     *TINY], tmp_path)
     # an earlier sweep of the experiment that completed
     assert done.wait(timeout=300) == 0, output_of(done)
+    mark = run_mark()
     sweep = collide(["sweep", "--preset", "smoke", "--name", name, "--strategies", "hash,frequency",
-                     "--compressions", "2,4,8,16", *SLOW], tmp_path)
+                     "--compressions", "2,4,8,16", *SLOW], tmp_path, mark)
     try:
         db = tmp_path / "mlflow.db"
         wait_until(lambda: len(finished_trial_runs(db)) >= 2 and trial_runs(db, "RUNNING"), 300,
@@ -78,8 +87,10 @@ def test_a_signal_stops_the_trials_and_nothing_reports_success(tmp_path, signum,
         assert sweep.wait(timeout=120) == code
     finally:
         kill_group(sweep)
+    no_process_left(mark)
     out = output_of(sweep)
-    assert f"INTERRUPTED by {signum.name}" in out and "Resume with: collide sweep --resume" in out
+    assert f"INTERRUPTED by {signum.name} (exit {code})" in out
+    assert "Resume with: collide sweep --resume" in out
     # collide's own lines carry no traceback; a trial process that the signal reaches mid-shutdown
     # may still
     # have Ray forward its KeyboardInterrupt trace, prefixed "(trainable pid=...)" (seen once in
@@ -178,3 +189,56 @@ def test_resume_of_an_optuna_sweep_after_sigkill(tmp_path):
     finished = Counter(r.data.tags["collide.trial_id"] for r in runs if r.info.status == "FINISHED")
     # one FINISHED run per sampled trial
     assert len(finished) == 6 and set(finished.values()) == {1}
+
+
+def test_timeout_stops_the_sweep_like_a_scheduler_and_resume_finishes_it(tmp_path):
+    """`timeout` signals collide and then its whole process group (Ray included, before Ray ran
+    in sessions of its own). collide stops the trials, says 143, leaves nothing running, and
+    `--resume` finishes the sweep."""
+    mark = run_mark()
+    args = ["timeout", "35", sys.executable, "-m", "sweep.cli", "sweep", "--preset", "smoke",
+            "--name", "timed", "--strategies", "hash,frequency", "--compressions", "2,4,8,16",
+            *SLOW, "--seeds", "0,1,2", "--set", "train.batch_size=32"]  # 24 trials of seconds each
+    done = subprocess.run(args, cwd=tmp_path, env={**os.environ, **mark}, capture_output=True,
+                          text=True, timeout=240)
+    out = done.stdout + done.stderr
+    assert done.returncode == 124, out  # timeout's own code: the command ran out of time
+    assert "INTERRUPTED by SIGTERM (exit 143)" in out
+    no_process_left(mark)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    stopped = find_sweep(client, "timed", completed=False)
+    assert stopped.parent.info.status == "KILLED"
+    assert {r.info.status for r in stopped.runs} <= {"FINISHED", "KILLED"}
+    resumed = collide(["sweep", "--resume", "--name", "timed"], tmp_path, mark)
+    try:
+        assert resumed.wait(timeout=600) == 0, output_of(resumed)
+    finally:
+        kill_group(resumed)
+    no_process_left(mark)
+    finished = find_sweep(client, "timed")
+    assert finished.parent_run_id == stopped.parent_run_id
+    assert len(trial_rows(finished.runs)) == 24
+    assert all(row["excluded"] is None for row in trial_rows(finished.runs))
+
+
+def test_a_signal_as_the_sweep_ends_leaves_no_ray_process_and_no_success_it_did_not_finish(
+        tmp_path):
+    """Ctrl-C just after the last trial ended (while collide writes the frontier, prints, and
+    shuts Ray down): the process ends 0 only if it had already finished, never with an "Exception
+    ignored" trace, and no Ray agent is left behind."""
+    mark = run_mark()
+    sweep = collide(["sweep", "--preset", "smoke", "--name", "late", "--strategies", "hash",
+                     "--compressions", "4,16", *TINY], tmp_path, mark)
+    try:
+        wait_until(lambda: "pareto files:" in output_of(sweep), 300, "the sweep's end",
+                   interval=0.02)
+        kill_group(sweep, signal.SIGINT)
+        code = sweep.wait(timeout=120)
+    finally:
+        kill_group(sweep)
+    out = output_of(sweep)
+    assert code in (0, 130), out
+    assert "Exception ignored" not in out and "Traceback" not in out
+    if code == 130:
+        assert "interrupted by SIGINT" in out
+    no_process_left(mark)

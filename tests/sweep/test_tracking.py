@@ -12,6 +12,7 @@ import pytest
 from e2e_support import free_port
 from mlflow.tracking import MlflowClient
 
+from sweep.errors import UserError
 from sweep.tracking.journal import JournalReplayError, pending_journal, replay
 from sweep.tracking.records import find_sweep, trial_rows
 from sweep.tracking.store import TrackingUnavailableError, check_tracking_uri
@@ -59,7 +60,7 @@ def test_unreachable_store_is_found_in_seconds(tmp_path):
     with pytest.raises(TrackingUnavailableError, match="directory .*nowhere does not exist"):
         check_tracking_uri(f"sqlite:///{tmp_path / 'nowhere' / 'mlflow.db'}")
     (tmp_path / "not-a.db").write_text("this is not sqlite")
-    with pytest.raises(TrackingUnavailableError, match="cannot be used"):
+    with pytest.raises(UserError, match=r"not-a\.db is not a SQLite database"):
         check_tracking_uri(f"sqlite:///{tmp_path / 'not-a.db'}")
     assert time.monotonic() - started < 10
 

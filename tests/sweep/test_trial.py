@@ -104,7 +104,7 @@ def test_learned_strategy_trains_with_the_probe(tiny, tmp_path):
     [
         ({"strategy": "nosuch"}, "strategy must be one of"),
         ({"compression": None, "rows": None}, "give exactly one of compression or rows"),
-        ({"compression": 0.5}, "compression must be >= 1, got 0.5"),
+        ({"compression": 0.5}, "compression must be a finite number >= 1, got 0.5"),
         ({"dim": 0}, "dim must be >= 1, got 0"),
         ({"interaction": "sum"}, "interaction must be one of"),
         ({"test_windows": 0}, "test_windows must be an int >= 1, got 0"),
