@@ -201,6 +201,8 @@ def _convert(annotation: Any, value: Any, path: str) -> Any:
     if origin is tuple:
         items = value if isinstance(value, (list, tuple)) else [value]
         return tuple(_convert(args[0], v, path) for v in items)
+    if annotation in (int, float) and isinstance(value, str):
+        value = _number_text(value, path)
     if annotation in (int, float) and (isinstance(value, bool)
                                        or not isinstance(value, (int, float))):
         raise ConfigError(f"{path} must be a number, got {value!r}")
@@ -213,6 +215,18 @@ def _convert(annotation: Any, value: Any, path: str) -> Any:
     if origin is not None and issubclass(origin, Mapping) and not isinstance(value, Mapping):
         raise ConfigError(f"{path} must be a mapping, got {value!r}")
     return int(value) if annotation is int else float(value) if annotation is float else value
+
+
+def _number_text(text: str, path: str) -> Any:
+    """YAML 1.1 reads `1e-3` and `1e30` (no dot) as text: take such text as the number it
+    spells, so `lr: 1e-3` in a config file and `--set train.lr=1e30` mean what they say."""
+    try:
+        number = float(text.strip())
+    except ValueError:
+        return text  # not a number: the caller names the key and what was expected
+    if not math.isfinite(number):
+        raise ConfigError(f"{path} must be a finite number, got {text!r}")
+    return number
 
 
 def merge(base: Mapping, override: Mapping) -> dict:

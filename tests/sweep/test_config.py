@@ -15,6 +15,7 @@ from sweep.config import (
     file_values,
     load_config,
     load_preset,
+    merge,
     set_override,
 )
 from sweep.tune.points import grid_points
@@ -84,6 +85,14 @@ def test_any_config_that_loads_is_recorded_so_that_it_loads_back(compressions, l
 def test_non_finite_numbers_are_refused_naming_the_key(values, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(values)
+
+
+def test_numbers_yaml_reads_as_text_are_the_numbers_they_spell():
+    # YAML 1.1 reads 1e30 and 1e-3 (no dot) as strings; a config means the number
+    config = load_config({}, merge(set_override("train.lr=1e30"), set_override("train.epochs=2e0")))
+    assert config.train.lr == 1e30 and config.train.epochs == 2
+    with pytest.raises(ConfigError, match=re.escape("train.lr must be a finite number, got 'inf'")):
+        load_config({}, set_override("train.lr=inf"))
 
 
 @pytest.mark.parametrize("name", ["movielens", "paper-movielens", "criteo", "table"])
