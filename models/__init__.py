@@ -1,4 +1,5 @@
-"""DLRM, the probe, the training loop, metrics and size accounting. torch only; arrays in."""
+"""DLRM, the probe, the training loop, metrics and size accounting. torch only; arrays (or
+blocks of them: models.stream) in."""
 
 from __future__ import annotations
 
@@ -23,11 +24,13 @@ from models.metrics import (
     size_report,
 )
 from models.probe import ProbeConfig, probe_fingerprint, train_probe
+from models.stream import InMemoryBlocks, SplitBlocks, as_blocks, concat_splits, epoch_windows
 from models.train import (
     NonFiniteLossError,
     TrainConfig,
     TrainResult,
     evaluate,
+    evaluations_per_epoch,
     predict_proba,
     resolve_device,
     score,
@@ -59,6 +62,12 @@ __all__ = [
     "dense_param_count",
     "embedding_bytes",
     "evaluate",
+    "evaluations_per_epoch",
+    "InMemoryBlocks",
+    "SplitBlocks",
+    "as_blocks",
+    "concat_splits",
+    "epoch_windows",
     "logloss",
     "normalized_entropy",
     "predict_proba",

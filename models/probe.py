@@ -16,10 +16,11 @@ import numpy as np
 
 from models.batch import EncodedSplit
 from models.config import DLRMConfig, FeatureSpec
+from models.stream import SplitBlocks
 from models.train import TrainConfig
 from models.train import train as train_dlrm
 
-PROBE_FORMAT = 1  # bump when a change to the probe changes its output for the same inputs
+PROBE_FORMAT = 2  # bump when a change to the probe changes its output for the same inputs
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,18 @@ class ProbeConfig:
     device: str = field(default="cpu", metadata={"help": "'cpu', 'cuda' or 'auto'"})
     num_threads: int | None = field(default=None, metadata={
         "help": "torch threads; None: leave torch's setting"})
+    max_rows: int | None = field(default=None, metadata={
+        "help": "train the probe on a seeded sample of about this many training rows (the "
+                "validation rows it reports on are sampled alike); None: every row. A sample "
+                "saves probe time and costs the learned maps quality (benchmarks/README.md)"})
 
     def __post_init__(self) -> None:
         if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim <= 0:
             raise ValueError(f"dim must be a positive int, got {self.dim!r}")
+        if self.max_rows is not None and (isinstance(self.max_rows, bool)
+                                          or not isinstance(self.max_rows, int)
+                                          or self.max_rows <= 0):
+            raise ValueError(f"max_rows must be None or a positive int, got {self.max_rows!r}")
         self.train_config()  # validates the training fields with TrainConfig's messages
 
     def train_config(self) -> TrainConfig:
@@ -70,14 +79,15 @@ def train_probe(
     config: ProbeConfig,
     num_dense: int,
     feature_specs_full: tuple[FeatureSpec, ...] | list[FeatureSpec],
-    train: EncodedSplit,
-    val: EncodedSplit | None = None,
+    train: EncodedSplit | SplitBlocks,
+    val: EncodedSplit | SplitBlocks | None = None,
 ) -> list[np.ndarray]:
     """Per feature, float32 [vocab_size, dim]: row i embeds the i-th id of the sorted vocabulary.
 
     Each spec must be one plain table of vocab_size + 1 rows (row i = i-th vocabulary id,
     the last row = unseen ids); the OOV row is dropped from the result. Only
-    ``train`` is fitted; ``val`` is only evaluated and logged per epoch.
+    ``train`` is fitted; ``val`` is only evaluated and logged per epoch. ``max_rows`` is the
+    caller's to apply (it samples the rows it hands in).
     """
     specs = tuple(feature_specs_full)
     for spec in specs:

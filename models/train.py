@@ -38,6 +38,7 @@ from models.batch import EncodedSplit, FusedSplit
 from models.config import DLRMConfig
 from models.dlrm import DLRM
 from models.optim import RowSparseAdam
+from models.stream import SplitBlocks, as_blocks, shuffled_windows
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +72,16 @@ class TrainConfig:
         "help": "torch intra-op threads; None: leave torch's setting"})
     eval_batch_size: int = field(default=16384, metadata={"help": "samples per forward pass when "
                                                                   "evaluating"})
+    # scored between epochs for a scheduler (ASHA) that should not wait for a whole epoch
+    eval_every_rows: int | None = field(default=None, metadata={
+        "help": "also score validation every this many training rows within an epoch (on a fixed "
+                "sample of eval_sample_rows validation rows) and report it; None: once per epoch"})
+    eval_sample_rows: int = field(default=100_000, metadata={
+        "help": "validation rows scored at each eval_every_rows point: a seeded sample of the "
+                "validation split, all of it when smaller"})
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "epochs", "eval_batch_size"):
+        for name in ("batch_size", "epochs", "eval_batch_size", "eval_sample_rows"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
@@ -85,7 +93,7 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
-        for name in ("early_stopping_patience", "num_threads"):
+        for name in ("early_stopping_patience", "num_threads", "eval_every_rows"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
                 raise ValueError(f"{name} must be None or a positive int, got {v!r}")
@@ -137,17 +145,30 @@ def _predict(model: DLRM, data: FusedSplit, batch_size: int) -> np.ndarray:
     return probs
 
 
-def predict_proba(model: DLRM, split: EncodedSplit, batch_size: int = 16384) -> np.ndarray:
-    """Click probabilities float32 [N] of a trained model on a split."""
+def _predict_blocks(model: DLRM, split: SplitBlocks,
+                    batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, click probabilities), float32 [N] each, of a split read a block at a time."""
     device = next(model.parameters()).device
-    return _predict(model, FusedSplit(split, model.layout, device), batch_size)
+    labels, probs = [], []
+    for index in range(split.num_blocks):
+        part = split.block(index)
+        probs.append(_predict(model, FusedSplit(part, model.layout, device), batch_size))
+        labels.append(np.asarray(part.labels, dtype=np.float32))
+    empty = np.empty(0, dtype=np.float32)
+    return (np.concatenate(labels) if labels else empty), (np.concatenate(probs) if probs
+                                                            else empty)
 
 
-def evaluate(
-    model: DLRM, data: FusedSplit, base_rate: float, batch_size: int, prefix: str
-) -> dict[str, float]:
+def predict_proba(model: DLRM, split: EncodedSplit | SplitBlocks,
+                  batch_size: int = 16384) -> np.ndarray:
+    """Click probabilities float32 [N] of a trained model on a split."""
+    return _predict_blocks(model, as_blocks(split), batch_size)[1]
+
+
+def evaluate(model: DLRM, split: EncodedSplit | SplitBlocks, base_rate: float, batch_size: int,
+             prefix: str) -> dict[str, float]:
     """{prefix}_logloss, _auc, _ne, _accuracy on one split."""
-    return score(data.labels.cpu().numpy(), _predict(model, data, batch_size), base_rate, prefix)
+    return score(*_predict_blocks(model, as_blocks(split), batch_size), base_rate, prefix)
 
 
 def score(labels: np.ndarray, probs: np.ndarray, base_rate: float, prefix: str) -> dict[str, float]:
@@ -165,46 +186,68 @@ def score(labels: np.ndarray, probs: np.ndarray, base_rate: float, prefix: str) 
     }
 
 
-def _check_finite(losses: Tensor, first: int, last: int, epoch: int) -> None:
-    """Raise NonFiniteLossError naming the first step in [first, last] with a bad loss."""
+def _check_finite(losses: Tensor, first: int, last: int, epoch: int, offset: int = 0) -> None:
+    """Raise NonFiniteLossError naming the first step in [first, last] with a bad loss (steps
+    counted from `offset` in the epoch)."""
     bad = ~torch.isfinite(losses[first : last + 1])
     if bool(bad.any()):
         step = first + int(bad.nonzero()[0, 0])
         raise NonFiniteLossError(
-            f"training loss became {losses[step].item()} at epoch {epoch}, step {step}; "
+            f"training loss became {losses[step].item()} at epoch {epoch}, step {offset + step}; "
             "lower lr or check the inputs for NaN/inf"
         )
 
 
-def _train_epoch(
-    model: DLRM,
-    data: FusedSplit,
-    optimizers: list[torch.optim.Optimizer],
-    order: Tensor,
-    batch_size: int,
-    step_losses: Tensor,
-    epoch: int,
-) -> None:
-    """One pass over ``data`` in ``order``; step i's loss goes to ``step_losses[i]``."""
-    model.train()
-    check_every = 1 if order.device.type == "cpu" else 64  # a check syncs with the device
-    checked = 0
-    num_steps = len(step_losses)
-    # explicit opt-out of sparse invariant checks (else torch warns at the first sparse step)
-    with torch.sparse.check_sparse_tensor_invariants(enable=False):
-        for step in range(num_steps):
-            batch = data.batch(order[step * batch_size : (step + 1) * batch_size])
-            logits = model(batch.dense, batch.lookups)  # (B,)
-            loss = F.binary_cross_entropy_with_logits(logits, batch.labels)
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for opt in optimizers:
-                opt.step()
-            step_losses[step] = loss.detach()
-            if (step + 1) % check_every == 0 or step == num_steps - 1:
-                _check_finite(step_losses, checked, step, epoch)
-                checked = step + 1
+class _Epoch:
+    """One pass over the training split in this epoch's shuffled windows (models.stream)."""
+
+    def __init__(self, model: DLRM, optimizers: list[torch.optim.Optimizer], cfg: TrainConfig,
+                 device: torch.device, generator: torch.Generator):
+        self.model, self.optimizers, self.cfg = model, optimizers, cfg
+        self.device, self.generator = device, generator
+        self.check_every = 1 if device.type == "cpu" else 64  # a check syncs with the device
+
+    def run(self, train: SplitBlocks, epoch: int,
+            on_rows: Callable[[int], None] | None = None) -> float:
+        """Train one epoch; returns the mean training loss. `on_rows(rows)` is called after
+        each batch with the rows trained so far this epoch."""
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        rows = step = 0
+        for rows_of_window, order in shuffled_windows(train, self.generator):
+            data = FusedSplit(rows_of_window, self.model.layout, self.device)
+            order = order.to(self.device)
+            sizes = [min(self.cfg.batch_size, data.num_samples - start)
+                     for start in range(0, data.num_samples, self.cfg.batch_size)]
+            losses = torch.empty(len(sizes), device=self.device)
+            checked = 0
+            # explicit opt-out of sparse invariant checks (else torch warns at the first sparse
+            # step)
+            with torch.sparse.check_sparse_tensor_invariants(enable=False):
+                for k, size in enumerate(sizes):
+                    start = k * self.cfg.batch_size
+                    losses[k] = self._step(data.batch(order[start:start + size]))
+                    if (k + 1) % self.check_every == 0 or k == len(sizes) - 1:
+                        _check_finite(losses, checked, k, epoch, step)
+                        checked = k + 1
+                    rows += size
+                    if on_rows is not None:
+                        on_rows(rows)
+                        self.model.train()
+            loss_sum += (losses * torch.tensor(sizes, dtype=losses.dtype,
+                                               device=self.device)).sum()
+            step += len(sizes)
+        return float(loss_sum) / max(rows, 1)
+
+    def _step(self, batch) -> Tensor:
+        logits = self.model(batch.dense, batch.lookups)  # (B,)
+        loss = F.binary_cross_entropy_with_logits(logits, batch.labels)
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in self.optimizers:
+            opt.step()
+        return loss.detach()
 
 
 @contextmanager
@@ -248,28 +291,42 @@ def _format(metrics_: dict[str, float]) -> str:
 def train(
     model_config: DLRMConfig,
     train_config: TrainConfig,
-    train: EncodedSplit,
-    val: EncodedSplit | None,
-    test: EncodedSplit | None = None,
+    train: EncodedSplit | SplitBlocks,
+    val: EncodedSplit | SplitBlocks | None,
+    test: EncodedSplit | SplitBlocks | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    *,
+    val_sample: EncodedSplit | SplitBlocks | None = None,
+    on_eval: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train DLRM(model_config) on ``train``; validate on ``val`` after every epoch.
 
-    History entries hold epoch, train_loss, epoch_seconds (training + validation),
-    samples_per_second (training samples per second of training time) and, with ``val``,
-    val_logloss, val_auc, val_ne (against the training click rate), val_accuracy.
-    ``on_epoch(epoch, entry)`` is called after each epoch's validation; the epoch is logged
-    at INFO only without it (at DEBUG with it: the caller shows it). Early stopping
-    (on val logloss, restoring the best weights) works on ``val``; without ``val`` every
-    epoch runs and the last weights are kept.
+    Each split is an EncodedSplit or a SplitBlocks (read a block at a time: models.stream,
+    which also documents the shuffle). History entries hold epoch, train_loss, epoch_seconds
+    (training + validation), samples_per_second (training samples per second of training
+    time) and, with ``val``, val_logloss, val_auc, val_ne (against the training click rate),
+    val_accuracy. ``on_epoch(epoch, entry)`` is called after each epoch's validation; the
+    epoch is logged at INFO only without it (at DEBUG with it: the caller shows it). Early
+    stopping (on val logloss, restoring the best weights) works on ``val``; without ``val``
+    every epoch runs and the last weights are kept.
+
+    With ``eval_every_rows`` N, ``on_eval(epoch, entry)`` is also called every N training
+    rows within an epoch (not at its end, which ``on_epoch`` covers), with rows_trained (since
+    the first epoch) and the val_* metrics of ``val_sample`` (default: ``val``).
     """
     cfg = train_config
     if val is None:
         cfg = replace(cfg, early_stopping_patience=None)  # nothing to select on
+    train = as_blocks(train)
+    val = None if val is None else as_blocks(val)
+    test = None if test is None else as_blocks(test)
+    sample = val if val_sample is None else as_blocks(val_sample)
     for name, split in (("train", train), ("val", val), ("test", test)):
         if split is not None and split.num_samples == 0:
             raise ValueError(f"{name} split must not be empty, got 0 samples")
-    base_rate = float(np.mean(train.labels, dtype=np.float64))
+    if cfg.eval_every_rows is not None and sample is None:
+        raise ValueError("eval_every_rows needs a validation split to score")
+    base_rate = train.click_rate()
     if not 0.0 < base_rate < 1.0:
         raise ValueError(
             f"train labels must hold both classes (for NE), got click rate {base_rate}"
@@ -279,25 +336,18 @@ def train(
         with torch.random.fork_rng(devices=[]):  # seed the init without touching global state
             torch.manual_seed(cfg.seed)
             model = DLRM(model_config).to(device)
-        splits = {"train": train, "val": val, "test": test}
-        data = {k: FusedSplit(s, model.layout, device) for k, s in splits.items() if s is not None}
         optimizers = make_optimizers(model, cfg)
-        generator = torch.Generator().manual_seed(cfg.seed)
-        n, bs = train.num_samples, cfg.batch_size
-        num_steps = (n + bs - 1) // bs
-        step_losses = torch.empty(num_steps, device=device)
-        step_sizes = torch.full((num_steps,), float(bs), device=device)
-        step_sizes[-1] = n - bs * (num_steps - 1)
+        runner = _Epoch(model, optimizers, cfg, device, torch.Generator().manual_seed(cfg.seed))
+        n = train.num_samples
         stopper = _EarlyStopping(cfg.early_stopping_patience)
         history: list[dict[str, float]] = []
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
-            order = torch.randperm(n, generator=generator).to(device)
-            _train_epoch(model, data["train"], optimizers, order, bs, step_losses, epoch)
-            train_seconds = time.perf_counter() - t0
-            entry = {"epoch": epoch, "train_loss": float((step_losses * step_sizes).sum()) / n}
+            midway = _Midway(model, sample, cfg, base_rate, epoch, n, on_eval)
+            entry = {"epoch": epoch, "train_loss": runner.run(train, epoch, midway.after)}
+            train_seconds = time.perf_counter() - t0 - midway.seconds
             if val is not None:
-                entry.update(evaluate(model, data["val"], base_rate, cfg.eval_batch_size, "val"))
+                entry.update(evaluate(model, val, base_rate, cfg.eval_batch_size, "val"))
             entry["epoch_seconds"] = time.perf_counter() - t0
             entry["samples_per_second"] = n / train_seconds
             history.append(entry)
@@ -312,9 +362,48 @@ def train(
         stopper.restore_best(model, last_epoch)
         test_metrics = test_probs = None
         if test is not None:
-            test_probs = _predict(model, data["test"], cfg.eval_batch_size)
-            test_metrics = score(data["test"].labels.cpu().numpy(), test_probs, base_rate, "test")
+            test_labels, test_probs = _predict_blocks(model, test, cfg.eval_batch_size)
+            test_metrics = score(test_labels, test_probs, base_rate, "test")
             logger.info("test: %s", _format(test_metrics))
     best_epoch = last_epoch if val is None else stopper.best_epoch
     return TrainResult(model, history, test_metrics, best_epoch, last_epoch < cfg.epochs, base_rate,
                        test_probs)
+
+
+class _Midway:
+    """The evaluations within one epoch, every `eval_every_rows` training rows."""
+
+    def __init__(self, model: DLRM, sample: SplitBlocks | None, cfg: TrainConfig,
+                 base_rate: float, epoch: int, rows_per_epoch: int,
+                 on_eval: Callable[[int, dict[str, float]], None] | None):
+        self.model, self.sample, self.cfg, self.base_rate = model, sample, cfg, base_rate
+        self.epoch, self.rows_per_epoch, self.on_eval = epoch, rows_per_epoch, on_eval
+        self.every = cfg.eval_every_rows
+        self.next = self.every
+        self.seconds = 0.0  # spent evaluating, not training
+
+    @property
+    def after(self) -> Callable[[int], None] | None:
+        return self._after if self.every is not None and self.on_eval is not None else None
+
+    def _after(self, rows: int) -> None:
+        if rows < self.next or rows >= self.rows_per_epoch:
+            return
+        while self.next <= rows:
+            self.next += self.every
+        started = time.perf_counter()
+        entry = {"epoch": self.epoch,
+                 "rows_trained": (self.epoch - 1) * self.rows_per_epoch + rows,
+                 **evaluate(self.model, self.sample, self.base_rate, self.cfg.eval_batch_size,
+                            "val")}
+        self.seconds += time.perf_counter() - started
+        self.on_eval(self.epoch, entry)
+
+
+def evaluations_per_epoch(rows_per_epoch: int, eval_every_rows: int | None) -> int:
+    """How many times `on_eval` is called in one epoch of `rows_per_epoch` rows (none at its
+    end). Exact for batches that end on every multiple of eval_every_rows; else an upper
+    bound (two thresholds within one batch give one evaluation)."""
+    if eval_every_rows is None:
+        return 0
+    return (rows_per_epoch - 1) // eval_every_rows

@@ -56,4 +56,4 @@ def test_probe_config_validation_and_fingerprint():
     assert json.loads(json.dumps(key)) == {**key, "bottom_mlp": [32], "top_mlp": [32]}
     assert key == probe_fingerprint(ProbeConfig(dim=8, epochs=5, lr=1e-2, batch_size=64, seed=0))
     assert key != probe_fingerprint(ProbeConfig(dim=8, epochs=5, lr=1e-2, batch_size=64, seed=1))
-    assert key["probe_format"] == 1
+    assert key["probe_format"] == 2  # 2: trained on a seeded sample of at most max_rows rows
