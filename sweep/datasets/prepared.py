@@ -42,6 +42,15 @@ class SparseColumn:
     def multi_valued(self) -> bool:
         return self.offsets is not None
 
+    def rows_between(self, start: int, stop: int, row_mask: np.ndarray) -> np.ndarray:
+        """Raw ids of the rows [start, stop) that `row_mask` [stop - start] selects (flattened for
+        bags); reads only those rows' part of the column."""
+        if self.offsets is None:
+            return np.asarray(self.values[start:stop])[row_mask]
+        offsets = np.asarray(self.offsets[start:stop + 1])
+        values = np.asarray(self.values[offsets[0]:offsets[-1]])
+        return values[np.repeat(row_mask, np.diff(offsets))]
+
     def rows_of(self, row_mask: np.ndarray) -> np.ndarray:
         """Raw ids of the rows selected by a boolean mask [N] (flattened for bags)."""
         if self.offsets is None:

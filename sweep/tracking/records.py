@@ -136,7 +136,10 @@ def _exclusion(run: Any) -> str | None:
         return f"{status}: still running, or its driver died (resume the sweep)"
     if outcome == "stopped":
         epochs = int(metrics.get("epochs_run", metrics.get("epoch", 0)) or 0)
-        return (f"stopped early by the scheduler after {epochs} epoch(s): it has no test metrics "
+        rows = metrics.get("rows_trained")  # evaluations within an epoch (train.eval_every_rows)
+        seen = (f"{int(rows):,} training rows, inside its first epoch" if rows and not epochs
+                else f"{epochs} epoch(s)")
+        return (f"stopped early by the scheduler after {seen}: it has no test metrics "
                 "and no bundles, so it cannot be exported")
     if outcome not in (None, "completed") or "best_val_logloss" not in metrics:
         return f"no final metrics (outcome {outcome!r})"

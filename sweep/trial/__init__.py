@@ -17,7 +17,14 @@ from sweep.trial.config import (
     TrialConfig,
     check_test_windows,
 )
-from sweep.trial.mapping import batch_size_for, fit_mappers, kept_full, rows_at, small_data_note
+from sweep.trial.mapping import (
+    batch_size_for,
+    eval_notes,
+    fit_mappers,
+    kept_full,
+    rows_at,
+    small_data_note,
+)
 from sweep.trial.run import bundle_dir_name, run_trial, write_trial_outputs
 
 __all__ = [
@@ -26,6 +33,7 @@ __all__ = [
     "ModelConfig",
     "TrialConfig",
     "batch_size_for",
+    "eval_notes",
     "bundle_dir_name",
     "check_test_windows",
     "fit_mappers",

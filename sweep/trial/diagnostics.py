@@ -6,7 +6,7 @@ Everything here reads the prepared data and the fitted mappers; nothing trains.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -42,28 +42,33 @@ def frequency_weighted_mean(per_feature: Mapping[str, dict], dataset: PreparedDa
                      for n in per_feature) / total) if total else 0.0
 
 
-def value_rates(dataset: PreparedDataset, rows: np.ndarray, min_count: int) -> tuple[float, float]:
-    """(unseen, rare) over the values of `rows` (a boolean row mask): the share whose raw id never
-    occurs in the training split, and the share seen there fewer than `min_count` times (unseen
-    included: the ids a learned map hashes)."""
+def value_rates(dataset: PreparedDataset, rows: Callable[[int, int], np.ndarray],
+                min_count: int, chunk_rows: int = 1 << 20) -> tuple[float, float]:
+    """(unseen, rare) over the values of the rows `rows(start, stop)` selects (a boolean mask of
+    the raw rows [start, stop), asked a chunk at a time): the share whose raw id never occurs in
+    the training split, and the share seen there fewer than `min_count` times (unseen included:
+    the ids a learned map hashes)."""
     unseen = rare = total = 0
     for name in dataset.feature_names:
-        values = dataset.sparse[name].rows_of(rows)
+        column = dataset.sparse[name]
         ids, counts = np.asarray(dataset.vocab[name].ids), np.asarray(dataset.vocab[name].counts)
-        if not len(ids):
-            unseen, rare, total = unseen + len(values), rare + len(values), total + len(values)
-            continue
-        position = np.minimum(np.searchsorted(ids, values), len(ids) - 1)
-        seen = ids[position] == values
-        unseen += int((~seen).sum())
-        rare += int((~seen | (counts[position] < min_count)).sum())
-        total += len(values)
+        for start in range(0, dataset.num_rows, chunk_rows):
+            stop = min(start + chunk_rows, dataset.num_rows)
+            values = column.rows_between(start, stop, rows(start, stop))
+            total += len(values)
+            if not len(ids):
+                unseen, rare = unseen + len(values), rare + len(values)
+                continue
+            position = np.minimum(np.searchsorted(ids, values), len(ids) - 1)
+            seen = ids[position] == values
+            unseen += int((~seen).sum())
+            rare += int((~seen | (counts[position] < min_count)).sum())
     return unseen / max(total, 1), rare / max(total, 1)
 
 
 def unseen_rate(dataset: PreparedDataset) -> float:
     """Share of val + test values whose raw id never occurs in the training split."""
-    return value_rates(dataset, np.asarray(dataset.split) != 0, 1)[0]
+    return value_rates(dataset, lambda a, b: np.asarray(dataset.split[a:b]) != 0, 1)[0]
 
 
 def window_metrics(dataset: PreparedDataset, windows: list[np.ndarray], probs: np.ndarray,
@@ -77,7 +82,7 @@ def window_metrics(dataset: PreparedDataset, windows: list[np.ndarray], probs: n
     for k, positions in enumerate(windows, start=1):
         mask = np.zeros(dataset.num_rows, dtype=bool)
         mask[test[positions]] = True
-        unseen, rare = value_rates(dataset, mask, min_count)
+        unseen, rare = value_rates(dataset, lambda a, b, mask=mask: mask[a:b], min_count)
         window = {**score(labels[positions], probs[positions], base_rate, "test"),
                   "rows": float(len(positions)),
                   "unseen_value_rate": unseen, "rare_value_rate": rare,
@@ -87,12 +92,13 @@ def window_metrics(dataset: PreparedDataset, windows: list[np.ndarray], probs: n
     return out
 
 
-def signal_metrics(dataset: PreparedDataset, test_logloss: float) -> dict[str, float]:
-    """Bayes and constant-predictor test logloss, and the share of learnable signal captured."""
+def signal_metrics(dataset: PreparedDataset, test_logloss: float,
+                   train_rate: float) -> dict[str, float]:
+    """Bayes and constant-predictor test logloss (the constant: `train_rate`, the training
+    split's click rate), and the share of learnable signal captured."""
     test = dataset.split_indices("test")
     labels = np.asarray(dataset.labels)[test]
-    rate = float(np.asarray(dataset.labels)[dataset.split_indices("train")].mean())
-    out = {"constant_test_logloss": metrics.logloss(labels, np.full(len(labels), rate))}
+    out = {"constant_test_logloss": metrics.logloss(labels, np.full(len(labels), train_rate))}
     if "true_prob" in dataset.extras:
         out["bayes_test_logloss"] = metrics.logloss(labels,
                                                     np.asarray(dataset.extras["true_prob"])[test])

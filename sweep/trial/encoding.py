@@ -1,23 +1,20 @@
-"""From a prepared dataset and fitted mappers to the arrays the trainer takes.
-
-Every raw id of a feature is transformed once, vectorised, over the whole column; the
-train / val / test `EncodedSplit`s are then row selections of those rows.
+"""What a trial builds from a prepared dataset and its fitted mappers, besides the blocks it
+trains on (`sweep.trial.stream`): the full mappers and the full model's layout, the feature
+specs, and how many values each mapper's hash fallback serves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
 from mappers import FullMapper
 from mappers.base import ID_BYTES, LEARNED_HEADER_BYTES
-from models import EncodedSplit, FeatureSpec
+from models import FeatureSpec
 from sweep.datasets import PreparedDataset
-from sweep.datasets.prepared import take_bags
 
-__all__ = ["encode_splits", "feature_specs", "fit_full_mappers", "full_model_layout",
-           "transform_columns"]
+__all__ = ["fallback_counts", "feature_specs", "fit_full_mappers", "full_model_layout"]
 
 
 def fit_full_mappers(dataset: PreparedDataset) -> dict:
@@ -41,14 +38,18 @@ def full_model_layout(dataset: PreparedDataset,
     return specs, sum(ID_BYTES * size + LEARNED_HEADER_BYTES for size in sizes.values())
 
 
-def transform_columns(dataset: PreparedDataset,
-                      mappers: Mapping) -> dict[str, tuple[np.ndarray, ...]]:
-    """Rows of every stored value, per feature and table: one vectorised transform per column."""
-    columns = {}
+def fallback_counts(dataset: PreparedDataset, mappers: Mapping,
+                    chunk_values: int = 1 << 22) -> dict[str, int]:
+    """Per feature, how many of its stored values (every split) its mapper's hash fallback
+    serves (`num_unseen_`), counted by transforming the column a chunk at a time."""
+    counts = {}
     for name in dataset.feature_names:
-        rows = mappers[name].transform(np.asarray(dataset.sparse[name].values))
-        columns[name] = tuple(rows) if isinstance(rows, tuple) else (rows,)
-    return columns
+        mapper, values = mappers[name], dataset.sparse[name].values
+        mapper.num_unseen_ = 0
+        for start in range(0, len(values), chunk_values):
+            mapper.transform(np.asarray(values[start:start + chunk_values]))
+        counts[name] = int(mapper.num_unseen_)
+    return counts
 
 
 def feature_specs(dataset: PreparedDataset, mappers: Mapping,
@@ -59,23 +60,3 @@ def feature_specs(dataset: PreparedDataset, mappers: Mapping,
                     pooling=pooling)
         for name in dataset.feature_names
     )
-
-
-def encode_splits(dataset: PreparedDataset, columns: Mapping[str, tuple[np.ndarray, ...]],
-                  splits: Sequence[str] = ("train", "val", "test")) -> list[EncodedSplit]:
-    """One EncodedSplit per split name, tables in feature order (each feature's tables in order)."""
-    encoded = []
-    for split in splits:
-        rows = dataset.split_indices(split)
-        tables: list = []
-        for name in dataset.feature_names:
-            offsets = dataset.sparse[name].offsets
-            for table_rows in columns[name]:
-                if offsets is None:
-                    tables.append(np.ascontiguousarray(table_rows[rows]))
-                else:
-                    tables.append(take_bags(table_rows, offsets, rows))
-        encoded.append(EncodedSplit(dense=np.asarray(dataset.dense[rows]),
-                                    labels=np.asarray(dataset.labels[rows]),
-                                    tables=tables))
-    return encoded

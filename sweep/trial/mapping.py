@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from mappers import FullMapper, Mapper, get_strategy
+from models import TrainConfig, evaluations_per_epoch
 from sweep.datasets import PreparedDataset
 from sweep.errors import ConfigError
 from sweep.trial.config import TrialConfig
@@ -65,6 +66,19 @@ def small_data_note(num_train: int, requested: int) -> str | None:
     return (f"small training split: {num_train} rows are fewer than {MIN_STEPS_PER_EPOCH} batches "
             f"of {requested}; training with batch size {batch_size} "
             f"({math.ceil(num_train / batch_size)} steps per epoch)")
+
+
+def eval_notes(num_train: int, train: TrainConfig) -> list[str]:
+    """Warnings for evaluation options that have no effect on `num_train` training rows."""
+    every, default = train.eval_every_rows, TrainConfig.__dataclass_fields__["eval_sample_rows"]
+    if every is None:
+        return ([f"train.eval_sample_rows {train.eval_sample_rows} has no effect: it sizes the "
+                 "validation sample of train.eval_every_rows, which is not set"]
+                if train.eval_sample_rows != default.default else [])
+    if evaluations_per_epoch(num_train, every) == 0:
+        return [f"train.eval_every_rows {every} has no effect: an epoch has {num_train} training "
+                "rows, so validation is scored once per epoch, at its end"]
+    return []
 
 
 def mapping_notes(config: TrialConfig, dataset: PreparedDataset) -> tuple[int, list[str]]:

@@ -22,7 +22,8 @@ import numpy as np
 from models import ProbeConfig, probe_fingerprint, train_probe
 from sweep.datasets import PreparedDataset
 from sweep.processes import pid_alive
-from sweep.trial.encoding import encode_splits, feature_specs, fit_full_mappers, transform_columns
+from sweep.trial.encoding import feature_specs, fit_full_mappers
+from sweep.trial.stream import PreparedBlocks, sample_for
 
 __all__ = ["cached_probe", "probe_cache_key", "probe_embeddings", "store_probe",
            "train_probe_embeddings"]
@@ -79,8 +80,12 @@ def train_probe_embeddings(dataset: PreparedDataset, config: ProbeConfig) -> dic
     """Train the probe (seed `config.seed`) on the full model's encoding of the data; no cache."""
     log.info("training the probe (dim %d, seed %d) on %s", config.dim, config.seed, dataset.path)
     mappers = fit_full_mappers(dataset)
-    train, val = encode_splits(dataset, transform_columns(dataset, mappers),
-                               splits=("train", "val"))
+    sample = sample_for(int(dataset.manifest["split_sizes"]["train"]), config.max_rows,
+                        config.seed)
+    train, val = (PreparedBlocks(dataset, split, mappers, sample) for split in ("train", "val"))
+    if sample is not None:
+        log.info("the probe trains on a sample of %d of the %d training rows (probe.max_rows %d)",
+                 train.num_samples, dataset.manifest["split_sizes"]["train"], config.max_rows)
     embeddings = train_probe(config, dataset.dense.shape[1], feature_specs(dataset, mappers), train,
                              val)
     return {name: np.asarray(e, dtype=np.float32)

@@ -1,8 +1,9 @@
 """One sweep point end to end: `run_trial(config) -> metrics`, with no Ray and no MLflow.
 
-Steps: load the prepared data; fit one mapper per feature on the train vocabulary
-(`sweep.trial.mapping`); transform every id once; train the DLRM; size it honestly; write
-the mapper bundles and metrics.json. The Ray trainable in `sweep.tune` is a thin adapter
+Steps: load the prepared data (memory-mapped); fit one mapper per feature on the train
+vocabulary (`sweep.trial.mapping`); train the DLRM on the splits read a block of rows at a time,
+each block's ids mapped as it is read (`sweep.trial.stream`); size it honestly; write the mapper
+bundles and metrics.json. The Ray trainable in `sweep.tune` is a thin adapter
 over this.
 
 Nothing is silently a no-op: `features_mapped` counts the features the strategy really
@@ -42,9 +43,16 @@ from sweep.trial.diagnostics import (
     unseen_rate,
     window_metrics,
 )
-from sweep.trial.encoding import encode_splits, feature_specs, full_model_layout, transform_columns
-from sweep.trial.mapping import batch_size_for, fit_mappers, mapping_notes, small_data_note
+from sweep.trial.encoding import fallback_counts, feature_specs, full_model_layout
+from sweep.trial.mapping import (
+    batch_size_for,
+    eval_notes,
+    fit_mappers,
+    mapping_notes,
+    small_data_note,
+)
 from sweep.trial.probe_cache import probe_embeddings
+from sweep.trial.stream import PreparedBlocks, sample_for
 
 __all__ = ["TrainingDivergedError", "bundle_dir_name", "run_trial", "write_trial_outputs"]
 
@@ -53,8 +61,11 @@ log = logging.getLogger(__name__)
 
 def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
               probe: Mapping[str, np.ndarray] | None = None,
-              on_epoch: Callable[[int, dict], None] | None = None) -> dict:
-    """Fit, train, evaluate and size one variant; returns a flat dict of metrics."""
+              on_epoch: Callable[[int, dict], None] | None = None,
+              on_eval: Callable[[int, dict], None] | None = None) -> dict:
+    """Fit, train, evaluate and size one variant; returns a flat dict of metrics. `on_epoch`
+    gets each epoch's entry, `on_eval` each evaluation within an epoch (train.eval_every_rows),
+    both with the size metrics."""
     started = time.perf_counter()
     for what, device in (("train.device", config.train.device),
                          ("probe.device", config.probe.device)):
@@ -70,6 +81,7 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
     num_train = int(dataset.manifest["split_sizes"]["train"])
     batch_size = batch_size_for(num_train, config.train.batch_size)
     notes += filter(None, [small_data_note(num_train, config.train.batch_size)])
+    notes += eval_notes(num_train, config.train)
     name = trial_name(config.strategy, config.compression, config.dim, config.seed, config.rows)
     for note in notes:
         log.warning("%s: %s", name, note)
@@ -84,11 +96,16 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
     probe_seconds = time.perf_counter() - probe_started
     fit_started = time.perf_counter()
     mappers = fit_mappers(config, dataset, probe)
-    columns = transform_columns(dataset, mappers)
-    # values the hash fallback served
-    fallback = {name: int(m.num_unseen_) for name, m in mappers.items()}
+    # values the hash fallback served; an unseen id under unseen="error" fails here, before
+    # training
+    fallback = fallback_counts(dataset, mappers)
     fit_seconds = time.perf_counter() - fit_started
-    train_split, val_split, test_split = encode_splits(dataset, columns)
+    train_split, val_split, test_split = (PreparedBlocks(dataset, split, mappers)
+                                          for split in ("train", "val", "test"))
+    val_sample = None
+    if config.train.eval_every_rows is not None:
+        val_sample = PreparedBlocks(dataset, "val", mappers, sample_for(
+            val_split.num_samples, config.train.eval_sample_rows, config.seed))
     num_dense = int(dataset.dense.shape[1])
     model_config = config.model.architecture(config.dim, num_dense,
                                              feature_specs(dataset, mappers, config.model.pooling))
@@ -103,9 +120,14 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
         if on_epoch is not None:
             on_epoch(epoch, {**entry, **size_metrics})
 
+    def report_midway(epoch: int, entry: dict) -> None:
+        if on_eval is not None:
+            on_eval(epoch, {**entry, **size_metrics})
+
     try:
         result = train(model_config, replace(config.train, seed=config.seed, batch_size=batch_size),
-                       train_split, val_split, test_split, on_epoch=report_epoch)
+                       train_split, val_split, test_split, on_epoch=report_epoch,
+                       val_sample=val_sample, on_eval=report_midway)
     except NonFiniteLossError as exc:
         raise _diverged(config, dataset, exc) from None
     best = result.history[result.best_epoch - 1] if result.history else {}
@@ -135,7 +157,7 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
         out.update(window_metrics(dataset, windows, result.test_probs, result.base_rate,
                                   config.model.learned_min_count))
     if "test_logloss" in out:
-        out.update(signal_metrics(dataset, out["test_logloss"]))
+        out.update(signal_metrics(dataset, out["test_logloss"], result.base_rate))
         out["worse_than_constant"] = float(out["test_logloss"] > out["constant_test_logloss"])
         if out["worse_than_constant"]:
             note = (f"test logloss {out['test_logloss']:.4f} is worse than the constant "

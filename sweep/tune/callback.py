@@ -30,6 +30,8 @@ WORSE_TAG = "collide.worse_than_constant"
 
 EPOCH_METRICS = ("val_logloss", "val_auc", "val_ne", "val_accuracy", "train_loss", "epoch_seconds",
                  "samples_per_second", "best_val_logloss")
+# what an evaluation within an epoch reports, logged as midway_<key> at step rows_trained
+MIDWAY_METRICS = ("val_logloss", "val_auc", "val_ne", "val_accuracy")
 # Keys of a final result that are not metrics: Tune's bookkeeping and the trial's point (logged as
 # params).
 NOT_METRICS = frozenset(AUTO_RESULT_KEYS) | {"done", "final", "should_checkpoint", "trial_id",
@@ -83,6 +85,14 @@ class MlflowTrialCallback(Callback):
             self.tracker.log_metrics(trial.trial_id, final, step=int(result.get("epochs_run", 0)))
             self.tracker.set_trial_tags(trial.trial_id, trial_tags(result))
             self._final.add(trial.trial_id)
+            return
+        if result.get("midway"):
+            # an evaluation within an epoch (train.eval_every_rows), on the validation sample:
+            # its own metrics, stepped by the training rows so far
+            rows = int(result["rows_trained"])
+            self.tracker.log_metrics(trial.trial_id, {
+                **{f"midway_{key}": result[key] for key in MIDWAY_METRICS if key in result},
+                "rows_trained": rows}, step=rows)
             return
         epoch = int(result.get("epoch", result.get("training_iteration", 0)))
         keep = {k: result[k] for k in EPOCH_METRICS if k in result}

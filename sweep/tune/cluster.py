@@ -23,7 +23,8 @@ from typing import Any
 from sweep.errors import ConfigError, UserError
 from sweep.tune.interrupt import hold_signals
 
-__all__ = ["check_storage_shared", "check_trial_fits", "init_ray", "live_nodes", "shutdown_ray"]
+__all__ = ["check_prepared_shared", "check_storage_shared", "check_trial_fits", "init_ray",
+           "live_nodes", "shutdown_ray"]
 
 log = logging.getLogger(__name__)
 
@@ -135,11 +136,26 @@ def _reads(path: str, token: str) -> tuple[str, bool]:
     return socket.gethostname(), seen
 
 
-def check_storage_shared(storage_path: Path) -> None:
-    """Raise ValueError, naming the node, when some live Ray node cannot read `storage_path`."""
+def _nodes_that_cannot_read(nodes: list[dict[str, Any]], file: Path,
+                            token: str) -> list[tuple[dict[str, Any], str]]:
+    """(node, host) of each node on which `file` does not hold `token`, asked by a task pinned to
+    every node."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+    reads = ray.remote(num_cpus=0, max_retries=0)(_reads)
+    refs = [reads.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        node["NodeID"], soft=False)).remote(str(file), token) for node in nodes]
+    answers = ray.get(refs, timeout=CHECK_TIMEOUT_S)
+    return [(node, host) for node, (host, seen) in zip(nodes, answers, strict=True) if not seen]
+
+
+def _where(node: dict[str, Any], host: str) -> str:
+    return f"Ray node {node['NodeID'][:12]} on {host} ({node.get('NodeManagerAddress')})"
+
+
+def check_storage_shared(storage_path: Path) -> None:
+    """Raise UserError, naming the node, when some live Ray node cannot read `storage_path`."""
     nodes = live_nodes()
     if len(nodes) < 2:
         return
@@ -148,20 +164,34 @@ def check_storage_shared(storage_path: Path) -> None:
     marker = storage_path / f".collide-storage-check-{token}"
     marker.write_text(token, encoding="utf-8")
     try:
-        reads = ray.remote(num_cpus=0, max_retries=0)(_reads)
-        refs = [reads.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-            node["NodeID"], soft=False))
-                .remote(str(marker), token) for node in nodes]
-        answers = ray.get(refs, timeout=CHECK_TIMEOUT_S)
+        blind = _nodes_that_cannot_read(nodes, marker, token)
     finally:
         marker.unlink(missing_ok=True)
-    blind = [(node, host) for node, (host, seen) in zip(nodes, answers, strict=True) if not seen]
     if blind:
-        node, host = blind[0]
         raise UserError(
-            f"storage_path {storage_path} is not shared: Ray node {node['NodeID'][:12]} on {host} "
-            f"({node.get('NodeManagerAddress')}) cannot read a file written there, and trial "
-            f"bundles reach the driver through it ({len(blind)} of {len(nodes)} nodes cannot). On "
-            "a cluster of several machines give --storage-path a directory that every node mounts "
-            "at the same path, e.g. an NFS mount: --storage-path /mnt/shared/collide")
+            f"storage_path {storage_path} is not shared: {_where(*blind[0])} cannot read a file "
+            f"written there, and trial bundles reach the driver through it ({len(blind)} of "
+            f"{len(nodes)} nodes cannot). On a cluster of several machines give --storage-path a "
+            "directory that every node mounts at the same path, e.g. an NFS mount: "
+            "--storage-path /mnt/shared/collide")
     log.info("storage path %s is readable from all %d Ray nodes", storage_path, len(nodes))
+
+
+def check_prepared_shared(prepared_dir: Path) -> None:
+    """Raise UserError, naming the node and the path, when some live Ray node cannot read the
+    prepared data at `prepared_dir` (its manifest, compared with the driver's): trials and probe
+    tasks read their rows there. Read only: nothing is written into the prepared data."""
+    nodes = live_nodes()
+    if len(nodes) < 2:
+        return
+    manifest = prepared_dir / "manifest.json"
+    blind = _nodes_that_cannot_read(nodes, manifest, manifest.read_text(encoding="utf-8"))
+    if blind:
+        raise UserError(
+            f"the prepared data {prepared_dir} is not shared: {_where(*blind[0])} cannot read "
+            f"{manifest.name} there, or finds another one ({len(blind)} of {len(nodes)} nodes), "
+            "and every trial reads its rows from that directory. On a cluster of several machines "
+            "put it where every node mounts it at the same path: launch collide from a shared "
+            "directory (the default is <launch dir>/.collide/prepared), or set "
+            "data.prepared_dir, e.g. --set data.prepared_dir=/mnt/shared/collide/prepared")
+    log.info("prepared data %s is readable from all %d Ray nodes", prepared_dir, len(nodes))

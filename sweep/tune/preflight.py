@@ -22,7 +22,7 @@ from sweep.config import SweepConfig
 from sweep.datasets import SOURCES, PreparedDataset
 from sweep.datasets.base import path_options
 from sweep.errors import ConfigError
-from sweep.trial import TrialConfig, kept_full, rows_at, small_data_note
+from sweep.trial import TrialConfig, eval_notes, kept_full, rows_at, small_data_note
 from sweep.tune.trainable import trial_config_for
 
 __all__ = ["absolute_paths", "check_grid", "check_storage_path", "compressing_strategies"]
@@ -43,8 +43,10 @@ def check_grid(config: SweepConfig, dataset: PreparedDataset, base: TrialConfig,
         trial_config_for(base, config, point, None)
     _check_mapping(config, dataset)
     _check_rows(config, dataset)
-    note = small_data_note(int(dataset.manifest["split_sizes"]["train"]), config.train.batch_size)
-    if note:
+    num_train = int(dataset.manifest["split_sizes"]["train"])
+    notes = [small_data_note(num_train, config.train.batch_size),
+             *eval_notes(num_train, config.train)]
+    for note in filter(None, notes):
         log.warning("%s, in every trial", note)
     # refused now, naming the data, when its rows have no time order
     dataset.test_windows(config.test_windows)

@@ -3,7 +3,8 @@
 Flow (driver): check the tracking URI (fails in seconds, before anything else); validate
 the config; prepare the data (cached); check the grid against it (`sweep.tune.preflight`);
 start Ray; train the probe of every seed a learned strategy needs, side by side as Ray tasks
-(cached; `sweep.tune.startup`); put the dataset and probes in the object store once; run a
+(cached; `sweep.tune.startup`); check that every node reads the storage path and the
+prepared data (`sweep.tune.cluster`); put the probes in the object store once; run a
 Tuner whose trainable (`sweep.tune.trainable`) reports after every epoch, on actors that Tune
 reuses from trial to trial; mirror everything into MLflow from the driver
 (`sweep.tracking.writer`); finally read the trials back from MLflow and write the Pareto
@@ -30,6 +31,7 @@ from typing import Any
 import yaml
 
 from mappers import get_strategy
+from models import evaluations_per_epoch
 from sweep.config import SweepConfig, config_record
 from sweep.datasets import default_out_dir, get_source, prepare
 from sweep.frontier.files import PARETO_FILES
@@ -40,7 +42,12 @@ from sweep.tracking.uri import default_tracking_uri, redact, redact_text
 from sweep.tracking.writer import ERROR_TAG_CHARS, SweepTracker, flatten, param_texts, register
 from sweep.trial import TrialConfig
 from sweep.tune.callback import MlflowTrialCallback
-from sweep.tune.cluster import check_storage_shared, check_trial_fits, init_ray
+from sweep.tune.cluster import (
+    check_prepared_shared,
+    check_storage_shared,
+    check_trial_fits,
+    init_ray,
+)
 from sweep.tune.description import describe_sweep, optuna_budget
 from sweep.tune.ending import SweepResult, end_interrupted, finish, sync_now
 from sweep.tune.hooks import TrialHooks
@@ -50,7 +57,7 @@ from sweep.tune.points import grid_points, point_name, point_of
 from sweep.tune.preflight import absolute_paths, check_grid, check_storage_path
 from sweep.tune.search import ConfigurationSearch
 from sweep.tune.startup import Startup, sweep_probes
-from sweep.tune.trainable import base_trial_config, in_memory, trainable
+from sweep.tune.trainable import base_trial_config, trainable
 
 __all__ = ["DATA_TAG", "EXPERIMENT_DIR_TAG", "Prepared", "fit_and_finish", "guarded",
            "prepare_sweep",
@@ -69,18 +76,22 @@ def _recorded(config: SweepConfig) -> dict:
     return {**config_record(config), "tracking_uri": redact(config.tracking_uri)}
 
 
-def _search(config: SweepConfig, points: list[dict]) -> tuple[dict, dict]:
-    """(param_space, TuneConfig kwargs) for grid or optuna search."""
+def _search(config: SweepConfig, points: list[dict], train_rows: int) -> tuple[dict, dict]:
+    """(param_space, TuneConfig kwargs) for grid or optuna search. ASHA counts Tune iterations:
+    one per epoch, and one per evaluation within an epoch (train.eval_every_rows; the data's
+    `train_rows` say how many)."""
     from ray import tune
 
     if config.search == "grid":
         kwargs: dict[str, Any] = {"num_samples": 1}
+        iterations = config.train.epochs * (
+            1 + evaluations_per_epoch(train_rows, config.train.eval_every_rows))
         if config.scheduler == "asha":
             from ray.tune.schedulers import ASHAScheduler
 
             kwargs["scheduler"] = ASHAScheduler(metric="val_logloss", mode="min",
                                                 time_attr="training_iteration",
-                                                max_t=config.train.epochs + 1, grace_period=1)
+                                                max_t=iterations + 1, grace_period=1)
         return {"point": tune.grid_search(points)}, kwargs
     g = config.grid
     search = ConfigurationSearch(g.strategies, g.compressions, g.dims, g.seeds, config.samples,
@@ -106,6 +117,7 @@ class Prepared:
     tracking_uri: str
     points: list[dict]
     fingerprint: str  # of the prepared data
+    train_rows: int  # of the prepared data
     base: TrialConfig  # every trial's config, but for its point
     trainable: Any  # tune.with_resources(tune.with_parameters(trainable, ...))
     startup: Startup  # what the serial start took
@@ -127,7 +139,6 @@ def prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, inte
                       or default_out_dir(source, cache_dir / "prepared"))
     base = base_trial_config(config, dataset.path.resolve(), cache_dir / "probes")
     check_grid(config, dataset, base, points)
-    dataset = in_memory(dataset)
     startup.data_seconds = time.perf_counter() - started
     started = time.perf_counter()
     init_ray(config.address, config.resources.num_cpus)
@@ -135,6 +146,7 @@ def prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, inte
     output.capture_trial_output()
     check_trial_fits(config.resources.cpus_per_trial, config.resources.gpus_per_trial)
     check_storage_shared(storage_path)
+    check_prepared_shared(dataset.path.resolve())
     startup.ray_seconds = time.perf_counter() - started
     seeds = sorted({p["seed"] for p in points if get_strategy(p["strategy"]).needs_embeddings})
     probes = sweep_probes(dataset, config.probe, seeds, cache_dir / "probes", startup)
@@ -142,10 +154,11 @@ def prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, inte
     for_trials = replace(config, tracking_uri=None)  # trials never see the tracking URI
     resources = {"cpu": config.resources.cpus_per_trial, "gpu": config.resources.gpus_per_trial}
     wrapped = tune.with_resources(
-        tune.with_parameters(trainable, dataset=dataset, probes=probes, base=base, sweep=for_trials,
+        tune.with_parameters(trainable, probes=probes, base=base, sweep=for_trials,
                              hooks=TrialHooks.from_environment()),
         resources)
-    return Prepared(config, tracking_uri, points, dataset.fingerprint, base, wrapped, startup)
+    return Prepared(config, tracking_uri, points, dataset.fingerprint,
+                    int(dataset.manifest["split_sizes"]["train"]), base, wrapped, startup)
 
 
 def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None, *, verbose: bool = False,
@@ -191,7 +204,7 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None, *, verb
                 EXPERIMENT_DIR_TAG: str(experiment_dir),
                 "collide.tracking_uri": redact(tracking_uri),
                 DATA_TAG: prepared.fingerprint}})
-            param_space, tune_kwargs = _search(config, prepared.points)
+            param_space, tune_kwargs = _search(config, prepared.points, prepared.train_rows)
             # the classic table honours our trimmed columns
             os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
             reporter = TableReporter(parameter_columns={f"point/{k}": v

@@ -3,8 +3,9 @@
 Everything before the first trial keeps the CPUs idle but one, so it is done once per
 sweep and as parallel as it can be:
 
-- the data is prepared (or read back from its cache) once, in the driver, and every trial
-  gets it from Ray's object store;
+- the data is prepared (or read back from its cache) once, in the driver; every trial and
+  probe task reads it from the prepared directory (memory-mapped, a block of rows at a time),
+  never through Ray's object store;
 - the probes the learned strategies need, one per seed, are read from their cache, and
   those missing are trained as Ray tasks side by side (each with its share of the CPUs),
   then cached by the driver; trials are handed them and never train one;
@@ -18,12 +19,11 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from models import ProbeConfig
-from sweep.datasets import PreparedDataset
+from sweep.datasets import PreparedDataset, load_prepared
 from sweep.trial.probe_cache import cached_probe, store_probe, train_probe_embeddings
 
 __all__ = ["Startup", "sweep_probes"]
@@ -64,11 +64,16 @@ def _seeds(seeds: list[int]) -> str:
     return ", ".join(str(s) for s in seeds)
 
 
+def _train_probe_at(path: str, config: ProbeConfig) -> dict[str, np.ndarray]:
+    """A Ray task: the probe of the prepared data at `path`, read there (memory-mapped)."""
+    return train_probe_embeddings(load_prepared(path), config)
+
+
 def sweep_probes(dataset: PreparedDataset, config: ProbeConfig, seeds: list[int], cache_dir: Path,
-                 startup: Startup, dataset_ref: Any = None) -> dict[int, dict[str, np.ndarray]]:
+                 startup: Startup) -> dict[int, dict[str, np.ndarray]]:
     """Every seed's probe embeddings: cached ones read back, missing ones trained as Ray tasks side
-    by side (Ray must be initialised) and then cached. `dataset_ref`: the dataset already in the
-    object store, if it is."""
+    by side (Ray must be initialised) and then cached. The tasks read the prepared data from
+    its directory, which every node sees (checked before)."""
     import ray
 
     started = time.perf_counter()
@@ -82,11 +87,11 @@ def sweep_probes(dataset: PreparedDataset, config: ProbeConfig, seeds: list[int]
     if missing:
         cpus = max(1, int(ray.available_resources().get("CPU", 1) // len(missing)))
         threads = config.num_threads or cpus
-        task = ray.remote(num_cpus=cpus, max_retries=0)(train_probe_embeddings)
-        ref = dataset_ref if dataset_ref is not None else ray.put(dataset)
+        task = ray.remote(num_cpus=cpus, max_retries=0)(_train_probe_at)
+        path = str(Path(dataset.path).resolve())
         log.info("training the probe of seed %s: %d Ray task(s) side by side, %d thread(s) each",
                  _seeds(missing), len(missing), threads)
-        pending = {seed: task.remote(ref, replace(config, seed=seed, num_threads=threads))
+        pending = {seed: task.remote(path, replace(config, seed=seed, num_threads=threads))
                    for seed in missing}
         for seed, result in pending.items():
             probes[seed] = store_probe(dataset, config, seed, cache_dir, ray.get(result))

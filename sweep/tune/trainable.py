@@ -17,16 +17,13 @@ import tempfile
 from dataclasses import fields, replace
 from pathlib import Path
 
-import numpy as np
-
 from models import SizeReport
 from sweep.config import SweepConfig
-from sweep.datasets import PreparedDataset, SparseColumn, Vocabulary
 from sweep.trial import TrialConfig, run_trial
 from sweep.tune.hooks import TrialHooks
 from sweep.tune.points import point_name, point_of
 
-__all__ = ["base_trial_config", "in_memory", "trainable", "trial_config_for"]
+__all__ = ["base_trial_config", "trainable", "trial_config_for"]
 
 # what every epoch report carries besides its metrics
 SIZE_KEYS = tuple(f.name for f in fields(SizeReport))
@@ -105,9 +102,12 @@ def _report_stored(checkpoint_dir: Path) -> bool:
     return True
 
 
-def trainable(tune_config: dict, dataset: PreparedDataset, probes: dict, base: TrialConfig,
-              sweep: SweepConfig, hooks: TrialHooks | None = None) -> None:
-    """The Ray Tune function trainable: run_trial, reporting every epoch, then the bundles."""
+def trainable(tune_config: dict, probes: dict, base: TrialConfig, sweep: SweepConfig,
+              hooks: TrialHooks | None = None) -> None:
+    """The Ray Tune function trainable: run_trial, reporting every epoch (and every evaluation
+    within one: train.eval_every_rows), then the bundles. The trial reads the prepared data
+    from `base.data` itself (memory-mapped, a block at a time): it never travels through Ray's
+    object store."""
     from ray import tune
 
     point = point_of(tune_config)
@@ -129,27 +129,15 @@ def trainable(tune_config: dict, dataset: PreparedDataset, probes: dict, base: T
     def on_epoch(epoch: int, metrics: dict) -> None:
         tune.report({**metrics, **node, "epoch": epoch})
 
+    def on_eval(epoch: int, metrics: dict) -> None:
+        tune.report({**metrics, **node, "epoch": epoch, "midway": True})
+
     try:
-        metrics = run_trial(trial_config, dataset=dataset, probe=probes.get(point["seed"]),
-                            on_epoch=on_epoch)
+        metrics = run_trial(trial_config, probe=probes.get(point["seed"]), on_epoch=on_epoch,
+                            on_eval=on_eval)
         # The checkpoint carries the bundles to storage_path; the driver logs them to MLflow from
         # there.
         tune.report({**metrics, **node, "epoch": metrics["epochs_run"], "final": True},
                     checkpoint=tune.Checkpoint.from_directory(out_dir))
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
-
-
-def in_memory(dataset: PreparedDataset) -> PreparedDataset:
-    """Plain arrays (not memmaps), so the object store holds one shared copy for every trial."""
-    def arr(a: np.ndarray) -> np.ndarray:
-        return np.array(a, copy=True)
-
-    return replace(
-        dataset, labels=arr(dataset.labels), dense=arr(dataset.dense), split=arr(dataset.split),
-        sparse={n: SparseColumn(arr(c.values), None if c.offsets is None else arr(c.offsets))
-                for n, c in dataset.sparse.items()},
-        vocab={n: Vocabulary(arr(v.ids), arr(v.counts)) for n, v in dataset.vocab.items()},
-        extras={k: arr(v) for k, v in dataset.extras.items()},
-        meta={n: {k: arr(v) for k, v in m.items()} for n, m in dataset.meta.items()},
-    )

@@ -5,6 +5,7 @@ Real processes only; nothing is left running."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -194,13 +195,12 @@ def test_export_and_ui_against_the_server(cluster_sweep, tmp_path):
     assert f"on-cluster: {env['MLFLOW_TRACKING_URI']}/#/experiments/" in ui.stdout
 
 
-def test_a_storage_path_one_node_cannot_see_is_refused(cluster, cluster_sweep):
-    """A third node whose view of the storage path is an empty tmpfs (its own mount namespace):
-    the sweep stops before any trial, naming the node, and says what to use instead."""
-    env, cluster_dir, root = cluster
+@contextlib.contextmanager
+def _node_that_cannot_see(env: dict, cluster_dir: Path, root: Path, hidden_path: str):
+    """A third Ray node whose view of `hidden_path` is an empty tmpfs (its own mount
+    namespace), for the duration of the block; killed with its process group after it."""
     if subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode != 0:
         pytest.skip("unshare --mount is not permitted here (needs root or user namespaces)")
-    storage = env["COLLIDE_STORAGE_PATH"]
     base = int(env["RAY_ADDRESS"].rsplit(":", 1)[1])
     ray_start = ["ray", "start", "--block", "--address", env["RAY_ADDRESS"], "--node-ip-address",
                  "127.0.0.1",
@@ -213,9 +213,9 @@ def test_a_storage_path_one_node_cannot_see_is_refused(cluster, cluster_sweep):
                  str(base + 138),
                  "--min-worker-port", str(base + 140), "--max-worker-port", str(base + 189)]
     hidden = 'mount -t tmpfs tmpfs "$0" && exec "$@"'
-    with open(root / "hidden-node.log", "w") as log:
+    with open(root / "hidden-node.log", "a") as log:
         node = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                                 hidden, storage,
+                                 hidden, hidden_path,
                                  *ray_start], env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
@@ -224,13 +224,46 @@ def test_a_storage_path_one_node_cannot_see_is_refused(cluster, cluster_sweep):
         wait_until(lambda: subprocess.run([sys.executable, "-c", alive], env=env,
                                           capture_output=True).returncode == 0,
                    120, "the third Ray node")
-        refused = _one_trial_sweep(env, root / "launch", "hidden-storage")
+        yield
     finally:
         kill_group(node)  # SIGKILL to its whole process group: the cluster marks the node dead
+        gone = ("import ray,sys; ray.init(logging_level='ERROR', log_to_driver=False); "
+                "sys.exit(0 if sum(n['Alive'] for n in ray.nodes()) == 2 else 1)")
+        wait_until(lambda: subprocess.run([sys.executable, "-c", gone], env=env,
+                                          capture_output=True).returncode == 0,
+                   120, "the third Ray node to be marked dead")
+
+
+def test_a_storage_path_one_node_cannot_see_is_refused(cluster, cluster_sweep):
+    """A third node sees an empty storage path: the sweep stops before any trial, naming the
+    node, and says what to use instead."""
+    env, cluster_dir, root = cluster
+    storage = env["COLLIDE_STORAGE_PATH"]
+    with _node_that_cannot_see(env, cluster_dir, root, storage):
+        refused = _one_trial_sweep(env, root / "launch", "hidden-storage")
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert f"storage_path {storage} is not shared" in refused.stderr
     assert "--storage-path /mnt/shared/collide" in refused.stderr
     assert not list(Path(storage).glob(".collide-storage-check-*"))  # its marker is gone
+
+
+def test_prepared_data_one_node_cannot_read_is_refused(cluster, cluster_sweep):
+    """Trials read their rows from the prepared directory: a third node that sees none there
+    stops the sweep before any trial, naming the node and the path."""
+    env, cluster_dir, root = cluster
+    prepared = root / "launch" / ".collide" / "prepared"  # where cluster_sweep prepared the data
+    assert prepared.is_dir()
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    with _node_that_cannot_see(env, cluster_dir, root, str(prepared)):
+        refused = _one_trial_sweep(env, root / "launch", "hidden-prepared")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    data = next(prepared.iterdir())
+    assert re.search(rf"the prepared data {re.escape(str(data))} is not shared: Ray node "
+                     r"[0-9a-f]{12} on \S+ \(127.0.0.1\) cannot read manifest.json",
+                     refused.stderr), refused.stderr
+    assert "--set data.prepared_dir=/mnt/shared/collide/prepared" in refused.stderr
+    experiment = client.get_experiment_by_name("hidden-prepared")  # refused before any run
+    assert experiment is None or not client.search_runs([experiment.experiment_id])
 
 
 @pytest.mark.parametrize("token", [None, "not-the-cluster-token"])

@@ -441,6 +441,34 @@ def test_bundle_artifact_round_trips(grid_sweep, tmp_path):
     assert mapper.transform(np.arange(10)).shape == (10,)
 
 
+def test_asha_stops_weak_trials_inside_their_first_epoch_with_eval_every_rows(launch, capsys):
+    """train.eval_every_rows reports validation within the epoch, each a Tune iteration: with
+    one epoch, ASHA can only stop a trial there."""
+    code = main(["sweep", "--preset", "smoke", "--name", "e2e-asha-rows", "--scheduler", "asha",
+                 "--strategies", "hash", "--compressions", "2,8,32,128", *TINY, "--epochs", "1",
+                 "--set", "train.eval_every_rows=1000", "--set", "train.eval_sample_rows=500",
+                 "--set", "resources.max_concurrent_trials=1"])
+    assert code == 0
+    out = capsys.readouterr().out
+    client = MlflowClient(f"sqlite:///{launch / 'mlflow.db'}")
+    _, runs = runs_of_sweep(client, "e2e-asha-rows")
+    outcomes = {r.info.run_name: r.data.tags["collide.outcome"] for r in runs}
+    stopped = [r for r in runs if outcomes[r.info.run_name] == "stopped"]
+    assert stopped and len(stopped) < len(runs), f"outcomes: {outcomes}"
+    for run in stopped:  # inside the first epoch: validation samples, never an epoch's result
+        history = sorted(client.get_metric_history(run.info.run_id, "midway_val_logloss"),
+                         key=lambda m: m.step)
+        assert history and all(0 < m.step < 9600 for m in history)  # 9,600 training rows
+        # at the first batch (of 512) that reaches each multiple of 1000
+        assert all(0 <= m.step - 1000 * i < 512 for i, m in enumerate(history, start=1))
+        assert "val_logloss" not in run.data.metrics and "test_logloss" not in run.data.metrics
+        assert (f"not ranked: {run.info.run_name}: stopped early by the scheduler after "
+                f"{history[-1].step:,} training rows, inside its first epoch") in out
+    for run in (r for r in runs if outcomes[r.info.run_name] == "completed"):
+        assert len(client.get_metric_history(run.info.run_id, "midway_val_logloss")) == 9
+        assert "test_logloss" in run.data.metrics
+
+
 def test_asha_stops_weak_trials_which_are_excluded_from_the_frontier_with_a_reason(launch, capsys):
     code = main(["sweep", "--preset", "smoke", "--name", "e2e-asha", "--scheduler", "asha",
                  "--strategies", "hash",

@@ -11,7 +11,14 @@ from mappers import MAPPERS, get_mapper, load_bundle
 from models import ProbeConfig, TrainConfig
 from sweep.datasets import get_source, prepare
 from sweep.names import trial_name
-from sweep.trial import ModelConfig, TrialConfig, batch_size_for, fit_mappers, run_trial
+from sweep.trial import (
+    ModelConfig,
+    TrialConfig,
+    batch_size_for,
+    eval_notes,
+    fit_mappers,
+    run_trial,
+)
 from sweep.trial.probe_cache import probe_embeddings
 from sweep.tune.callback import trial_tags
 
@@ -71,6 +78,24 @@ def test_same_seed_same_metrics(tiny, tmp_path):
     a = run_trial(_config(tiny, tmp_path, seed=3))
     b = run_trial(_config(tiny, tmp_path, seed=3))
     assert a["test_logloss"] == b["test_logloss"] and a["val_logloss"] == b["val_logloss"]
+
+
+def test_a_bounded_probe_trains_on_a_seeded_sample_of_the_training_rows(tiny, tmp_path, caplog):
+    def probe(max_rows, cache="probes"):
+        config = ProbeConfig(dim=3, epochs=1, num_threads=1, max_rows=max_rows)
+        return probe_embeddings(tiny, config, seed=0, cache_dir=tmp_path / cache)["C3"]
+
+    train_rows = int(tiny.manifest["split_sizes"]["train"])
+    every = probe(None)
+    np.testing.assert_array_equal(probe(train_rows), every)  # a bound above the rows: no sample
+    with caplog.at_level("INFO"):
+        sampled = probe(1000)
+    (line,) = [r.getMessage() for r in caplog.records if "sample of" in r.getMessage()]
+    kept = int(line.split("sample of ")[1].split()[0])
+    assert 800 <= kept <= 1200 and f"of the {train_rows} training rows" in line
+    assert not np.array_equal(sampled, every)
+    np.testing.assert_array_equal(probe(1000, "again"), sampled)  # same seed: same sample
+    assert len(list((tmp_path / "probes").iterdir())) == 3  # the bound is in the cache key
 
 
 def test_probe_cache_is_reused_and_invalidated(tiny, tmp_path):
@@ -336,3 +361,13 @@ def test_test_windows_on_data_without_time_order_fail_before_training(tiny, tmp_
     with pytest.raises(ValueError, match="3 test windows need rows in time order"):
         run_trial(_config(tiny, tmp_path, test_windows=3, out_dir=str(tmp_path / "out")))
     assert not (tmp_path / "out").exists()
+
+
+def test_evaluation_options_without_effect_say_so():
+    assert eval_notes(10_000, TrainConfig()) == []
+    assert eval_notes(10_000, TrainConfig(eval_every_rows=2_500)) == []
+    (note,) = eval_notes(10_000, TrainConfig(eval_every_rows=10_000))
+    assert note == ("train.eval_every_rows 10000 has no effect: an epoch has 10000 training rows, "
+                    "so validation is scored once per epoch, at its end")
+    (note,) = eval_notes(10_000, TrainConfig(eval_sample_rows=5_000))
+    assert note.startswith("train.eval_sample_rows 5000 has no effect")
