@@ -17,7 +17,8 @@ backward for inputs and weights) it gives the samples/s a GEMM-bound trainer cou
 of the same architecture: strategy `full` on synthetic data with uniform popularity
 (`zipf_exponent 0`), 26 features of 100,000 ids (about 86,000 of them in the 200,000
 training rows, so tables of ~86k rows), 13 dense features, 1 epoch, the default
-optimizer. It prints the trial's own `samples_per_second` metric (from MLflow) beside
+optimizer; `--sweep-rows` sets the data's rows (250,000 by default). It prints the
+trial's own `samples_per_second` metric (from MLflow) beside
 `models.train`'s at the same batch size and threads.
 
 It ends with one line `RESULT {json}`.
@@ -115,6 +116,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=ROWS, help="rows per table")
     parser.add_argument("--sweep", action="store_true", help="also time a one-trial collide sweep "
                                                              "(1 thread)")
+    parser.add_argument("--sweep-rows", type=int, default=250_000,
+                        help="rows of the one-trial sweep's data (80%% of them train)")
     args = parser.parse_args()
     device = resolve_device(args.device)
     config = kaggle_config(args.rows)
@@ -146,7 +149,7 @@ def main() -> None:
         print(f"{'in a sweep trial':<20}{'batch':>6}{'threads':>8}{'samples/s':>12}"
               f"{'of models.train':>17}")
         for batch in args.batches:
-            sps = sweep_trial_throughput(batch)
+            sps = sweep_trial_throughput(batch, args.sweep_rows)
             ratio = sps / adam[batch] if batch in adam else None
             trials.append({"batch": batch, "threads": 1, "samples_per_second": sps,
                            "of_models_train": ratio})
