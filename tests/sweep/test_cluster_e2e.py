@@ -196,8 +196,8 @@ def test_export_and_ui_against_the_server(cluster_sweep, tmp_path):
 
 
 @contextlib.contextmanager
-def _node_that_cannot_see(env: dict, cluster_dir: Path, root: Path, hidden_path: str):
-    """A third Ray node whose view of `hidden_path` is an empty tmpfs (its own mount
+def _node_that_cannot_see(env: dict, cluster_dir: Path, root: Path, *hidden_paths: str):
+    """A third Ray node whose view of each of `hidden_paths` is an empty tmpfs (its own mount
     namespace), for the duration of the block; killed with its process group after it."""
     if subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode != 0:
         pytest.skip("unshare --mount is not permitted here (needs root or user namespaces)")
@@ -212,10 +212,13 @@ def _node_that_cannot_see(env: dict, cluster_dir: Path, root: Path, hidden_path:
                  "--runtime-env-agent-port", str(base + 137), "--metrics-export-port",
                  str(base + 138),
                  "--min-worker-port", str(base + 140), "--max-worker-port", str(base + 189)]
-    hidden = 'mount -t tmpfs tmpfs "$0" && exec "$@"'
+    # sh -c SCRIPT PATH... -- RAY_START...: mount over each path, then exec `ray start`
+    hidden = ('for p in "$0" "$@"; do [ "$p" = -- ] && break; '
+              'mount -t tmpfs tmpfs "$p" || exit 1; done; '
+              'while [ "$1" != -- ]; do shift; done; shift; exec "$@"')
     with open(root / "hidden-node.log", "a") as log:
         node = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                                 hidden, hidden_path,
+                                 hidden, *hidden_paths, "--",
                                  *ray_start], env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
@@ -234,36 +237,36 @@ def _node_that_cannot_see(env: dict, cluster_dir: Path, root: Path, hidden_path:
                    120, "the third Ray node to be marked dead")
 
 
-def test_a_storage_path_one_node_cannot_see_is_refused(cluster, cluster_sweep):
-    """A third node sees an empty storage path: the sweep stops before any trial, naming the
-    node, and says what to use instead."""
+def test_a_storage_path_or_prepared_data_one_node_cannot_see_is_refused(cluster, cluster_sweep):
+    """A third node sees an empty storage path and an empty prepared-data directory (one node
+    for both: starting one takes half a minute). The sweep stops before any trial, naming the
+    node and the path, and says what to use instead: first for the storage path; with a storage
+    path every node sees, for the prepared data, which trials read their rows from."""
     env, cluster_dir, root = cluster
     storage = env["COLLIDE_STORAGE_PATH"]
-    with _node_that_cannot_see(env, cluster_dir, root, storage):
+    prepared = root / "launch" / ".collide" / "prepared"  # where cluster_sweep prepared the data
+    assert prepared.is_dir()
+    visible = root / "visible-storage"
+    visible.mkdir()
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    with _node_that_cannot_see(env, cluster_dir, root, storage, str(prepared)):
         refused = _one_trial_sweep(env, root / "launch", "hidden-storage")
+        refused_data = _one_trial_sweep({**env, "COLLIDE_STORAGE_PATH": str(visible)},
+                                        root / "launch", "hidden-prepared")
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert f"storage_path {storage} is not shared" in refused.stderr
     assert "--storage-path /mnt/shared/collide" in refused.stderr
     assert not list(Path(storage).glob(".collide-storage-check-*"))  # its marker is gone
 
-
-def test_prepared_data_one_node_cannot_read_is_refused(cluster, cluster_sweep):
-    """Trials read their rows from the prepared directory: a third node that sees none there
-    stops the sweep before any trial, naming the node and the path."""
-    env, cluster_dir, root = cluster
-    prepared = root / "launch" / ".collide" / "prepared"  # where cluster_sweep prepared the data
-    assert prepared.is_dir()
-    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
-    with _node_that_cannot_see(env, cluster_dir, root, str(prepared)):
-        refused = _one_trial_sweep(env, root / "launch", "hidden-prepared")
-    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused_data.returncode == 2, refused_data.stdout + refused_data.stderr
     data = next(prepared.iterdir())
     assert re.search(rf"the prepared data {re.escape(str(data))} is not shared: Ray node "
-                     r"[0-9a-f]{12} on \S+ \(127.0.0.1\) cannot read manifest.json",
-                     refused.stderr), refused.stderr
-    assert "--set data.prepared_dir=/mnt/shared/collide/prepared" in refused.stderr
-    experiment = client.get_experiment_by_name("hidden-prepared")  # refused before any run
-    assert experiment is None or not client.search_runs([experiment.experiment_id])
+                     r"[0-9a-f]{12} on \S+ \(\S+\) cannot read manifest.json",
+                     refused_data.stderr), refused_data.stderr
+    assert "--set data.prepared_dir=/mnt/shared/collide/prepared" in refused_data.stderr
+    for name in ("hidden-storage", "hidden-prepared"):  # refused before any run
+        experiment = client.get_experiment_by_name(name)
+        assert experiment is None or not client.search_runs([experiment.experiment_id])
 
 
 @pytest.mark.parametrize("token", [None, "not-the-cluster-token"])

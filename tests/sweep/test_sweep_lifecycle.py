@@ -68,11 +68,11 @@ def test_a_signal_stops_the_trials_and_nothing_reports_success(tmp_path, signum,
     driver, or its whole group (`kill -TERM -PGID`, Slurm): either way the trials stop, the runs
     end KILLED, and no process of the sweep is left."""
     name = f"stop-{signum.name.lower()}-{'group' if to_group else 'driver'}"
-    done = collide(["sweep", "--preset", "smoke", "--name", name, "--strategies", "hash",
-                    "--compressions", "4",
-                    *TINY], tmp_path)
-    # an earlier sweep of the experiment that completed
-    assert done.wait(timeout=300) == 0, output_of(done)
+    earlier = signum == signal.SIGINT  # one case is enough for the fallback to a completed sweep
+    if earlier:
+        done = collide(["sweep", "--preset", "smoke", "--name", name, "--strategies", "hash",
+                        "--compressions", "4", *TINY], tmp_path)
+        assert done.wait(timeout=300) == 0, output_of(done)
     mark = run_mark()
     sweep = collide(["sweep", "--preset", "smoke", "--name", name, "--strategies", "hash,frequency",
                      "--compressions", "2,4,8,16", *SLOW], tmp_path, mark)
@@ -108,6 +108,8 @@ def test_a_signal_stops_the_trials_and_nothing_reports_success(tmp_path, signum,
     for run in interrupted.runs:
         if run.info.status == "KILLED":
             assert run.data.tags["collide.outcome"] == "killed"
+    if not earlier:
+        return
     # pareto and export fall back to the completed sweep, and say which one they used and what they
     # skipped
     pareto = collide(["pareto", "--experiment", name, "--out", str(tmp_path / "p")], tmp_path)
@@ -198,7 +200,7 @@ def test_timeout_stops_the_sweep_like_a_scheduler_and_resume_finishes_it(tmp_pat
     mark = run_mark()
     args = ["timeout", "35", sys.executable, "-m", "sweep.cli", "sweep", "--preset", "smoke",
             "--name", "timed", "--strategies", "hash,frequency", "--compressions", "2,4,8,16",
-            *SLOW, "--seeds", "0,1,2", "--set", "train.batch_size=32"]  # 24 trials of seconds each
+            *SLOW, "--seeds", "0,1", "--set", "train.batch_size=32"]  # 16 trials of seconds each
     done = subprocess.run(args, cwd=tmp_path, env={**os.environ, **mark}, capture_output=True,
                           text=True, timeout=240)
     out = done.stdout + done.stderr
@@ -217,7 +219,7 @@ def test_timeout_stops_the_sweep_like_a_scheduler_and_resume_finishes_it(tmp_pat
     no_process_left(mark)
     finished = find_sweep(client, "timed")
     assert finished.parent_run_id == stopped.parent_run_id
-    assert len(trial_rows(finished.runs)) == 24
+    assert len(trial_rows(finished.runs)) == 16
     assert all(row["excluded"] is None for row in trial_rows(finished.runs))
 
 
