@@ -210,7 +210,8 @@ class _Epoch:
     def run(self, train: SplitBlocks, epoch: int,
             on_rows: Callable[[int], None] | None = None) -> float:
         """Train one epoch; returns the mean training loss. `on_rows(rows)` is called after
-        each batch with the rows trained so far this epoch."""
+        each batch with the rows trained so far this epoch, and leaves the model in training
+        mode."""
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         rows = step = 0
@@ -233,7 +234,6 @@ class _Epoch:
                     rows += size
                     if on_rows is not None:
                         on_rows(rows)
-                        self.model.train()
             loss_sum += (losses * torch.tensor(sizes, dtype=losses.dtype,
                                                device=self.device)).sum()
             step += len(sizes)
@@ -396,6 +396,7 @@ class _Midway:
                  "rows_trained": (self.epoch - 1) * self.rows_per_epoch + rows,
                  **evaluate(self.model, self.sample, self.base_rate, self.cfg.eval_batch_size,
                             "val")}
+        self.model.train()  # evaluating left it in eval mode, mid-epoch
         self.seconds += time.perf_counter() - started
         self.on_eval(self.epoch, entry)
 

@@ -1,13 +1,14 @@
 """A split of a prepared dataset, read a block of rows at a time and mapped as it is read.
 
 `PreparedBlocks` is what a trial trains and evaluates on (a `models.stream.SplitBlocks`).
-Block `i` holds the split's rows among the raw rows [start_i, start_i + BLOCK_ROWS): their
-labels, dense values and sparse ids are sliced from the memory-mapped columns (so every
-trial on a node shares the page cache), and each feature's ids go through the trial's fitted
-mapper. Nothing the size of a column is copied: a trial holds one shuffle window of blocks
-(models.stream), and its memory does not grow with the data's rows.
+Block `i` holds the split's rows among the raw rows [start_i, start_i + BLOCK_ROWS) (the
+block size of `models.stream`): their labels, dense values and sparse ids are sliced from the
+memory-mapped columns (so every trial on a node shares the page cache), and each feature's
+ids go through the trial's fitted mapper. Nothing the size of a column is copied: a trial
+holds one shuffle window of blocks (models.stream), and its memory does not grow with the
+data's rows.
 
-`row_sample(fraction, seed)` keeps a seeded share of the rows (the probe's `max_rows`, the
+`RowSample(fraction, seed)` keeps a seeded share of the rows (the probe's `max_rows`, the
 validation sample of `eval_every_rows`): row r is kept when the splitmix64 hash of r,
 salted with the seed, falls below `fraction`. It needs no state and no list of rows, and the
 same seed keeps the same rows on every machine.
@@ -21,14 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from models import EncodedSplit
+from models.stream import BLOCK_ROWS
 from sweep.datasets import PreparedDataset
 from sweep.datasets.prepared import SPLIT_CODES, take_bags
 from sweep.hashing import mix64
 
 __all__ = ["BLOCK_ROWS", "PreparedBlocks", "RowSample", "sample_for"]
 
-# Raw rows per block: 2^15 rows of Criteo-like data (26 ids, 13 dense) are ~9 MB.
-BLOCK_ROWS = 1 << 15
 # salts the row sample's hash, so that a sample never lines up with the split (also mix64 of
 # the row number, seeded by the split's seed)
 _SAMPLE_SALT = 0x5A3D_9C1B

@@ -152,13 +152,19 @@ def test_safe_name_keeps_a_name_in_its_directory(name, safe):
     assert Path("/base", safe_name(name)).resolve().parent == Path("/base")
 
 
-def test_pareto_of_an_experiment_named_like_a_path_writes_in_the_working_directory(store, tmp_path,
-                                                                                   capsys):
-    tracker = SweepTracker.start(store, "../esc", retry_s=0.5)
+def _sweep_with_one_trial(store: str, experiment: str) -> SweepTracker:
+    """A sweep of `experiment` in `store` with one trial that logged its first epoch."""
+    tracker = SweepTracker.start(store, experiment, retry_s=0.5)
     tracker.start_trial("t1", "hash-c4-d8-s0", {"strategy": "hash", "compression": 4.0, "dim": 8,
                                                 "seed": 0})
     tracker.log_metrics("t1", {"val_logloss": 0.5, "best_val_logloss": 0.5, "total_bytes": 100},
                         step=1)
+    return tracker
+
+
+def test_pareto_of_an_experiment_named_like_a_path_writes_in_the_working_directory(store, tmp_path,
+                                                                                   capsys):
+    tracker = _sweep_with_one_trial(store, "../esc")
     tracker.end_trial("t1", "completed")
     tracker.end_sweep("FINISHED", {}, "completed")
     assert main(["pareto", "--experiment", "../esc"]) == 0, capsys.readouterr().err
@@ -168,11 +174,7 @@ def test_pareto_of_an_experiment_named_like_a_path_writes_in_the_working_directo
 
 def test_an_export_whose_artifact_is_missing_names_the_run_not_a_temporary_path(store, tmp_path,
                                                                                capsys):
-    tracker = SweepTracker.start(store, "exp", retry_s=0.5)
-    tracker.start_trial("t1", "hash-c4-d8-s0", {"strategy": "hash", "compression": 4.0, "dim": 8,
-                                                "seed": 0})
-    tracker.log_metrics("t1", {"val_logloss": 0.5, "best_val_logloss": 0.5, "total_bytes": 100},
-                        step=1)
+    tracker = _sweep_with_one_trial(store, "exp")
     staged = tmp_path / "staged"
     (staged / "bundles" / "00-C1").mkdir(parents=True)  # a bundle directory without its files
     (staged / "metrics.json").write_text(json.dumps({
