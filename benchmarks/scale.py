@@ -32,8 +32,9 @@ each spent (run start to end in MLflow), the compute saved, and whether the grid
 configurations by validation logloss finished under ASHA.
 
 `probe`: frequency_embedding at c16 and c64, seeds 0-2, 4M rows, once with `probe.max_rows`
-1,000,000 and once with every training row (the default); the paired validation logloss differences
-(sampled - all) with a 95% t interval, and the probe seconds of each.
+1,000,000 (`--probe-max-rows`; `--probe-lr` changes its learning rate) and once with every
+training row (the default); the paired validation logloss differences (sampled - all) with a 95%
+t interval, and the probe seconds of each.
 
 `kaggle`: criteo-like at scale 1.0 (Criteo Kaggle's cardinalities, two features near 10M ids)
 with 16M rows: `collide prepare`, then a sweep of `hash` and `frequency_embedding` at c64 (dim
@@ -254,11 +255,13 @@ def part_asha(workdir: Path, rows: int, every: int) -> dict:
     return out
 
 
-def part_probe(workdir: Path, rows: int) -> dict:
+def part_probe(workdir: Path, rows: int, max_rows: int, lr: float | None) -> dict:
     prepared, _ = prepare(workdir, rows, 0.01)
     grid = {"strategies": ["frequency_embedding"], "compressions": [16, 64], "dims": [16],
             "seeds": [0, 1, 2]}
-    sampled = sweep(workdir, "probe-sampled", prepared, rows, 0.01, grid)
+    sampled_probe = {"dim": 8, "max_rows": max_rows, **({"lr": lr} if lr is not None else {})}
+    sampled = sweep(workdir, "probe-sampled", prepared, rows, 0.01, grid,
+                    {"probe": sampled_probe})
     every = sweep(workdir, "probe-all", prepared, rows, 0.01, grid,
                   {"probe": {"dim": 8, "max_rows": None}})
     by_key = {(t["compression"], t["seed"]): t["val_logloss"] for t in every["trials"]}
@@ -267,7 +270,8 @@ def part_probe(workdir: Path, rows: int) -> dict:
     half = T95[len(diffs) - 1] * statistics.stdev(diffs) / math.sqrt(len(diffs))
     probe_s = {name: r["startup"].get("startup_probe_seconds")
                for name, r in (("sampled", sampled), ("all", every))}
-    out = {"rows": rows, "pairs": len(diffs), "diffs": diffs, "mean_diff": mean,
+    out = {"rows": rows, "sampled_probe": sampled_probe, "pairs": len(diffs), "diffs": diffs,
+           "mean_diff": mean,
            "ci95": [mean - half, mean + half], "probe_seconds": probe_s,
            "sampled": sampled, "all": every}
     print(f"val logloss, sampled probe - all rows: {mean:+.5f} (95% CI {mean - half:+.5f} .. "
@@ -300,6 +304,10 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.01,
                         help="memory: criteo-like cardinality scale")
     parser.add_argument("--every", type=int, default=500_000, help="asha: eval_every_rows")
+    parser.add_argument("--probe-max-rows", type=int, default=1_000_000,
+                        help="probe: the sampled probe's probe.max_rows")
+    parser.add_argument("--probe-lr", type=float, default=None,
+                        help="probe: the sampled probe's probe.lr (default: the probe's)")
     parser.add_argument("--keep", help="keep the prepared data, MLflow store and logs here")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local Ray
@@ -315,7 +323,8 @@ def main() -> None:
         elif args.part == "asha":
             result = part_asha(workdir, int(args.rows or 4_000_000), args.every)
         elif args.part == "probe":
-            result = part_probe(workdir, int(args.rows or 4_000_000))
+            result = part_probe(workdir, int(args.rows or 4_000_000), args.probe_max_rows,
+                                args.probe_lr)
         else:
             result = part_kaggle(workdir, int(args.rows or 16_000_000))
     finally:
