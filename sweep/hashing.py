@@ -6,12 +6,12 @@ machine and every run.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 
 import numpy as np
 
 from mappers.hashing import mix64 as _keyed_mix64
+from mappers.portable import text_ids
 
 __all__ = ["mix64", "stable_hash_strings"]
 
@@ -32,16 +32,5 @@ def mix64(x: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def stable_hash_strings(values: Iterable[str]) -> np.ndarray:
     """int64 ids for strings: the first 8 bytes of blake2b(utf-8), hashed once per distinct
-    value."""
-    # an object array of str: a fixed-width str array would cost rows x the longest value
-    values = np.asarray([v if isinstance(v, str) else str(v) for v in values], dtype=object)
-    if len(values) == 0:
-        return np.zeros(0, dtype=np.int64)
-    uniques, inverse = np.unique(values, return_inverse=True)
-    hashed = np.fromiter(
-        (int.from_bytes(hashlib.blake2b(u.encode("utf-8"), digest_size=8).digest(), "little",
-                        signed=True)
-         for u in uniques),
-        dtype=np.int64, count=len(uniques),
-    )
-    return hashed[inverse.reshape(-1)]
+    value. The serving loader's "text" encoding (`mappers.portable.text_ids`): one definition."""
+    return text_ids(values)

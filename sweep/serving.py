@@ -1,25 +1,30 @@
 """Load an exported mapping for serving (`collide export` writes it, see sweep.frontier.export).
 
-An export directory holds `export.json` and one bundle per feature under `bundles/`::
+docs/EXPORT.md specifies the format; `mappers.portable` is its numpy-only loader, which a server
+can copy. An export directory holds `export.json` and one bundle per feature under `bundles/`::
 
-    {"format": "collide-export", "format_version": 2, ...source run, metrics, sizes...,
+    {"format": "collide-export", "format_version": 3, ...source run, metrics, sizes...,
      "dense_transforms": [{"column", "kind", "mean", "std", "clip_min", "reason"}, ...],
      "features": [{"name", "bundle", "strategy", "table_sizes", "combine", "nbytes",
-                   "digest", "vocab_size"}, ...],
+                   "digest", "vocab_size", "encoding"}, ...],
      "digest": manifest_digest(export.json)}
 
 A feature's "digest" is its bundle's manifest digest (`mappers.bundle.manifest_digest`,
 covering params, sizes and array checksums); the top-level "digest" covers the whole file.
-`export_feature` / `export_manifest` build these entries for the writer.
+"encoding" says how the source's raw values became int64 ids (mappers.portable: int64, text,
+hex64; a bag's separator). `export_feature` / `export_manifest` build these entries for the
+writer.
 
 `load_export(DIR)` checks export.json's digest, loads and verifies every bundle, and
 refuses any feature whose bundle digest, strategy, table_sizes, combine or nbytes differ
-from what export.json records; then it maps raw ids per feature:
+from what export.json records; then it maps raw values per feature:
 
     >>> mapping = load_export("exported")
-    >>> rows = mapping.transform("C3", raw_ids)   # int64 rows (a tuple for two-table strategies)
+    >>> rows = mapping.transform("occupation", ["Sales", None])   # raw values, as the data holds
+    >>> rows = mapping.transform_ids("C3", raw_ids)    # int64 ids (a tuple for two-table ones)
     >>> dense = mapping.transform_dense(raw_dense)  # [n, num_dense] as the model was trained on
 
+It gives the same rows as `mappers.portable.load_export`, with the mappers' faster lookups.
 `dense_transforms` are those of the prepared data the trial trained on (train-split
 statistics, see sweep.datasets.dense); an export of a run that recorded none has [].
 """
@@ -32,19 +37,15 @@ from typing import Any
 
 import numpy as np
 
-from mappers import Mapper, load_bundle_with_manifest
+from mappers import Mapper, load_bundle_with_manifest, portable
 from mappers.base import as_id_array
-from mappers.bundle import manifest_digest, read_json_object
+from mappers.portable import EXPORT_FILE, EXPORT_FORMAT, EXPORT_FORMAT_VERSION, manifest_digest
 from sweep.datasets.dense import DenseTransform, apply_dense_transforms
 from sweep.errors import UserError
 
 __all__ = ["EXPORT_FILE", "EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "ExportedMapping",
-           "checked_dense_transforms", "export_feature", "export_manifest", "load_export",
-           "load_verified_bundle"]
-
-EXPORT_FORMAT = "collide-export"
-EXPORT_FORMAT_VERSION = 2  # 2: per-bundle manifest digests and the export's own digest
-EXPORT_FILE = "export.json"
+           "checked_dense_transforms", "checked_encoding", "export_feature", "export_manifest",
+           "load_export", "load_verified_bundle"]
 
 
 def _mapper_fields(mapper: Mapper) -> dict[str, Any]:
@@ -67,6 +68,17 @@ def checked_dense_transforms(entries: object, where: str) -> list[dict]:
     try:
         return [DenseTransform.from_json(e).to_json() for e in entries]
     except (TypeError, ValueError) as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+def checked_encoding(encoding: object, feature: str, where: str) -> dict | None:
+    """A feature's encoding from an untrusted file: None (not recorded) or one the serving loader
+    reads (mappers.portable.check_encoding)."""
+    if encoding is None:
+        return None
+    try:
+        return portable.check_encoding(encoding, feature)
+    except ValueError as exc:
         raise UserError(f"{where}: {exc}") from None
 
 
@@ -101,16 +113,45 @@ class ExportedMapping:
                             "re-export it, or transform the dense values as its prepared data did")
         return apply_dense_transforms(self.dense_transforms, raw_dense)
 
-    def transform(self, feature: str, raw_ids: Any) -> np.ndarray | tuple[np.ndarray, ...]:
-        """Rows for integer raw ids of `feature` (a tuple of arrays for two-table strategies).
+    def _mapper(self, feature: str) -> Mapper:
+        if feature not in self.mappers:
+            raise KeyError(f"unknown feature {feature!r}; this export maps {self.features}")
+        return self.mappers[feature]
+
+    def transform_ids(self, feature: str, raw_ids: Any) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Rows for int64 raw ids of `feature` (a tuple of arrays for two-table strategies).
 
         Any integer dtype or a list of Python ints; uint64 ids are reinterpreted as int64.
         Floats, bools, strings and objects are refused, never rounded.
         """
-        if feature not in self.mappers:
-            raise KeyError(f"unknown feature {feature!r}; this export maps {self.features}")
-        return self.mappers[feature].transform(as_id_array(raw_ids, name="raw ids of feature "
-                                                                         f"{feature!r}"))
+        return self._mapper(feature).transform(as_id_array(raw_ids, name="raw ids of feature "
+                                                                          f"{feature!r}"))
+
+    def ids(self, feature: str, values: Any) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """int64 ids of raw values as the source data holds them, by the feature's recorded
+        encoding (mappers.portable.encode); (ids, offsets) for a multi-valued feature."""
+        self._mapper(feature)
+        entry = next(f for f in self.manifest["features"] if f["name"] == feature)
+        encoding = entry.get("encoding")
+        try:
+            if encoding is None:
+                raise ValueError(f"feature {feature!r} records no encoding (its data was prepared "
+                                 "by an older collide): prepare and export it again, or give int64 "
+                                 "ids to transform_ids")
+            if encoding.get("multi_valued"):
+                return portable.encode_bags(values, encoding, feature)
+            return portable.encode(values, encoding, feature)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+
+    def transform(self, feature: str, values: Any) -> Any:
+        """Rows for raw values as the source data holds them (strings, hex strings, integers; see
+        `ids`): an int64 array, a tuple of arrays for two-table strategies, and for a
+        multi-valued feature (rows, offsets)."""
+        ids = self.ids(feature, values)
+        if isinstance(ids, tuple):
+            return self._mapper(feature).transform(ids[0]), ids[1]
+        return self._mapper(feature).transform(ids)
 
 
 def load_verified_bundle(path: Path) -> tuple[Mapper, dict[str, Any]]:
@@ -122,68 +163,145 @@ def load_verified_bundle(path: Path) -> tuple[Mapper, dict[str, Any]]:
         raise UserError(str(exc)) from exc
 
 
-def _read_export_manifest(manifest_path: Path) -> dict:
-    """export.json as a dict of the current format whose digest matches its contents."""
-    try:
-        manifest = read_json_object(manifest_path)
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
-    version, form = manifest.get("format_version"), manifest.get("format")
-    if version == 1 and form is None:
-        raise UserError(f"{manifest_path}: format_version 1 was written by an older collide (no "
-                        "digests); re-export it with `collide export` to write format "
-                        f"{EXPORT_FORMAT_VERSION}")
-    if form != EXPORT_FORMAT:
-        raise UserError(f"{manifest_path}: format {form!r}, expected {EXPORT_FORMAT!r}; not a "
-                        "collide export")
-    if version != EXPORT_FORMAT_VERSION:
-        raise UserError(f"{manifest_path}: format_version {version!r}, expected "
-                        f"{EXPORT_FORMAT_VERSION}")
-    recorded, actual = manifest.get("digest"), manifest_digest(manifest)
-    if recorded != actual:
-        raise UserError(f"{manifest_path}: digest {recorded!r} does not match its contents "
-                        f"({actual!r}); export.json was changed after it was written")
-    return manifest
-
-
-def _checked_features(manifest: dict, manifest_path: Path) -> list[dict]:
-    """export.json's features: a non-empty list of objects with unique non-empty names."""
-    features = manifest.get("features")
-    if (not isinstance(features, list) or not features
-        or not all(isinstance(f, dict) for f in features)):
-        raise UserError(f"{manifest_path}: features must be a non-empty list of objects, got "
-                        f"{features!r}")
-    names = [f.get("name") for f in features]
-    bad = [n for n in names if not isinstance(n, str) or not n]
-    if bad:
-        raise UserError(f"{manifest_path}: feature names must be non-empty strings, got {bad[0]!r}")
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise UserError(f"{manifest_path}: feature names must be unique, repeated: {repeated}")
-    return features
-
-
 def load_export(path: str | Path) -> ExportedMapping:
     """Load a `collide export` directory, checking export.json against every bundle it loads."""
     path = Path(path)
     manifest_path = path / EXPORT_FILE
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"{manifest_path}: missing; {path} is not a collide export")
-    manifest = _read_export_manifest(manifest_path)
+    try:
+        manifest = portable.read_export_manifest(path)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     checked_dense_transforms(manifest.get("dense_transforms", []), str(manifest_path))
     mappers = {}
-    for feature in _checked_features(manifest, manifest_path):
-        name, relative = feature["name"], feature.get("bundle")
-        bundle = (path / relative).resolve() if isinstance(relative, str) else None
-        if bundle is None or path.resolve() not in bundle.parents:
-            raise UserError(f"{manifest_path}: feature {name!r}: bundle path {relative!r} escapes "
-                            "the export directory")
+    for feature in manifest["features"]:
+        name = feature["name"]
+        try:
+            bundle = portable.bundle_path(path, feature, str(manifest_path))
+            checked_encoding(feature.get("encoding"), name, str(manifest_path))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
         mapper, bundle_manifest = load_verified_bundle(bundle)  # verifies the bundle itself
         loaded = {"digest": bundle_manifest["digest"], **_mapper_fields(mapper)}
         for field, value in loaded.items():
             if feature.get(field) != value:
                 raise UserError(f"{manifest_path}: feature {name!r}: {field} is "
                                 f"{feature.get(field)!r} in {EXPORT_FILE} but {value!r} in its "
-                                f"bundle {relative}")
+                                f"bundle {feature.get('bundle')}")
         mappers[name] = mapper
     return ExportedMapping(manifest=manifest, mappers=mappers)
+
+
+MAP_BATCH_ROWS = 1 << 20  # values mapped at a time by `map_column`: its memory bound
+MAP_OUTPUT_KIND = "map"  # the marker kind of `collide map` output files (sweep.outputs)
+
+
+def _input_batches(path: Path, column: str, batch_rows: int):
+    """Record batches of one column of a Parquet or CSV file, `batch_rows` rows at a time; CSV
+    fields are read as text, exactly as the file holds them."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        source = pq.ParquetFile(path)
+        if column not in source.schema_arrow.names:
+            raise UserError(f"{path}: column {column!r} not found; columns present: "
+                            f"{source.schema_arrow.names}")
+        yield from source.iter_batches(batch_size=batch_rows, columns=[column])
+        return
+    if suffix not in (".csv", ".tsv"):
+        raise UserError(f"--input {path}: expected a .parquet, .csv or .tsv file")
+    reader = pcsv.open_csv(
+        path, read_options=pcsv.ReadOptions(block_size=1 << 24),
+        parse_options=pcsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ","),
+        convert_options=pcsv.ConvertOptions(include_columns=[column],
+                                            column_types={column: pa.string()},
+                                            strings_can_be_null=False))
+    if column not in reader.schema.names:
+        raise UserError(f"{path}: column {column!r} not found")
+    for batch in reader:
+        for start in range(0, batch.num_rows, batch_rows):
+            yield batch.slice(start, batch_rows)
+
+
+def _values(array) -> Any:
+    """A column batch as `ExportedMapping.transform` takes it: integers as a numpy array, the
+    rest as Python values (str, float, None, lists)."""
+    import pyarrow as pa
+
+    if pa.types.is_integer(array.type) and array.null_count == 0:
+        return array.to_numpy()
+    return array.to_pylist()
+
+
+def map_column(export_dir: str | Path, input_path: str | Path, column: str, out: str | Path, *,
+               feature: str | None = None, batch_rows: int = MAP_BATCH_ROWS,
+               progress: Any = None) -> dict:
+    """Map column `column` of a Parquet or CSV file through export `export_dir`'s map of `feature`
+    (default: the column's name) into `out` (.parquet or .csv), `batch_rows` values at a time.
+
+    `out` holds one row per input row, in order: `row` (a two-table strategy: `row_0` and
+    `row_1`); for a multi-valued feature a list of rows per input row. It is written only
+    where collide may (sweep.outputs: a file it wrote before, or a new one) and renamed into
+    place once complete. `progress(rows_done)` is called after each batch. Returns a summary."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    from sweep.outputs import write_owned_files
+
+    input_path, out = Path(input_path), Path(out)
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        raise UserError(f"--out {out}: expected a .parquet or .csv file name")
+    if not input_path.is_file():
+        raise UserError(f"--input {input_path}: no such file")
+    if out.resolve() == input_path.resolve():
+        raise UserError(f"--out {out} is the input file; write the rows elsewhere")
+    mapping = load_export(export_dir)
+    feature = feature or column
+    if feature not in mapping.mappers:  # before anything is read
+        raise UserError(f"export {export_dir} has no feature {feature!r} (--feature; default: the "
+                        f"column's name); it maps {mapping.features}")
+    multi = bool((next(f for f in mapping.manifest["features"] if f["name"] == feature)
+                  .get("encoding") or {}).get("multi_valued"))
+    summary = {"rows": 0, "feature": feature, "out": out}
+
+    def table_of(rows: Any, offsets: np.ndarray | None) -> pa.Table:
+        tables = rows if isinstance(rows, tuple) else (rows,)
+        names = ["row"] if len(tables) == 1 else [f"row_{t}" for t in range(len(tables))]
+        if offsets is None:
+            return pa.table(dict(zip(names, tables, strict=True)))
+        if out.suffix.lower() == ".csv":  # CSV has no lists: the rows of a bag joined by "|"
+            return pa.table({n: ["|".join(map(str, t[a:b])) for a, b in zip(
+                offsets[:-1], offsets[1:], strict=True)] for n, t in zip(names, tables,
+                                                                           strict=True)})
+        return pa.table({n: pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), t)
+                         for n, t in zip(names, tables, strict=True)})
+
+    def write(tmp: Path) -> None:
+        writer = None
+        try:
+            for batch in _input_batches(input_path, column, batch_rows):
+                values = _values(batch.column(0))
+                if multi:
+                    rows, offsets = mapping.transform(feature, values)
+                else:
+                    rows, offsets = mapping.transform(feature, values), None
+                table = table_of(rows, offsets)
+                if writer is None:
+                    writer = (pq.ParquetWriter(tmp, table.schema)
+                              if out.suffix.lower() == ".parquet"
+                              else pcsv.CSVWriter(tmp, table.schema))
+                writer.write_table(table)
+                summary["rows"] += batch.num_rows
+                if progress is not None:
+                    progress(summary["rows"])
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise UserError(f"--input {input_path}: no rows")
+
+    write_owned_files(out.parent, MAP_OUTPUT_KIND, {out.name: write})
+    return summary

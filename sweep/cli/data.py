@@ -1,5 +1,5 @@
-"""`collide prepare`, `collide datasets` and `collide train`: data and single trials, no Ray, no
-MLflow."""
+"""`collide prepare`, `collide datasets`, `collide train` and `collide map`: data, single trials
+and an export's map over a file; no Ray, no MLflow."""
 
 from __future__ import annotations
 
@@ -210,11 +210,59 @@ def format_metrics(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def _add_map(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "map", help="map a column of raw values in a Parquet or CSV file to rows, through an "
+                    "export's map",
+        description="Map a column of raw values, as the data holds them (strings, hex ids, "
+                    "integers; a bag per row for a multi-valued feature), to embedding rows "
+                    "through the map `collide export` wrote, a batch of values at a time. OUT has "
+                    "one row per input row, in order: `row` (two-table strategies: `row_0`, "
+                    "`row_1`), a list of rows for a multi-valued feature.")
+    parser.add_argument("export", type=Path, help="a `collide export` directory")
+    parser.add_argument("--input", type=Path, required=True, help="a .parquet, .csv or .tsv file")
+    parser.add_argument("--column", required=True, help="the column of raw values to map")
+    parser.add_argument("--feature", help="the export's feature whose map to apply (default: "
+                                          "the column's name)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output .parquet or .csv: a new file, or one collide map wrote "
+                             "(replaced once complete)")
+    parser.add_argument("--batch-rows", type=int, default=None,
+                        help="values mapped at a time, the bound on memory (default: 1048576)")
+
+
+def _run_map(args: argparse.Namespace) -> int:
+    from sweep.serving import MAP_BATCH_ROWS, map_column
+
+    batch_rows = args.batch_rows if args.batch_rows is not None else MAP_BATCH_ROWS
+    if batch_rows <= 0:
+        raise CliError(f"--batch-rows must be a positive number of rows, got {batch_rows}")
+    started = time.perf_counter()
+    shown = sys.stderr.isatty()
+
+    def progress(rows: int) -> None:
+        if shown:
+            print(f"\rmapped {rows:,} values", end="", file=sys.stderr, flush=True)
+        else:
+            log.info("mapped %d values", rows)
+
+    summary = map_column(args.export, args.input, args.column, args.out, feature=args.feature,
+                         batch_rows=batch_rows, progress=progress)
+    if shown:
+        print(file=sys.stderr)
+    print(f"mapped {summary['rows']:,} values of {args.input} column {args.column!r} through "
+          f"feature {summary['feature']!r} of {args.export} in {time.perf_counter() - started:.1f} "
+          f"s; wrote {summary['out']}")
+    return EXIT_OK
+
+
 def add_data_commands(commands: argparse._SubParsersAction) -> None:
     _add_prepare(commands)
     commands.add_parser("datasets", help="list the data sources and their options (list options "
                                          "take comma-separated values)")
     _add_train(commands)
+    _add_map(commands)
 
 
-COMMANDS = {"prepare": _run_prepare, "datasets": _run_datasets, "train": _run_train}
+COMMANDS = {"prepare": _run_prepare, "datasets": _run_datasets, "train": _run_train,
+            "map": _run_map}

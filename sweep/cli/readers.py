@@ -82,7 +82,8 @@ def _run_export(args: argparse.Namespace) -> int:
             print(f"note: {selection['note']}")
     else:
         print(f"chose trial {manifest['trial']}")
-    print(f"exported to {out} (load it with sweep.load_export({str(out)!r}))")
+    print(f"exported to {out} (load it with sweep.load_export({str(out)!r}), or without collide "
+          "with the numpy-only mappers/portable.py: docs/EXPORT.md)")
     return EXIT_OK
 
 

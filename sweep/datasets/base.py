@@ -16,12 +16,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from mappers.portable import TEXT_HASH
 from sweep.datasets.dense import DenseTransform
 from sweep.datasets.store import Chunk, Schema, SplitSpec
 from sweep.errors import DataError
 from sweep.plain import plain
 
-__all__ = ["Source", "config_to_params", "option", "path_options"]
+__all__ = ["Source", "config_to_params", "id_encoding", "option", "path_options"]
 
 
 def option(text: str, *, path: bool = False) -> dict:
@@ -34,6 +35,14 @@ def option(text: str, *, path: bool = False) -> dict:
 def path_options(config_cls: type) -> tuple[str, ...]:
     """The option fields of `config_cls` that name files (marked with `option(..., path=True)`)."""
     return tuple(f.name for f in fields(config_cls) if f.metadata.get("path"))
+
+
+def id_encoding(kind: str, multi_valued: bool = False, separator: str | None = None) -> dict:
+    """How a column's raw values became int64 ids, as the manifest and an export record it for
+    the serving loader (mappers.portable): kind "int64", "text" (TEXT_HASH) or "hex64"; a
+    multi-valued column's text is split by `separator` (None: it held lists)."""
+    encoding = {"kind": kind, "multi_valued": multi_valued, "separator": separator}
+    return {**encoding, "hash": TEXT_HASH} if kind == "text" else encoding
 
 
 def config_to_params(config: Any) -> dict:
@@ -89,6 +98,11 @@ class Source(ABC):
     def report(self) -> dict:
         """Facts about the read to keep in the manifest, e.g. skipped malformed lines."""
         return {}
+
+    def encodings(self) -> Mapping[str, dict]:
+        """Per feature, how a raw value became its int64 id (`tokens.id_encoding`), for serving;
+        called after `chunks()` is exhausted. Default: the values were int64 ids already."""
+        return {f.name: id_encoding("int64", f.multi_valued) for f in self.schema().features}
 
     def params(self) -> dict:
         return config_to_params(self.config)

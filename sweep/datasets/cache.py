@@ -113,7 +113,7 @@ def prepare(source: Source, out_dir: str | Path | None = None, *,
             writer.append(chunk)
         writer.finish(source=source.name, params=source.params(), fingerprint=key,
                       feature_meta=source.feature_meta(), report=source.report(),
-                      dense_transforms=source.dense_transforms())
+                      dense_transforms=source.dense_transforms(), encodings=source.encodings())
         replace_dir(staging, out_dir, "prepared", legacy=_legacy_prepared)
     except OSError as exc:
         if exc.filename:

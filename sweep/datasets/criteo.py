@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sweep.datasets.base import Source, option
+from sweep.datasets.base import Source, id_encoding, option
 from sweep.datasets.dense import DenseTransform
 from sweep.datasets.linereader import READ_ERRORS, LineBlockReader, open_maybe_gzip, read_error
 from sweep.datasets.store import Chunk, FeatureSchema, Schema, SplitSpec
@@ -123,6 +123,9 @@ class CriteoSource(Source):
     def schema(self) -> Schema:
         return Schema(dense=DENSE_NAMES,
                       features=tuple(FeatureSchema(name) for name in SPARSE_NAMES))
+
+    def encodings(self) -> dict[str, dict]:
+        return {name: id_encoding("hex64") for name in SPARSE_NAMES}
 
     def split_spec(self) -> SplitSpec:
         c = self.config

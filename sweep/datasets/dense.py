@@ -31,13 +31,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from mappers.portable import DENSE_KINDS, dense_transform
 from sweep.errors import DataError
 
 __all__ = ["AUTO", "DENSE_TRANSFORMS", "SOURCE_DEFAULT", "DenseTransform", "apply_dense_transforms",
            "choose_transform",
            "fit_dense_transform", "parse_dense_transform"]
 
-DENSE_TRANSFORMS = ("none", "log1p", "standardize", "log1p_standardize")
+DENSE_TRANSFORMS = DENSE_KINDS  # the serving loader applies them (mappers.portable)
 AUTO = "auto"
 SOURCE_DEFAULT = "source default"  # the reason recorded for a column nobody asked to transform
 SKEW_LIMIT = 2.0  # |skewness| above this: log1p first
@@ -67,14 +68,7 @@ class DenseTransform:
         """float32 [n] of raw values [n]. Values are rounded to float32 first, as prepare stores
         them,
         so serving gets exactly the prepared values."""
-        x = np.asarray(values, dtype=np.float32).astype(np.float64)
-        if self.clip_min is not None:
-            x = np.maximum(x, self.clip_min)
-        if self.kind in ("log1p", "log1p_standardize"):
-            x = _signed_log1p(x)
-        if self.kind in ("standardize", "log1p_standardize"):
-            x = (x - self.mean) / self.std
-        return x.astype(np.float32)
+        return dense_transform(values, self.kind, self.mean, self.std, self.clip_min)
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -25,7 +25,8 @@ __all__ = [
     "take_bags",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: each feature's encoding (how raw values became ids)
+READABLE_VERSIONS = (1, 2)  # 1 trains as well; only its exports cannot map raw values
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
 
@@ -160,10 +161,10 @@ def read_manifest(path: Path) -> dict:
         manifest = json.loads(manifest_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise PreparedDataError(f"{manifest_path}: not valid JSON ({exc})") from exc
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_VERSIONS:
         raise PreparedDataError(
             f"{manifest_path}: format_version {manifest.get('format_version')!r}, expected "
-            f"{FORMAT_VERSION}; prepare the data again"
+            f"{' or '.join(map(str, READABLE_VERSIONS))}; prepare the data again"
         )
     for rel, size in manifest.get("files", {}).items():
         file = Path(path) / rel

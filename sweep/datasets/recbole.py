@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from sweep.datasets.base import Source, option
+from sweep.datasets.base import Source, id_encoding, option
 from sweep.datasets.delimited import (
     TextTable,
     dense_float32,
@@ -222,6 +222,12 @@ class RecBoleSource(Source):
 
     def dense_transforms(self) -> dict[str, str]:
         return parse_dense_transform(self.config.dense_transform, tuple(self._data["dense"]))
+
+    def encodings(self) -> dict[str, dict]:
+        """Tokens are hashed as text; a token_seq is split by seq_separator."""
+        return {f.name: id_encoding("text", f.multi_valued,
+                                    self.config.seq_separator if f.multi_valued else None)
+                for f in self.schema().features}
 
     def report(self) -> dict:
         data = self._data

@@ -193,13 +193,15 @@ class PreparedWriter:
     def finish(self, *, source: str, params: Mapping, fingerprint: str,
                feature_meta: Mapping[str, Mapping[str, np.ndarray]] | None = None,
                report: Mapping | None = None,
-               dense_transforms: Mapping[str, str | DenseTransform] | None = None) -> dict:
+               dense_transforms: Mapping[str, str | DenseTransform] | None = None,
+               encodings: Mapping[str, dict] | None = None) -> dict:
         """Close every column, assign the split, transform the dense columns, count train
         vocabularies, write manifest.json.
 
         `dense_transforms` per dense column: a kind or "auto" (fitted here on the train rows and
         applied to dense.npy), or a DenseTransform the source already applied (recorded only);
-        a column not named stays as it is ("none")."""
+        a column not named stays as it is ("none"). `encodings` per feature: how its raw values
+        became ids (`Source.encodings`), kept for serving."""
         if self.num_rows == 0:
             raise DataError(f"{_describe(source, params)} produced no rows")
         for appender in [self._labels, self._dense, *self._values, *self._offsets.values(),
@@ -234,6 +236,7 @@ class PreparedWriter:
             np.save(self.out_dir / "vocab" / f"{i}.ids.npy", ids.astype(np.int64))
             np.save(self.out_dir / "vocab" / f"{i}.counts.npy", counts.astype(np.int64))
             features.append({**asdict(feature), "vocab_size": int(len(ids)),
+                             "encoding": (encodings or {}).get(feature.name),
                              "num_values": int(len(dataset.sparse[feature.name].values)),
                              "meta": meta_names.get(feature.name, [])})
         manifest = self._draft_manifest(source, params, fingerprint)

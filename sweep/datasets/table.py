@@ -57,7 +57,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from sweep.datasets.base import Source, option
+from sweep.datasets.base import Source, id_encoding, option
 from sweep.datasets.delimited import (
     check_finite,
     dense_float32,
@@ -273,6 +273,11 @@ class TableSource(Source):
     def dense_transforms(self) -> dict[str, str]:
         return parse_dense_transform(self.spec["dense_transform"], self.spec["dense"])
 
+    def encodings(self) -> dict[str, dict]:
+        """What reading found: CSV text of integers only is int64, other text is hashed, Parquet
+        integers are int64; a bag of text is split by the separator, a list keeps its values."""
+        return dict(self._data["encodings"])
+
     def chunks(self) -> Iterator[Chunk]:
         data = self._data
         n = len(data["labels"])
@@ -328,8 +333,10 @@ class TableSource(Source):
             dense[:, j] = dense_float32(self._numbers(table.column(name), lines, name), name,
                                         partial(self._where, lines=lines))
         sparse: dict[str, np.ndarray | tuple[np.ndarray, np.ndarray]] = {}
+        encodings: dict[str, dict] = {}
         for name in s["categorical"]:
-            sparse[name] = self._ids(table.column(name).combine_chunks(), lines, name)
+            sparse[name], kind = self._ids(table.column(name).combine_chunks(), lines, name)
+            encodings[name] = id_encoding(kind)
         for name in s["multi_valued"]:
             column = table.column(name).combine_chunks()
             if pa.types.is_dictionary(column.type):
@@ -340,12 +347,17 @@ class TableSource(Source):
                 except TypeError as exc:  # elements that are neither strings nor integers
                     raise DataError(f"{self.config.path}: multi_valued column {name!r}: "
                                     f"{exc}") from None
+                text = pa.types.is_string(column.type.value_type) or pa.types.is_large_string(
+                    column.type.value_type)
+                encodings[name] = id_encoding("text" if text else "int64", True)
             elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
                 sparse[name] = split_bags(column, s["separator"])
+                encodings[name] = id_encoding("text", True, s["separator"])
             else:
                 raise DataError(f"{self.config.path}: multi_valued column {name!r} has type "
                                 f"{column.type}; expected separator-joined text or a list")
-        return {"labels": labels, "dense": dense, "sparse": sparse, "blank": blank}
+        return {"labels": labels, "dense": dense, "sparse": sparse, "blank": blank,
+                "encodings": encodings}
 
     def _labels(self, column: pa.Array, lines: np.ndarray | None) -> np.ndarray:
         """float32 [n] in {0, 1} by the schema's label rule (see the module docstring)."""
@@ -424,17 +436,18 @@ class TableSource(Source):
                      lambda row: float(values[row]))
         return values
 
-    def _ids(self, column: pa.Array, lines: np.ndarray | None, name: str) -> np.ndarray:
-        """int64 raw ids of a categorical column (see the module docstring)."""
+    def _ids(self, column: pa.Array, lines: np.ndarray | None, name: str) -> tuple[np.ndarray, str]:
+        """(int64 raw ids, their encoding's kind) of a categorical column (see the module
+        docstring)."""
         where = partial(self._where, lines=lines)
         if pa.types.is_dictionary(column.type):
             column = column.dictionary_decode()
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             # CSV: integers?
             ids = parse_integer_ids(column, name, where) if lines is not None else None
-            return hash_tokens(column) if ids is None else ids
+            return (hash_tokens(column), "text") if ids is None else (ids, "int64")
         if pa.types.is_integer(column.type) or pa.types.is_boolean(column.type):
-            return integer_ids(column)
+            return integer_ids(column), "int64"
         if pa.types.is_floating(column.type):
             values = column.to_numpy(zero_copy_only=False).astype(np.float64)
             subject = f"categorical column {name!r}"
@@ -448,7 +461,7 @@ class TableSource(Source):
             if len(bad):
                 raise value_error(where(int(bad[0])), subject, float(values[bad[0]]),
                                   "hold integers in [-2**63, 2**63)")
-            return np.where(np.isnan(values), MISSING_ID, values).astype(np.int64)
+            return np.where(np.isnan(values), MISSING_ID, values).astype(np.int64), "int64"
         raise DataError(f"{self.config.path}: categorical column {name!r} has type {column.type}; "
                         "expected integers or strings")
 

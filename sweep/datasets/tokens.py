@@ -17,11 +17,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mappers.portable import MISSING_ID as SERVING_MISSING_ID
 from sweep.hashing import stable_hash_strings
 
 __all__ = ["MISSING_ID", "bags_from_lists", "hash_tokens", "integer_ids", "split_bags"]
 
-MISSING_ID = -1  # raw id of an empty / missing categorical value, in every source
+MISSING_ID = SERVING_MISSING_ID  # raw id of an empty / missing categorical value, in every source
 
 
 def _plain(values: pa.Array | pa.ChunkedArray) -> pa.Array:

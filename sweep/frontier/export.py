@@ -34,6 +34,7 @@ from sweep.outputs import check_replaceable, replace_dir, staging_dir
 from sweep.serving import (
     EXPORT_FILE,
     checked_dense_transforms,
+    checked_encoding,
     export_feature,
     export_manifest,
     load_verified_bundle,
@@ -82,6 +83,17 @@ def _checked_features(details: object, run_id: str) -> list[tuple[str, PurePosix
                             "bundles/<directory> inside the run's artifacts")
         features.append((name, bundle, info))
     return features
+
+
+def _encoding(info: dict, name: str, run_id: str) -> dict | None:
+    """The feature's encoding from the run's metrics.json; None, with a warning, when its data
+    was prepared before collide recorded encodings (the export then maps int64 ids only)."""
+    encoding = checked_encoding(info.get("encoding"), name, f"run {run_id}: metrics.json")
+    if encoding is None:
+        log.warning("feature %s records no encoding (its data was prepared by an older collide): "
+                    "the export maps int64 ids only (transform_ids); prepare the data again and "
+                    "re-run the sweep to map raw values", name)
+    return encoding
 
 
 def choose(rows: list[dict], *, max_bytes: float | None = None, max_val_loss: float | None = None,
@@ -163,7 +175,8 @@ def write_export(point: dict, selection: dict, artifacts: str | Path, out_dir: s
                     raise UserError(f"run {run_id}: {bundle / file} is a symbolic link")
                 shutil.copyfile(source / file, staging / target / file)
             written.append(export_feature(name, target, mapper, bundle_manifest["digest"],
-                                          vocab_size=info.get("vocab_size")))
+                                          vocab_size=info.get("vocab_size"),
+                                          encoding=_encoding(info, name, run_id)))
         manifest = export_manifest(
             written, experiment=experiment, parent_run_id=parent_run_id, source_run_id=run_id,
             trial=point["name"], selection=selection,

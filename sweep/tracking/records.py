@@ -14,6 +14,8 @@ trials of a dead sweep by accident.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ __all__ = ["SweepRuns", "checked_run_id", "experiment_id_of", "experiment_of", "
 
 log = logging.getLogger(__name__)
 
+# MLflow reads it at each download (mlflow.environment_variables)
+PROGRESS_BAR_VARIABLE = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 OUTCOME_TAG = "collide.outcome"  # completed | stopped | failed | killed (set when a trial run ends)
 BYTE_KEYS = ("total_bytes", "embedding_bytes", "mapping_bytes", "dense_bytes")
 
@@ -201,10 +205,24 @@ def trial_rows(runs: list) -> list[dict]:
 def fetch_artifacts(tracking_uri: str, run_id: str, paths: tuple[str, ...], dst: str
                     | Path) -> Path:
     """Download each of `paths` (files or directories) of run `run_id`'s artifacts into `dst`,
-    keeping their relative paths; returns `dst`."""
+    keeping their relative paths; returns `dst`. MLflow's own progress bars (one per file, a line
+    each in a piped log) are off; on a terminal, one line counts the paths fetched."""
     from mlflow.artifacts import download_artifacts
 
-    for path in paths:
-        download_artifacts(run_id=run_id, artifact_path=path, tracking_uri=tracking_uri,
-                           dst_path=str(dst))
+    shown = sys.stderr.isatty()
+    previous = os.environ.get(PROGRESS_BAR_VARIABLE)
+    os.environ[PROGRESS_BAR_VARIABLE] = "false"
+    try:
+        for done, path in enumerate(paths, 1):
+            download_artifacts(run_id=run_id, artifact_path=path, tracking_uri=tracking_uri,
+                               dst_path=str(dst))
+            if shown:
+                end = "\n" if done == len(paths) else ""
+                print(f"\rfetching the artifacts of run {run_id}: {done}/{len(paths)} ({path})",
+                      end=end, file=sys.stderr, flush=True)
+    finally:
+        if previous is None:
+            os.environ.pop(PROGRESS_BAR_VARIABLE, None)
+        else:
+            os.environ[PROGRESS_BAR_VARIABLE] = previous
     return Path(dst)

@@ -174,8 +174,11 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
                                 "bundle": f"bundles/{bundle_dir_name(i, n)}",
                                 "nbytes": int(mappers[n].nbytes),
                                 "vocab_size": int(len(dataset.vocab[n].ids)),
+                                "encoding": entry.get("encoding"),
                                 "fallback_values": fallback[n], "collisions": per_feature[n]}
-                            for i, n in enumerate(dataset.feature_names)}}
+                            for i, (n, entry) in enumerate(zip(dataset.feature_names,
+                                                               dataset.manifest["features"],
+                                                               strict=True))}}
     if config.out_dir is not None:
         write_trial_outputs(Path(config.out_dir), mappers, details)
     return out

@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from mappers import get_mapper, save_bundle
 from sweep.cli import main
+from sweep.errors import UserError
 from sweep.serving import load_export
 from sweep.tracking.writer import SweepTracker
 
@@ -119,3 +120,40 @@ def test_export_refuses_a_bad_dense_transform(tmp_path, capsys):
         dense_transforms=[{"column": "w", "kind": "cube"}]))
     assert _export(store, tmp_path / "exported") == 2
     assert "metrics.json: dense transform of column 'w' must be one of" in capsys.readouterr().err
+
+
+def _encode(encoding):
+    return lambda d: d["features"]["C1"].update(encoding=encoding)
+
+
+def test_export_carries_each_features_encoding_and_prints_no_download_bars(tmp_path, capsys):
+    text = {"kind": "text", "multi_valued": False, "separator": None, "hash": "blake2b-8-le"}
+    store = _sweep_with_one_trial(tmp_path, _encode(text))
+    assert _export(store, tmp_path / "exported") == 0
+    err = capsys.readouterr().err
+    # a pipe: neither MLflow's per-file bars nor the terminal's progress line
+    assert "Downloading artifacts" not in err and "fetching the artifacts" not in err
+    mapping = load_export(tmp_path / "exported")
+    assert mapping.manifest["features"][0]["encoding"] == text
+    rows = mapping.transform("C1", ["Sales", "Sales", None])
+    assert rows[0] == rows[1] and rows.shape == (3,)
+
+
+def test_an_export_without_encodings_warns_and_maps_int64_ids_only(tmp_path, capsys):
+    store = _sweep_with_one_trial(tmp_path)  # metrics.json records no encoding: older data
+    assert _export(store, tmp_path / "exported") == 0
+    assert ("feature C1 records no encoding (its data was prepared by an older collide): the "
+            "export maps int64 ids only (transform_ids)") in capsys.readouterr().err
+    mapping = load_export(tmp_path / "exported")
+    assert mapping.transform_ids("C1", [3]).shape == (1,)
+    with pytest.raises(UserError, match=r"feature 'C1' records no encoding .* give int64 ids to "
+                                        r"transform_ids"):
+        mapping.transform("C1", ["3"])
+
+
+def test_export_refuses_an_encoding_the_loader_cannot_read(tmp_path, capsys):
+    store = _sweep_with_one_trial(tmp_path, _encode({"kind": "base64"}))
+    assert _export(store, tmp_path / "exported") == 2
+    assert ("metrics.json: feature 'C1': encoding must be an object whose kind is one of "
+            "('int64', 'text', 'hex64'), got {'kind': 'base64'}") in capsys.readouterr().err
+    assert not (tmp_path / "exported").exists()

@@ -51,6 +51,36 @@ def test_readme_walk_through_trains_full_and_really_hashes(tables, tmp_path, tab
     assert full["test_logloss"] < full["constant_test_logloss"] and not full["worse_than_constant"]
     assert hashed["features_mapped"] > 0 and hashed["collision_rate"] > 0
     assert hashed["total_bytes"] < full["total_bytes"]
+    _serves_the_values_of_the_csv(tables / f"{table}.csv", tmp_path / "runs" / f"{table}-hash4",
+                                  tmp_path / "prepared" / table, tmp_path / "exported")
+
+
+def _serves_the_values_of_the_csv(csv_path: Path, run: Path, prepared: Path, out: Path) -> None:
+    """The hashed run, exported as `collide export` writes it, maps each raw value of the CSV
+    (the text `occupation-3`, the hex-string ids of the click log) with the numpy-only loader
+    to the row its trial gave that row's prepared id."""
+    import csv
+
+    import numpy as np
+
+    from mappers import load_bundle, portable
+    from sweep.datasets import load_prepared
+    from sweep.frontier.export import write_export
+
+    details = json.loads((run / "metrics.json").read_text())
+    point = {"run_id": "local", "name": run.name, **details["metrics"]}
+    write_export(point, {"max_bytes": None, "max_val_loss": None, "ranked": "trials"}, run, out,
+                 experiment="walk-through", parent_run_id="local")
+    export, dataset = portable.load_export(out), load_prepared(prepared)
+    with csv_path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    for name in dataset.feature_names:
+        encoding = export.feature(name)["encoding"]
+        assert encoding["kind"] == "text"  # labels like "occupation-3", hex strings: hashed
+        trial = load_bundle(run / details["features"][name]["bundle"])
+        used = trial.transform(np.asarray(dataset.sparse[name].values))
+        np.testing.assert_array_equal(export.transform(name, [r[name] for r in rows]), used,
+                                      err_msg=name)
 
 
 def test_a_sweep_whose_strategies_map_nothing_fails_before_ray(tables, tmp_path, capsys,

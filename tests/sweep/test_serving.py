@@ -9,6 +9,8 @@ import pytest
 
 from mappers import get_mapper, save_bundle
 from mappers.bundle import manifest_digest, read_manifest
+from sweep.datasets.base import id_encoding
+from sweep.errors import UserError
 from sweep.serving import (
     EXPORT_FORMAT,
     EXPORT_FORMAT_VERSION,
@@ -34,7 +36,8 @@ def _export_dir(tmp_path, bundles=None):
         target = f"bundles/{index:02d}-{name}"
         save_bundle(mapper, tmp_path / target)
         features.append(export_feature(name, (bundles or {}).get(name, target), mapper,
-                                       read_manifest(tmp_path / target)["digest"], vocab_size=200))
+                                       read_manifest(tmp_path / target)["digest"], vocab_size=200,
+                                       encoding=id_encoding("int64")))
     manifest = export_manifest(
         features, experiment="e", parent_run_id="p", source_run_id="r", trial="t",
         selection={"max_bytes": None, "max_val_loss": None}, metrics={"val_logloss": 0.5},
@@ -64,7 +67,7 @@ def test_load_export_maps_like_the_mapper(tmp_path):
     mappers = _export_dir(tmp_path)
     mapping = load_export(tmp_path)
     assert mapping.features == ["C1", "C2"]
-    assert mapping.manifest["format"] == EXPORT_FORMAT and mapping.manifest["format_version"] == 2
+    assert mapping.manifest["format"] == EXPORT_FORMAT and mapping.manifest["format_version"] == 3
     ids = np.random.default_rng(0).integers(-1000, 1000, size=10_000)
     np.testing.assert_array_equal(mapping.transform("C1", ids), mappers["C1"].transform(ids))
     for got, want in zip(mapping.transform("C2", ids), mappers["C2"].transform(ids), strict=True):
@@ -73,22 +76,39 @@ def test_load_export_maps_like_the_mapper(tmp_path):
         mapping.transform("C9", ids)
 
 
-def test_transform_takes_any_integer_ids_and_refuses_the_rest(tmp_path):
+def test_transform_ids_takes_any_integer_ids_and_refuses_the_rest(tmp_path):
     mappers = _export_dir(tmp_path)
     mapping, expected = load_export(tmp_path), mappers["C1"].transform(np.arange(7, dtype=np.int64))
     for ids in (list(range(7)), np.arange(7, dtype=np.int8), np.arange(7, dtype=np.uint32)):
-        np.testing.assert_array_equal(mapping.transform("C1", ids), expected)
+        np.testing.assert_array_equal(mapping.transform_ids("C1", ids), expected)
     big = np.array([2**64 - 1], dtype=np.uint64)  # reinterpreted as int64 -1, like the mapper does
-    np.testing.assert_array_equal(mapping.transform("C1", big),
+    np.testing.assert_array_equal(mapping.transform_ids("C1", big),
                                   mappers["C1"].transform(np.array([-1])))
-    assert mapping.transform("C1", []).shape == (0,)
+    assert mapping.transform_ids("C1", []).shape == (0,)
     for bad, dtype in ((np.array([7.9]), "float64"), ([7.0, 8.0], "float64"),
                        (np.array([True]), "bool"),
                        (np.array(["7"]), "<U1"), (np.array([7], dtype=object), "object")):
         with pytest.raises(ValueError,
                            match=r"raw ids of feature 'C1' must be an integer array .*got dtype "
                                  rf"{dtype}"):
-            mapping.transform("C1", bad)
+            mapping.transform_ids("C1", bad)
+
+
+def test_transform_reads_int64_values_as_the_data_holds_them(tmp_path):
+    # an int64 feature (a CSV column of integers, Parquet ints or integral floats): the same row
+    # for 7, "7", "+007", 7.0 and np.int8(7); None, "" and NaN are the missing id -1
+    mappers = _export_dir(tmp_path)
+    mapping = load_export(tmp_path)
+    want = mappers["C1"].transform(np.array([7, 7, 7, 7, 7, -1, -1, -1, -1]))
+    got = mapping.transform("C1", [7, "7", "+007", 7.0, np.int8(7), None, "", float("nan"),
+                                   2**64 - 1])
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(mapping.transform("C1", np.arange(7)), mappers["C1"].transform(
+        np.arange(7)))
+    for bad, why in ((7.5, "7.5 is not an integer id"), ("abc", "'abc' is not an integer id"),
+                     (2**64, "18446744073709551616 is outside")):
+        with pytest.raises(UserError, match=rf"feature 'C1' \(int64 ids\): {why}"):
+            mapping.transform("C1", [1, bad])
 
 
 def test_load_export_file_errors(tmp_path):
@@ -114,14 +134,14 @@ def test_bundle_path_must_stay_inside_the_export(tmp_path):
 
 def test_format_and_version_are_checked(tmp_path):
     (tmp_path / "export.json").write_text(json.dumps({"format_version": 1, "features": []}))
-    with pytest.raises(ValueError,
-                       match=r"export\.json: format_version 1 was written by an older collide "
-                                         r"\(no digests\); re-export it with `collide export`"):
+    with pytest.raises(ValueError, match=r"export\.json: format None, expected 'collide-export'; "
+                                         r"not a collide export \(or one older than"):
         load_export(tmp_path)
     _export_dir(tmp_path)
     _write(tmp_path, {**_read(tmp_path), "format_version": 99}, redigest=True)
     with pytest.raises(ValueError,
-                       match=rf"export\.json: format_version 99, expected {EXPORT_FORMAT_VERSION}"):
+                       match=rf"export\.json: format_version 99; this loader reads "
+                             rf"{EXPORT_FORMAT_VERSION} only \(written by a newer collide"):
         load_export(tmp_path)
     _write(tmp_path, {**_read(tmp_path), "format": "other"}, redigest=True)
     with pytest.raises(ValueError,

@@ -166,7 +166,7 @@ def test_manifest_errors_are_clear(tmp_path):
     with pytest.raises(PreparedDataError, match="manifest.json: not valid JSON"):
         load_prepared(tmp_path)
     (tmp_path / "manifest.json").write_text(json.dumps({"format_version": 99}))
-    with pytest.raises(PreparedDataError, match="format_version 99, expected 1"):
+    with pytest.raises(PreparedDataError, match="format_version 99, expected 1 or 2; prepare"):
         load_prepared(tmp_path)
 
 
