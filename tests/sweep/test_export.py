@@ -157,3 +157,43 @@ def test_export_refuses_an_encoding_the_loader_cannot_read(tmp_path, capsys):
     assert ("metrics.json: feature 'C1': encoding must be an object whose kind is one of "
             "('int64', 'text', 'hex64'), got {'kind': 'base64'}") in capsys.readouterr().err
     assert not (tmp_path / "exported").exists()
+
+
+def test_on_a_terminal_export_shows_one_progress_line(tmp_path):
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    store = _sweep_with_one_trial(tmp_path)
+    main_fd, terminal = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "sweep.cli", "export", "--experiment",
+                                "exp", "--max-bytes", "1e9", "--tracking-uri", store, "--out",
+                                str(tmp_path / "exported")], stdin=subprocess.DEVNULL,
+                               stdout=terminal, stderr=terminal)
+    os.close(terminal)
+    shown, deadline = b"", time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:  # read while it runs: a full terminal never blocks it
+            if not select.select([main_fd], [], [], 1.0)[0]:
+                continue
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(main_fd)
+        if process.poll() is None and time.monotonic() >= deadline:
+            process.kill()
+        code = process.wait(timeout=30)
+    text = shown.decode()
+    assert code == 0, text
+    assert "Downloading artifacts" not in text  # no MLflow bar per file
+    lines = [line for line in text.replace("\r\n", "\n").split("\n") if "fetching the artifacts"
+             in line]
+    assert len(lines) == 1 and lines[0].rstrip().endswith("2/2 (bundles)"), lines
