@@ -91,7 +91,7 @@ def test_recbole_tokens_and_token_sequences(ml100k, tmp_path):
     _check(dataset, tmp_path, raw)
 
 
-def _census_like(tmp_path):
+def _census_like():
     rng = np.random.default_rng(0)
     n = 3000
     jobs = np.array(["Sales", "Tech-support", "Craft-repair", "", "Adm-clerical", "Exec"])
@@ -106,13 +106,17 @@ def _census_like(tmp_path):
     }
 
 
-def test_table_csv_text_integers_and_bags(tmp_path):
-    columns = _census_like(tmp_path)
-    path = tmp_path / "census.csv"
+def _write_csv(path, columns: dict):
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(list(columns))
         writer.writerows(zip(*columns.values(), strict=True))
+    return path
+
+
+def test_table_csv_text_integers_and_bags(tmp_path):
+    columns = _census_like()
+    path = _write_csv(tmp_path / "census.csv", columns)
     dataset = prepare(get_source("table", path=path, label="income", dense=("age",),
                                  categorical=("occupation", "zip", "big"), multi_valued=("tags",)),
                       tmp_path / "p")
@@ -133,7 +137,7 @@ def test_table_csv_text_integers_and_bags(tmp_path):
 
 
 def test_table_parquet_strings_integers_floats_and_lists(tmp_path):
-    columns = _census_like(tmp_path)
+    columns = _census_like()
     rng = np.random.default_rng(1)
     n = len(columns["income"])
     floats = rng.integers(0, 30, n).astype(np.float64)
@@ -177,12 +181,8 @@ def test_synthetic_ids_are_int64_already(tmp_path):
 def test_collide_map_maps_a_file_column_in_batches_and_owns_its_output(tmp_path, capsys):
     from sweep.cli import main
 
-    columns = _census_like(tmp_path)
-    path = tmp_path / "census.csv"
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(list(columns))
-        writer.writerows(zip(*columns.values(), strict=True))
+    columns = _census_like()
+    path = _write_csv(tmp_path / "census.csv", columns)
     dataset = prepare(get_source("table", path=path, label="income", dense=("age",),
                                  categorical=("occupation", "zip"), multi_valued=("tags",)),
                       tmp_path / "p")
