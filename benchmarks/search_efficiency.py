@@ -95,6 +95,8 @@ def main() -> None:
                                                        "preset's (tests)")
     parser.add_argument("--data-rows", type=int, help="synthetic rows instead of the preset's "
                                                       "(tests)")
+    parser.add_argument("--dims", help="comma-separated dims instead of the preset's (tests: a "
+                                       "smaller grid)")
     parser.add_argument("--keep", help="keep the MLflow store and Ray results in this directory")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local Ray
@@ -107,6 +109,8 @@ def main() -> None:
         overrides["train"] = {"epochs": args.set_epochs}
     if args.data_rows:
         overrides["data"] = {"params": {"preset": "default", "num_rows": args.data_rows}}
+    if args.dims:
+        overrides["grid"] = {"dims": [int(d) for d in args.dims.split(",")]}
     print(machine())
     try:
         grid_config = load_preset(args.preset, {**overrides, "name": "search-grid"})
