@@ -1,8 +1,9 @@
 """Collision diagnostics of a fitted mapping over the training vocabulary.
 
-`collision_stats(rows, ids, counts, clusters=None)` takes the rows a mapper gives the
-training ids (one int array aligned with ids, or a tuple of per-table arrays, whose
+`collision_stats(rows, ids, counts, clusters=None, table_sizes=None)` takes the rows a mapper
+gives the training ids (one int array aligned with ids, or a tuple of per-table arrays, whose
 combination is treated as one key: two ids collide only if they share every table's row).
+With the mapper's `table_sizes` it also says how much of the tables training never touches.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def collision_stats(
     ids: np.ndarray,
     counts: np.ndarray,
     clusters: np.ndarray | None = None,
+    table_sizes: tuple[int, ...] | None = None,
 ) -> dict[str, float | int]:
     """Collision diagnostics (JSON-ready dict) of training ids mapped to `rows`.
 
@@ -46,7 +48,10 @@ def collision_stats(
       that some OTHER training id also maps to (unweighted if counts sum to 0);
     - with ground-truth `clusters` (ints aligned with ids): purity (fraction of ids whose
       row's majority cluster is their own) and nmi (sklearn normalized_mutual_info_score
-      of rows against clusters).
+      of rows against clusters);
+    - with `table_sizes` (rows per table, aligned with the tables of `rows`): table_rows (their
+      sum), rows_hit (the rows of every table some training id maps to) and unused_row_share
+      (1 - rows_hit / table_rows: bytes of the table that training never updates).
     """
     ids = np.asarray(ids)
     n = ids.shape[0] if ids.ndim == 1 else -1
@@ -69,6 +74,15 @@ def collision_stats(
             mean_ids_per_row=float(n / ids_per_row.size),
             collision_rate=float(weights[shared].sum() / weights.sum()),
         )
+    if table_sizes is not None:
+        tables = list(rows) if isinstance(rows, tuple | list) else [rows]
+        if len(tables) != len(table_sizes):
+            raise ValueError(f"table_sizes must give one size per table ({len(tables)}), got "
+                             f"{table_sizes}")
+        hit = sum(int(np.unique(np.asarray(t)).size) for t in tables)
+        total = int(sum(table_sizes))
+        stats.update(table_rows=total, rows_hit=hit,
+                     unused_row_share=float(1.0 - hit / total) if total else 0.0)
     if clusters is not None:
         clusters = np.asarray(clusters)
         if clusters.dtype.kind not in "iu" or clusters.shape != (n,):

@@ -186,7 +186,7 @@ def format_metrics(metrics: dict) -> str:
     keys = ["features_mapped", "batch_size", "val_logloss", "test_logloss", "test_auc", "test_ne",
             "test_accuracy", "constant_test_logloss",
             "bayes_test_logloss", "signal_captured", "collision_rate", "unseen_value_rate",
-            "fallback_value_rate", "train_seconds",
+            "fallback_value_rate", "unused_row_share", "mean_ids_per_row", "train_seconds",
             "total_seconds"]
     lines = [f"{'metric':<24}{'value':>14}"]
     lines += [f"{k:<24}{metrics[k]:>14}" if isinstance(metrics[k], int)

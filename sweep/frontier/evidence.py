@@ -20,8 +20,9 @@ sweep.frontier.configurations), on *test* metrics: the report evaluates, it sele
   often the paired CI says better or worse, and the spread of the differences;
 - which strategies make up the frontier, over which size ranges;
 - collision statistics per (strategy, compression): frequency-weighted collision rate, the
-  unseen and fallback rates, and NMI / purity against the planted clusters where the data
-  has them (synthetic).
+  unseen and fallback rates, table usage (the share of the mapped tables' rows no training id
+  reaches, mean and max training ids per row hit), and NMI / purity against the planted
+  clusters where the data has them (synthetic).
 
 Determinism: rows are sorted on their keys, numbers are written with fixed formats (CSV:
 repr, exact), and nothing depends on time or order of reading, so the same MLflow data gives
@@ -55,7 +56,8 @@ __all__ = ["COLLISION_COLUMNS", "TEST_METRICS", "gather"]
 log = logging.getLogger(__name__)
 
 TEST_METRICS = ("test_logloss", "test_ne", "test_auc")
-COLLISION_COLUMNS = ("collision_rate", "unseen_value_rate", "fallback_value_rate", "nmi", "purity")
+COLLISION_COLUMNS = ("collision_rate", "unseen_value_rate", "fallback_value_rate",
+                     "unused_row_share", "mean_ids_per_row", "max_ids_per_row", "nmi", "purity")
 
 
 def gather(trials: list[Mapping[str, Any]]) -> dict[str, Any]:

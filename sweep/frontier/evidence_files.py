@@ -97,6 +97,10 @@ def _rate(value: Any) -> str:
     return f"{value:.4f}" if finite(value) else "-"
 
 
+def _count(value: Any) -> str:
+    return f"{value:.1f}" if finite(value) else "-"
+
+
 def _compression(value: Any) -> str:
     return "-" if value is None else f"{value:g}x"
 
@@ -193,14 +197,17 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
               "Per strategy and compression, the mean over its trials (all dims and seeds) of the "
               "frequency-weighted collision rate (the share of training accesses whose row another "
               "training id shares), the share of test values unseen in training, the share of "
-              "values sent to a fallback row, and NMI / purity of rows against the planted "
-              "clusters (synthetic data only; `-` elsewhere).", "",
-              "| strategy | compression | trials | collision rate | unseen | fallback | NMI | "
-              "purity |",
-              "|---|---|---|---|---|---|---|---|"]
+              "values sent to a fallback row, the share of the mapped tables' rows that no "
+              "training id reaches (bytes training never updates), the mean and max training ids "
+              "per row reached, and NMI / purity of rows against the planted clusters (synthetic "
+              "data only; `-` elsewhere).", "",
+              "| strategy | compression | trials | collision rate | unseen | fallback | unused "
+              "rows | ids per row | max ids per row | NMI | purity |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in tables["collisions"]:
         lines.append(f"| `{r['strategy']}` | {_compression(r['compression'])} | {r['trials']} | "
-                     + " | ".join(_rate(r[c]) for c in COLLISION_COLUMNS) + " |")
+                     + " | ".join(_count(r[c]) if c.endswith("ids_per_row") else _rate(r[c])
+                                  for c in COLLISION_COLUMNS) + " |")
     lines.append("")
     if tables["staleness"]:
         lines += ["![staleness](staleness.png)", "", *staleness_markdown(tables["staleness"])]

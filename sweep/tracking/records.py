@@ -180,6 +180,7 @@ def trial_rows(runs: list) -> list[dict]:
         for key in ("best_val_logloss", "test_logloss", "test_auc", "test_ne", *BYTE_KEYS,
                     "compression_ratio",
                     "collision_rate", "unseen_value_rate", "fallback_value_rate",
+                    "unused_row_share", "mean_ids_per_row", "max_ids_per_row",
                     "signal_captured"):
             row[key] = metrics.get(key)
         # against the planted clusters (synthetic data): mean over the features

@@ -14,8 +14,8 @@ from mappers import collision_stats
 from models import metrics, score
 from sweep.datasets import PreparedDataset
 
-__all__ = ["collisions", "frequency_weighted_mean", "signal_metrics", "unseen_rate", "value_rates",
-           "window_metrics"]
+__all__ = ["collisions", "frequency_weighted_mean", "signal_metrics", "table_usage", "unseen_rate",
+           "value_rates", "window_metrics"]
 
 
 def collisions(dataset: PreparedDataset, mappers: Mapping) -> dict[str, dict]:
@@ -30,8 +30,21 @@ def collisions(dataset: PreparedDataset, mappers: Mapping) -> dict[str, dict]:
             order = np.argsort(meta["planted_ids"])
             planted_ids = np.asarray(meta["planted_ids"])[order]
             clusters = np.asarray(meta["planted_cluster"])[order][np.searchsorted(planted_ids, ids)]
-        stats[name] = collision_stats(mapper.transform(ids), ids, counts, clusters=clusters)
+        stats[name] = collision_stats(mapper.transform(ids), ids, counts, clusters=clusters,
+                                      table_sizes=tuple(mapper.table_sizes))
     return stats
+
+
+def table_usage(per_feature: Mapping[str, dict], features: list[str]) -> dict[str, float]:
+    """How the tables of `features` are used by the training ids (their collision stats):
+    unused_row_share (rows no training id maps to, over all their rows: table bytes training
+    never updates), mean_ids_per_row (training ids per row hit) and max_ids_per_row."""
+    stats = [per_feature[n] for n in features]
+    rows, hit = sum(s["table_rows"] for s in stats), sum(s["rows_hit"] for s in stats)
+    used = sum(s["rows_used"] for s in stats)
+    return {"unused_row_share": 1.0 - hit / rows if rows else 0.0,
+            "mean_ids_per_row": sum(s["num_ids"] for s in stats) / used if used else 0.0,
+            "max_ids_per_row": float(max((s["max_ids_per_row"] for s in stats), default=0))}
 
 
 def frequency_weighted_mean(per_feature: Mapping[str, dict], dataset: PreparedDataset,

@@ -40,6 +40,7 @@ from sweep.trial.diagnostics import (
     collisions,
     frequency_weighted_mean,
     signal_metrics,
+    table_usage,
     unseen_rate,
     window_metrics,
 )
@@ -145,6 +146,9 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
         "collision_rate": frequency_weighted_mean(per_feature, dataset, "collision_rate"),
         "unseen_value_rate": unseen_rate(dataset),
         "fallback_value_rate": sum(fallback.values()) / max(num_values, 1),
+        # the tables of the features this strategy maps (every feature when it maps none)
+        **table_usage(per_feature, [n for n, m in mappers.items() if m.name == config.strategy]
+                      or list(mappers)),
         "probe_seconds": probe_seconds,
         "fit_seconds": fit_seconds,
         "train_seconds": float(sum(h.get("epoch_seconds", 0.0) for h in result.history)),
@@ -152,7 +156,8 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
     }
     for name, stats in per_feature.items():  # per-feature collision stats, e.g. collision.C3.nmi
         out.update({f"collision.{name}.{key}": value for key, value in stats.items()
-                    if key in ("collision_rate", "rows_used", "max_ids_per_row", "purity", "nmi")})
+                    if key in ("collision_rate", "rows_used", "max_ids_per_row", "purity", "nmi",
+                               "unused_row_share")})
     if config.test_windows > 1 and result.test_probs is not None:
         out.update(window_metrics(dataset, windows, result.test_probs, result.base_rate,
                                   config.model.learned_min_count))

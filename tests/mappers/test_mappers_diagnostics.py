@@ -74,3 +74,17 @@ def test_empty_and_invalid_input() -> None:
         collision_stats(np.zeros(4, dtype=np.int64), IDS, COUNTS[:2])
     with pytest.raises(ValueError, match=r"clusters must be ints aligned with ids"):
         collision_stats(np.zeros(4, dtype=np.int64), IDS, COUNTS, clusters=np.zeros(3, dtype=int))
+
+
+def test_table_usage_counts_the_rows_no_training_id_reaches() -> None:
+    stats = collision_stats(np.array([0, 0, 2, 2]), IDS, COUNTS, table_sizes=(5,))
+    assert (stats["table_rows"], stats["rows_hit"]) == (5, 2)
+    assert stats["unused_row_share"] == pytest.approx(0.6)
+    # two tables: rows hit are counted table by table (3 of 4 and 2 of 3)
+    pair = (np.array([0, 1, 2, 2]), np.array([0, 1, 0, 1]))
+    stats = collision_stats(pair, IDS, COUNTS, table_sizes=(4, 3))
+    assert (stats["table_rows"], stats["rows_hit"]) == (7, 5)
+    assert stats["unused_row_share"] == pytest.approx(2 / 7)
+    with pytest.raises(ValueError, match=r"table_sizes must give one size per table \(2\), got "
+                                         r"\(4,\)"):
+        collision_stats(pair, IDS, COUNTS, table_sizes=(4,))

@@ -40,7 +40,9 @@ def _tiny_experiment(tmp_path) -> str:
                        "dense_bytes": 100,
                        "collision_rate": 0.25 if strategy == "hash" else 0.125,
                        "unseen_value_rate": 0.01,
-                       "fallback_value_rate": 0.0}
+                       "fallback_value_rate": 0.0,
+                       "unused_row_share": 0.05 * seed, "mean_ids_per_row": 4.0 + seed,
+                       "max_ids_per_row": 9.0}
             if strategy != "full":
                 metrics |= {"collision.C1.nmi": 0.5, "collision.C2.nmi": 0.7}
             tracker.log_metrics(name, metrics, step=1)
@@ -92,8 +94,12 @@ def test_report_tables_regenerate_byte_for_byte_and_match_a_hand_computation(tmp
     collisions = {(r["strategy"], r["compression"]): r for r in _read(out / "collisions.csv")}
     assert float(collisions[("hash", "4")]["collision_rate"]) == 0.25
     assert float(collisions[("frequency_embedding", "4")]["nmi"]) == pytest.approx(0.6)
+    hashed = collisions[("hash", "4")]  # table usage: the mean over the 3 seeds
+    assert float(hashed["unused_row_share"]) == pytest.approx(0.05)
+    assert (float(hashed["mean_ids_per_row"]), float(hashed["max_ids_per_row"])) == (5.0, 9.0)
 
     markdown = first["report.md"].decode()
+    assert "| `hash` | 4x | 3 | 0.2500 | 0.0100 | 0.0000 | 0.0500 | 5.0 | 9.0 | 0.6000 | - |" in markdown
     assert "| 4x | 8 | `frequency_embedding` | 3 |" in markdown and "-0.0300 +- 0.0248" in markdown
     assert "- `hash`: 1000 B to 2.9 KiB (hash-c16-d8, hash-c4-d8)" in markdown
     # over both cells: lower at c4 only (-0.03 and +0.0067: mean -0.0117), better by its CI at c4

@@ -67,11 +67,27 @@ def test_run_trial_writes_bundles_and_metrics(tiny, tmp_path):
     for name in tiny.feature_names:
         mapper = load_bundle(tmp_path / "out" / details["features"][name]["bundle"])
         assert mapper.name == details["features"][name]["strategy"]
+    # table usage of the hashed features C2, C3, by hand from their bundles
+    hit = rows = ids = 0
+    for name in ("C2", "C3"):
+        mapper = load_bundle(tmp_path / "out" / details["features"][name]["bundle"])
+        reached = np.unique(mapper.transform(np.asarray(tiny.vocab[name].ids)))
+        hit, rows, ids = hit + reached.size, rows + sizes[name][0], ids + vocab[name]
+        assert out[f"collision.{name}.unused_row_share"] == pytest.approx(
+            1 - reached.size / sizes[name][0])
+    assert out["unused_row_share"] == pytest.approx(1 - hit / rows) and 0 < hit < rows
+    assert out["mean_ids_per_row"] == pytest.approx(ids / hit) and out["mean_ids_per_row"] > 4
+    assert out["max_ids_per_row"] == max(out[f"collision.{n}.max_ids_per_row"] for n in ("C2",
+                                                                                         "C3"))
 
 
 def test_full_strategy_is_the_reference_size(tiny, tmp_path):
     out = run_trial(_config(tiny, tmp_path, strategy="full", compression=None))
     assert out["compression_ratio"] == pytest.approx(1.0)
+    # one id per row; only each table's out-of-vocabulary row is never reached in training
+    assert out["mean_ids_per_row"] == 1.0 and out["max_ids_per_row"] == 1.0
+    assert out["unused_row_share"] == pytest.approx(3 / sum(len(tiny.vocab[n].ids) + 1
+                                                            for n in tiny.feature_names))
 
 
 def test_same_seed_same_metrics(tiny, tmp_path):
