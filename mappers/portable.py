@@ -44,8 +44,9 @@ from typing import Any
 import numpy as np
 
 __all__ = ["ENCODINGS", "EXPORT_FILE", "EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "MISSING_ID",
-           "TEXT_HASH", "Export", "dense_transform", "encode", "load_export", "read_bundle",
-           "rows_of", "text_ids"]
+           "PRECISIONS", "TEXT_HASH", "Export", "dense_transform", "dequantize", "encode",
+           "load_export", "precision_scheme", "quantize", "read_bundle", "rows_of", "table_bytes",
+           "text_ids"]
 
 # ---------------------------------------------------------------- bundles (mappers/bundle.py)
 
@@ -440,6 +441,78 @@ def dense_transform(values: Any, kind: str, mean: float = 0.0, std: float = 1.0,
     if kind in ("standardize", "log1p_standardize"):
         x = (x - mean) / std
     return x.astype(np.float32)
+
+# ---------------------------------------------------------------- table precision
+
+# How an embedding table may be stored: fp32 as trained; fp16; int8 and int4 row-wise, each row
+# with its own scale and bias (as FBGEMM's fused row-wise tables: fp32 scale and bias for 8-bit
+# rows, fp16 for 4-bit rows). A row x is stored as q = round((x - bias) / scale), clipped to
+# [0, 2^bits - 1], and read back as bias + scale * q, with bias = min(x) and
+# scale = (max(x) - min(x)) / (2^bits - 1): the error of a value is at most scale / 2 (plus, for
+# int4, the fp16 rounding of scale and bias, which the stored row already uses).
+PRECISIONS = ("fp32", "fp16", "int8", "int4")
+_ROWWISE = {"int8": (8, np.float32), "int4": (4, np.float16)}  # bits, dtype of scale and bias
+
+
+def precision_scheme(precision: str) -> str:
+    """One line saying how `precision` stores a table (export.json records it)."""
+    return {"fp32": "float32 values", "fp16": "float16 values",
+            "int8": "row-wise uint8, a float32 scale and bias per row",
+            "int4": "row-wise 4-bit (two per byte, low nibble first), a float16 scale and bias "
+                    "per row"}[_check_precision(precision)]
+
+
+def _check_precision(precision: Any) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision
+
+
+def table_bytes(rows: int, dim: int, precision: str) -> int:
+    """Bytes a (rows, dim) table takes at `precision`, the per-row scale and bias included."""
+    _check_precision(precision)
+    if precision in ("fp32", "fp16"):
+        return rows * dim * (4 if precision == "fp32" else 2)
+    bits, scale_dtype = _ROWWISE[precision]
+    return rows * ((dim * bits + 7) // 8 + 2 * np.dtype(scale_dtype).itemsize)
+
+
+def quantize(weight: np.ndarray, precision: str) -> dict[str, np.ndarray]:
+    """A float32 (rows, dim) table stored at `precision`: {"values"} for fp32 and fp16,
+    {"values" (packed uint8), "scale", "bias"} for the row-wise kinds."""
+    weight = np.asarray(weight, dtype=np.float32)
+    if _check_precision(precision) in ("fp32", "fp16"):
+        return {"values": weight.astype(np.float32 if precision == "fp32" else np.float16)}
+    bits, scale_dtype = _ROWWISE[precision]
+    levels = (1 << bits) - 1
+    if weight.ndim != 2 or weight.shape[1] == 0:
+        raise ValueError(f"a table must be (rows, dim >= 1), got shape {weight.shape}")
+    low, high = weight.min(axis=1), weight.max(axis=1)
+    bias = low.astype(scale_dtype)
+    scale = ((high - low) / levels).astype(scale_dtype)
+    # quantize against the stored (rounded) scale and bias, so reading back uses what was stored
+    safe = np.where(scale.astype(np.float32) > 0, scale.astype(np.float32), 1.0)
+    q = np.clip(np.rint((weight - bias.astype(np.float32)[:, None]) / safe[:, None]), 0, levels)
+    q = q.astype(np.uint8)
+    if bits == 4:
+        if q.shape[1] % 2:
+            q = np.pad(q, ((0, 0), (0, 1)))
+        q = q[:, 0::2] | (q[:, 1::2] << 4)
+    return {"values": q, "scale": scale, "bias": bias}
+
+
+def dequantize(stored: dict[str, np.ndarray], precision: str, dim: int) -> np.ndarray:
+    """float32 (rows, dim): the table `quantize` stored, read back."""
+    values = stored["values"]
+    if _check_precision(precision) in ("fp32", "fp16"):
+        return values.astype(np.float32)
+    if precision == "int4":
+        unpacked = np.empty((values.shape[0], values.shape[1] * 2), dtype=np.uint8)
+        unpacked[:, 0::2], unpacked[:, 1::2] = values & 0x0F, values >> 4
+        values = unpacked[:, :dim]
+    scale, bias = stored["scale"].astype(np.float32), stored["bias"].astype(np.float32)
+    return (bias[:, None] + scale[:, None] * values.astype(np.float32)).astype(np.float32)
+
 
 # ---------------------------------------------------------------- the export
 
