@@ -26,6 +26,7 @@ from sweep.datasets import SOURCES
 from sweep.errors import ConfigError
 from sweep.plain import plain
 from sweep.trial import ModelConfig, check_test_windows
+from sweep.trial.precision import PRECISIONS, check_precisions
 
 __all__ = [
     "PRESETS",
@@ -84,11 +85,18 @@ class GridConfig:
     compressions: tuple[float, ...] = (4.0, 16.0, 64.0)  # rows = ceil(vocab / compression)
     dims: tuple[int, ...] = (8, 16)  # embedding dims
     seeds: tuple[int, ...] = (0,)  # seeds (mapper, model, probe)
+    # each trial is also scored at these table precisions: a frontier point each, no training
+    precisions: tuple[str, ...] = PRECISIONS
 
     def __post_init__(self) -> None:
         for name in ("strategies", "compressions", "dims", "seeds"):
             if not getattr(self, name):
                 raise ConfigError(f"{name} must not be empty")
+        try:
+            object.__setattr__(self, "precisions", check_precisions(self.precisions,
+                                                                    "grid.precisions"))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         unknown = [s for s in self.strategies if s not in MAPPERS]
         if unknown:
             raise ConfigError(f"strategies {unknown} are unknown; valid: {sorted(MAPPERS)}")

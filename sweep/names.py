@@ -28,10 +28,12 @@ def trial_name(strategy: str, compression: float | None, dim: int, seed: int, ro
 
 
 def configuration_name(strategy: str, compression: float | None, dim: int, rows: int
-                       | None = None) -> str:
+                       | None = None, precision: str = "fp32") -> str:
     """A configuration (a trial without its seed), e.g. `frequency_embedding-c16-d16`; `full-d16`
-    for a strategy that takes no compression."""
+    for a strategy that takes no compression; `hash-c16-d16-int8` for its tables stored in int8
+    (fp32, as trained, has no suffix)."""
+    stored = "" if precision == "fp32" else f"-{precision}"
     if not strategy_traits(strategy).takes_compression:
-        return f"{strategy}-d{dim}"
+        return f"{strategy}-d{dim}{stored}"
     size = f"c{compression:g}" if compression is not None else f"r{rows}"
-    return f"{strategy}-{size}-d{dim}"
+    return f"{strategy}-{size}-d{dim}{stored}"

@@ -1,5 +1,10 @@
-"""Frontiers over configurations: a configuration (strategy x compression x dim) is ranked by its
-mean over seeds, not by its luckiest seed.
+"""Frontiers over configurations: a configuration (strategy x compression x dim x precision) is
+ranked by its mean over seeds, not by its luckiest seed.
+
+`precision_points(trials)` makes each trial row a point per table precision it was scored at
+(sweep.trial.precision): the fp32 row as trained, then e.g. `hash-c16-d8-s0-int8` with that
+precision's bytes and losses (the map and the MLPs are the same). Everything that ranks (the
+Pareto files, `collide pareto`, `collide export`, `collide report`) ranks these points.
 
 `configuration_rows(trials)` groups trial rows (`sweep.tracking.records.trial_rows`) by
 configuration. A configuration row holds:
@@ -32,12 +37,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mappers import MAPPERS, baseline_strategy, strategy_traits
+from mappers.portable import PRECISIONS
 from sweep.frontier.stats import finite, mean_ci, paired_difference
 from sweep.names import configuration_name
 
 __all__ = ["BASELINE", "COMPARED", "CONFIGURATION_KEYS", "METRICS", "comparison_columns",
            "comparisons",
-           "configuration_key", "configuration_rows", "has_replicates", "per_seed", "ranked_rows",
+           "configuration_key", "configuration_rows", "has_replicates", "per_seed",
+           "precision_points", "ranked_rows",
            "strategy_rank",
            "verdict"]
 
@@ -47,7 +54,10 @@ BASELINE = baseline_strategy()
 # `frequency`: what the embedding adds to access counts. Each gets its vs_<name> columns.
 COMPARED = tuple(dict.fromkeys(other for cls in MAPPERS.values() for other in cls.compared_with))
 
-CONFIGURATION_KEYS = ("strategy", "compression", "dim")
+CONFIGURATION_KEYS = ("strategy", "compression", "dim", "precision")
+# what a point at a lower precision takes from the trial's `precision.<p>.*` metrics
+PRECISION_METRICS = ("embedding_bytes", "total_bytes", "compression_ratio", "val_logloss",
+                     "test_logloss", "test_auc", "test_ne")
 METRICS = ("val_logloss", "test_logloss", "test_auc", "test_ne")
 log = logging.getLogger(__name__)
 
@@ -58,11 +68,34 @@ MEAN_COLUMNS = ("compression_ratio", "collision_rate", "unseen_value_rate", "fal
 
 
 def configuration_key(row: Mapping[str, Any]) -> tuple:
-    """(strategy, compression, dim) of a trial row; a strategy that takes no compression (`full`)
-    has none."""
+    """(strategy, compression, dim, precision) of a trial row; a strategy that takes no
+    compression (`full`) has none; a row without a precision is fp32."""
     strategy = row.get("strategy")
     compression = row.get("compression") if strategy_traits(strategy).takes_compression else None
-    return (strategy, compression, row.get("dim"))
+    return (strategy, compression, row.get("dim"), row.get("precision") or "fp32")
+
+
+def precision_points(trials: Iterable[Mapping[str, Any]]) -> list[dict]:
+    """Each trial row as its fp32 point, then one point per lower precision the trial was scored
+    at (its `precision.<p>.*` metrics): trial_id and name end in `-<p>`; the bytes and losses
+    are that precision's; the test windows (fp32 only) are left out."""
+    points = []
+    for row in trials:
+        base = {k: v for k, v in row.items() if not k.startswith("precision.")}
+        base["precision"] = row.get("precision") or "fp32"
+        points.append(base)
+        if row.get("excluded") is not None:
+            continue
+        for precision in PRECISIONS[1:]:
+            prefix = f"precision.{precision}."
+            if not finite(row.get(prefix + "total_bytes")):
+                continue
+            point = {k: v for k, v in base.items() if not k.startswith("window.")}
+            point.update({"precision": precision, "trial_id": f"{row.get('trial_id')}-{precision}",
+                          "name": f"{row.get('name')}-{precision}"})
+            point.update({m: row.get(prefix + m) for m in PRECISION_METRICS})
+            points.append(point)
+    return points
 
 
 def has_replicates(trials: Iterable[Mapping[str, Any]]) -> bool:
@@ -92,8 +125,9 @@ def configuration_rows(trials: Iterable[Mapping[str, Any]]) -> list[dict]:
 
 
 def _order(key: tuple) -> tuple:
-    strategy, compression, dim = key
-    return (str(strategy), compression is not None, compression or 0.0, dim or 0)
+    strategy, compression, dim, precision = key
+    return (str(strategy), compression is not None, compression or 0.0, dim or 0,
+            PRECISIONS.index(precision) if precision in PRECISIONS else len(PRECISIONS))
 
 
 def _ranked(row: Mapping[str, Any]) -> bool:
@@ -101,13 +135,14 @@ def _ranked(row: Mapping[str, Any]) -> bool:
 
 
 def _configuration(key: tuple, trials: list[Mapping[str, Any]]) -> dict:
-    strategy, compression, dim = key
+    strategy, compression, dim, precision = key
     ranked = sorted((t for t in trials if _ranked(t)),
                     key=lambda t: (t.get("seed") is None, t.get("seed") or 0))
     row: dict[str, Any] = {
-        "configuration": configuration_name(str(strategy), compression, dim) if dim is not None
+        "configuration": configuration_name(str(strategy), compression, dim,
+                                            precision=precision) if dim is not None
         else str(strategy),
-        "strategy": strategy, "compression": compression, "dim": dim,
+        "strategy": strategy, "compression": compression, "dim": dim, "precision": precision,
         "seeds": [t.get("seed") for t in ranked], "n_seeds": len(ranked), "not_ranked": len(trials)
         - len(ranked),
     }
@@ -178,14 +213,16 @@ def comparison_columns() -> tuple[str, ...]:
 
 
 def comparisons(values: Mapping[tuple, Mapping[int, float]], key: tuple) -> dict[str, Any]:
-    """Configuration `key` (strategy, compression, dim) against the baseline (`hash`) at the same
-    compression and dim, and against each strategy of its `compared_with` (a learned map: against
+    """Configuration `key` (strategy, compression, dim, precision) against the baseline (`hash`) at
+    the same compression, dim and precision, and against each strategy of its `compared_with` (a
+    learned map: against
     `frequency`), each paired by seed over `values` (per_seed): vs_hash, vs_hash_ci, vs_hash_pairs,
     vs_hash_verdict, and vs_<other>, vs_<other>_ci, vs_<other>_pairs for every one of COMPARED
     (None and 0 where it is not compared)."""
-    strategy, compression, dim = key
+    strategy, compression, dim, precision = key
     mine = values.get(key, {})
-    baseline = values.get((BASELINE, compression, dim)) if compression is not None else None
+    baseline = (values.get((BASELINE, compression, dim, precision)) if compression is not None
+                else None)
     compared = baseline is not None and strategy != BASELINE
     difference = paired_difference(mine, baseline) if compared else None
     out: dict[str, Any] = {
@@ -195,7 +232,7 @@ def comparisons(values: Mapping[tuple, Mapping[int, float]], key: tuple) -> dict
         "vs_hash_verdict": verdict(strategy, difference, baseline is not None),
     }
     for other in COMPARED:
-        theirs = (values.get((other, compression, dim))
+        theirs = (values.get((other, compression, dim, precision))
                   if other in strategy_traits(strategy).compared_with else None)
         against = paired_difference(mine, theirs) if theirs is not None else None
         out.update({f"vs_{other}": against.mean if against else None,

@@ -37,12 +37,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mappers import strategy_traits
+from mappers.portable import PRECISIONS
 from sweep.frontier.configurations import (
     BASELINE,
     comparisons,
     configuration_key,
     configuration_rows,
     per_seed,
+    precision_points,
     strategy_rank,
 )
 from sweep.frontier.pareto import pareto_mask
@@ -63,15 +65,17 @@ COLLISION_COLUMNS = ("collision_rate", "unseen_value_rate", "fallback_value_rate
 def gather(trials: list[Mapping[str, Any]]) -> dict[str, Any]:
     """The report's tables from trial rows: configurations, matched, versus, segments, collisions,
     staleness."""
-    configurations = sorted(configuration_rows(trials), key=lambda r: (strategy_rank(r["strategy"]),
-                            r["compression"] is not None, r["compression"] or 0.0, r["dim"] or 0))
+    points = precision_points(trials)  # a point per trial and table precision
+    configurations = sorted(configuration_rows(points), key=lambda r: (
+        strategy_rank(r["strategy"]), r["compression"] is not None, r["compression"] or 0.0,
+        r["dim"] or 0, PRECISIONS.index(r["precision"])))
     for row in configurations:
         bytes_ = row.get("total_bytes")
         row["bytes_without_mapping"] = (None if bytes_ is None else bytes_
                                         - (row.get("mapping_bytes") or 0))
     _flag_frontier(configurations, "total_bytes", "on_frontier")
     _flag_frontier(configurations, "bytes_without_mapping", "on_frontier_without_mapping")
-    matched = _matched(configurations, per_seed(trials, "test_logloss"))
+    matched = _matched(configurations, per_seed(points, "test_logloss"))
     return {
         "configurations": configurations,
         "matched": matched,
@@ -97,12 +101,14 @@ def _matched(configurations: list[dict], values: dict[tuple, dict[int, float]]) 
     groups: dict[tuple, list[dict]] = {}
     for row in configurations:
         if row["compression"] is not None and row["n_seeds"]:
-            groups.setdefault((row["compression"], row["dim"]), []).append(row)
+            groups.setdefault((row["compression"], row["dim"], PRECISIONS.index(row["precision"])),
+                              []).append(row)
     table = []
-    for (compression, dim) in sorted(groups):
-        for row in sorted(groups[(compression, dim)], key=lambda r: strategy_rank(r["strategy"])):
+    for cell in sorted(groups):
+        for row in sorted(groups[cell], key=lambda r: strategy_rank(r["strategy"])):
             entry = {k: row.get(k)
-                     for k in ("compression", "dim", "strategy", "n_seeds", "total_bytes",
+                     for k in ("compression", "dim", "precision", "strategy", "n_seeds",
+                               "total_bytes",
                                                "mapping_bytes", *TEST_METRICS,
                                *(f"{m}_ci" for m in TEST_METRICS))}
             table.append({**entry, **comparisons(values, configuration_key(row))})

@@ -27,7 +27,8 @@ REPORT_FILES = ("report.md", "configurations.csv", "matched.csv", "collisions.cs
 STALENESS_FILES = ("staleness.csv", "staleness.png")  # only for a sweep with test windows
 
 CONFIGURATION_COLUMNS = (
-    "configuration", "strategy", "compression", "dim", "seeds", "n_seeds", "not_ranked",
+    "configuration", "strategy", "compression", "dim", "precision", "seeds", "n_seeds",
+    "not_ranked",
     "total_bytes",
     "mapping_bytes", "bytes_without_mapping", "test_logloss", "test_logloss_ci", "test_ne",
     "test_ne_ci",
@@ -35,7 +36,8 @@ CONFIGURATION_COLUMNS = (
     "on_frontier_without_mapping",
 )
 MATCHED_COLUMNS = (
-    "compression", "dim", "strategy", "n_seeds", "total_bytes", "mapping_bytes", "test_logloss",
+    "compression", "dim", "precision", "strategy", "n_seeds", "total_bytes", "mapping_bytes",
+    "test_logloss",
     "test_logloss_ci",
     "test_ne", "test_ne_ci", "test_auc", "test_auc_ci", *comparison_columns(),
 )
@@ -115,7 +117,9 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
         f"trials, {len(configurations)} configurations, seeds {seeds}. Generated from MLflow alone "
         "by:", "",
         f"    {command}", "",
-        "Every figure is over configurations (strategy x compression x dim): the mean over seeds, "
+        "Every figure is over configurations (strategy x compression x dim x table precision; "
+        "a lower precision is the trained model scored with its tables stored so): the mean over "
+        "seeds, "
         f"+- the {level} confidence interval (Student t; none with one seed). Losses are test "
         "metrics. Bytes are total_bytes: embedding + mapping + dense, so a learned map pays for "
         "its own ids.", "",
@@ -140,7 +144,8 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
     versus = tables["versus"]
     if versus:
         lines += ["## Against `hash`, over all matched sizes", "",
-                  "Per strategy, over the (compression, dim) cells of the table below: in how many "
+                  "Per strategy, over the (compression, dim, precision) cells of the table below: "
+                  "in how many "
                   "its paired difference from hash in test logloss is negative (`lower`), in how "
                   f"many the paired {level} CI says better or worse, and the per-cell differences "
                   "(negative: lower loss than hash). The cells share seeds and data, so they are "
@@ -154,18 +159,20 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
                          f"{r['highest']:+.4f} |")
         lines.append("")
     lines += ["## Matched sizes: each strategy against `hash`", "",
-              "Same compression and dim = the same embedding rows. `vs hash` is the mean of the "
+              "Same compression and dim = the same embedding rows, compared at the same table "
+              "precision. `vs hash` is the mean of the "
               "per-seed differences in test logloss (negative: lower loss than hash), +- its "
               f"{level} CI, over the seeds both ran; the verdict says whether that interval "
               "excludes 0.", ""]
     if matched:
-        header = ["compression", "dim", "strategy", "seeds", "total_bytes", "mapping",
+        header = ["compression", "dim", "precision", "strategy", "seeds", "total_bytes", "mapping",
                   "test_logloss", "test_ne",
                   "test_auc", "vs hash", "verdict"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in matched:
             lines.append("| " + " | ".join([
-                _compression(r["compression"]), str(r["dim"]), f"`{r['strategy']}`",
+                _compression(r["compression"]), str(r["dim"]), str(r["precision"]),
+                f"`{r['strategy']}`",
                 str(r["n_seeds"]),
                 format_bytes(r["total_bytes"]), format_bytes(r["mapping_bytes"] or 0),
                 _estimate(r, "test_logloss"),

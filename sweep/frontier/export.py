@@ -6,7 +6,8 @@ mean over seeds, then its median-val seed). `write_export` takes a local copy of
 `metrics.json` and bundles (`sweep.api.export` fetches them through the tracking URI),
 verifies every bundle, and writes::
 
-    DIR/export.json            source run, metrics, sizes, the dense transforms of the data,
+    DIR/export.json            source run, metrics, sizes, the table precision they are at
+                               and its storage scheme, the dense transforms of the data,
                                per feature: strategy, table sizes, nbytes and the digest of
                                its bundle's manifest;
                                `digest` covers the whole file (see sweep.serving)
@@ -27,8 +28,9 @@ import shutil
 from pathlib import Path, PurePosixPath
 
 from mappers.bundle import ARRAYS_FILE, MANIFEST_FILE
+from mappers.portable import precision_scheme
 from sweep.errors import UserError
-from sweep.frontier.configurations import ranked_rows
+from sweep.frontier.configurations import precision_points, ranked_rows
 from sweep.frontier.pareto import frontier_table, select_point
 from sweep.outputs import check_replaceable, replace_dir, staging_dir
 from sweep.serving import (
@@ -103,6 +105,7 @@ def choose(rows: list[dict], *, max_bytes: float | None = None, max_val_loss: fl
     With several seeds per configuration, the frontier is over configurations (mean over
     seeds): a configuration is selected, then its median-val seed (sweep.frontier.configurations),
     a typical seed rather than the luckiest. Otherwise, or with `per_trial`, a trial is selected."""
+    rows = precision_points(rows)  # a point per trial and table precision
     ranked, view = ranked_rows(rows, per_trial)
     chosen = select_point(frontier_table(ranked), max_bytes=max_bytes, max_val_loss=max_val_loss)
     selection = {"max_bytes": max_bytes, "max_val_loss": max_val_loss, "ranked": view}
@@ -159,6 +162,7 @@ def write_export(point: dict, selection: dict, artifacts: str | Path, out_dir: s
         except ValueError as exc:
             raise UserError(f"run {run_id}: metrics.json is not valid JSON ({exc})") from None
         features = _checked_features(details, run_id)
+        precision = point.get("precision") or "fp32"  # the tables' precision of the chosen point
         dense = checked_dense_transforms(details.get("dense_transforms", [])
                                          if isinstance(details, dict) else [],
                                          f"run {run_id}: metrics.json")
@@ -185,7 +189,8 @@ def write_export(point: dict, selection: dict, artifacts: str | Path, out_dir: s
             sizes={k: point.get(k)
                    for k in ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes",
                                             "compression_ratio")},
-            embedding_dim=point.get("dim"), dense_transforms=dense)
+            embedding_dim=point.get("dim"), dense_transforms=dense,
+            precision=precision, precision_scheme=precision_scheme(precision))
         (staging / EXPORT_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         replace_dir(staging, out_dir, "export", legacy=_legacy_export)
     finally:

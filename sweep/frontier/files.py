@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sweep.frontier.configurations import ranked_rows
+from sweep.frontier.configurations import precision_points, ranked_rows
 from sweep.frontier.pareto import frontier_table
 from sweep.frontier.report import (
     plot_pareto,
@@ -29,6 +29,7 @@ def write_pareto_files(rows: list[dict], out_dir: Path, title: str, per_trial: b
     (collide's files only): pareto.csv/png/md rank configurations (mean over seeds, 95% CI) when
     some configuration has several seeds, and trials otherwise or with `per_trial`;
     pareto-trials.csv always holds every trial."""
+    rows = precision_points(rows)  # a point per trial and table precision
     trials = frontier_table(rows)
     ranked, view = ranked_rows(rows, per_trial)
     if view == "configurations":

@@ -28,7 +28,8 @@ __all__ = ["format_estimate", "plot_pareto", "write_configurations_md", "write_p
 
 # CSV columns put first when present; every other key follows in first-seen order.
 _LEADING_COLUMNS = (
-    "configuration", "trial_id", "strategy", "compression", "dim", "seed", "seeds", "n_seeds",
+    "configuration", "trial_id", "strategy", "compression", "dim", "precision", "seed", "seeds",
+    "n_seeds",
     "total_bytes", "val_logloss", "val_logloss_ci", "test_logloss", "test_logloss_ci",
     "compression_ratio", "on_frontier",
 )
@@ -72,12 +73,14 @@ def write_pareto_md(
     completed = sum(1 for r in rows if _is_number(r.get(x)) and _is_number(r.get(y)))
     optional = [c for c in ("test_logloss", "compression_ratio") if c not in (x, y)]
     optional = [c for c in optional if any(r.get(c) is not None for r in front)]
-    header = ["strategy", "compression", "dim", "seed", x, f"{x} (raw)", y, *optional]
+    header = ["strategy", "compression", "dim", "precision", "seed", x, f"{x} (raw)", y,
+              *optional]
     lines = [f"# {title}", "", f"Frontier of {x} vs {y}, both minimised, sorted by {x}.", ""]
     if front:
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row in front:
-            cells = [_md_cell(row.get(c)) for c in ("strategy", "compression", "dim", "seed")]
+            cells = [_md_cell(row.get(c)) for c in ("strategy", "compression", "dim", "precision",
+                                                    "seed")]
             cells += [_md_size(row.get(x)) if x.endswith("bytes") else _md_cell(row.get(x))]
             cells += [_md_cell(row.get(x)), _md_cell(row.get(y))]
             for column in optional:
@@ -114,7 +117,9 @@ def write_configurations_md(
     lines = [f"# {title}", "",
              "Frontier of total_bytes vs val_logloss, both minimised, sorted by total_bytes. A "
              "configuration (strategy x compression x dim) is ranked by its mean over seeds; +- is "
-             "the 95% confidence interval (Student t). `median seed` is the seed of median val "
+             "the 95% confidence interval (Student t); a configuration ending in -fp16, -int8 or "
+             "-int4 is the trained model with its tables stored at that precision. `median seed` "
+             "is the seed of median val "
              "loss, whose bundles `collide export` writes.", ""]
     if front:
         header = ["configuration", "seeds", "total_bytes", "val_logloss", "test_logloss",

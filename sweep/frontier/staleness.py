@@ -69,7 +69,7 @@ def staleness_rows(trials: list[Mapping[str, Any]]) -> list[dict]:
     rows = []
     for window in windows:
         for config, seeds in losses[window].items():
-            strategy, compression, dim = config
+            strategy, compression, dim, _ = config
             estimate = mean_ci([seeds[s] for s in sorted(seeds)])
             row: dict[str, Any] = {"strategy": strategy, "compression": compression, "dim": dim,
                                    "window": window,
@@ -99,8 +99,8 @@ def _change(losses: Mapping[int, Mapping[tuple, Mapping[int, float]]], config: t
     share."""
     if window == 1 or 1 not in losses:
         return None
-    strategy, compression, dim = config
-    parts = [losses[w].get(key, {}) for key in (config, (BASELINE, compression, dim))
+    strategy, compression, dim, precision = config
+    parts = [losses[w].get(key, {}) for key in (config, (BASELINE, compression, dim, precision))
              for w in (window, 1)]
     shared = sorted(set.intersection(*(set(p) for p in parts)))
     if not shared:

@@ -18,6 +18,7 @@ from mappers import MAPPERS, get_mapper
 from models import DLRMConfig, FeatureSpec, ProbeConfig, TrainConfig
 from sweep.datasets.base import option
 from sweep.errors import ConfigError
+from sweep.trial.precision import PRECISIONS, check_precisions
 
 __all__ = [
     "FULL_THRESHOLD",
@@ -108,6 +109,9 @@ class TrialConfig:
     mapper_params: Mapping[str, Any] = field(default_factory=dict)
     test_windows: int = field(default=1, metadata=option(
         "also evaluate on K consecutive time windows of the test split; needs time-ordered data"))
+    precisions: tuple[str, ...] = field(default=PRECISIONS, metadata=option(
+        "also score the trained model with its tables stored at these precisions (fp16, int8 and "
+        "int4 row-wise; fp32 is the model as trained): a point per precision, no training"))
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
@@ -130,6 +134,11 @@ class TrialConfig:
         if self.dim < 1:
             raise ConfigError(f"dim must be >= 1, got {self.dim}")
         check_test_windows(self.test_windows)
+        try:
+            object.__setattr__(self, "precisions", check_precisions(self.precisions,
+                                                                    "precisions"))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         self.mapper(num_rows=self.rows or 64)  # bad mapper params fail now, before any data is read
         self.model.architecture(self.dim)
 

@@ -52,6 +52,7 @@ from sweep.trial.mapping import (
     mapping_notes,
     small_data_note,
 )
+from sweep.trial.precision import precision_metrics
 from sweep.trial.probe_cache import probe_embeddings
 from sweep.trial.stream import PreparedBlocks, sample_for
 
@@ -154,6 +155,11 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
         "train_seconds": float(sum(h.get("epoch_seconds", 0.0) for h in result.history)),
         "total_seconds": time.perf_counter() - started,
     }
+    if result.test_metrics:  # each precision's point (sweep.trial.precision)
+        out.update(precision_metrics(result.model, model_config, config.precisions,
+                                     {"val": val_split, "test": test_split}, result.base_rate,
+                                     batch_size, sizes.mapping_bytes + sizes.dense_bytes,
+                                     full_total))
     for name, stats in per_feature.items():  # per-feature collision stats, e.g. collision.C3.nmi
         out.update({f"collision.{name}.{key}": value for key, value in stats.items()
                     if key in ("collision_rate", "rows_used", "max_ids_per_row", "purity", "nmi",

@@ -35,6 +35,7 @@ def base_trial_config(config: SweepConfig, data_path: Path, cache_dir: Path) -> 
     device = "cuda" if config.resources.gpus_per_trial > 0 else config.train.device
     return TrialConfig(data=str(data_path), dim=config.grid.dims[0],
                        test_windows=config.test_windows,
+                       precisions=config.grid.precisions,
                        model=config.model,
                        train=replace(config.train, num_threads=cpus, device=device),
                        probe=config.probe, cache_dir=str(cache_dir))

@@ -16,14 +16,15 @@ from sweep.serving import load_export
 from sweep.tracking.writer import SweepTracker
 
 
-def _sweep_with_one_trial(tmp_path, details_edit=None) -> str:
+def _sweep_with_one_trial(tmp_path, details_edit=None, metrics=None) -> str:
     """A completed sweep `exp` with one trial whose artifacts are like a real trial's."""
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = SweepTracker.start(store, "exp", retry_s=0.5)
     tracker.start_trial("t1", "frequency-c4-d8-s0",
                         {"strategy": "frequency", "compression": 4.0, "dim": 8, "seed": 0})
     tracker.log_metrics("t1", {"best_val_logloss": 0.5, "total_bytes": 1000, "embedding_bytes": 800,
-                               "mapping_bytes": 100, "dense_bytes": 100}, step=1)
+                               "mapping_bytes": 100, "dense_bytes": 100, **(metrics or {})},
+                       step=1)
     artifacts = tmp_path / "artifacts"
     mapper = get_mapper("frequency", num_rows=50, hot_fraction=0.5).fit(
         np.arange(200, dtype=np.int64), np.arange(200, 0, -1, dtype=np.int64))
@@ -197,3 +198,21 @@ def test_on_a_terminal_export_shows_one_progress_line(tmp_path):
     lines = [line for line in text.replace("\r\n", "\n").split("\n") if "fetching the artifacts"
              in line]
     assert len(lines) == 1 and lines[0].rstrip().endswith("2/2 (bundles)"), lines
+
+
+def test_a_lower_precision_point_exports_with_its_precision_and_scheme(tmp_path, capsys):
+    store = _sweep_with_one_trial(tmp_path, metrics={
+        "precision.int8.embedding_bytes": 300, "precision.int8.total_bytes": 500,
+        "precision.int8.compression_ratio": 4.0, "precision.int8.val_logloss": 0.52,
+        "precision.int8.test_logloss": 0.53, "precision.int8.test_auc": 0.7,
+        "precision.int8.test_ne": 0.9})
+    out = tmp_path / "exported"
+    assert main(["export", "--experiment", "exp", "--max-bytes", "600", "--tracking-uri", store,
+                 "--out", str(out)]) == 0  # only the int8 point fits 600 bytes
+    assert "chose trial frequency-c4-d8-s0-int8" in capsys.readouterr().out
+    manifest = load_export(out).manifest
+    assert manifest["precision"] == "int8" and manifest["trial"] == "frequency-c4-d8-s0-int8"
+    assert manifest["precision_scheme"] == "row-wise uint8, a float32 scale and bias per row"
+    assert manifest["sizes"]["total_bytes"] == 500 and manifest["metrics"]["val_logloss"] == 0.52
+    assert _export(store, out) == 0  # a budget fp32 fits: the trained model, fp32
+    assert load_export(out).manifest["precision"] == "fp32"

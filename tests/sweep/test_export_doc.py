@@ -12,6 +12,7 @@ import numpy as np
 
 from mappers import get_mapper, portable, save_bundle
 from mappers.bundle import read_manifest
+from mappers.portable import precision_scheme
 from sweep.datasets.base import id_encoding
 from sweep.serving import export_feature, export_manifest, load_export
 
@@ -45,7 +46,8 @@ def _write_the_documented_export(out: Path) -> dict:
                "total_bytes": 13617, "compression_ratio": 3.9},
         embedding_dim=8, dense_transforms=[{"column": "age", "kind": "standardize", "mean": 38.6,
                                             "std": 13.6, "clip_min": None,
-                                            "reason": "skewness 0.56, range ratio 2.3"}])
+                                            "reason": "skewness 0.56, range ratio 2.3"}],
+        precision="fp32", precision_scheme=precision_scheme("fp32"))
     (out / "export.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
 

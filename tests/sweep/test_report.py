@@ -101,7 +101,8 @@ def test_report_tables_regenerate_byte_for_byte_and_match_a_hand_computation(tmp
     markdown = first["report.md"].decode()
     assert ("| `hash` | 4x | 3 | 0.2500 | 0.0100 | 0.0000 | 0.0500 | 5.0 | 9.0 | 0.6000 | - |"
             in markdown)
-    assert "| 4x | 8 | `frequency_embedding` | 3 |" in markdown and "-0.0300 +- 0.0248" in markdown
+    assert ("| 4x | 8 | fp32 | `frequency_embedding` | 3 |" in markdown
+            and "-0.0300 +- 0.0248" in markdown)
     assert "- `hash`: 1000 B to 2.9 KiB (hash-c16-d8, hash-c4-d8)" in markdown
     # over both cells: lower at c4 only (-0.03 and +0.0067: mean -0.0117), better by its CI at c4
     # only

@@ -81,6 +81,29 @@ def test_run_trial_writes_bundles_and_metrics(tiny, tmp_path):
                                                                                          "C3"))
 
 
+def test_each_precision_is_a_point_scored_without_training(tiny, tmp_path):
+    out = run_trial(_config(tiny, tmp_path, precisions=("int4", "fp32", "fp16", "int8")))
+    rows = {n: len(tiny.vocab[n].ids) + 1 if n == "C1" else math.ceil(len(tiny.vocab[n].ids) / 8)
+            for n in tiny.feature_names}  # dim 4: C1 full, C2 and C3 hashed at 8x
+    per_row = {"fp16": 2 * 4, "int8": 4 + 8, "int4": 2 + 4}  # values, then scale and bias
+    for precision, width in per_row.items():
+        key = f"precision.{precision}."
+        assert out[key + "embedding_bytes"] == sum(rows.values()) * width
+        assert out[key + "total_bytes"] == (out[key + "embedding_bytes"] + out["mapping_bytes"]
+                                            + out["dense_bytes"])
+        assert out[key + "total_bytes"] < out["total_bytes"]
+        assert {key + k for k in ("val_logloss", "test_logloss", "test_auc", "test_ne",
+                                  "compression_ratio")} <= set(out)
+    # fp16 is nearly lossless; int4's 16 levels cost more than int8's 256
+    assert abs(out["precision.fp16.val_logloss"] - out["val_logloss"]) < 1e-4
+    assert abs(out["precision.int8.val_logloss"] - out["val_logloss"]) < 0.005
+    assert abs(out["precision.int4.val_logloss"] - out["val_logloss"]) > abs(
+        out["precision.int8.val_logloss"] - out["val_logloss"])
+    only = run_trial(_config(tiny, tmp_path, precisions=("fp32",)))
+    assert not any(k.startswith("precision.") for k in only)
+    assert only["test_logloss"] == out["test_logloss"]  # scoring precisions changes nothing else
+
+
 def test_full_strategy_is_the_reference_size(tiny, tmp_path):
     out = run_trial(_config(tiny, tmp_path, strategy="full", compression=None))
     assert out["compression_ratio"] == pytest.approx(1.0)
@@ -149,6 +172,11 @@ def test_learned_strategy_trains_with_the_probe(tiny, tmp_path):
         ({"dim": 0}, "dim must be >= 1, got 0"),
         ({"interaction": "sum"}, "interaction must be one of"),
         ({"test_windows": 0}, "test_windows must be an int >= 1, got 0"),
+        ({"precisions": ("int8",)}, r"precisions must include fp32 \(the model as trained\), got "
+                                    r"\['int8'\]"),
+        ({"precisions": ("fp32", "int2")}, r"precisions: \['int2'\] unknown; valid: \['fp32', "
+                                           r"'fp16', 'int8', 'int4'\]"),
+        ({"precisions": "fp32"}, "precisions must be a non-empty list of"),
     ],
 )
 def test_bad_trial_config(tiny, tmp_path, changes, message):
