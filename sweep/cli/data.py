@@ -207,6 +207,16 @@ def format_metrics(metrics: dict) -> str:
             lines.append(f"{k:<12}{int(w['rows']):>9}{w['unseen_value_rate']:>9.4f}"
                          f"{w['rare_value_rate']:>9.4f}{w['test_logloss']:>14.4f}"
                          f"{w['constant_test_logloss']:>10.4f}")
+    stored = [p for p in ("fp16", "int8", "int4") if f"precision.{p}.total_bytes" in metrics]
+    if stored:  # the same model with its tables stored at lower precision (no training)
+        lines += ["",
+                  f"{'tables in':<12}{'total_bytes':>14}{'val_logloss':>13}{'test_logloss':>14}",
+                  f"{'fp32':<12}{format_bytes(metrics['total_bytes']):>14}"
+                  f"{metrics['val_logloss']:>13.4f}{metrics['test_logloss']:>14.4f}"]
+        for p in stored:
+            lines.append(f"{p:<12}{format_bytes(metrics[f'precision.{p}.total_bytes']):>14}"
+                         f"{metrics[f'precision.{p}.val_logloss']:>13.4f}"
+                         f"{metrics[f'precision.{p}.test_logloss']:>14.4f}")
     return "\n".join(lines)
 
 

@@ -94,6 +94,8 @@ def precision_points(trials: Iterable[Mapping[str, Any]]) -> list[dict]:
             point.update({"precision": precision, "trial_id": f"{row.get('trial_id')}-{precision}",
                           "name": f"{row.get('name')}-{precision}"})
             point.update({m: row.get(prefix + m) for m in PRECISION_METRICS})
+            for column in ("embedding_bytes", "total_bytes"):  # MLflow keeps metrics as floats
+                point[column] = int(point[column]) if finite(point[column]) else None
             points.append(point)
     return points
 

@@ -38,9 +38,9 @@ class SweepResult:
     num_finished: int  # trials that completed (across resumes)
     num_failed: int
     experiment_dir: Path  # the Ray Tune experiment (and the tracking journal, if any)
-    # one row per trial (Pareto table, with on_frontier)
+    # one row per trial, as trained (fp32; Pareto table, with on_frontier)
     trials: list[dict] = field(default_factory=list)
-    # the ranked rows on the frontier, by total_bytes:
+    # the ranked rows on the frontier, by total_bytes (a point per trial and table precision):
     frontier: list[dict] = field(default_factory=list)
     # configurations (with `configuration`, mean and CI over seeds) when the sweep has several seeds
     files: dict[str, Path] = field(default_factory=dict)  # pareto.csv/png/md, pareto-trials.csv
@@ -59,13 +59,15 @@ def finish(client: Any, write: Any, experiment: str, parent_run_id: str, results
     for path in files.values():
         write({"op": "log_artifact", "ref": "parent", "local_path": str(path)})
     frontier = [row for row in ranked if row["on_frontier"]]
-    completed = sum(1 for row in table if row.get("excluded") is None)
-    failed = sum(1 for row in table if row.get("status") == "FAILED")
-    summary = {"num_trials": len(table), "num_completed": completed, "num_failed": failed,
+    # the table has a point per trial and precision; the trials are its fp32 (as trained) rows
+    trials = [row for row in table if row.get("precision", "fp32") == "fp32"]
+    completed = sum(1 for row in trials if row.get("excluded") is None)
+    failed = sum(1 for row in trials if row.get("status") == "FAILED")
+    summary = {"num_trials": len(trials), "num_completed": completed, "num_failed": failed,
                "frontier_size": len(frontier), "num_points": expected}
     for op in sweep_end_ops("FINISHED", summary, "completed"):
         write(op)
-    return replace(result, state="completed", trials=table, frontier=frontier, files=files,
+    return replace(result, state="completed", trials=trials, frontier=frontier, files=files,
                    num_failed=failed,
                    num_finished=completed)
 

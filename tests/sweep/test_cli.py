@@ -148,6 +148,13 @@ def test_train_shows_each_epoch_once(tmp_path, capsys):
     lines = (captured.out + captured.err).splitlines()
     assert [line.split(":")[0] for line in lines if "epoch 1" in line or "epoch 2" in line] == [
         "epoch 1", "epoch 2"]
+    # the same model with its tables at each precision, and how to ask for fewer
+    stored = [line.split()[0] for line in lines if line.split()[:1] in (["fp32"], ["fp16"],
+                                                                        ["int8"], ["int4"])]
+    assert stored == ["fp32", "fp16", "int8", "int4"]
+    assert main(["train", "--data", str(data), "--strategy", "hash", "--epochs", "1",
+                 "--precisions", "fp32", "--out", str(tmp_path / "t32")]) == 0
+    assert "tables in" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name", ["pareto.csv", "pareto-trials.csv"])

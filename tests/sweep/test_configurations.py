@@ -9,7 +9,12 @@ import math
 
 import pytest
 
-from sweep.frontier.configurations import configuration_rows, has_replicates, ranked_rows
+from sweep.frontier.configurations import (
+    configuration_key,
+    configuration_rows,
+    has_replicates,
+    ranked_rows,
+)
 from sweep.frontier.export import choose
 from sweep.frontier.files import write_pareto_files
 from sweep.frontier.pareto import frontier_table
@@ -155,3 +160,27 @@ def test_export_says_when_the_median_seed_is_past_a_bound_the_mean_meets():
     point, selection = choose(rows, max_val_loss=0.40)
     assert point["seed"] == 1 and "holds for the mean over seeds (0.4000)" in selection["note"]
     assert "note" not in choose(rows, max_val_loss=0.45)[1]
+
+
+def test_precision_points_make_a_point_per_trial_and_precision():
+    from sweep.frontier.configurations import precision_points
+
+    trial = {"trial_id": "t1", "name": "hash-c4-d8-s0", "strategy": "hash", "compression": 4.0,
+             "dim": 8, "seed": 0, "precision": "fp32", "total_bytes": 1000, "embedding_bytes": 800,
+             "mapping_bytes": 0, "dense_bytes": 200, "val_logloss": 0.5, "test_logloss": 0.51,
+             "excluded": None, "window.1.test_logloss": 0.52,
+             "precision.int8.total_bytes": 450.0, "precision.int8.embedding_bytes": 250.0,
+             "precision.int8.val_logloss": 0.501, "precision.int8.test_logloss": 0.512}
+    failed = {**trial, "trial_id": "t2", "excluded": "failed", "val_logloss": None}
+    fp32, int8, kept_failed = precision_points([trial, failed])
+    assert fp32["precision"] == "fp32" and fp32["total_bytes"] == 1000
+    assert not any(k.startswith("precision.") for k in fp32) and "window.1.test_logloss" in fp32
+    assert (int8["trial_id"], int8["name"], int8["precision"]) == ("t1-int8", "hash-c4-d8-s0-int8",
+                                                                   "int8")
+    assert int8["total_bytes"] == 450 and isinstance(int8["total_bytes"], int)
+    assert (int8["val_logloss"], int8["test_logloss"], int8["mapping_bytes"]) == (0.501, 0.512, 0)
+    assert "window.1.test_logloss" not in int8  # the test windows are the fp32 model's
+    assert kept_failed["trial_id"] == "t2"  # an excluded trial keeps its one row, no points
+    assert configuration_key(int8) == ("hash", 4.0, 8, "int8")
+    assert configuration_key({"strategy": "hash", "compression": 4.0, "dim": 8}) == (
+        "hash", 4.0, 8, "fp32")  # a row of an older sweep: as trained
