@@ -292,9 +292,6 @@ def rows_of(manifest: dict, arrays: dict[str, np.ndarray],
     if strategy == "qr":
         h = _mix(ids, keys[0])
         return _reduce(h >> np.uint64(32), sizes[0]), _reduce(h & _LOW32, sizes[1])
-    if strategy not in _LEARNED:
-        raise ValueError(f"strategy {strategy!r} is not one this loader knows "
-                         f"({', '.join(('hash', 'double_hash', 'qr', *_LEARNED))})")
     stored, stored_rows, layout = arrays["keys"], arrays["rows"], arrays["layout"]
     _, lo, hi, oov_row = (int(v) for v in layout)
     at = np.minimum(np.searchsorted(stored, ids), max(stored.size - 1, 0))
@@ -313,6 +310,7 @@ def rows_of(manifest: dict, arrays: dict[str, np.ndarray],
 
 
 _LEARNED = ("full", "frequency", "embedding", "frequency_embedding")
+STRATEGIES = ("hash", "double_hash", "qr", *_LEARNED)  # the maps this loader can apply
 
 # ---------------------------------------------------------------- raw values to ids
 
@@ -643,6 +641,11 @@ def load_export(path: str | Path) -> Export:
     bundles = {}
     for feature in manifest["features"]:
         bundle_manifest, arrays = read_bundle(bundle_path(root, feature, where))
+        if bundle_manifest.get("strategy") not in STRATEGIES:
+            raise ValueError(f"{where}: feature {feature['name']!r}: strategy "
+                             f"{bundle_manifest.get('strategy')!r} is not one this loader knows "
+                             f"({', '.join(STRATEGIES)}); use the loader of the collide that "
+                             "wrote the export")
         for field in ("digest", "strategy", "table_sizes"):
             if feature.get(field) != bundle_manifest.get(field):
                 raise ValueError(f"{where}: feature {feature['name']!r}: {field} is "

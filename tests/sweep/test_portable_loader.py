@@ -152,3 +152,22 @@ def test_a_copy_of_the_file_serves_without_torch_ray_mlflow_or_collide(exported,
                                       reference.transform("city", ["Paris", "Rome", None, ""]))
         np.testing.assert_array_equal(out["dense"], reference.transform_dense(
             np.array([[-3.0], [0.0], [12.5]])))
+
+
+def test_a_strategy_the_loader_does_not_know_is_refused_at_load(exported, tmp_path):
+    from mappers.bundle import manifest_digest
+
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy)
+    path = copy / "bundles/02-hash/manifest.json"
+    bundle = json.loads(path.read_text())
+    bundle["strategy"] = "mch"
+    bundle["digest"] = manifest_digest(bundle)
+    path.write_text(json.dumps(bundle))
+    export = json.loads((copy / "export.json").read_text())
+    export["features"][2].update(strategy="mch", digest=bundle["digest"])
+    export["digest"] = manifest_digest(export)
+    (copy / "export.json").write_text(json.dumps(export))
+    with pytest.raises(ValueError, match=r"feature 'hash': strategy 'mch' is not one this loader "
+                                         r"knows \(hash, double_hash, qr, full"):
+        portable.load_export(copy)
