@@ -156,10 +156,13 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
         "total_seconds": time.perf_counter() - started,
     }
     if result.test_metrics:  # each precision's point (sweep.trial.precision)
+        scoring = time.perf_counter()
         out.update(precision_metrics(result.model, model_config, config.precisions,
                                      {"val": val_split, "test": test_split}, result.base_rate,
                                      batch_size, sizes.mapping_bytes + sizes.dense_bytes,
                                      full_total))
+        out["precision_seconds"] = time.perf_counter() - scoring
+        out["total_seconds"] = time.perf_counter() - started
     for name, stats in per_feature.items():  # per-feature collision stats, e.g. collision.C3.nmi
         out.update({f"collision.{name}.{key}": value for key, value in stats.items()
                     if key in ("collision_rate", "rows_used", "max_ids_per_row", "purity", "nmi",

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -101,7 +102,9 @@ def test_nested_runs_hold_params_epochs_sizes_and_bundles(grid_sweep):
 def test_pareto_csv_flags_match_brute_force(grid_sweep, launch):
     with open(launch / "results" / "pareto.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 4
+    # a point per trial and table precision (fp32 as trained, fp16, int8, int4)
+    assert len(rows) == 16
+    assert sorted({r["precision"] for r in rows}) == ["fp16", "fp32", "int4", "int8"]
     points = np.array([[float(r["total_bytes"]), float(r["val_logloss"])] for r in rows])
     expected = [not any((q <= p).all() and (q < p).any() for q in points) for p in points]
     assert [r["on_frontier"] == "True" for r in rows] == expected
@@ -112,15 +115,21 @@ def test_pareto_csv_flags_match_brute_force(grid_sweep, launch):
 
 def test_export_under_budget_picks_the_right_point_and_maps_like_the_trial(grid_sweep, launch):
     _, client, _, runs = grid_sweep
-    finished = [(r.data.metrics["total_bytes"], r.data.metrics["best_val_logloss"], r)
-                for r in runs]
-    budget = sorted(b for b, _, _ in finished)[2]  # admits the three smallest models
-    expected = min((v, b, r.info.run_id) for b, v, r in finished if b <= budget)[2]
+    # every point: each trial as trained (fp32) and with its tables at each lower precision
+    finished = []
+    for r in runs:
+        m = r.data.metrics
+        finished.append((m["total_bytes"], m["best_val_logloss"], "fp32", r))
+        finished += [(m[f"precision.{p}.total_bytes"], m[f"precision.{p}.val_logloss"], p, r)
+                     for p in ("fp16", "int8", "int4")]
+    budget = sorted(b for b, _, _, _ in finished)[6]  # admits the seven smallest points
+    _, _, precision, expected = min((v, b, p, r.info.run_id) for b, v, p, r in finished
+                                    if b <= budget)
     out = launch / "exported"
     assert main(["export", "--experiment", "e2e", "--max-bytes", str(budget), "--out",
                  str(out)]) == 0
     manifest = json.loads((out / "export.json").read_text())
-    assert manifest["source_run_id"] == expected
+    assert manifest["source_run_id"] == expected and manifest["precision"] == precision
     mapping = load_export(out)
     run = client.get_run(expected)
     params = run.data.params
@@ -166,7 +175,7 @@ def test_data_and_probes_are_made_once_per_sweep_and_trials_reuse_their_actors(
     assert len(printed) == 1 and "(seed 1 trained; seed 0 cached)" in printed[0], printed
     # two seeds per configuration: the printed frontier is over configurations, mean +- CI
     assert "frontier over configurations: mean over seeds +- 95% CI" in out
-    assert any(line.startswith(("frequency_embedding-c4-d8 ", "frequency_embedding-c16-d8 "))
+    assert any(re.match(r"frequency_embedding-c(4|16)-d8(-fp16|-int8|-int4)? ", line)
                and " +- " in line
                for line in out.splitlines()), out
     client = MlflowClient(f"sqlite:///{launch / 'mlflow.db'}")
@@ -238,16 +247,18 @@ def test_optuna_proposes_configurations_runs_each_once_per_seed_and_learns_their
                  str(launch / "optuna-pareto")]) == 0
     with open(launch / "optuna-pareto" / "pareto.csv", newline="") as f:
         ranked = list(csv.DictReader(f))
-    assert sorted(r["configuration"] for r in ranked) == sorted(configurations) and any(
+    # each configuration as trained and at each lower table precision
+    assert sorted(r["configuration"] for r in ranked) == sorted(
+        f"{c}{p}" for c in configurations for p in ("", "-fp16", "-int8", "-int4")) and any(
         r["on_frontier"] == "True" for r in ranked)
-    for row in ranked:
+    for row in (r for r in ranked if r["precision"] == "fp32"):
         values = [by_name[f"{row['configuration']}-s{s}"]["best_val_logloss"] for s in (0, 1)]
         assert float(row["val_logloss"]) == pytest.approx(np.mean(values))
         assert float(row["val_logloss_ci"]) == pytest.approx(
             12.7062 * np.std(values, ddof=1) / np.sqrt(2), rel=1e-4)
         assert int(row["median_seed"]) == int(np.argmin(values))  # of two seeds, the lower val
     with open(launch / "optuna-pareto" / "pareto-trials.csv", newline="") as f:
-        assert len(list(csv.DictReader(f))) == 6
+        assert len(list(csv.DictReader(f))) == 6 * 4
     # export picks the best configuration under the budget, then its median-val seed, and says so
     largest = max(float(r["total_bytes"]) for r in ranked)
     assert main(["export", "--experiment", "e2e-optuna", "--max-bytes", str(largest), "--out",
@@ -256,7 +267,8 @@ def test_optuna_proposes_configurations_runs_each_once_per_seed_and_learns_their
                if r["on_frontier"] == "True")[1]
     row = next(r for r in ranked if r["configuration"] == best)
     manifest = json.loads((launch / "optuna-export" / "export.json").read_text())
-    assert manifest["trial"] == f"{best}-s{row['median_seed']}"
+    name, stored = (best.rsplit("-", 1) if row["precision"] != "fp32" else (best, None))
+    assert manifest["trial"] == f"{name}-s{row['median_seed']}" + (f"-{stored}" if stored else "")
     assert manifest["selection"]["configuration"] == best and manifest["selection"]["seeds"] == [
         0, 1]
     assert f"chose configuration {best}" in capsys.readouterr().out
