@@ -44,9 +44,9 @@ from typing import Any
 import numpy as np
 
 __all__ = ["ENCODINGS", "EXPORT_FILE", "EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "MISSING_ID",
-           "PRECISIONS", "TEXT_HASH", "Export", "dense_transform", "dequantize", "encode",
-           "load_export", "precision_scheme", "quantize", "read_bundle", "rows_of", "table_bytes",
-           "text_ids"]
+           "PRECISIONS", "TEXT_HASH", "Export", "dense_transform", "dense_values", "dequantize",
+           "encode", "encode_bags", "feature_ids", "load_export", "precision_scheme", "quantize",
+           "read_bundle", "rows_of", "signed_log1p", "table_bytes", "text_ids"]
 
 # ---------------------------------------------------------------- bundles (mappers/bundle.py)
 
@@ -420,6 +420,19 @@ def encode_bags(rows: Any, encoding: dict, feature: str = "?") -> tuple[np.ndarr
         offsets.append(len(tokens))
     return encode(tokens, encoding, feature), np.asarray(offsets, dtype=np.int64)
 
+
+def feature_ids(entry: dict, values: Any) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """int64 ids of raw values of the export.json feature `entry`, by its encoding: `encode`, or
+    `encode_bags` ((ids, offsets)) for a multi-valued feature."""
+    feature, encoding = entry["name"], entry.get("encoding")
+    if encoding is None:
+        raise ValueError(f"feature {feature!r} records no encoding (its data was prepared by an "
+                         "older collide): prepare and export it again, or give int64 ids to "
+                         "transform_ids")
+    if encoding.get("multi_valued"):
+        return encode_bags(values, encoding, feature)
+    return encode(values, encoding, feature)
+
 # ---------------------------------------------------------------- dense values
 
 DENSE_KINDS = ("none", "log1p", "standardize", "log1p_standardize")
@@ -435,10 +448,29 @@ def dense_transform(values: Any, kind: str, mean: float = 0.0, std: float = 1.0,
     if clip_min is not None:
         x = np.maximum(x, clip_min)
     if kind in ("log1p", "log1p_standardize"):
-        x = np.sign(x) * np.log1p(np.abs(x))
+        x = signed_log1p(x)
     if kind in ("standardize", "log1p_standardize"):
         x = (x - mean) / std
     return x.astype(np.float32)
+
+
+def signed_log1p(x: np.ndarray) -> np.ndarray:
+    """sign(x) * log(1 + |x|): log1p for x >= 0, mirrored below 0."""
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def dense_values(transforms: list[dict], raw: Any) -> np.ndarray:
+    """float32 [n, num_dense] of raw dense values [n, num_dense], one `dense_transforms` entry
+    ({"kind", "mean", "std", "clip_min", ...}) per column."""
+    raw = np.asarray(raw)
+    if raw.ndim != 2 or raw.shape[1] != len(transforms):
+        raise ValueError(f"raw dense values must have shape (n, {len(transforms)}), one column per "
+                         f"transform ({[t.get('column') for t in transforms]}), got {raw.shape}")
+    out = np.empty(raw.shape, dtype=np.float32)
+    for j, t in enumerate(transforms):
+        out[:, j] = dense_transform(raw[:, j], t["kind"], t.get("mean", 0.0), t.get("std", 1.0),
+                                    t.get("clip_min"))
+    return out
 
 # ---------------------------------------------------------------- table precision
 
@@ -538,15 +570,7 @@ class Export:
 
     def ids(self, feature: str, values: Any) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """int64 ids of raw values (see `encode`); (ids, offsets) for a multi-valued feature."""
-        entry = self.feature(feature)
-        encoding = entry.get("encoding")
-        if encoding is None:
-            raise ValueError(f"feature {feature!r} records no encoding (its data was prepared "
-                             "before collide recorded encodings): prepare and export it again, "
-                             "or give int64 ids to transform_ids")
-        if encoding.get("multi_valued"):
-            return encode_bags(values, encoding, feature)
-        return encode(values, encoding, feature)
+        return feature_ids(self.feature(feature), values)
 
     def transform_ids(self, feature: str, ids: Any) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Rows of int64 ids (any integer array; uint64 keeps its bit pattern), shaped like them;
@@ -572,17 +596,7 @@ class Export:
 
     def transform_dense(self, raw: Any) -> np.ndarray:
         """float32 [n, num_dense] of raw dense values [n, num_dense], as the model trained on."""
-        transforms = self.manifest.get("dense_transforms", [])
-        raw = np.asarray(raw)
-        if raw.ndim != 2 or raw.shape[1] != len(transforms):
-            raise ValueError(f"raw dense values must have shape (n, {len(transforms)}), one column "
-                             f"per transform ({[t.get('column') for t in transforms]}), got "
-                             f"{raw.shape}")
-        out = np.empty(raw.shape, dtype=np.float32)
-        for j, t in enumerate(transforms):
-            out[:, j] = dense_transform(raw[:, j], t["kind"], t.get("mean", 0.0),
-                                        t.get("std", 1.0), t.get("clip_min"))
-        return out
+        return dense_values(self.manifest.get("dense_transforms", []), raw)
 
 
 def read_export_manifest(path: Path) -> dict:

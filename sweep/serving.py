@@ -132,15 +132,8 @@ class ExportedMapping:
         encoding (mappers.portable.encode); (ids, offsets) for a multi-valued feature."""
         self._mapper(feature)
         entry = next(f for f in self.manifest["features"] if f["name"] == feature)
-        encoding = entry.get("encoding")
         try:
-            if encoding is None:
-                raise ValueError(f"feature {feature!r} records no encoding (its data was prepared "
-                                 "by an older collide): prepare and export it again, or give int64 "
-                                 "ids to transform_ids")
-            if encoding.get("multi_valued"):
-                return portable.encode_bags(values, encoding, feature)
-            return portable.encode(values, encoding, feature)
+            return portable.feature_ids(entry, values)
         except ValueError as exc:
             raise UserError(str(exc)) from None
 

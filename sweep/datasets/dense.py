@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mappers.portable import DENSE_KINDS, dense_transform
+from mappers.portable import DENSE_KINDS, dense_transform, dense_values, signed_log1p
 from sweep.errors import DataError
 
 __all__ = ["AUTO", "DENSE_TRANSFORMS", "SOURCE_DEFAULT", "DenseTransform", "apply_dense_transforms",
@@ -84,10 +84,6 @@ class DenseTransform:
         return cls(**dict(entry))
 
 
-def _signed_log1p(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.log1p(np.abs(x))
-
-
 def choose_transform(train_values: np.ndarray) -> tuple[str, str]:
     """(kind, reason) that `auto` picks for a column's train values (see the module docstring)."""
     x = np.asarray(train_values, dtype=np.float64)
@@ -115,7 +111,7 @@ def fit_dense_transform(column: str, requested: str, train_values: np.ndarray) -
     DenseTransform(column, kind)  # validates the kind
     x = np.asarray(train_values, dtype=np.float64)
     if kind in ("log1p", "log1p_standardize"):
-        x = _signed_log1p(x)
+        x = signed_log1p(x)
     mean, std = 0.0, 1.0
     if kind in ("standardize", "log1p_standardize") and len(x):
         mean, std = float(x.mean()), float(x.std())
@@ -154,11 +150,8 @@ def parse_dense_transform(value: str | Mapping[str, str], columns: Sequence[str]
 def apply_dense_transforms(transforms: Sequence[Mapping], raw: np.ndarray) -> np.ndarray:
     """float32 [n, num_dense] of raw dense values [n, num_dense], with one manifest entry per
     column."""
-    raw = np.asarray(raw)
-    if raw.ndim != 2 or raw.shape[1] != len(transforms):
-        raise DataError(f"raw dense values must have shape (n, {len(transforms)}), one column per "
-                        f"transform ({[t.get('column') for t in transforms]}), got {raw.shape}")
-    out = np.empty(raw.shape, dtype=np.float32)
-    for j, entry in enumerate(transforms):
-        out[:, j] = DenseTransform.from_json(entry).apply(raw[:, j])
-    return out
+    checked = [DenseTransform.from_json(entry).to_json() for entry in transforms]
+    try:
+        return dense_values(checked, raw)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
