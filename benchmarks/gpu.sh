@@ -1,20 +1,55 @@
 #!/usr/bin/env bash
-# Training throughput on a GPU, within 5 minutes: the Criteo Kaggle DLRM of
-# benchmarks/train_throughput.py through models.train with `device: auto`, at batch 16384 and
-# 65536, the default optimizer (adam) and sgd, against the fp32 GEMM roofline of the same card.
-# Without a CUDA device it says so and runs a short CPU check of the same path instead.
+# The GPU checks, in one script to run on a machine with a CUDA card.
 #
-#   bash benchmarks/gpu.sh        # ends with RESULT {json}
-set -euo pipefail
+#   bash benchmarks/gpu.sh        # training throughput, within about 2.5 minutes
+#   bash benchmarks/gpu.sh all    # that, then two sweeps on CUDA trials, within about 10 minutes
+#
+# 1. Training throughput: the Criteo Kaggle DLRM of benchmarks/train_throughput.py through
+#    models.train with `device: auto`, at batch 16384 and 65536, the default optimizer (adam)
+#    rowwise_adagrad and sgd, against the fp32 GEMM roofline of the same card.
+# 2. (all) A 16-trial synthetic grid (benchmarks/sweep_efficiency.py) whose trials each take a
+#    quarter of the card (`--gpus-per-trial 0.25`: four at once), with the whole process's
+#    efficiency.
+# 3. (all) The scale benchmark's memory part (benchmarks/scale.py memory) at 1M and 4M rows,
+#    trials on CUDA at half a card each: peak held memory, wall and samples/s.
+#
+# Each part ends with its own `RESULT {json}` line; a part that fails or runs out of time says
+# so, and the script exits non-zero at the end. Without a CUDA device it says so and runs a short
+# CPU check of part 1's path instead (the sweeps need a card).
+set -uo pipefail
 cd "$(dirname "$0")/.."
 python -c "import torch; print('device:', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu (no CUDA device)', '| torch', torch.__version__)"
 if command -v nvidia-smi >/dev/null 2>&1; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 fi
-if python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-  exec timeout 300 python benchmarks/train_throughput.py --device auto --batches 16384 65536 \
-    --samples 2097152 --optimizers adam sgd
+if ! python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  echo "no CUDA device here: a short CPU run of the same path (device auto), not a GPU figure"
+  exec timeout 300 python benchmarks/train_throughput.py --device auto --batches 2048 --samples 8192 \
+    --threads 1 --optimizers adam
 fi
-echo "no CUDA device here: a short CPU run of the same path (device auto), not a GPU figure"
-exec timeout 300 python benchmarks/train_throughput.py --device auto --batches 2048 --samples 8192 --threads 1 \
-  --optimizers adam
+failed=()
+part() {  # part NAME SECONDS COMMAND...: run one part under a time limit, note a failure
+  local name=$1 seconds=$2
+  shift 2
+  echo "== $name (at most ${seconds} s)"
+  timeout "$seconds" "$@"
+  local code=$?
+  if [ "$code" -ne 0 ]; then
+    echo "== $name FAILED (exit $code$( [ "$code" -eq 124 ] && echo ', out of time'))"
+    failed+=("$name")
+  fi
+}
+cpus=$(nproc)
+part throughput 150 python benchmarks/train_throughput.py --device auto --batches 16384 65536 \
+  --samples 2097152 --optimizers adam rowwise_adagrad sgd
+if [ "${1:-}" = "all" ]; then
+  export RAY_AUTH_MODE=disabled  # a private local Ray
+  part "16-trial sweep, 0.25 GPU per trial" 200 python benchmarks/sweep_efficiency.py \
+    --kinds synthetic --cpus "$cpus" --gpus-per-trial 0.25
+  part "scale memory, 1M and 4M rows, 0.5 GPU per trial" 240 python benchmarks/scale.py memory \
+    --rows 1000000,4000000 --cpus "$cpus" --gpus-per-trial 0.5
+fi
+if [ "${#failed[@]}" -ne 0 ]; then
+  echo "failed parts: ${failed[*]}"
+  exit 1
+fi

@@ -71,6 +71,8 @@ TWO_TRIALS = {"strategies": ["hash", "frequency_embedding"], "compressions": [16
               "seeds": [0]}
 ASHA_GRID = {"strategies": ["hash", "frequency", "embedding", "frequency_embedding"],
              "compressions": [16, 64], "dims": [8, 16], "seeds": [0]}
+# what each sweep asks of Ray: --cpus and --gpus-per-trial set it (a fraction shares one card)
+RESOURCES: dict = {"num_cpus": 2}
 T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
 
 
@@ -163,13 +165,13 @@ def prepare(workdir: Path, rows: int, scale: float) -> tuple[Path, dict]:
 
 
 def sweep(workdir: Path, name: str, prepared: Path, rows: int, scale: float, grid: dict,
-          extra: dict | None = None, cpus: int = 2) -> dict:
+          extra: dict | None = None) -> dict:
     values = {"name": name, "tracking_uri": f"sqlite:///{workdir / 'mlflow.db'}",
               "data": {"source": "synthetic", "params": data_params(rows, scale),
                        "prepared_dir": str(prepared)},
               "grid": grid, "train": {"epochs": 1, "batch_size": 2048},
               "probe": {"dim": 8, "max_rows": 1_000_000},
-              "resources": {"num_cpus": cpus}, "storage_path": str(workdir / "ray_results")}
+              "resources": dict(RESOURCES), "storage_path": str(workdir / "ray_results")}
     for section, items in (extra or {}).items():
         values[section] = ({**values.get(section, {}), **items} if isinstance(items, dict)
                            else items)
@@ -308,8 +310,12 @@ def main() -> None:
                         help="probe: the sampled probe's probe.max_rows")
     parser.add_argument("--probe-lr", type=float, default=None,
                         help="probe: the sampled probe's probe.lr (default: the probe's)")
+    parser.add_argument("--cpus", type=int, default=2, help="the sweeps' local Ray CPUs")
+    parser.add_argument("--gpus-per-trial", type=float, default=0.0,
+                        help="a GPU fraction per trial (trials then train on CUDA)")
     parser.add_argument("--keep", help="keep the prepared data, MLflow store and logs here")
     args = parser.parse_args()
+    RESOURCES.update(num_cpus=args.cpus, gpus_per_trial=args.gpus_per_trial)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local Ray
     workdir = (Path(args.keep).resolve() if args.keep
                else Path(tempfile.mkdtemp(prefix="collide-scale-")))
@@ -330,7 +336,8 @@ def main() -> None:
     finally:
         if not args.keep:  # the temporary directory this run made
             shutil.rmtree(workdir, ignore_errors=True)
-    print("RESULT " + json.dumps({"machine": machine(), "part": args.part, **result}))
+    print("RESULT " + json.dumps({"machine": machine(), "part": args.part,
+                                  "resources": RESOURCES, **result}))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """Sweep parallel efficiency: how well a 16-trial grid keeps 2 CPUs busy.
 
-    efficiency = (sum of the trials' own seconds / CPUs) / sweep wall time
+    efficiency = (sum of the trials' own seconds / slots) / sweep wall time
+
+where slots is the number of trials that can run at once: the CPUs, or with
+`--gpus-per-trial` the GPU shares of one card when fewer.
 
 A trial's own seconds are its `total_seconds` metric: `run_trial` from loading the data to
 the written bundles. The wall time is that of a whole `collide sweep --config` process, as
@@ -92,14 +95,17 @@ def collide_sweep(values: dict, workdir: Path, name: str) -> float:
 
 
 def run_kind(kind: str, overrides: dict, workdir: Path, cpus: int, cold: bool, epochs: int
-             | None) -> dict:
+             | None, gpus_per_trial: float = 0.0) -> dict:
     values = merge(preset_values(overrides.pop("preset")), overrides)
     if epochs:
         values = merge(values, {"train": {"epochs": epochs}})
     name = f"efficiency-{kind}"
     tracking_uri = f"sqlite:///{workdir / 'mlflow.db'}"
     values = merge(values,
-                   {"name": name, "tracking_uri": tracking_uri, "resources": {"num_cpus": cpus}})
+                   {"name": name, "tracking_uri": tracking_uri,
+                    "resources": {"num_cpus": cpus, "gpus_per_trial": gpus_per_trial}})
+    # trials that can run at once: one per CPU, or fewer when each takes a share of one GPU
+    slots = min(cpus, int(1 / gpus_per_trial)) if gpus_per_trial else cpus
     if not cold:  # a first, one-point sweep prepares the data and trains the probe (cached)
         collide_sweep(merge(values, {"name": f"{name}-warmup", "grid": {
             "strategies": ["frequency_embedding"], "compressions": [16], "dims": [8]}}), workdir,
@@ -115,11 +121,11 @@ def run_kind(kind: str, overrides: dict, workdir: Path, cpus: int, cold: bool, e
     first = min(t["start"] for t in trials) - started
     last = max(t["end"] for t in trials)
     tune_phase = last - (started + first)
-    fixed = (cpus * tune_phase - own) / len(trials)
-    out = {"kind": kind, "trials": len(trials), "cpus": cpus, "wall_seconds": wall,
-           "trial_seconds": own,
+    fixed = (slots * tune_phase - own) / len(trials)
+    out = {"kind": kind, "trials": len(trials), "cpus": cpus, "gpus_per_trial": gpus_per_trial,
+           "slots": slots, "wall_seconds": wall, "trial_seconds": own,
            "median_trial_seconds": statistics.median(t["total_seconds"] for t in trials),
-           "efficiency": own / cpus / wall, "tune_phase_efficiency": own / cpus / tune_phase,
+           "efficiency": own / slots / wall, "tune_phase_efficiency": own / slots / tune_phase,
            "before_first_trial_seconds": first,
            "startup": {k: v for k, v in startup.items() if "startup" in k},
            "tune_phase_seconds": tune_phase, "after_last_trial_seconds": started + wall - last,
@@ -140,6 +146,10 @@ def main() -> None:
                                                             "too")
     parser.add_argument("--epochs", type=int, help="train this many epochs instead of the preset's "
                                                    "(a short check)")
+    parser.add_argument("--gpus-per-trial", type=float, default=0.0,
+                        help="a GPU fraction per trial: trials train on CUDA, and as many run at "
+                             "once as the card's shares and the CPUs allow (the efficiency's "
+                             "slots)")
     parser.add_argument("--keep", help="keep the MLflow store and Ray results in this directory")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local Ray
@@ -155,7 +165,8 @@ def main() -> None:
     try:
         all_kinds = kinds(args.movielens)
         for kind in args.kinds.split(","):
-            runs.append(run_kind(kind, all_kinds[kind], workdir, args.cpus, args.cold, args.epochs))
+            runs.append(run_kind(kind, all_kinds[kind], workdir, args.cpus, args.cold, args.epochs,
+                                 args.gpus_per_trial))
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

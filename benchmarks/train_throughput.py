@@ -100,6 +100,7 @@ def throughput(config: DLRMConfig, split: EncodedSplit, optimizer: str, batch: i
 def machine() -> dict:
     return {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "load_1min": os.getloadavg()[0]}
 
 

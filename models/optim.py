@@ -1,4 +1,10 @@
-"""`RowSparseAdam`: lazy Adam on the rows a batch touched, with plain index ops.
+"""Table optimizers on the rows a batch touched, with plain index ops.
+
+`RowWiseAdagrad` is FBGEMM's `EXACT_ROWWISE_ADAGRAD`, the optimizer of production DLRM
+trainers: one accumulator per row (not per weight), so its state is 1/dim of a table, and a
+step reads and writes one float of state per touched row instead of Adam's two vectors.
+
+`RowSparseAdam`: lazy Adam on the rows a batch touched.
 
 The math is `torch.optim.SparseAdam`'s (lazy Adam: only the rows in the gradient update
 their moments and weights; bias correction uses the optimizer's global step), so a model
@@ -24,7 +30,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-__all__ = ["RowSparseAdam"]
+__all__ = ["RowSparseAdam", "RowWiseAdagrad"]
 
 
 class RowSparseAdam(torch.optim.Optimizer):
@@ -77,6 +83,60 @@ class RowSparseAdam(torch.optim.Optimizer):
                 step_size = group["lr"] * math.sqrt(bias2) / bias1
                 update = exp_avg.div_(exp_avg_sq.sqrt_().add_(group["eps"])).mul_(-step_size)
                 param.index_add_(0, rows, update)  # rows are unique: one add per row
+        return loss
+
+
+class RowWiseAdagrad(torch.optim.Optimizer):
+    """Row-wise Adagrad for parameters with sparse (row) gradients (FBGEMM's
+    `EXACT_ROWWISE_ADAGRAD`). For each row r the batch touched, with g_r its summed gradient:
+
+        state_sum[r] += mean(g_r ** 2)                  # one float per row
+        weight[r]    -= lr * g_r / (sqrt(state_sum[r]) + eps)
+
+    Rows the batch did not touch keep their weights and state. The accumulator starts at
+    `initial_accumulator_value`."""
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-2, eps: float = 1e-8,
+                 initial_accumulator_value: float = 0.0):
+        if not lr > 0.0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        if not eps > 0.0:
+            raise ValueError(f"eps must be > 0, got {eps}")
+        if not initial_accumulator_value >= 0.0:
+            raise ValueError(f"initial_accumulator_value must be >= 0, got "
+                             f"{initial_accumulator_value}")
+        super().__init__(params, {"lr": lr, "eps": eps,
+                                  "initial_accumulator_value": initial_accumulator_value})
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: ANN001 - torch.optim.Optimizer's signature
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                grad = param.grad
+                if not grad.is_sparse:
+                    raise ValueError("RowWiseAdagrad takes sparse gradients (an embedding with "
+                                     "sparse=True); use torch.optim.Adagrad for dense ones")
+                state = self.state[param]
+                if not state:
+                    state["step"] = 0
+                    state["state_sum"] = torch.full((param.shape[0],),
+                                                    group["initial_accumulator_value"],
+                                                    dtype=param.dtype, device=param.device)
+                state["step"] += 1
+                rows, row_grad = _unique_rows(grad)
+                if rows.numel() == 0:
+                    continue
+                # rows are unique: one add per row, then the rows' new sums
+                state["state_sum"].index_add_(0, rows, row_grad.square().mean(dim=1))
+                step = (state["state_sum"].index_select(0, rows).sqrt_().add_(group["eps"])
+                        .reciprocal_().mul_(-group["lr"]))  # per row: -lr / (sqrt(sum) + eps)
+                param.index_add_(0, rows, row_grad * step.unsqueeze(1))
         return loss
 
 

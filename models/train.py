@@ -13,6 +13,9 @@ so a step touches only the rows (and optimizer state) of the ids in the batch:
 - ``"sparse_adam_torch"``: ``torch.optim.SparseAdam`` on the tables: the same updates as
   ``"adam"``, slower; the reference that ``benchmarks/train_throughput.py`` and the tests
   compare against.
+- ``"rowwise_adagrad"``: row-wise Adagrad on the tables (``models.optim.RowWiseAdagrad``,
+  FBGEMM's ``EXACT_ROWWISE_ADAGRAD``: one accumulator per row, a third of Adam's state
+  traffic), fused ``Adam`` on the MLPs.
 - ``"adagrad"``: sparse ``Adagrad`` on the tables, fused ``Adam`` on the MLPs.
 - ``"sgd"``: plain SGD everywhere, as the reference DLRM.
 
@@ -37,12 +40,12 @@ from models import metrics
 from models.batch import EncodedSplit, FusedSplit
 from models.config import DLRMConfig
 from models.dlrm import DLRM
-from models.optim import RowSparseAdam
+from models.optim import RowSparseAdam, RowWiseAdagrad
 from models.stream import SplitBlocks, as_blocks, shuffled_windows
 
 logger = logging.getLogger(__name__)
 
-OPTIMIZERS = ("adam", "sparse_adam_torch", "adagrad", "sgd")
+OPTIMIZERS = ("adam", "sparse_adam_torch", "rowwise_adagrad", "adagrad", "sgd")
 DEVICES = ("cpu", "cuda", "auto")
 
 
@@ -60,7 +63,8 @@ class TrainConfig:
     embedding_lr: float | None = field(default=None, metadata={
         "help": "learning rate of the tables; None: the same as lr"})
     optimizer: str = field(default="adam", metadata={
-        "help": "'adam', 'sparse_adam_torch', 'adagrad' or 'sgd' (see models/train.py)"})
+        "help": "'adam', 'sparse_adam_torch', 'rowwise_adagrad', 'adagrad' or 'sgd' (see "
+                "models/train.py)"})
     device: str = field(default="cpu", metadata={"help": "'cpu', 'cuda' or 'auto' (cuda if "
                                                          "available)"})
     seed: int = field(default=0, metadata={"help": "model init and shuffling"})
@@ -131,6 +135,8 @@ def make_optimizers(model: DLRM, config: TrainConfig) -> list[torch.optim.Optimi
         return [RowSparseAdam(emb, lr=emb_lr), dense_opt]
     if config.optimizer == "sparse_adam_torch":
         return [torch.optim.SparseAdam(emb, lr=emb_lr), dense_opt]
+    if config.optimizer == "rowwise_adagrad":
+        return [RowWiseAdagrad(emb, lr=emb_lr), dense_opt]
     return [torch.optim.Adagrad(emb, lr=emb_lr), dense_opt]
 
 

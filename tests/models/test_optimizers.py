@@ -7,7 +7,7 @@ import torch
 from models_testdata import planted_split
 
 from models import DLRM, DLRMConfig, FeatureSpec, TrainConfig, train
-from models.optim import RowSparseAdam
+from models.optim import RowSparseAdam, RowWiseAdagrad
 from models.train import make_optimizers
 
 FEATURES = (FeatureSpec("ad", (30,)), FeatureSpec("noise", (7,)))
@@ -17,6 +17,7 @@ CONFIG = DLRMConfig(1, FEATURES, embedding_dim=4, bottom_mlp=(8,), top_mlp=(8,))
 EXPECTED_TYPES = {
     "adam": (RowSparseAdam, torch.optim.Adam),
     "sparse_adam_torch": (torch.optim.SparseAdam, torch.optim.Adam),
+    "rowwise_adagrad": (RowWiseAdagrad, torch.optim.Adam),
     "adagrad": (torch.optim.Adagrad, torch.optim.Adam),
     "sgd": (torch.optim.SGD, torch.optim.SGD),
 }
@@ -62,7 +63,8 @@ def test_the_optimizer_changes_the_training_step():
     after = {name: _weights_after_one_step(name) for name in EXPECTED_TYPES}
     for name, weights in after.items():  # every optimizer takes a step from the same init
         assert any(not torch.equal(weights[k], initial[k]) for k in initial), name
-    for a, b in (("sgd", "adam"), ("sgd", "adagrad"), ("adam", "adagrad")):
+    for a, b in (("sgd", "adam"), ("sgd", "adagrad"), ("adam", "adagrad"),
+                 ("rowwise_adagrad", "adagrad"), ("rowwise_adagrad", "adam")):
         changed = [k for k in initial if not torch.equal(after[a][k], after[b][k])]
         assert changed, f"{a} and {b} took the same step"
     # the MLPs' first step: Adam moves every weight with a gradient by about lr, SGD by lr * grad

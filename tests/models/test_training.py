@@ -164,8 +164,8 @@ def test_degenerate_splits_fail_before_training():
         (dict(embedding_lr=math.inf), "embedding_lr must be a positive finite float, got inf"),
         (
             dict(optimizer="lamb"),
-            r"optimizer must be one of \('adam', 'sparse_adam_torch', 'adagrad', 'sgd'\), got "
-            r"'lamb'",
+            r"optimizer must be one of \('adam', 'sparse_adam_torch', 'rowwise_adagrad', "
+            r"'adagrad', 'sgd'\), got 'lamb'",
         ),
         (dict(device="tpu"), r"device must be one of \('cpu', 'cuda', 'auto'\), got 'tpu'"),
         (
