@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import Mapper, NotFittedError, UnseenIdError
-from .bundle import FORMAT_VERSION, MANIFEST_FILE, read_bundle, save_bundle
+from .bundle import FORMAT_VERSION, MANIFEST_FILE, read_bundle, save_bundle, save_tables
 from .clustering import weighted_inertia, weighted_kmeans
 from .diagnostics import collision_stats
 from .double_hash import DoubleHashMapper
@@ -106,6 +106,7 @@ __all__ = [
     "load_bundle",
     "load_bundle_with_manifest",
     "save_bundle",
+    "save_tables",
     "strategy_traits",
     "weighted_inertia",
     "weighted_kmeans",

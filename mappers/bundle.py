@@ -33,6 +33,7 @@ from .portable import (
     ARRAYS_FILE,
     FORMAT_VERSION,
     MANIFEST_FILE,
+    TABLES_KIND,
     array_sha256,
     check_format_version,
     check_npz_members,
@@ -40,12 +41,14 @@ from .portable import (
     read_bundle,
     read_json_object,
     read_manifest,
+    table_arrays,
     verify_arrays,
 )
 
 __all__ = ["ARRAYS_FILE", "FORMAT_VERSION", "MANIFEST_FILE", "array_sha256", "check_format_version",
            "check_npz_members", "describe_arrays", "manifest_digest", "read_bundle",
-           "read_json_object", "read_manifest", "save_bundle", "verify_arrays"]
+           "read_json_object", "read_manifest", "save_bundle", "save_tables",
+           "verify_arrays"]
 
 
 def describe_arrays(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
@@ -58,7 +61,21 @@ def describe_arrays(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
 
 def save_bundle(mapper: Any, path: str | Path) -> Path:
     """Write `mapper.to_bundle()` and its manifest digest into directory `path`; returns it."""
-    manifest, arrays = mapper.to_bundle()
+    return _write(*mapper.to_bundle(), path)
+
+
+def save_tables(tables: list[np.ndarray], precision: str, feature: str, path: str | Path) -> Path:
+    """Write a feature's embedding tables, stored at `precision` (`portable.quantize`), as a
+    bundle (the same files and checks) whose manifest also says `kind` collide-tables, the
+    feature, the precision and each table's (rows, dim); returns its directory."""
+    arrays = table_arrays(tables, precision)
+    manifest = {"format_version": FORMAT_VERSION, "kind": TABLES_KIND, "feature": feature,
+                "precision": precision, "shapes": [list(t.shape) for t in tables],
+                "arrays": describe_arrays(arrays)}
+    return _write(manifest, arrays, path)
+
+
+def _write(manifest: dict, arrays: dict[str, np.ndarray], path: str | Path) -> Path:
     manifest = {**manifest, "digest": manifest_digest(manifest)}
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)

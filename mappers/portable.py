@@ -544,19 +544,99 @@ def dequantize(stored: dict[str, np.ndarray], precision: str, dim: int) -> np.nd
     return (bias[:, None] + scale[:, None] * values.astype(np.float32)).astype(np.float32)
 
 
+def stored_parts(rows: int, dim: int, precision: str) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """{part: (dtype str, shape)} of a (rows, dim) table as `quantize` stores it."""
+    if _check_precision(precision) in ("fp32", "fp16"):
+        return {"values": (np.dtype(np.float32 if precision == "fp32" else np.float16).str,
+                           (rows, dim))}
+    bits, scale_dtype = _ROWWISE[precision]
+    scale = (np.dtype(scale_dtype).str, (rows,))
+    return {"values": (np.dtype(np.uint8).str, (rows, (dim * bits + 7) // 8)), "scale": scale,
+            "bias": scale}
+
+
+# ---------------------------------------------------------------- embedding tables
+
+TABLES_KIND = "collide-tables"  # a tables bundle's manifest "kind"
+
+
+def table_arrays(tables: list[np.ndarray], precision: str) -> dict[str, np.ndarray]:
+    """The arrays of a tables bundle: table k's stored parts (`quantize`) as `t<k>_<part>`."""
+    return {f"t{k}_{part}": array for k, table in enumerate(tables)
+            for part, array in quantize(table, precision).items()}
+
+
+class Tables:
+    """A feature's embedding tables as stored at one precision; read back as float32."""
+
+    def __init__(self, manifest: dict, arrays: dict[str, np.ndarray]):
+        self.manifest, self._arrays = manifest, arrays
+        self.precision: str = manifest["precision"]
+        self.shapes: list[tuple[int, int]] = [tuple(s) for s in manifest["shapes"]]
+
+    def _stored(self, index: int) -> dict[str, np.ndarray]:
+        if not 0 <= index < len(self.shapes):
+            raise IndexError(f"feature {self.manifest['feature']!r} has {len(self.shapes)} "
+                             f"table(s); no table {index}")
+        prefix = f"t{index}_"
+        return {k.removeprefix(prefix): a for k, a in self._arrays.items()
+                if k.startswith(prefix)}
+
+    def table(self, index: int = 0) -> np.ndarray:
+        """float32 (rows, dim): table `index` read back from its precision."""
+        return dequantize(self._stored(index), self.precision, self.shapes[index][1])
+
+    def rows(self, rows: Any, index: int = 0) -> np.ndarray:
+        """float32 (..., dim): the rows `rows` (e.g. `Export.transform`'s) of table `index`, read
+        back from its precision; only those rows are read back."""
+        array = np.asarray(rows)
+        if array.size and array.dtype.kind not in "iu":
+            raise ValueError(f"rows must be integers, got dtype {array.dtype}")
+        num_rows, dim = self.shapes[index]
+        flat = array.astype(np.int64).reshape(-1)
+        if flat.size and (flat.min() < 0 or flat.max() >= num_rows):
+            raise IndexError(f"feature {self.manifest['feature']!r}: table {index} has {num_rows} "
+                             f"rows; got rows in [{flat.min()}, {flat.max()}]")
+        picked = {k: a[flat] for k, a in self._stored(index).items()}
+        return dequantize(picked, self.precision, dim).reshape(*array.shape, dim)
+
+
+def read_tables(path: Path, feature: str, precision: str, shapes: list[list[int]],
+                where: str) -> Tables:
+    """The verified tables bundle of `feature` in directory `path`: its digest and checksums
+    (read_bundle), and exactly the tables, precision and stored arrays export.json names."""
+    manifest, arrays = read_bundle(path)
+    expected = {"kind": TABLES_KIND, "feature": feature, "precision": precision,
+                "shapes": shapes}
+    for field, value in expected.items():
+        if manifest.get(field) != value:
+            raise ValueError(f"{where}: feature {feature!r}: tables {field} is {value!r} in "
+                             f"{EXPORT_FILE} but {manifest.get(field)!r} in {path}")
+    layout = {f"t{k}_{part}": spec for k, (rows, dim) in enumerate(shapes)
+              for part, spec in stored_parts(rows, dim, precision).items()}
+    found = {k: (a.dtype.str, a.shape) for k, a in arrays.items()}
+    if found != layout:
+        raise ValueError(f"{path}: arrays {found} are not the stored {precision} tables of "
+                         f"shapes {shapes} ({layout})")
+    return Tables(manifest, arrays)
+
+
 # ---------------------------------------------------------------- the export
 
 EXPORT_FORMAT = "collide-export"
-EXPORT_FORMAT_VERSION = 3  # 3: each feature's encoding; 2: digests
+EXPORT_FORMAT_VERSION = 4  # 4: embedding tables; 3: each feature's encoding; 2: digests
 EXPORT_FILE = "export.json"
 
 
 class Export:
-    """A verified export: `transform` maps raw values, `transform_ids` int64 ids."""
+    """A verified export: `transform` maps raw values, `transform_ids` int64 ids, and
+    `tables(feature).rows(rows)` reads the rows back from the export's precision."""
 
-    def __init__(self, manifest: dict, bundles: dict[str, tuple[dict, dict]]):
+    def __init__(self, manifest: dict, bundles: dict[str, tuple[dict, dict]],
+                 tables: dict[str, Tables | None] | None = None):
         self.manifest = manifest
         self._bundles = bundles
+        self._tables = tables or {}
         self._features = {f["name"]: f for f in manifest["features"]}
 
     @property
@@ -598,6 +678,15 @@ class Export:
         """float32 [n, num_dense] of raw dense values [n, num_dense], as the model trained on."""
         return dense_values(self.manifest.get("dense_transforms", []), raw)
 
+    def tables(self, feature: str) -> Tables:
+        """The feature's embedding tables at the export's precision (`Tables.rows`, `.table`)."""
+        tables = self._tables.get(self.feature(feature)["name"])
+        if tables is None:
+            raise ValueError(f"this export holds no embedding tables for feature {feature!r}: "
+                             "its trial saved none (a run of an older collide); re-run the "
+                             "sweep to export them")
+        return tables
+
 
 def read_export_manifest(path: Path) -> dict:
     """export.json of directory `path`, of a version this loader knows, its digest matching."""
@@ -637,22 +726,46 @@ def read_export_manifest(path: Path) -> dict:
 
 def bundle_path(root: Path, feature: dict, where: str) -> Path:
     """The directory of a feature's bundle, which must lie inside the export directory `root`."""
-    relative = feature.get("bundle")
-    bundle = (root / relative).resolve() if isinstance(relative, str) else None
-    if bundle is None or root.resolve() not in bundle.parents:
-        raise ValueError(f"{where}: feature {feature['name']!r}: bundle path {relative!r} escapes "
+    return _inside(root, feature.get("bundle"), feature, "bundle", where)
+
+
+def _inside(root: Path, relative: Any, feature: dict, what: str, where: str) -> Path:
+    path = (root / relative).resolve() if isinstance(relative, str) else None
+    if path is None or root.resolve() not in path.parents:
+        raise ValueError(f"{where}: feature {feature['name']!r}: {what} path {relative!r} escapes "
                          "the export directory")
-    return bundle
+    return path
+
+
+def load_tables(root: Path, feature: dict, precision: str, where: str) -> Tables | None:
+    """The verified tables of an export's feature at the export's `precision`; None when the
+    export holds none for it (the run saved none)."""
+    entry = feature.get("tables")
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("shapes"), list):
+        raise ValueError(f"{where}: feature {feature['name']!r}: tables must be {{'path', "
+                         f"'shapes', 'digest'}}, got {entry!r}")
+    tables = read_tables(_inside(root, entry.get("path"), feature, "tables", where),
+                         feature["name"], precision, entry["shapes"], where)
+    if tables.manifest["digest"] != entry.get("digest"):
+        raise ValueError(f"{where}: feature {feature['name']!r}: tables digest is "
+                         f"{entry.get('digest')!r} in {EXPORT_FILE} but "
+                         f"{tables.manifest['digest']!r} in {entry['path']}")
+    return tables
 
 
 def load_export(path: str | Path) -> Export:
     """Load and verify a `collide export` directory: export.json's digest, then each bundle's
     manifest digest, array headers and checksums, and that each bundle is the one export.json
-    names (its digest, strategy and table sizes)."""
+    names (its digest, strategy and table sizes); likewise each feature's embedding tables."""
     root = Path(path)
     manifest = read_export_manifest(root)
     where = str(root / EXPORT_FILE)
-    bundles = {}
+    precision = manifest.get("precision", "fp32")
+    if precision not in PRECISIONS:
+        raise ValueError(f"{where}: precision {precision!r} is not one of {PRECISIONS}")
+    bundles, tables = {}, {}
     for feature in manifest["features"]:
         bundle_manifest, arrays = read_bundle(bundle_path(root, feature, where))
         if bundle_manifest.get("strategy") not in STRATEGIES:
@@ -668,4 +781,5 @@ def load_export(path: str | Path) -> Export:
         if feature.get("encoding") is not None:
             check_encoding(feature["encoding"], feature["name"])
         bundles[feature["name"]] = (bundle_manifest, arrays)
-    return Export(manifest, bundles)
+        tables[feature["name"]] = load_tables(root, feature, precision, where)
+    return Export(manifest, bundles, tables)

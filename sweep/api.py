@@ -25,7 +25,13 @@ from typing import Any
 from sweep.errors import UserError
 from sweep.frontier.evidence import gather
 from sweep.frontier.evidence_files import write_report
-from sweep.frontier.export import check_export_dir, choose, describe_choice, write_export
+from sweep.frontier.export import (
+    check_export_dir,
+    choose,
+    describe_choice,
+    recorded_tables,
+    write_export,
+)
 from sweep.frontier.files import write_pareto_files
 from sweep.names import safe_name
 from sweep.tracking.records import SweepRuns, fetch_artifacts, find_sweep, trial_rows
@@ -84,6 +90,8 @@ def export(experiment: str, out_dir: str | Path, *, tracking_uri: str | None = N
         try:
             artifacts = fetch_artifacts(tracking_uri, point["run_id"], ("metrics.json", "bundles"),
                                         download)
+            if recorded_tables(artifacts):
+                fetch_artifacts(tracking_uri, point["run_id"], ("tables",), download)
             return write_export(point, selection, artifacts, out_dir, experiment=experiment,
                                 parent_run_id=sweep.parent_run_id)
         except Exception as exc:

@@ -3,10 +3,12 @@
 docs/EXPORT.md specifies the format; `mappers.portable` is its numpy-only loader, which a server
 can copy. An export directory holds `export.json` and one bundle per feature under `bundles/`::
 
-    {"format": "collide-export", "format_version": 3, ...source run, metrics, sizes...,
+    {"format": "collide-export", "format_version": 4, ...source run, metrics, sizes...,
+     "precision", "precision_scheme",
      "dense_transforms": [{"column", "kind", "mean", "std", "clip_min", "reason"}, ...],
      "features": [{"name", "bundle", "strategy", "table_sizes", "combine", "nbytes",
-                   "digest", "vocab_size", "encoding"}, ...],
+                   "digest", "vocab_size", "encoding",
+                   "tables": {"path", "shapes", "digest"}}, ...],
      "digest": manifest_digest(export.json)}
 
 A feature's "digest" is its bundle's manifest digest (`mappers.bundle.manifest_digest`,
@@ -23,6 +25,7 @@ from what export.json records; then it maps raw values per feature:
     >>> rows = mapping.transform("occupation", ["Sales", None])   # raw values, as the data holds
     >>> rows = mapping.transform_ids("C3", raw_ids)    # int64 ids (a tuple for two-table ones)
     >>> dense = mapping.transform_dense(raw_dense)  # [n, num_dense] as the model was trained on
+    >>> vectors = mapping.tables("C3").rows(rows)   # the rows' embeddings, read back (float32)
 
 It gives the same rows as `mappers.portable.load_export`, with the mappers' faster lookups.
 `dense_transforms` are those of the prepared data the trial trained on (train-split
@@ -97,6 +100,7 @@ class ExportedMapping:
 
     manifest: dict
     mappers: dict  # feature name -> fitted mapper
+    stored_tables: dict  # feature name -> portable.Tables, or None where the run saved none
 
     @property
     def features(self) -> list[str]:
@@ -112,6 +116,16 @@ class ExportedMapping:
             raise UserError("this export records no dense transforms (an export of an older run); "
                             "re-export it, or transform the dense values as its prepared data did")
         return apply_dense_transforms(self.dense_transforms, raw_dense)
+
+    def tables(self, feature: str) -> portable.Tables:
+        """The feature's embedding tables at the export's precision: `.rows(rows, t)` reads rows
+        of table t back as float32, `.table(t)` a whole table."""
+        self._mapper(feature)
+        if self.stored_tables.get(feature) is None:
+            raise UserError(f"this export holds no embedding tables for feature {feature!r}: its "
+                            "trial saved none (a run of an older collide); re-run the sweep to "
+                            "export them")
+        return self.stored_tables[feature]
 
     def _mapper(self, feature: str) -> Mapper:
         if feature not in self.mappers:
@@ -165,7 +179,7 @@ def load_export(path: str | Path) -> ExportedMapping:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     checked_dense_transforms(manifest.get("dense_transforms", []), str(manifest_path))
-    mappers = {}
+    mappers, tables = {}, {}
     for feature in manifest["features"]:
         name = feature["name"]
         try:
@@ -181,7 +195,12 @@ def load_export(path: str | Path) -> ExportedMapping:
                                 f"{feature.get(field)!r} in {EXPORT_FILE} but {value!r} in its "
                                 f"bundle {feature.get('bundle')}")
         mappers[name] = mapper
-    return ExportedMapping(manifest=manifest, mappers=mappers)
+        try:
+            tables[name] = portable.load_tables(path, feature, manifest.get("precision", "fp32"),
+                                                str(manifest_path))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    return ExportedMapping(manifest=manifest, mappers=mappers, stored_tables=tables)
 
 
 MAP_BATCH_ROWS = 1 << 20  # values mapped at a time by `map_column`: its memory bound

@@ -12,6 +12,10 @@ verifies every bundle, and writes::
                                its bundle's manifest;
                                `digest` covers the whole file (see sweep.serving)
     DIR/bundles/NN-feature/    one mapper bundle per feature (arrays.npz + manifest.json)
+    DIR/tables/NN-feature/     its trained embedding tables stored at the chosen precision
+                               (mappers.save_tables; the same two files, kind collide-tables),
+                               quantized here from the fp32 tables the trial saved, as the
+                               trial's own scoring at that precision did
     DIR/.collide-output.json   collide's marker (sweep.outputs)
 
 A run's artifacts are not trusted: feature names must be unique strings, every bundle path
@@ -27,8 +31,9 @@ import logging
 import shutil
 from pathlib import Path, PurePosixPath
 
-from mappers.bundle import ARRAYS_FILE, MANIFEST_FILE
-from mappers.portable import precision_scheme
+from mappers import Mapper
+from mappers.bundle import ARRAYS_FILE, MANIFEST_FILE, read_manifest, save_tables
+from mappers.portable import precision_scheme, read_tables
 from sweep.errors import UserError
 from sweep.frontier.configurations import precision_points, ranked_rows
 from sweep.frontier.pareto import frontier_table, select_point
@@ -43,7 +48,7 @@ from sweep.serving import (
 )
 from sweep.trial import bundle_dir_name
 
-__all__ = ["check_export_dir", "choose", "describe_choice", "write_export"]
+__all__ = ["check_export_dir", "choose", "describe_choice", "recorded_tables", "write_export"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +90,48 @@ def _checked_features(details: object, run_id: str) -> list[tuple[str, PurePosix
                             "bundles/<directory> inside the run's artifacts")
         features.append((name, bundle, info))
     return features
+
+
+def recorded_tables(artifacts: str | Path) -> bool:
+    """Whether a downloaded run's metrics.json names saved tables (the `tables/` artifacts to
+    fetch); write_export checks every path it names."""
+    try:
+        details = json.loads((Path(artifacts) / "metrics.json").read_text())
+        return any(isinstance(info, dict) and "tables" in info
+                   for info in details["features"].values())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def _export_tables(root: Path, name: str, info: dict, mapper: Mapper, precision: str, run_id: str,
+                   staging: Path, target: str) -> dict | None:
+    """Write the feature's trained tables, stored at `precision`, to `staging/target`; its
+    export.json entry, or None when the run saved none."""
+    if "tables" not in info:
+        return None
+    where = f"run {run_id}: metrics.json"
+    relative = PurePosixPath(str(info["tables"]))
+    source = (root / relative).resolve()
+    if (relative.is_absolute() or len(relative.parts) != 2 or relative.parts[0] != "tables"
+            or root / "tables" not in source.parents):
+        raise UserError(f"{where}: feature {name!r} has tables path {str(relative)!r}; expected "
+                        "tables/<directory> inside the run's artifacts")
+    for file in (MANIFEST_FILE, ARRAYS_FILE):
+        if (source / file).is_symlink():
+            raise UserError(f"run {run_id}: {relative / file} is a symbolic link")
+    try:
+        shapes = read_manifest(source).get("shapes")
+        rows = [s[0] for s in shapes] if isinstance(shapes, list) and all(
+            isinstance(s, list) and len(s) == 2 for s in shapes) else None
+        if rows != [int(n) for n in mapper.table_sizes]:
+            raise ValueError(f"its tables hold {shapes!r} rows x dims; its map has tables of "
+                             f"{list(mapper.table_sizes)} rows")
+        trained = read_tables(source, name, "fp32", shapes, where)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"run {run_id}: tables of feature {name!r}: {exc}") from None
+    written = save_tables([trained.table(k) for k in range(len(shapes))], precision, name,
+                          staging / target)
+    return {"path": target, "shapes": shapes, "digest": read_manifest(written)["digest"]}
 
 
 def _encoding(info: dict, name: str, run_id: str) -> dict | None:
@@ -166,7 +213,7 @@ def write_export(point: dict, selection: dict, artifacts: str | Path, out_dir: s
         dense = checked_dense_transforms(details.get("dense_transforms", [])
                                          if isinstance(details, dict) else [],
                                          f"run {run_id}: metrics.json")
-        written = []
+        written, missing_tables = [], 0
         for index, (name, bundle, info) in enumerate(features):
             source = (root / bundle).resolve()
             if root / "bundles" not in source.parents:
@@ -178,9 +225,13 @@ def write_export(point: dict, selection: dict, artifacts: str | Path, out_dir: s
                 if (source / file).is_symlink():
                     raise UserError(f"run {run_id}: {bundle / file} is a symbolic link")
                 shutil.copyfile(source / file, staging / target / file)
+            tables = _export_tables(root, name, info, mapper, precision, run_id, staging,
+                                    f"tables/{bundle_dir_name(index, name)}")
+            missing_tables += tables is None
             written.append(export_feature(name, target, mapper, bundle_manifest["digest"],
                                           vocab_size=info.get("vocab_size"),
-                                          encoding=_encoding(info, name, run_id)))
+                                          encoding=_encoding(info, name, run_id),
+                                          **({"tables": tables} if tables else {})))
         manifest = export_manifest(
             written, experiment=experiment, parent_run_id=parent_run_id, source_run_id=run_id,
             trial=point["name"], selection=selection,
@@ -191,6 +242,10 @@ def write_export(point: dict, selection: dict, artifacts: str | Path, out_dir: s
                                             "compression_ratio")},
             embedding_dim=point.get("dim"), dense_transforms=dense,
             precision=precision, precision_scheme=precision_scheme(precision))
+        if missing_tables:
+            log.warning("run %s saved no embedding tables for %d of its %d features (a trial of an "
+                        "older collide): the export holds their maps only", run_id,
+                        missing_tables, len(features))
         (staging / EXPORT_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         replace_dir(staging, out_dir, "export", legacy=_legacy_export)
     finally:

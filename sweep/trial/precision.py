@@ -12,12 +12,13 @@ so quantizing the fused per-width weights is quantizing each table.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from mappers.portable import PRECISIONS, dequantize, quantize, table_bytes
 from models import DLRM, DLRMConfig, SplitBlocks, evaluate
 
-__all__ = ["PRECISIONS", "check_precisions", "precision_metrics"]
+__all__ = ["PRECISIONS", "check_precisions", "precision_metrics", "read_back"]
 
 
 def check_precisions(precisions: object, where: str) -> tuple[str, ...]:
@@ -32,6 +33,13 @@ def check_precisions(precisions: object, where: str) -> tuple[str, ...]:
         raise ValueError(f"{where} must include fp32 (the model as trained), got "
                          f"{list(precisions)}")
     return tuple(p for p in PRECISIONS if p in precisions)
+
+
+def read_back(table: np.ndarray, precision: str) -> np.ndarray:
+    """A float32 table as it reads back after being stored at `precision`: what a trial scores
+    at that precision, and what an export's tables give (`collide export` stores them with the
+    same `quantize`)."""
+    return dequantize(quantize(table, precision), precision, table.shape[1])
 
 
 def embedding_bytes_at(config: DLRMConfig, precision: str) -> int:
@@ -53,8 +61,7 @@ def precision_metrics(model: DLRM, config: DLRMConfig, precisions: tuple[str, ..
                 continue
             with torch.no_grad():
                 for weight, kept in zip(weights, trained, strict=True):
-                    table = kept.cpu().numpy()
-                    back = dequantize(quantize(table, precision), precision, table.shape[1])
+                    back = read_back(kept.cpu().numpy(), precision)
                     weight.copy_(torch.from_numpy(back).to(weight.device))
             emb = embedding_bytes_at(config, precision)
             total = emb + other_bytes

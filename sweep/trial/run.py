@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mappers import get_strategy, save_bundle
-from models import NonFiniteLossError, TrainConfig, resolve_device, size_report, train
+from mappers import get_strategy, save_bundle, save_tables
+from models import DLRM, NonFiniteLossError, TrainConfig, resolve_device, size_report, train
 from sweep.datasets import PreparedDataset, load_prepared
 from sweep.errors import ConfigError, DataError, UserError
 from sweep.names import trial_name
@@ -56,7 +56,8 @@ from sweep.trial.precision import precision_metrics
 from sweep.trial.probe_cache import probe_embeddings
 from sweep.trial.stream import PreparedBlocks, sample_for
 
-__all__ = ["TrainingDivergedError", "bundle_dir_name", "run_trial", "write_trial_outputs"]
+__all__ = ["TrainingDivergedError", "bundle_dir_name", "feature_tables", "run_trial",
+           "write_trial_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,7 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
                "features": {n: {"strategy": mappers[n].name,
                                 "table_sizes": list(mappers[n].table_sizes),
                                 "bundle": f"bundles/{bundle_dir_name(i, n)}",
+                                "tables": f"tables/{bundle_dir_name(i, n)}",
                                 "nbytes": int(mappers[n].nbytes),
                                 "vocab_size": int(len(dataset.vocab[n].ids)),
                                 "encoding": entry.get("encoding"),
@@ -194,7 +196,8 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
                                                                dataset.manifest["features"],
                                                                strict=True))}}
     if config.out_dir is not None:
-        write_trial_outputs(Path(config.out_dir), mappers, details)
+        write_trial_outputs(Path(config.out_dir), mappers, details,
+                            feature_tables(result.model))
     return out
 
 
@@ -224,11 +227,23 @@ def bundle_dir_name(index: int, feature: str) -> str:
     return f"{index:02d}-{re.sub(r'[^A-Za-z0-9_.-]', '_', feature)}"
 
 
-def write_trial_outputs(out_dir: Path, mappers: Mapping, details: dict) -> None:
-    """bundles/<NN-feature>/ per feature, plus metrics.json (config, metrics, history, per-feature
-    facts)."""
+def feature_tables(model: DLRM) -> dict[str, list[np.ndarray]]:
+    """Each feature's trained tables (float32 copies, on the CPU) by feature name, in the order
+    of its table_sizes."""
+    features = model.config.features
+    tables: dict[str, list[np.ndarray]] = {f.name: [] for f in features}
+    for place, weight in zip(model.layout.tables, model.sparse_arch.table_weights(), strict=True):
+        tables[features[place.feature].name].append(weight.detach().cpu().numpy().copy())
+    return tables
+
+
+def write_trial_outputs(out_dir: Path, mappers: Mapping, details: dict,
+                        tables: Mapping[str, list[np.ndarray]]) -> None:
+    """Per feature bundles/<NN-feature>/ (its map) and tables/<NN-feature>/ (its trained tables at
+    fp32, mappers.save_tables), plus metrics.json (config, metrics, history, per-feature facts)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in details["feature_order"]:
         save_bundle(mappers[name], out_dir / details["features"][name]["bundle"])
+        save_tables(tables[name], "fp32", name, out_dir / details["features"][name]["tables"])
     (out_dir / "metrics.json").write_text(json.dumps(plain(details), indent=2, sort_keys=True))
 

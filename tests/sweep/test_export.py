@@ -9,11 +9,15 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mappers import get_mapper, save_bundle
+from mappers import get_mapper, portable, save_bundle, save_tables
 from sweep.cli import main
 from sweep.errors import UserError
 from sweep.serving import load_export
 from sweep.tracking.writer import SweepTracker
+from sweep.trial.precision import read_back
+
+# the trial's trained table of C1 (its map has 50 rows), dim 8
+TRAINED = np.random.default_rng(0).normal(0, 0.1, (50, 8)).astype(np.float32)
 
 
 def _sweep_with_one_trial(tmp_path, details_edit=None, metrics=None) -> str:
@@ -29,8 +33,10 @@ def _sweep_with_one_trial(tmp_path, details_edit=None, metrics=None) -> str:
     mapper = get_mapper("frequency", num_rows=50, hot_fraction=0.5).fit(
         np.arange(200, dtype=np.int64), np.arange(200, 0, -1, dtype=np.int64))
     save_bundle(mapper, artifacts / "bundles" / "00-C1")
+    save_tables([TRAINED], "fp32", "C1", artifacts / "tables" / "00-C1")
     details = {"feature_order": ["C1"],
-               "features": {"C1": {"bundle": "bundles/00-C1", "vocab_size": 200}}}
+               "features": {"C1": {"bundle": "bundles/00-C1", "tables": "tables/00-C1",
+                                   "vocab_size": 200}}}
     if details_edit is not None:
         details_edit(details)
     (artifacts / "metrics.json").write_text(json.dumps(details))
@@ -197,7 +203,7 @@ def test_on_a_terminal_export_shows_one_progress_line(tmp_path):
     assert "Downloading artifacts" not in text  # no MLflow bar per file
     lines = [line for line in text.replace("\r\n", "\n").split("\n") if "fetching the artifacts"
              in line]
-    assert len(lines) == 1 and lines[0].rstrip().endswith("2/2 (bundles)"), lines
+    assert len(lines) == 2 and lines[-1].rstrip().endswith("1/1 (tables)"), lines
 
 
 def test_a_lower_precision_point_exports_with_its_precision_and_scheme(tmp_path, capsys):
@@ -216,3 +222,81 @@ def test_a_lower_precision_point_exports_with_its_precision_and_scheme(tmp_path,
     assert manifest["sizes"]["total_bytes"] == 500 and manifest["metrics"]["val_logloss"] == 0.52
     assert _export(store, out) == 0  # a budget fp32 fits: the trained model, fp32
     assert load_export(out).manifest["precision"] == "fp32"
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8", "int4"])
+def test_the_exported_tables_read_back_as_the_trial_scored_them(tmp_path, precision):
+    def val(p):  # only `precision` has the best validation loss
+        return 0.4 if p == precision else 0.6
+
+    metrics = {f"precision.{p}.{k}": v for p in ("fp16", "int8", "int4") for k, v in (
+        ("embedding_bytes", 10), ("total_bytes", 500), ("val_logloss", val(p)),
+        ("test_logloss", 0.5), ("test_auc", 0.7), ("test_ne", 0.9))}
+    store = _sweep_with_one_trial(tmp_path, metrics={**metrics, "best_val_logloss": val("fp32")})
+    out = tmp_path / "exported"
+    assert _export(store, out) == 0
+    expected = read_back(TRAINED, precision)  # what the trial's scoring at `precision` used
+    rows = np.array([[0, 49], [7, 7]])
+    for loaded in (load_export(out), portable.load_export(out)):
+        assert loaded.manifest["precision"] == precision
+        tables = loaded.tables("C1")
+        np.testing.assert_array_equal(tables.table(0), expected)
+        np.testing.assert_array_equal(tables.rows(rows), expected[rows])
+        assert tables.rows(rows).shape == (2, 2, 8)
+    stored = portable.read_bundle(out / "tables" / "00-C1")[1]
+    assert sum(a.nbytes for a in stored.values()) == portable.table_bytes(50, 8, precision)
+
+
+def test_an_export_of_a_run_without_tables_maps_and_says_it_has_no_tables(tmp_path, capsys):
+    def drop(details):
+        del details["features"]["C1"]["tables"]
+
+    store = _sweep_with_one_trial(tmp_path, drop)
+    out = tmp_path / "exported"
+    assert _export(store, out) == 0
+    assert "saved no embedding tables for 1 of its 1 features" in capsys.readouterr().err
+    assert not (out / "tables").exists()
+    with pytest.raises(UserError, match="this export holds no embedding tables for feature 'C1'"):
+        load_export(out).tables("C1")
+    with pytest.raises(ValueError, match="this export holds no embedding tables for feature 'C1'"):
+        portable.load_export(out).tables("C1")
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d["features"]["C1"].update(tables="../../x"), "expected tables/<directory>"),
+    (lambda d: d["features"]["C1"].update(tables="bundles/00-C1"), "expected tables/<directory>"),
+])
+def test_export_refuses_tables_outside_the_runs_tables(tmp_path, capsys, edit, message):
+    store = _sweep_with_one_trial(tmp_path, edit)
+    assert _export(store, tmp_path / "exported") == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "exported").exists()
+
+
+def test_export_refuses_tables_that_do_not_fit_the_map(tmp_path, capsys):
+    store = _sweep_with_one_trial(tmp_path)
+    # the run's table has 51 rows where its map has 50
+    artifacts = tmp_path / "artifacts"
+    save_tables([np.zeros((51, 8), np.float32)], "fp32", "C1", artifacts / "tables" / "00-C1")
+    tracker = SweepTracker.start(f"sqlite:///{tmp_path / 'mlflow.db'}", "exp2", retry_s=0.5)
+    tracker.start_trial("t1", "frequency-c4-d8-s0",
+                        {"strategy": "frequency", "compression": 4.0, "dim": 8, "seed": 0})
+    tracker.log_metrics("t1", {"best_val_logloss": 0.5, "total_bytes": 1000}, step=1)
+    tracker.log_artifacts("t1", str(artifacts))
+    tracker.end_trial("t1", "completed")
+    tracker.end_sweep("FINISHED", {}, "completed")
+    assert main(["export", "--experiment", "exp2", "--max-bytes", "1e9", "--tracking-uri", store,
+                 "--out", str(tmp_path / "exported")]) == 2
+    assert "tables of feature 'C1': its tables hold [[51, 8]] rows x dims; its map has tables of " \
+           "[50] rows" in capsys.readouterr().err
+
+
+def test_a_loader_refuses_tables_edited_after_export(tmp_path):
+    store = _sweep_with_one_trial(tmp_path)
+    out = tmp_path / "exported"
+    assert _export(store, out) == 0
+    save_tables([TRAINED + 1], "fp32", "C1", out / "tables" / "00-C1")  # a valid bundle, swapped
+    with pytest.raises(UserError, match="feature 'C1': tables digest is"):
+        load_export(out)
+    with pytest.raises(ValueError, match="feature 'C1': tables digest is"):
+        portable.load_export(out)

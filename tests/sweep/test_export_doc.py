@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mappers import get_mapper, portable, save_bundle
+from mappers import get_mapper, portable, save_bundle, save_tables
 from mappers.bundle import read_manifest
 from mappers.portable import precision_scheme
 from sweep.datasets.base import id_encoding
@@ -23,6 +23,11 @@ def _blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", DOC.read_text(), flags=re.S)
 
 
+def _trained_table(rows: int) -> np.ndarray:
+    """A stand-in for a trained (rows, 8) table."""
+    return np.linspace(-0.5, 0.5, rows * 8, dtype=np.float32).reshape(rows, 8)
+
+
 def _write_the_documented_export(out: Path) -> dict:
     """The export the doc's example describes: two features of the Adult census table."""
     ids = np.array([11, 12, 13, 14], dtype=np.int64)
@@ -32,10 +37,13 @@ def _write_the_documented_export(out: Path) -> dict:
                      id_encoding("text", True, "|"))}
     features = []
     for index, (name, (mapper, encoding)) in enumerate(maps.items()):
-        target = f"bundles/{index:02d}-{name}"
+        target, tables = f"bundles/{index:02d}-{name}", f"tables/{index:02d}-{name}"
         save_bundle(mapper, out / target)
+        save_tables([_trained_table(mapper.table_sizes[0])], "fp32", name, out / tables)
         features.append(export_feature(name, target, mapper, read_manifest(out / target)["digest"],
-                                       vocab_size=4, encoding=encoding))
+                                       vocab_size=4, encoding=encoding, tables={
+                                           "path": tables, "shapes": [[mapper.table_sizes[0], 8]],
+                                           "digest": read_manifest(out / tables)["digest"]}))
     manifest = export_manifest(
         features, experiment="adult", parent_run_id="8c1f0e5a9b2d4c7e",
         source_run_id="3e5d7a9c1b2f4e6a", trial="frequency-c4-d8-s0",
@@ -77,3 +85,6 @@ def test_the_documented_usage_runs(tmp_path, monkeypatch):
     np.testing.assert_array_equal(scope["offsets"], [0, 2, 3, 4])
     np.testing.assert_allclose(scope["dense"], [[(25 - 38.6) / 13.6], [(60 - 38.6) / 13.6]],
                                rtol=1e-6)
+    table = _trained_table(3)
+    np.testing.assert_array_equal(scope["table"], table)
+    np.testing.assert_array_equal(scope["vectors"], table[scope["rows"]])

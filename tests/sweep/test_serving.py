@@ -67,7 +67,7 @@ def test_load_export_maps_like_the_mapper(tmp_path):
     mappers = _export_dir(tmp_path)
     mapping = load_export(tmp_path)
     assert mapping.features == ["C1", "C2"]
-    assert mapping.manifest["format"] == EXPORT_FORMAT and mapping.manifest["format_version"] == 3
+    assert mapping.manifest["format"] == EXPORT_FORMAT and mapping.manifest["format_version"] == 4
     ids = np.random.default_rng(0).integers(-1000, 1000, size=10_000)
     np.testing.assert_array_equal(mapping.transform("C1", ids), mappers["C1"].transform(ids))
     for got, want in zip(mapping.transform("C2", ids), mappers["C2"].transform(ids), strict=True):

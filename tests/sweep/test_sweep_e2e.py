@@ -19,7 +19,7 @@ import yaml
 from e2e_support import TINY, browser_missing, chromium, free_port, hooks_env, wait_until
 from mlflow.tracking import MlflowClient
 
-from mappers import load_bundle
+from mappers import load_bundle, read_bundle
 from sweep.cli import main
 from sweep.config import load_config
 from sweep.datasets import load_prepared
@@ -27,6 +27,7 @@ from sweep.frontier import pareto_mask
 from sweep.serving import load_export
 from sweep.tracking.records import find_sweep
 from sweep.trial import ModelConfig, TrialConfig, fit_mappers
+from sweep.trial.precision import read_back
 
 pytestmark = pytest.mark.slow
 
@@ -157,6 +158,16 @@ def test_export_under_budget_picks_the_right_point_and_maps_like_the_trial(grid_
                         else (want,),
                         strict=True):
             np.testing.assert_array_equal(g, w)
+    # the exported tables are the trial's trained tables (its tables/ artifacts), read back at the
+    # chosen precision exactly as the trial's own scoring at that precision read them back
+    trained = Path(client.download_artifacts(expected, "tables", str(launch / "trained-tables")))
+    for index, feature in enumerate(mapping.features):
+        stored = read_bundle(trained / f"{index:02d}-{feature}")[1]
+        for t, (rows, dim) in enumerate(mapping.tables(feature).shapes):
+            table = stored[f"t{t}_values"]
+            assert table.shape == (rows, dim) and table.dtype == np.float32
+            np.testing.assert_array_equal(mapping.tables(feature).table(t),
+                                          read_back(table, precision))
 
 
 def test_data_and_probes_are_made_once_per_sweep_and_trials_reuse_their_actors(
