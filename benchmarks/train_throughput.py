@@ -97,6 +97,25 @@ def throughput(config: DLRMConfig, split: EncodedSplit, optimizer: str, batch: i
     return train(config, replace(cfg, seed=1), split, None).history[0]["samples_per_second"]
 
 
+def profile_table(config: DLRMConfig, split: EncodedSplit, optimizer: str, batch: int,
+                  threads: int, device: torch.device, rows: int = 15) -> str:
+    """The ops with the most self time (on the device, or the CPU without one) in one epoch of 16
+    batches, after a warm-up."""
+    from torch.profiler import ProfilerActivity, profile
+
+    n = batch * 16
+    part = EncodedSplit(split.dense[:n], split.labels[:n], [t[:n] for t in split.tables])
+    cfg = TrainConfig(batch_size=batch, epochs=1, optimizer=optimizer, num_threads=threads,
+                      device=str(device), early_stopping_patience=None)
+    train(config, cfg, part, None)  # warm-up
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        train(config, replace(cfg, seed=1), part, None)
+    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=48)
+
+
 def machine() -> dict:
     return {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__,
@@ -115,6 +134,10 @@ def main() -> None:
                              "torch.optim.SparseAdam, the old one")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--rows", type=int, default=ROWS, help="rows per table")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile one epoch of 16 batches per batch size and optimizer "
+                             "(torch.profiler) and print the ops that take the most device time "
+                             "(self time; CPU time without a GPU)")
     parser.add_argument("--sweep", action="store_true", help="also time a one-trial collide sweep "
                                                              "(1 thread)")
     parser.add_argument("--sweep-rows", type=int, default=250_000,
@@ -142,6 +165,12 @@ def main() -> None:
                              "samples_per_second": sps,
                              "fraction_of_roofline": sps / roofline[t]})
                 print(f"{optimizer:<20}{batch:>6}{t:>8}{sps:>12,.0f}{sps / roofline[t]:>13.2f}",
+                      flush=True)
+    if args.profile:
+        for batch in args.batches:
+            for optimizer in args.optimizers:
+                print(f"profile: {optimizer}, batch {batch}", flush=True)
+                print(profile_table(config, split, optimizer, batch, threads[0], device),
                       flush=True)
     trials = []
     if args.sweep:
