@@ -11,7 +11,9 @@ no per-batch copies beyond the batch itself. Dense inputs and labels are wrapped
 
 from __future__ import annotations
 
+import copy
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -192,6 +194,20 @@ class FusedSplit:
                 if any(mean):
                     fused.mean = torch.tensor(mean, device=device)
             self.groups.append(fused)
+
+    def moved(self, move: Callable[[Tensor], Tensor]) -> FusedSplit:
+        """A copy of this split with every tensor replaced by ``move(tensor)``, e.g.
+        ``Tensor.pin_memory`` or ``lambda t: t.to(device, non_blocking=True)``."""
+        out = copy.copy(self)
+        out.dense, out.labels = move(self.dense), move(self.labels)
+        out.groups = []
+        for g in self.groups:
+            fused = _FusedGroup()
+            for name in ("rows", "values", "starts", "mean"):
+                value = getattr(g, name)
+                setattr(fused, name, None if value is None else move(value))
+            out.groups.append(fused)
+        return out
 
     def batch(self, indices: Tensor) -> Batch:
         """The samples at ``indices`` (int64 (B,), on this split's device) as a Batch."""

@@ -28,7 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -41,7 +41,7 @@ from models.batch import EncodedSplit, FusedSplit
 from models.config import DLRMConfig
 from models.dlrm import DLRM
 from models.optim import RowSparseAdam, RowWiseAdagrad
-from models.stream import SplitBlocks, as_blocks, shuffled_windows
+from models.stream import SplitBlocks, as_blocks, prefetched, shuffled_windows
 
 logger = logging.getLogger(__name__)
 
@@ -208,10 +208,33 @@ class _Epoch:
     """One pass over the training split in this epoch's shuffled windows (models.stream)."""
 
     def __init__(self, model: DLRM, optimizers: list[torch.optim.Optimizer], cfg: TrainConfig,
-                 device: torch.device, generator: torch.Generator):
+                 device: torch.device, generator: torch.Generator, prefetch: bool | None = None):
         self.model, self.optimizers, self.cfg = model, optimizers, cfg
         self.device, self.generator = device, generator
         self.check_every = 1 if device.type == "cpu" else 64  # a check syncs with the device
+        # the next window is built by a background thread while this one trains: on CUDA, where
+        # the host would otherwise leave the GPU idle while it builds a window; not on the CPU,
+        # where the thread would take the cores the training uses
+        self.prefetch = device.type == "cuda" if prefetch is None else prefetch
+
+    def _windows(self, train: SplitBlocks) -> Iterator[tuple[FusedSplit, Tensor]]:
+        """(the window's fused rows, the order to visit them) on the training device."""
+        layout, cuda = self.model.layout, self.device.type == "cuda"
+        built = ((FusedSplit(rows, layout), order)
+                 for rows, order in shuffled_windows(train, self.generator))
+        if cuda:  # pinned, so that the copy below runs without blocking the host
+            built = ((data.moved(Tensor.pin_memory), order.pin_memory()) for data, order in built)
+        if self.prefetch:
+            built = prefetched(built)
+        try:
+            for data, order in built:
+                if cuda:
+                    yield (data.moved(lambda t: t.to(self.device, non_blocking=True)),
+                           order.to(self.device, non_blocking=True))
+                else:
+                    yield data, order
+        finally:
+            built.close()  # stops and joins the prefetching thread
 
     def run(self, train: SplitBlocks, epoch: int,
             on_rows: Callable[[int], None] | None = None) -> float:
@@ -221,28 +244,28 @@ class _Epoch:
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         rows = step = 0
-        for rows_of_window, order in shuffled_windows(train, self.generator):
-            data = FusedSplit(rows_of_window, self.model.layout, self.device)
-            order = order.to(self.device)
-            sizes = [min(self.cfg.batch_size, data.num_samples - start)
-                     for start in range(0, data.num_samples, self.cfg.batch_size)]
-            losses = torch.empty(len(sizes), device=self.device)
-            checked = 0
-            # explicit opt-out of sparse invariant checks (else torch warns at the first sparse
-            # step)
-            with torch.sparse.check_sparse_tensor_invariants(enable=False):
-                for k, size in enumerate(sizes):
-                    start = k * self.cfg.batch_size
-                    losses[k] = self._step(data.batch(order[start:start + size]))
-                    if (k + 1) % self.check_every == 0 or k == len(sizes) - 1:
-                        _check_finite(losses, checked, k, epoch, step)
-                        checked = k + 1
-                    rows += size
-                    if on_rows is not None:
-                        on_rows(rows)
-            loss_sum += (losses * torch.tensor(sizes, dtype=losses.dtype,
-                                               device=self.device)).sum()
-            step += len(sizes)
+        # closed on the way out, an error included: the prefetching thread ends with the epoch
+        with closing(self._windows(train)) as windows:
+            for data, order in windows:
+                sizes = [min(self.cfg.batch_size, data.num_samples - start)
+                         for start in range(0, data.num_samples, self.cfg.batch_size)]
+                losses = torch.empty(len(sizes), device=self.device)
+                checked = 0
+                # explicit opt-out of sparse invariant checks (else torch warns at the first sparse
+                # step)
+                with torch.sparse.check_sparse_tensor_invariants(enable=False):
+                    for k, size in enumerate(sizes):
+                        start = k * self.cfg.batch_size
+                        losses[k] = self._step(data.batch(order[start:start + size]))
+                        if (k + 1) % self.check_every == 0 or k == len(sizes) - 1:
+                            _check_finite(losses, checked, k, epoch, step)
+                            checked = k + 1
+                        rows += size
+                        if on_rows is not None:
+                            on_rows(rows)
+                loss_sum += (losses * torch.tensor(sizes, dtype=losses.dtype,
+                                                   device=self.device)).sum()
+                step += len(sizes)
         return float(loss_sum) / max(rows, 1)
 
     def _step(self, batch) -> Tensor:
