@@ -78,18 +78,29 @@ def gemm_gflops(threads: int, device: torch.device, n: int = 2048, repeats: int 
     return 2 * n**3 / best / 1e9
 
 
-def random_split(samples: int, rows: int, seed: int) -> EncodedSplit:
+def random_split(samples: int, rows: int, seed: int, zipf: float = 0.0) -> EncodedSplit:
+    """Random dense inputs and labels; ids uniform over the rows, or with `zipf` > 0 the row of
+    rank k drawn with probability proportional to 1 / (k + 1)^zipf (each table its own ranks)."""
     rng = np.random.default_rng(seed)
+    if zipf > 0:
+        cdf = np.cumsum(1.0 / np.arange(1, rows + 1) ** zipf)
+        cdf /= cdf[-1]
+
+        def ids() -> np.ndarray:
+            ranks = np.minimum(np.searchsorted(cdf, rng.random(samples)), rows - 1)
+            return rng.permutation(rows)[ranks].astype(np.int64)
+    else:
+        def ids() -> np.ndarray:
+            return rng.integers(0, rows, samples, dtype=np.int64)
     return EncodedSplit(dense=rng.standard_normal((samples, DENSE), dtype=np.float32),
                         labels=(rng.random(samples) < 0.25).astype(np.float32),
-                        tables=[rng.integers(0, rows, samples, dtype=np.int64)
-                                for _ in range(TABLES)])
+                        tables=[ids() for _ in range(TABLES)])
 
 
 def throughput(config: DLRMConfig, split: EncodedSplit, optimizer: str, batch: int, threads: int,
-               device: str) -> float:
+               device: str, gather_unique: bool = False) -> float:
     cfg = TrainConfig(batch_size=batch, epochs=1, optimizer=optimizer, num_threads=threads,
-                      device=device,
+                      device=device, gather_unique=gather_unique,
                       early_stopping_patience=None)
     warm = EncodedSplit(split.dense[: batch * 4], split.labels[: batch * 4],
                         [t[: batch * 4] for t in split.tables])
@@ -134,6 +145,11 @@ def main() -> None:
                              "torch.optim.SparseAdam, the old one")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--rows", type=int, default=ROWS, help="rows per table")
+    parser.add_argument("--zipf", type=float, default=0.0,
+                        help="ids drawn with a power-law popularity of this exponent (0: uniform)")
+    parser.add_argument("--compare-lookups", action="store_true",
+                        help="also run each optimizer with gather_unique on (each distinct row "
+                             "gathered once), side by side")
     parser.add_argument("--profile", action="store_true",
                         help="also profile one epoch of 16 batches per batch size and optimizer "
                              "(torch.profiler) and print the ops that take the most device time "
@@ -147,7 +163,7 @@ def main() -> None:
     config = kaggle_config(args.rows)
     flops = flops_per_sample(config)
     threads = args.threads if device.type == "cpu" else [torch.get_num_threads()]
-    split = random_split(args.samples, args.rows, seed=0)
+    split = random_split(args.samples, args.rows, seed=0, zipf=args.zipf)
     name = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
     print(f"device {device}{name}; {flops / 1e6:.2f} MFLOP per training sample; {machine()}")
     rows, roofline = [], {}
@@ -156,16 +172,18 @@ def main() -> None:
         roofline[t] = gflops * 1e9 / flops
         print(f"threads {t}: sgemm 2048^3 {gflops:.1f} GFLOP/s -> roofline {roofline[t]:,.0f} "
               "samples/s")
-    print(f"{'optimizer':<20}{'batch':>6}{'threads':>8}{'samples/s':>12}{'of roofline':>13}")
+    print(f"{'optimizer':<24}{'batch':>6}{'threads':>8}{'samples/s':>12}{'of roofline':>13}")
     for t in threads:
         for batch in args.batches:
             for optimizer in args.optimizers:
-                sps = throughput(config, split, optimizer, batch, t, str(device))
-                rows.append({"optimizer": optimizer, "batch": batch, "threads": t,
-                             "samples_per_second": sps,
-                             "fraction_of_roofline": sps / roofline[t]})
-                print(f"{optimizer:<20}{batch:>6}{t:>8}{sps:>12,.0f}{sps / roofline[t]:>13.2f}",
-                      flush=True)
+                for unique in (False, True) if args.compare_lookups else (False,):
+                    sps = throughput(config, split, optimizer, batch, t, str(device), unique)
+                    rows.append({"optimizer": optimizer, "gather_unique": unique, "batch": batch,
+                                 "threads": t, "samples_per_second": sps,
+                                 "fraction_of_roofline": sps / roofline[t]})
+                    label = f"{optimizer} (unique)" if unique else optimizer
+                    print(f"{label:<24}{batch:>6}{t:>8}{sps:>12,.0f}"
+                          f"{sps / roofline[t]:>13.2f}", flush=True)
     if args.profile:
         for batch in args.batches:
             for optimizer in args.optimizers:
@@ -175,7 +193,7 @@ def main() -> None:
     trials = []
     if args.sweep:
         adam = {r["batch"]: r["samples_per_second"] for r in rows if r["optimizer"] == "adam"
-                and r["threads"] == 1}
+                and not r["gather_unique"] and r["threads"] == 1}
         print(f"{'in a sweep trial':<20}{'batch':>6}{'threads':>8}{'samples/s':>12}"
               f"{'of models.train':>17}")
         for batch in args.batches:

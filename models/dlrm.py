@@ -57,9 +57,12 @@ class SparseArch(nn.Module):
     kind (one vectorised op each, not a loop over features) and put in config order.
     """
 
-    def __init__(self, config: DLRMConfig, layout: TableLayout):
+    def __init__(self, config: DLRMConfig, layout: TableLayout, gather_unique: bool = False):
         super().__init__()
         self.layout = layout
+        # training lookups of single-valued tables gather each distinct row once (unique_lookup;
+        # TrainConfig.gather_unique)
+        self.gather_unique = gather_unique
         self.weights = nn.ParameterList(
             nn.Parameter(torch.empty(g.num_rows, g.dim)) for g in layout.groups
         )
@@ -105,7 +108,10 @@ class SparseArch(nn.Module):
         weight = self.weights[group]
         outs = []
         if lookup.rows is not None:
-            outs.append(F.embedding(lookup.rows, weight, sparse=True))  # (B, S, D_g)
+            if self.gather_unique and torch.is_grad_enabled() and weight.requires_grad:
+                outs.append(unique_lookup(lookup.rows, weight))  # (B, S, D_g)
+            else:
+                outs.append(F.embedding(lookup.rows, weight, sparse=True))  # (B, S, D_g)
         if lookup.bag_offsets is not None:
             pooled = F.embedding_bag(
                 lookup.bag_rows,
@@ -146,6 +152,33 @@ class SparseArch(nn.Module):
             parts.append(self._combine(kind, tables[1] if kind == "concat" else tables[0]))
         out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (B, F, D)
         return out.index_select(1, self.inverse_order) if self._reorder else out
+
+
+class _UniqueRows(torch.autograd.Function):
+    """`weight[rows]` for sorted unique `rows`, whose gradient is a sparse tensor of one row per
+    distinct row, in order, so a table optimizer needs no sort-and-sum of its own (autograd may
+    drop the tensor's coalesced flag when it stores the gradient; `models.optim` checks the
+    order instead)."""
+
+    @staticmethod
+    def forward(ctx, rows: Tensor, weight: Tensor) -> Tensor:  # noqa: ANN001 - autograd's
+        ctx.save_for_backward(rows)
+        ctx.shape = weight.shape
+        return weight.index_select(0, rows)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:  # noqa: ANN001 - autograd's
+        (rows,) = ctx.saved_tensors
+        return None, torch.sparse_coo_tensor(rows.unsqueeze(0), grad.contiguous(), ctx.shape,
+                                             check_invariants=False, is_coalesced=True)
+
+
+def unique_lookup(rows: Tensor, weight: Tensor) -> Tensor:
+    """`F.embedding(rows, weight, sparse=True)`, gathering each distinct row once: the rows are
+    deduplicated (`torch.unique`), looked up, and expanded back to `rows`' shape. The backward
+    pass sums each distinct row's gradient once, into a sparse gradient of sorted unique rows."""
+    unique, inverse = torch.unique(rows, sorted=True, return_inverse=True)
+    return _UniqueRows.apply(unique, weight)[inverse]
 
 
 class InteractionArch(nn.Module):

@@ -143,7 +143,9 @@ class RowWiseAdagrad(torch.optim.Optimizer):
 def _unique_rows(grad: Tensor) -> tuple[Tensor, Tensor]:
     """(rows, summed gradient of each row) of a sparse row gradient, coalesced or not."""
     indices, values = grad._indices()[0], grad._values()
-    if grad.is_coalesced():
+    # coalesced, or rows already sorted and distinct (models.dlrm.unique_lookup's gradient):
+    # a linear check instead of a sort
+    if grad.is_coalesced() or indices.numel() < 2 or bool((indices[1:] > indices[:-1]).all()):
         return indices, values
     rows, inverse = torch.unique(indices, sorted=True, return_inverse=True)
     summed = torch.zeros((rows.numel(), *values.shape[1:]), dtype=values.dtype,

@@ -15,11 +15,19 @@ so a step touches only the rows (and optimizer state) of the ids in the batch:
   compare against.
 - ``"rowwise_adagrad"``: row-wise Adagrad on the tables (``models.optim.RowWiseAdagrad``,
   FBGEMM's ``EXACT_ROWWISE_ADAGRAD``: one accumulator per row, a third of Adam's state
-  traffic), fused ``Adam`` on the MLPs.
+  traffic), fused ``Adam`` on the MLPs. Its tables want a larger rate than Adam's:
+  ``embedding_lr`` 0.003 matched ``adam``'s validation logloss (benchmarks/README.md, "Issue
+  26"); at the shared default 1e-3 it learns the tables slowly.
 - ``"adagrad"``: sparse ``Adagrad`` on the tables, fused ``Adam`` on the MLPs.
 - ``"sgd"``: plain SGD everywhere, as the reference DLRM.
 
 ``embedding_lr`` overrides the tables' learning rate (None: ``lr``).
+
+With ``gather_unique``, training lookups of single-valued tables gather each distinct row of
+a batch once (``models.dlrm.unique_lookup``): the same math, and the tables' gradient has one
+sorted row per distinct row, so the table optimizers skip their own sort-and-sum. It is off by
+default: on the CPU the sort only moved from the optimizer to the lookup, and the expansion
+cost more than the saved gathers (benchmarks/README.md, "Issue 26").
 """
 
 from __future__ import annotations
@@ -65,6 +73,11 @@ class TrainConfig:
     optimizer: str = field(default="adam", metadata={
         "help": "'adam', 'sparse_adam_torch', 'rowwise_adagrad', 'adagrad' or 'sgd' (see "
                 "models/train.py)"})
+    gather_unique: bool = field(default=False, metadata={
+        "help": "training lookups gather each distinct row of a batch once and the tables' "
+                "gradient has one row per distinct row (the same math; models.dlrm."
+                "unique_lookup); off by default: on the CPU it was no faster "
+                "(benchmarks/README.md, Issue 26)"})
     device: str = field(default="cpu", metadata={"help": "'cpu', 'cuda' or 'auto' (cuda if "
                                                          "available)"})
     seed: int = field(default=0, metadata={"help": "model init and shuffling"})
@@ -93,6 +106,8 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a positive finite float, got {v!r}")
+        if not isinstance(self.gather_unique, bool):
+            raise ValueError(f"gather_unique must be true or false, got {self.gather_unique!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.device not in DEVICES:
@@ -365,6 +380,7 @@ def train(
         with torch.random.fork_rng(devices=[]):  # seed the init without touching global state
             torch.manual_seed(cfg.seed)
             model = DLRM(model_config).to(device)
+        model.sparse_arch.gather_unique = cfg.gather_unique
         optimizers = make_optimizers(model, cfg)
         runner = _Epoch(model, optimizers, cfg, device, torch.Generator().manual_seed(cfg.seed))
         n = train.num_samples

@@ -14,6 +14,15 @@ Faults:
   the callback into the experiment directory, so the callback finds its live tracker by
   the parent run id in this process (`register` / `tracker_for`).
 
+Writes off the event loop: the trial writes the Tune callback makes (a run's creation, params,
+metrics, tags, its end) go to a writer thread through a bounded queue (`submit`), so Tune's
+event loop starts the next trial meanwhile. The thread applies them one at a time, in the
+order they were submitted, with the same retries and journal as a direct write. Every direct
+`write` (and `flush`, `offline`, `journal_op`, `close`) first waits until the queue is empty,
+so writes keep their order and the main thread reads the tracker's state only when the thread
+is idle. Artifacts are written directly: a checkpoint's directory may be temporary. An error
+the thread meets (no journal to fall back to) is raised in the main thread at its next call.
+
 Nested run contents: params (the flattened trial config), per-epoch metrics (step =
 epoch), final test metrics, the size report, collision stats, artifacts `bundles/` and
 `metrics.json`; tags `collide.trial_id`, `collide.attempt` and, when it ends,
@@ -26,7 +35,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import queue
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -68,6 +79,7 @@ EXPERIMENT_KIND = "custom_model_development"
 NOTE_TAG = "mlflow.note.content"  # the description the UI shows for an experiment or a run
 
 _TRACKERS: dict[str, SweepTracker] = {}
+QUEUE_OPS = 1000  # writes waiting for the writer thread at most
 
 
 def register(tracker: SweepTracker) -> None:
@@ -171,6 +183,9 @@ class SweepTracker:
         self.attempts: dict[str, int] = {}  # trial id -> attempts seen so far
         self.journal: TrackingJournal | None = None
         self.offline_reason: str | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_OPS)
+        self._thread: threading.Thread | None = None
+        self._thread_error: BaseException | None = None
 
     # -- creation
     @classmethod
@@ -234,14 +249,69 @@ class SweepTracker:
     def attach_journal(self, sweep_dir: str | Path) -> None:
         self.journal = TrackingJournal(Path(sweep_dir) / JOURNAL_DIR)
 
+    # -- the writer thread
+    def submit(self, op: dict) -> None:
+        """Write `op` from the writer thread, after every op submitted before it."""
+        self._raise_thread_error()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._drain, name="collide-mlflow-writer",
+                                            daemon=True)
+            self._thread.start()
+        self._queue.put(op)  # blocks while QUEUE_OPS writes wait: the driver cannot run away
+
+    def _drain(self) -> None:
+        while True:
+            op = self._queue.get()
+            try:
+                if op is None:
+                    return
+                if self._thread_error is None:  # after an error, the rest is dropped: raised
+                    self._write(op)
+            except BaseException as exc:  # noqa: BLE001 - raised in the main thread
+                self._thread_error = exc
+            finally:
+                self._queue.task_done()
+
+    def flush(self) -> None:
+        """Wait until every submitted write is done; raise what the writer thread met."""
+        if self._thread is not None and threading.current_thread() is not self._thread:
+            self._queue.join()
+        self._raise_thread_error()
+
+    def _raise_thread_error(self) -> None:
+        if self._thread_error is not None:
+            error, self._thread_error = self._thread_error, None
+            raise error
+
+    def close(self, *, raise_error: bool = True) -> None:
+        """Flush, then end the writer thread. With `raise_error` False (an error is already on
+        its way), what the thread met is logged instead of raised."""
+        try:
+            self.flush()
+        except Exception as exc:
+            if raise_error:
+                raise
+            log.error("MLflow writer: %s", redact_text(str(exc), self.tracking_uri))
+        finally:
+            if self._thread is not None:
+                self._queue.put(None)
+                self._thread.join()
+                self._thread = None
+
     # -- writes with retry, then the journal
     @property
     def offline(self) -> bool:
+        self.flush()
         return self.offline_reason is not None
 
     def write(self, op: dict) -> str | None:
-        if self.offline:
-            self.journal_op(op)
+        """Write `op` now (after the submitted writes), with retries, else to the journal."""
+        self.flush()
+        return self._write(op)
+
+    def _write(self, op: dict) -> str | None:
+        if self.offline_reason is not None:
+            self._journal(op)
             return None
         delay, deadline = 0.5, time.monotonic() + self.retry_s
         while True:
@@ -255,7 +325,7 @@ class SweepTracker:
                 code = getattr(exc, "error_code", None)
                 if code in NOT_RETRYABLE or time.monotonic() + delay > deadline:
                     self._go_offline(f"{op['op']} failed: {reason}")
-                    self.journal_op(op)
+                    self._journal(op)
                     return None
                 log.warning("MLflow %s failed (%s); retrying in %.1f s", op["op"], reason, delay)
                 time.sleep(delay)
@@ -276,6 +346,10 @@ class SweepTracker:
         self.journal.start(self.refs)
 
     def journal_op(self, op: dict) -> None:
+        self.flush()
+        self._journal(op)
+
+    def _journal(self, op: dict) -> None:
         assert self.journal is not None
         self.journal.append(op)
 
@@ -292,12 +366,12 @@ class SweepTracker:
         self.attempts[trial_id] = attempt
         ref = f"trial/{trial_id}/{attempt}"
         self.trials[trial_id] = _Trial(ref=ref)
-        self.write({"op": "create_run", "ref": ref, "experiment_id": self.experiment_id,
+        self.submit({"op": "create_run", "ref": ref, "experiment_id": self.experiment_id,
                     "name": name, "tags": {
             "mlflow.parentRunId": self.parent_run_id, "collide.kind": "trial",
                         "collide.trial_id": trial_id,
             "collide.attempt": str(attempt)}})
-        self.write({"op": "log_params", "ref": ref, "params": param_texts(flatten(params))})
+        self.submit({"op": "log_params", "ref": ref, "params": param_texts(flatten(params))})
         return True
 
     def _live(self, trial_id: str) -> _Trial | None:
@@ -311,13 +385,13 @@ class SweepTracker:
                  if v is not None]
         if trial is not None and batch:
             for start in range(0, len(batch), 500):
-                self.write({"op": "log_metrics", "ref": trial.ref,
+                self.submit({"op": "log_metrics", "ref": trial.ref,
                             "metrics": batch[start:start + 500]})
 
     def set_trial_tags(self, trial_id: str, tags: Mapping[str, str]) -> None:
         trial = self._live(trial_id)
         if trial is not None and tags:
-            self.write({"op": "set_tags", "ref": trial.ref, "tags": dict(tags)})
+            self.submit({"op": "set_tags", "ref": trial.ref, "tags": dict(tags)})
 
     def log_artifacts(self, trial_id: str, local_dir: str) -> None:
         trial = self._live(trial_id)
@@ -334,10 +408,10 @@ class SweepTracker:
         tags = {OUTCOME_TAG: outcome}
         if error is not None:
             tags["error"] = redact_text(error, self.tracking_uri)[-ERROR_TAG_CHARS:]
-        self.write({"op": "set_tags", "ref": trial.ref, "tags": tags})
+        self.submit({"op": "set_tags", "ref": trial.ref, "tags": tags})
         status = {"completed": "FINISHED", "stopped": "FINISHED", "failed": "FAILED"}.get(
             outcome, "KILLED")
-        self.write({"op": "terminate", "ref": trial.ref, "status": status,
+        self.submit({"op": "terminate", "ref": trial.ref, "status": status,
                     "end_time": int(time.time() * 1000)})
         if outcome == "completed":
             self.completed[trial_id] = self.refs.get(trial.ref, trial.ref)

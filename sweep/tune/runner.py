@@ -250,8 +250,11 @@ def guarded(body: Any, tracker: SweepTracker, interrupts: Interrupts, prepared: 
             experiment_dir: Path) -> SweepResult:
     """Run `body`; whatever stops it, the parent run and every open trial run get a final state."""
     expected = _expected_points(prepared.config, prepared.points)
+    failed = True
     try:
-        return body()
+        result = body()
+        failed = False
+        return result
     except SweepInterrupted as exc:
         return end_interrupted(tracker, prepared.config.name, exc.signal_name, expected,
                                experiment_dir)
@@ -263,6 +266,8 @@ def guarded(body: Any, tracker: SweepTracker, interrupts: Interrupts, prepared: 
                        "tags": {"error": redact_text(str(exc))[-ERROR_TAG_CHARS:]}})
         tracker.end_sweep("FAILED", {}, "failed")
         raise
+    finally:  # the MLflow writer thread ends with the sweep
+        tracker.close(raise_error=not failed)
 
 
 def fit_and_finish(tuner: Any, tracker: SweepTracker, interrupts: Interrupts, prepared: Prepared,
@@ -280,6 +285,7 @@ def fit_and_finish(tuner: Any, tracker: SweepTracker, interrupts: Interrupts, pr
             grid = tuner.fit()
     finally:
         interrupts.in_tune = False
+    tracker.flush()  # the trials' writes, submitted to the writer thread, are all done
     if interrupts.interrupted:
         return end_interrupted(tracker, config.name, interrupts.signal_name, expected,
                                experiment_dir)

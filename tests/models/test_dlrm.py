@@ -15,6 +15,7 @@ from models import (
     dense_param_count,
     embedding_bytes,
 )
+from models.dlrm import unique_lookup
 from models.train import make_optimizers
 
 SUBSETS = {
@@ -141,3 +142,35 @@ def test_overfits_one_small_batch(all_kinds):
         for opt in optimizers:
             opt.step()
     assert loss.item() < 0.05
+
+
+def test_unique_lookup_gathers_each_row_once_with_the_same_values_and_gradient():
+    torch.manual_seed(0)
+    weight = torch.nn.Parameter(torch.randn(20, 3))
+    rows = torch.tensor([[4, 7, 4], [7, 7, 19]])
+    upstream = torch.randn(2, 3, 3)
+    out = unique_lookup(rows, weight)
+    (out * upstream).sum().backward()
+    grad = weight.grad
+    assert grad.is_sparse
+    assert grad._indices()[0].tolist() == [4, 7, 19]  # one gradient row per distinct row, sorted
+    reference = torch.nn.Parameter(weight.detach().clone())
+    expected_out = F.embedding(rows, reference, sparse=True)
+    (expected_out * upstream).sum().backward()
+    torch.testing.assert_close(out, expected_out)
+    torch.testing.assert_close(grad.to_dense(), reference.grad.to_dense())
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rowwise_adagrad", "sparse_adam_torch", "adagrad",
+                                       "sgd"])
+def test_training_gathering_each_row_once_is_the_same_training(optimizer):
+    features = (FeatureSpec("a", (30,)), FeatureSpec("b", (7,)))
+    config = DLRMConfig(2, features, embedding_dim=4, bottom_mlp=(8,), top_mlp=(8,))
+    split = random_split(features, 2, 600, seed=3)
+    from models import train
+
+    results = [train(config, TrainConfig(batch_size=64, epochs=2, lr=0.05, optimizer=optimizer,
+                                         gather_unique=unique, early_stopping_patience=None),
+                     split, None).model for unique in (True, False)]
+    for a, b in zip(results[0].parameters(), results[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -6,6 +6,7 @@ fault: the tracker's client is pointed at a port nobody listens on.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -35,6 +36,7 @@ def _complete(tracker, trial_id, name, loss, size):
     tracker.log_metrics(trial_id, {"val_logloss": loss, "best_val_logloss": loss,
                                    "total_bytes": size}, step=1)
     tracker.end_trial(trial_id, "completed")
+    tracker.flush()  # the writer thread has applied them
 
 
 @pytest.mark.parametrize(("uri", "shown", "secret"), [
@@ -89,6 +91,7 @@ def test_reopen_kills_stale_attempts_and_keeps_completed_trials(store):
     first = _sweep(store)
     _complete(first, "t1", "hash-c4-d8-s0", 0.5, 100)
     first.start_trial("t2", "hash-c8-d8-s0", {"strategy": "hash"})  # running when the driver died
+    first.flush()  # its writes reached MLflow before it died
     client = MlflowClient(store)
     again = SweepTracker.reopen(store, find_sweep(client, "exp", completed=False), retry_s=0.5)
     assert not again.start_trial("t1", "hash-c4-d8-s0", {})  # completed: nothing logged twice
@@ -121,6 +124,7 @@ def test_excluded_rows_say_why(store):
     tracker.end_trial("bad", "failed", error="Traceback...\nRuntimeError: boom")
     tracker.start_trial("cut", "hash-c32-d8-s0", {"strategy": "hash"})
     tracker.end_trial("cut", "killed")
+    tracker.flush()
     rows = {r["trial_id"]: r
             for r in trial_rows(find_sweep(MlflowClient(store), "exp", completed=False).runs)}
     assert rows["ok"]["excluded"] is None
@@ -168,6 +172,7 @@ def test_replay_resumes_where_an_interrupted_replay_stopped(store, tmp_path):
     for i in range(3):
         tracker.start_trial(f"t{i}", f"hash-c{i + 2}-d8-s0", {"strategy": "hash"})
         tracker.end_trial(f"t{i}", "completed")
+    tracker.flush()
     journal = pending_journal(tmp_path / "sweep")
     calls = []
 
@@ -197,3 +202,57 @@ def test_a_retried_create_run_finds_the_run_it_already_made(store):
     # e.g. the first reply was lost in a timeout
     assert apply_op(tracker.client, op, tracker.refs) == first
     assert len(find_sweep(MlflowClient(store), "exp", completed=False).runs) == 1
+
+
+class _ThreadSpy:
+    """The tracker's real client, noting which thread makes each call."""
+
+    def __init__(self, client):
+        self._client, self.threads = client, []
+
+    def __getattr__(self, name):
+        method = getattr(self._client, name)
+
+        def call(*args, **kwargs):
+            self.threads.append(threading.current_thread().name)
+            return method(*args, **kwargs)
+        return call
+
+
+def test_trial_writes_run_on_the_writer_thread_in_order_and_it_ends_with_close(store):
+    tracker = _sweep(store)
+    tracker.client = spy = _ThreadSpy(tracker.client)
+    tracker.start_trial("t1", "hash-c4-d8-s0", {"strategy": "hash"})
+    for step in range(1, 31):
+        tracker.log_metrics("t1", {"val_logloss": 1.0 / step}, step=step)
+    tracker.end_trial("t1", "completed")
+    writer = tracker._thread
+    tracker.close()
+    assert set(spy.threads) == {"collide-mlflow-writer"}  # none from the caller
+    assert not writer.is_alive()
+    (run,) = find_sweep(MlflowClient(store), "exp", completed=False).runs
+    history = MlflowClient(store).get_metric_history(run.info.run_id, "val_logloss")
+    assert [m.step for m in history] == list(range(1, 31))
+    assert run.info.status == "FINISHED"  # the end came after every metric
+
+
+def test_a_direct_write_waits_for_the_submitted_ones(store):
+    tracker = _sweep(store)
+    tracker.start_trial("t1", "hash-c4-d8-s0", {"strategy": "hash"})
+    tracker.end_trial("t1", "completed")
+    tracker.end_sweep("FINISHED", {}, "completed")  # direct: after the trial's writes
+    (run,) = find_sweep(MlflowClient(store), "exp").runs
+    assert run.info.status == "FINISHED"
+    tracker.close()
+
+
+def test_what_the_writer_thread_meets_is_raised_in_the_caller(store):
+    tracker = _sweep(store)  # no journal attached: a lost store cannot be written around
+    tracker.client = MlflowClient(f"http://127.0.0.1:{free_port()}")
+    tracker.retry_s = 0.0
+    tracker.start_trial("t1", "hash-c4-d8-s0", {"strategy": "hash"})
+    with pytest.raises(TrackingUnavailableError, match="create_run failed"):
+        tracker.flush()
+    writer = tracker._thread
+    tracker.close()
+    assert not writer.is_alive()
