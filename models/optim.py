@@ -33,8 +33,48 @@ from torch import Tensor
 __all__ = ["RowSparseAdam", "RowWiseAdagrad"]
 
 
-class RowSparseAdam(torch.optim.Optimizer):
+class _RowOptimizer(torch.optim.Optimizer):
+    """The loop both table optimizers share: each parameter's sparse gradient reduced to its
+    unique rows and their summed gradient, then `_update` on those rows alone."""
+
+    dense_alternative = ""  # what to use for dense gradients, for the error
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: ANN001 - torch.optim.Optimizer's signature
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                if not param.grad.is_sparse:
+                    raise ValueError(f"{type(self).__name__} takes sparse gradients (an embedding "
+                                     f"with sparse=True); use {self.dense_alternative} for dense "
+                                     "ones")
+                state = self.state[param]
+                if not state:
+                    state["step"] = 0
+                    self._init_state(state, param, group)
+                state["step"] += 1
+                rows, row_grad = _unique_rows(param.grad)
+                if rows.numel():
+                    self._update(param, rows, row_grad, state, group)
+        return loss
+
+    def _init_state(self, state: dict, param: Tensor, group: dict) -> None:
+        raise NotImplementedError
+
+    def _update(self, param: Tensor, rows: Tensor, row_grad: Tensor, state: dict,
+                group: dict) -> None:
+        raise NotImplementedError
+
+
+class RowSparseAdam(_RowOptimizer):
     """Adam for parameters with sparse (row) gradients, such as `F.embedding(..., sparse=True)`."""
+
+    dense_alternative = "torch.optim.Adam"
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999),
@@ -47,46 +87,27 @@ class RowSparseAdam(torch.optim.Optimizer):
             raise ValueError(f"betas must be in [0, 1), got {betas}")
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
 
-    @torch.no_grad()
-    def step(self, closure=None):  # noqa: ANN001 - torch.optim.Optimizer's signature
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                grad = param.grad
-                if not grad.is_sparse:
-                    raise ValueError("RowSparseAdam takes sparse gradients (an embedding with "
-                                     "sparse=True); use torch.optim.Adam for dense ones")
-                state = self.state[param]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(param,
-                                                           memory_format=torch.preserve_format)
-                state["step"] += 1
-                rows, row_grad = _unique_rows(grad)
-                if rows.numel() == 0:
-                    continue
-                exp_avg = state["exp_avg"].index_select(0, rows)
-                exp_avg_sq = state["exp_avg_sq"].index_select(0, rows)
-                exp_avg.lerp_(row_grad, 1.0 - beta1)  # m = b1 m + (1 - b1) g
-                exp_avg_sq.mul_(beta2).addcmul_(row_grad, row_grad, value=1.0 - beta2)
-                state["exp_avg"].index_copy_(0, rows, exp_avg)
-                state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
-                bias1 = 1.0 - beta1 ** state["step"]
-                bias2 = 1.0 - beta2 ** state["step"]
-                step_size = group["lr"] * math.sqrt(bias2) / bias1
-                update = exp_avg.div_(exp_avg_sq.sqrt_().add_(group["eps"])).mul_(-step_size)
-                param.index_add_(0, rows, update)  # rows are unique: one add per row
-        return loss
+    def _init_state(self, state: dict, param: Tensor, group: dict) -> None:
+        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+
+    def _update(self, param: Tensor, rows: Tensor, row_grad: Tensor, state: dict,
+                group: dict) -> None:
+        beta1, beta2 = group["betas"]
+        exp_avg = state["exp_avg"].index_select(0, rows)
+        exp_avg_sq = state["exp_avg_sq"].index_select(0, rows)
+        exp_avg.lerp_(row_grad, 1.0 - beta1)  # m = b1 m + (1 - b1) g
+        exp_avg_sq.mul_(beta2).addcmul_(row_grad, row_grad, value=1.0 - beta2)
+        state["exp_avg"].index_copy_(0, rows, exp_avg)
+        state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
+        bias1 = 1.0 - beta1 ** state["step"]
+        bias2 = 1.0 - beta2 ** state["step"]
+        step_size = group["lr"] * math.sqrt(bias2) / bias1
+        update = exp_avg.div_(exp_avg_sq.sqrt_().add_(group["eps"])).mul_(-step_size)
+        param.index_add_(0, rows, update)  # rows are unique: one add per row
 
 
-class RowWiseAdagrad(torch.optim.Optimizer):
+class RowWiseAdagrad(_RowOptimizer):
     """Row-wise Adagrad for parameters with sparse (row) gradients (FBGEMM's
     `EXACT_ROWWISE_ADAGRAD`). For each row r the batch touched, with g_r its summed gradient:
 
@@ -95,6 +116,8 @@ class RowWiseAdagrad(torch.optim.Optimizer):
 
     Rows the batch did not touch keep their weights and state. The accumulator starts at
     `initial_accumulator_value`."""
+
+    dense_alternative = "torch.optim.Adagrad"
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-2, eps: float = 1e-8,
                  initial_accumulator_value: float = 0.0):
@@ -108,36 +131,17 @@ class RowWiseAdagrad(torch.optim.Optimizer):
         super().__init__(params, {"lr": lr, "eps": eps,
                                   "initial_accumulator_value": initial_accumulator_value})
 
-    @torch.no_grad()
-    def step(self, closure=None):  # noqa: ANN001 - torch.optim.Optimizer's signature
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                grad = param.grad
-                if not grad.is_sparse:
-                    raise ValueError("RowWiseAdagrad takes sparse gradients (an embedding with "
-                                     "sparse=True); use torch.optim.Adagrad for dense ones")
-                state = self.state[param]
-                if not state:
-                    state["step"] = 0
-                    state["state_sum"] = torch.full((param.shape[0],),
-                                                    group["initial_accumulator_value"],
-                                                    dtype=param.dtype, device=param.device)
-                state["step"] += 1
-                rows, row_grad = _unique_rows(grad)
-                if rows.numel() == 0:
-                    continue
-                # rows are unique: one add per row, then the rows' new sums
-                state["state_sum"].index_add_(0, rows, row_grad.square().mean(dim=1))
-                step = (state["state_sum"].index_select(0, rows).sqrt_().add_(group["eps"])
-                        .reciprocal_().mul_(-group["lr"]))  # per row: -lr / (sqrt(sum) + eps)
-                param.index_add_(0, rows, row_grad * step.unsqueeze(1))
-        return loss
+    def _init_state(self, state: dict, param: Tensor, group: dict) -> None:
+        state["state_sum"] = torch.full((param.shape[0],), group["initial_accumulator_value"],
+                                        dtype=param.dtype, device=param.device)
+
+    def _update(self, param: Tensor, rows: Tensor, row_grad: Tensor, state: dict,
+                group: dict) -> None:
+        # rows are unique: one add per row, then the rows' new sums
+        state["state_sum"].index_add_(0, rows, row_grad.square().mean(dim=1))
+        step = (state["state_sum"].index_select(0, rows).sqrt_().add_(group["eps"])
+                .reciprocal_().mul_(-group["lr"]))  # per row: -lr / (sqrt(sum) + eps)
+        param.index_add_(0, rows, row_grad * step.unsqueeze(1))
 
 
 def _unique_rows(grad: Tensor) -> tuple[Tensor, Tensor]:

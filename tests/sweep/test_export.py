@@ -224,7 +224,7 @@ def test_a_lower_precision_point_exports_with_its_precision_and_scheme(tmp_path,
     assert load_export(out).manifest["precision"] == "fp32"
 
 
-@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8", "int4"])
+@pytest.mark.parametrize("precision", ["fp16", "int4"])  # the e2e export checks the one it chose
 def test_the_exported_tables_read_back_as_the_trial_scored_them(tmp_path, precision):
     def val(p):  # only `precision` has the best validation loss
         return 0.4 if p == precision else 0.6
