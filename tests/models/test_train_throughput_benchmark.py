@@ -53,3 +53,11 @@ def test_the_optimizer_quality_check_ends_with_its_figures():
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1].removeprefix("RESULT "))
     assert {r["optimizer"] for r in result["runs"]} == {"adam", "sparse_adam_torch"}
+
+
+def test_the_reference_comparison_names_what_it_needs(tmp_path):
+    done = subprocess.run([sys.executable, "benchmarks/reference_dlrm.py", "--reference",
+                           str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert f"--reference {tmp_path}: no dlrm_s_pytorch.py there; clone " \
+           "https://github.com/facebookresearch/dlrm" in done.stderr
