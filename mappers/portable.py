@@ -601,6 +601,13 @@ class Tables:
         return dequantize(picked, self.precision, dim).reshape(*array.shape, dim)
 
 
+def no_tables_message(feature: str) -> str:
+    """Why an export has no tables for `feature`, and what to do."""
+    return (f"this export holds no embedding tables for feature {feature!r}: its trial saved "
+            "none (save_tables false, or an older collide); re-run the sweep with save_tables "
+            "true to export them")
+
+
 def read_tables(path: Path, feature: str, precision: str, shapes: list[list[int]],
                 where: str) -> Tables:
     """The verified tables bundle of `feature` in directory `path`: its digest and checksums
@@ -682,9 +689,7 @@ class Export:
         """The feature's embedding tables at the export's precision (`Tables.rows`, `.table`)."""
         tables = self._tables.get(self.feature(feature)["name"])
         if tables is None:
-            raise ValueError(f"this export holds no embedding tables for feature {feature!r}: "
-                             "its trial saved none (a run of an older collide); re-run the "
-                             "sweep to export them")
+            raise ValueError(no_tables_message(feature))
         return tables
 
 

@@ -143,6 +143,8 @@ class SweepConfig:
     test_windows: int = 1
     # retry a failed MLflow write this long before storing it for `collide sync`
     tracking_retry_s: float = 60.0
+    # each trial logs its trained tables (fp32) for `collide export`; false: maps and metrics only
+    save_tables: bool = True
 
     @property
     def samples(self) -> int:
@@ -166,6 +168,8 @@ class SweepConfig:
             raise ConfigError("num_samples applies to search 'optuna' only; the grid runs every "
                               f"point once (got num_samples={self.num_samples} with search "
                               f"{self.search!r})")
+        if not isinstance(self.save_tables, bool):
+            raise ConfigError(f"save_tables must be true or false, got {self.save_tables!r}")
         check_test_windows(self.test_windows)
         if self.num_samples is not None and self.num_samples < 1:
             raise ConfigError(f"num_samples must be >= 1, got {self.num_samples}")

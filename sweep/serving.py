@@ -122,9 +122,7 @@ class ExportedMapping:
         of table t back as float32, `.table(t)` a whole table."""
         self._mapper(feature)
         if self.stored_tables.get(feature) is None:
-            raise UserError(f"this export holds no embedding tables for feature {feature!r}: its "
-                            "trial saved none (a run of an older collide); re-run the sweep to "
-                            "export them")
+            raise UserError(portable.no_tables_message(feature))
         return self.stored_tables[feature]
 
     def _mapper(self, feature: str) -> Mapper:

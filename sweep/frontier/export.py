@@ -243,9 +243,9 @@ def write_export(point: dict, selection: dict, artifacts: str | Path, out_dir: s
             embedding_dim=point.get("dim"), dense_transforms=dense,
             precision=precision, precision_scheme=precision_scheme(precision))
         if missing_tables:
-            log.warning("run %s saved no embedding tables for %d of its %d features (a trial of an "
-                        "older collide): the export holds their maps only", run_id,
-                        missing_tables, len(features))
+            log.warning("run %s saved no embedding tables for %d of its %d features (its sweep "
+                        "ran with save_tables false, or an older collide): the export holds "
+                        "their maps only", run_id, missing_tables, len(features))
         (staging / EXPORT_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         replace_dir(staging, out_dir, "export", legacy=_legacy_export)
     finally:

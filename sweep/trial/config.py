@@ -112,11 +112,14 @@ class TrialConfig:
     precisions: tuple[str, ...] = field(default=PRECISIONS, metadata=option(
         "also score the trained model with its tables stored at these precisions (fp16, int8 and "
         "int4 row-wise; fp32 is the model as trained): a point per precision, no training"))
+    save_tables: bool = field(default=True, metadata=option(
+        "write the trained embedding tables (fp32) with the outputs, for `collide export`; "
+        "false: maps and metrics only (a full-size table can be gigabytes)"))
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     cache_dir: str = ".collide/probes"  # where probe embeddings are cached
-    out_dir: str | None = None  # bundles + metrics.json; None: write nothing
+    out_dir: str | None = None  # bundles (+ tables) + metrics.json; None: write nothing
 
     def __post_init__(self) -> None:
         if self.strategy not in MAPPERS:

@@ -187,7 +187,8 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
                "features": {n: {"strategy": mappers[n].name,
                                 "table_sizes": list(mappers[n].table_sizes),
                                 "bundle": f"bundles/{bundle_dir_name(i, n)}",
-                                "tables": f"tables/{bundle_dir_name(i, n)}",
+                                **({"tables": f"tables/{bundle_dir_name(i, n)}"}
+                                   if config.save_tables else {}),
                                 "nbytes": int(mappers[n].nbytes),
                                 "vocab_size": int(len(dataset.vocab[n].ids)),
                                 "encoding": entry.get("encoding"),
@@ -197,7 +198,7 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
                                                                strict=True))}}
     if config.out_dir is not None:
         write_trial_outputs(Path(config.out_dir), mappers, details,
-                            feature_tables(result.model))
+                            feature_tables(result.model) if config.save_tables else {})
     return out
 
 
@@ -239,11 +240,13 @@ def feature_tables(model: DLRM) -> dict[str, list[np.ndarray]]:
 
 def write_trial_outputs(out_dir: Path, mappers: Mapping, details: dict,
                         tables: Mapping[str, list[np.ndarray]]) -> None:
-    """Per feature bundles/<NN-feature>/ (its map) and tables/<NN-feature>/ (its trained tables at
-    fp32, mappers.save_tables), plus metrics.json (config, metrics, history, per-feature facts)."""
+    """Per feature bundles/<NN-feature>/ (its map) and, where `details` names them,
+    tables/<NN-feature>/ (its trained tables at fp32, mappers.save_tables), plus metrics.json
+    (config, metrics, history, per-feature facts)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in details["feature_order"]:
         save_bundle(mappers[name], out_dir / details["features"][name]["bundle"])
-        save_tables(tables[name], "fp32", name, out_dir / details["features"][name]["tables"])
+        if "tables" in details["features"][name]:
+            save_tables(tables[name], "fp32", name, out_dir / details["features"][name]["tables"])
     (out_dir / "metrics.json").write_text(json.dumps(plain(details), indent=2, sort_keys=True))
 

@@ -36,6 +36,7 @@ def base_trial_config(config: SweepConfig, data_path: Path, cache_dir: Path) -> 
     return TrialConfig(data=str(data_path), dim=config.grid.dims[0],
                        test_windows=config.test_windows,
                        precisions=config.grid.precisions,
+                       save_tables=config.save_tables,
                        model=config.model,
                        train=replace(config.train, num_threads=cpus, device=device),
                        probe=config.probe, cache_dir=str(cache_dir))

@@ -151,3 +151,14 @@ def test_config_file_errors(tmp_path):
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping of config keys, got list"):
         file_values(bad)
+
+
+def test_save_tables_is_a_switch_that_reaches_every_trial(tmp_path):
+    from sweep.tune.trainable import base_trial_config
+
+    off = load_config({}, set_override("save_tables=false"))
+    assert off.save_tables is False
+    assert base_trial_config(off, tmp_path, tmp_path).save_tables is False
+    assert base_trial_config(load_config({}), tmp_path, tmp_path).save_tables is True
+    with pytest.raises(ConfigError, match="save_tables"):
+        load_config({"save_tables": "sometimes"})

@@ -7,7 +7,7 @@ from dataclasses import fields, replace
 import numpy as np
 import pytest
 
-from mappers import MAPPERS, get_mapper, load_bundle
+from mappers import MAPPERS, get_mapper, load_bundle, read_bundle
 from models import ProbeConfig, TrainConfig
 from sweep.datasets import get_source, prepare
 from sweep.names import trial_name
@@ -79,6 +79,19 @@ def test_run_trial_writes_bundles_and_metrics(tiny, tmp_path):
     assert out["mean_ids_per_row"] == pytest.approx(ids / hit) and out["mean_ids_per_row"] > 4
     assert out["max_ids_per_row"] == max(out[f"collision.{n}.max_ids_per_row"] for n in ("C2",
                                                                                          "C3"))
+    # the trained tables, fp32, one tables bundle per feature in table order
+    for name in tiny.feature_names:
+        manifest, arrays = read_bundle(tmp_path / "out" / details["features"][name]["tables"])
+        assert manifest["precision"] == "fp32" and manifest["shapes"] == [[sizes[name][0], 4]]
+        assert arrays["t0_values"].dtype == np.float32
+
+
+def test_a_trial_without_save_tables_writes_maps_and_metrics_only(tiny, tmp_path):
+    run_trial(_config(tiny, tmp_path, out_dir=str(tmp_path / "out"), save_tables=False))
+    details = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert not (tmp_path / "out" / "tables").exists()
+    assert all("tables" not in f for f in details["features"].values())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["bundles", "metrics.json"]
 
 
 def test_each_precision_is_a_point_scored_without_training(tiny, tmp_path):
