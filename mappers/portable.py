@@ -512,7 +512,8 @@ def quantize(weight: np.ndarray, precision: str) -> dict[str, np.ndarray]:
     {"values" (packed uint8), "scale", "bias"} for the row-wise kinds."""
     weight = np.asarray(weight, dtype=np.float32)
     if _check_precision(precision) in ("fp32", "fp16"):
-        return {"values": weight.astype(np.float32 if precision == "fp32" else np.float16)}
+        # fp32: the table itself, no copy (np.asarray above made it float32 already)
+        return {"values": weight if precision == "fp32" else weight.astype(np.float16)}
     bits, scale_dtype = _ROWWISE[precision]
     levels = (1 << bits) - 1
     if weight.ndim != 2 or weight.shape[1] == 0:
@@ -592,12 +593,13 @@ class Tables:
         array = np.asarray(rows)
         if array.size and array.dtype.kind not in "iu":
             raise ValueError(f"rows must be integers, got dtype {array.dtype}")
+        stored = self._stored(index)  # checks the index
         num_rows, dim = self.shapes[index]
         flat = array.astype(np.int64).reshape(-1)
         if flat.size and (flat.min() < 0 or flat.max() >= num_rows):
             raise IndexError(f"feature {self.manifest['feature']!r}: table {index} has {num_rows} "
                              f"rows; got rows in [{flat.min()}, {flat.max()}]")
-        picked = {k: a[flat] for k, a in self._stored(index).items()}
+        picked = {k: a[flat] for k, a in stored.items()}
         return dequantize(picked, self.precision, dim).reshape(*array.shape, dim)
 
 

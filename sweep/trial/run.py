@@ -229,12 +229,13 @@ def bundle_dir_name(index: int, feature: str) -> str:
 
 
 def feature_tables(model: DLRM) -> dict[str, list[np.ndarray]]:
-    """Each feature's trained tables (float32 copies, on the CPU) by feature name, in the order
-    of its table_sizes."""
+    """Each feature's trained tables (float32, on the CPU) by feature name, in the order of its
+    table_sizes. On the CPU they are views of the model's weights, not copies: write them before
+    the model changes."""
     features = model.config.features
     tables: dict[str, list[np.ndarray]] = {f.name: [] for f in features}
     for place, weight in zip(model.layout.tables, model.sparse_arch.table_weights(), strict=True):
-        tables[features[place.feature].name].append(weight.detach().cpu().numpy().copy())
+        tables[features[place.feature].name].append(weight.detach().cpu().numpy())
     return tables
 
 

@@ -243,6 +243,8 @@ def test_the_exported_tables_read_back_as_the_trial_scored_them(tmp_path, precis
         np.testing.assert_array_equal(tables.table(0), expected)
         np.testing.assert_array_equal(tables.rows(rows), expected[rows])
         assert tables.rows(rows).shape == (2, 2, 8)
+        with pytest.raises(IndexError, match="feature 'C1' has 1 table"):
+            tables.rows(rows, index=1)
     stored = portable.read_bundle(out / "tables" / "00-C1")[1]
     assert sum(a.nbytes for a in stored.values()) == portable.table_bytes(50, 8, precision)
 
