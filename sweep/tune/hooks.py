@@ -28,6 +28,9 @@ class TrialHooks:
     fail_trials: tuple[str, ...] = ()
     # each trainable start appends a JSON line to this absolute path
     trial_start_log: str | None = None
+    # [absolute directory, count]: a trial that starts training waits there until `count`
+    # trials have started (tests that need trials running side by side, e.g. on two nodes)
+    start_barrier: tuple[str, int] | None = None
 
     @classmethod
     def from_environment(cls) -> TrialHooks:
@@ -39,11 +42,15 @@ class TrialHooks:
         if not isinstance(values, dict) or set(values) - known:
             raise RuntimeError(f"{ENVIRONMENT_VARIABLE} must be a JSON object with keys "
                                f"{sorted(known)}, got {text!r}")
+        barrier = values.get("start_barrier")
         hooks = cls(fail_trials=tuple(values.get("fail_trials", ())),
-                    trial_start_log=values.get("trial_start_log"))
-        if hooks.trial_start_log is not None and not Path(hooks.trial_start_log).is_absolute():
-            raise RuntimeError(f"{ENVIRONMENT_VARIABLE}: trial_start_log must be an absolute path "
-                               f"(trials run elsewhere), got {hooks.trial_start_log!r}")
+                    trial_start_log=values.get("trial_start_log"),
+                    start_barrier=None if barrier is None else (str(barrier[0]), int(barrier[1])))
+        for what, path in (("trial_start_log", hooks.trial_start_log),
+                           ("start_barrier", hooks.start_barrier and hooks.start_barrier[0])):
+            if path is not None and not Path(path).is_absolute():
+                raise RuntimeError(f"{ENVIRONMENT_VARIABLE}: {what} must be an absolute path "
+                                   f"(trials run elsewhere), got {path!r}")
         return hooks
 
     def started(self, name: str, trial_id: str, kind: str) -> None:
@@ -57,3 +64,16 @@ class TrialHooks:
         if kind == "train" and name in self.fail_trials:
             raise RuntimeError(f"injected failure for trial {name} ({ENVIRONMENT_VARIABLE} "
                                "fail_trials)")
+        if kind == "train" and self.start_barrier is not None:
+            self._wait_at_barrier(trial_id)
+
+    def _wait_at_barrier(self, trial_id: str, timeout_s: float = 180.0) -> None:
+        directory, count = Path(self.start_barrier[0]), self.start_barrier[1]
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / trial_id).touch()
+        deadline = time.monotonic() + timeout_s
+        while len(list(directory.iterdir())) < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{ENVIRONMENT_VARIABLE} start_barrier: {count} trials did not "
+                                   f"start within {timeout_s:.0f} s")
+            time.sleep(0.1)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from e2e_support import TINY, kill_group, wait_until
+from e2e_support import TINY, hooks_env, kill_group, wait_until
 from mlflow.tracking import MlflowClient
 
 from sweep.serving import load_export
@@ -30,12 +30,11 @@ ANSI = re.compile(r"\x1b\[")
 # TINY without --num-cpus: an existing cluster has its own CPUs.
 ON_CLUSTER = [a for i, a in enumerate(TINY) if a != "--num-cpus"
               and (i == 0 or TINY[i - 1] != "--num-cpus")]
-# Trials of a few seconds each: Tune reuses a finished trial's actor, so with 1-second trials the
-# head
-# node's actor could run all four before the worker node's actor had imported torch (seen under
-# load).
-ON_CLUSTER += ["--epochs", "10", "--set", "train.batch_size=128", "--set",
-               "train.early_stopping_patience=null"]
+# Tune reuses a finished trial's actor, so with trials of a second or two the head node's actor
+# could run all four before the worker node's actor had imported torch (seen in CI under load,
+# even with 10-epoch trials). The sweep of both nodes therefore holds its first two trials at a
+# start barrier (a test hook) until both have started: one node each, as each node has 1 CPU.
+ON_CLUSTER += ["--set", "train.batch_size=128", "--set", "train.early_stopping_patience=null"]
 
 
 def _ports_free(base: int, count: int) -> bool:
@@ -129,7 +128,8 @@ def cluster_sweep(cluster):
             "--tracking-uri", env["MLFLOW_TRACKING_URI"], "--storage-path",
             env["COLLIDE_STORAGE_PATH"],
             "--cpus-per-trial", "1", *ON_CLUSTER]
-    done = subprocess.run(args, cwd=launch, env=env, stdout=subprocess.PIPE,
+    barrier = hooks_env(start_barrier=[str(root / "start-barrier"), 2])
+    done = subprocess.run(args, cwd=launch, env={**env, **barrier}, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True,
                           timeout=600)
     return done, MlflowClient(env["MLFLOW_TRACKING_URI"]), env, launch
