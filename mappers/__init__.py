@@ -24,6 +24,7 @@ from .frequency import FrequencyMapper
 from .frequency_embedding import FrequencyEmbeddingMapper
 from .full import FullMapper
 from .hash import HashMapper
+from .mixed_dim import MixedDimMapper
 from .qr import QRMapper
 
 MAPPERS: dict[str, type[Mapper]] = {
@@ -34,6 +35,7 @@ MAPPERS: dict[str, type[Mapper]] = {
     "qr": QRMapper,
     "embedding": EmbeddingMapper,
     "frequency_embedding": FrequencyEmbeddingMapper,
+    "mixed_dim": MixedDimMapper,
 }
 
 
@@ -45,8 +47,8 @@ def _mapper_class(name: Any) -> type[Mapper]:
 
 def get_strategy(name: str) -> type[Mapper]:
     """The class registered as `name`, whose traits (`takes_compression`, `needs_embeddings`,
-    `is_baseline`, `compared_with`, `report_rank`) describe the strategy; an unknown name is a
-    ValueError listing the valid ones."""
+    `takes_dim`, `is_baseline`, `compared_with`, `report_rank`) describe the strategy; an unknown
+    name is a ValueError listing the valid ones."""
     return _mapper_class(name)
 
 
@@ -96,6 +98,7 @@ __all__ = [
     "FullMapper",
     "HashMapper",
     "Mapper",
+    "MixedDimMapper",
     "NotFittedError",
     "QRMapper",
     "UnseenIdError",

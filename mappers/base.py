@@ -173,6 +173,9 @@ class Mapper(ABC):
     # fit needs the probe's embeddings [V, d] (a learned map); such a map also takes `min_count`,
     # below which ids are hashed, since the probe learns from the training labels.
     needs_embeddings: ClassVar[bool] = False
+    # Built with `dim`, the grid's embedding dim (its blocks' dims follow from it): a trial
+    # passes its own, and a `dim` among the strategy's params is refused.
+    takes_dim: ClassVar[bool] = False
     is_baseline: ClassVar[bool] = False  # reports compare every other strategy with this one
     # Other strategies reports also compare it with, paired by seed: what it adds to each.
     compared_with: ClassVar[tuple[str, ...]] = ()

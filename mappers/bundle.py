@@ -64,13 +64,18 @@ def save_bundle(mapper: Any, path: str | Path) -> Path:
     return _write(*mapper.to_bundle(), path)
 
 
-def save_tables(tables: list[np.ndarray], precision: str, feature: str, path: str | Path) -> Path:
+def save_tables(tables: list[np.ndarray], precision: str, feature: str, path: str | Path,
+                projections: list[np.ndarray] = ()) -> Path:
     """Write a feature's embedding tables, stored at `precision` (`portable.quantize`), as a
     bundle (the same files and checks) whose manifest also says `kind` collide-tables, the
-    feature, the precision and each table's (rows, dim); returns its directory."""
-    arrays = table_arrays(tables, precision)
+    feature, the precision and each table's (rows, dim); a mixed-dimension feature's tables are
+    its blocks, and its `projections` (fp32 (dim, D), one per block but the first) are stored as
+    `p<k>_values` and listed under "projections". Returns its directory."""
+    arrays = table_arrays(tables, precision, projections)
     manifest = {"format_version": FORMAT_VERSION, "kind": TABLES_KIND, "feature": feature,
                 "precision": precision, "shapes": [list(t.shape) for t in tables],
+                **({"projections": [list(p.shape) for p in projections]} if len(projections)
+                   else {}),
                 "arrays": describe_arrays(arrays)}
     return _write(manifest, arrays, path)
 

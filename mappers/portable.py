@@ -309,7 +309,7 @@ def rows_of(manifest: dict, arrays: dict[str, np.ndarray],
     return rows
 
 
-_LEARNED = ("full", "frequency", "embedding", "frequency_embedding")
+_LEARNED = ("full", "frequency", "embedding", "frequency_embedding", "mixed_dim")
 STRATEGIES = ("hash", "double_hash", "qr", *_LEARNED)  # the maps this loader can apply
 
 # ---------------------------------------------------------------- raw values to ids
@@ -561,10 +561,14 @@ def stored_parts(rows: int, dim: int, precision: str) -> dict[str, tuple[str, tu
 TABLES_KIND = "collide-tables"  # a tables bundle's manifest "kind"
 
 
-def table_arrays(tables: list[np.ndarray], precision: str) -> dict[str, np.ndarray]:
-    """The arrays of a tables bundle: table k's stored parts (`quantize`) as `t<k>_<part>`."""
-    return {f"t{k}_{part}": array for k, table in enumerate(tables)
-            for part, array in quantize(table, precision).items()}
+def table_arrays(tables: list[np.ndarray], precision: str,
+                 projections: list[np.ndarray] = ()) -> dict[str, np.ndarray]:
+    """The arrays of a tables bundle: table k's stored parts (`quantize`) as `t<k>_<part>`, and
+    a mixed-dimension feature's projection k as `p<k>_values` (always fp32)."""
+    return {**{f"t{k}_{part}": array for k, table in enumerate(tables)
+               for part, array in quantize(table, precision).items()},
+            **{f"p{k}_values": np.ascontiguousarray(p, dtype=np.float32)
+               for k, p in enumerate(projections)}}
 
 
 class Tables:
@@ -574,6 +578,9 @@ class Tables:
         self.manifest, self._arrays = manifest, arrays
         self.precision: str = manifest["precision"]
         self.shapes: list[tuple[int, int]] = [tuple(s) for s in manifest["shapes"]]
+        # a mixed-dimension feature's (dim, D) projections, float32, one per block but the first
+        self.projections: list[np.ndarray] = [
+            arrays[f"p{k}_values"] for k in range(len(manifest.get("projections", [])))]
 
     def _stored(self, index: int) -> dict[str, np.ndarray]:
         if not 0 <= index < len(self.shapes):
@@ -603,6 +610,34 @@ class Tables:
         return dequantize(picked, self.precision, dim).reshape(*array.shape, dim)
 
 
+    def vectors(self, rows: Any) -> np.ndarray:
+        """float32 (..., D): the embedding vectors the model used for the rows `rows` (e.g.
+        `Export.transform`'s) of a one-table feature, or of a mixed-dimension feature, whose
+        rows run over its blocks in order (each block's row read back and projected to D)."""
+        feature = self.manifest["feature"]
+        if not self.projections:
+            if len(self.shapes) != 1:
+                raise ValueError(f"feature {feature!r} has {len(self.shapes)} tables, which its "
+                                 "map combines (double hashing or QR): read each with "
+                                 "rows(rows, t)")
+            return self.rows(rows)
+        array = np.asarray(rows)
+        if array.size and array.dtype.kind not in "iu":
+            raise ValueError(f"rows must be integers, got dtype {array.dtype}")
+        flat = array.astype(np.int64).reshape(-1)
+        starts = np.cumsum([0] + [n for n, _ in self.shapes])
+        if flat.size and (flat.min() < 0 or flat.max() >= starts[-1]):
+            raise IndexError(f"feature {feature!r}: its blocks have {starts[-1]} rows; got rows in "
+                             f"[{flat.min()}, {flat.max()}]")
+        block = np.searchsorted(starts, flat, side="right") - 1
+        out = np.empty((flat.size, self.shapes[0][1]), dtype=np.float32)
+        for k in np.unique(block):
+            at = np.flatnonzero(block == k)
+            vectors = self.rows(flat[at] - starts[k], int(k))
+            out[at] = vectors if k == 0 else vectors @ self.projections[k - 1]
+        return out.reshape(*array.shape, out.shape[1])
+
+
 def no_tables_message(feature: str) -> str:
     """Why an export has no tables for `feature`, and what to do."""
     return (f"this export holds no embedding tables for feature {feature!r}: its trial saved "
@@ -611,18 +646,23 @@ def no_tables_message(feature: str) -> str:
 
 
 def read_tables(path: Path, feature: str, precision: str, shapes: list[list[int]],
-                where: str) -> Tables:
+                where: str, projections: list[list[int]] | None = None) -> Tables:
     """The verified tables bundle of `feature` in directory `path`: its digest and checksums
-    (read_bundle), and exactly the tables, precision and stored arrays export.json names."""
+    (read_bundle), and exactly the tables, projections, precision and stored arrays export.json
+    names."""
     manifest, arrays = read_bundle(path)
+    projections = projections or []
     expected = {"kind": TABLES_KIND, "feature": feature, "precision": precision,
-                "shapes": shapes}
+                "shapes": shapes, "projections": projections}
     for field, value in expected.items():
-        if manifest.get(field) != value:
+        found = manifest.get(field, [] if field == "projections" else None)
+        if found != value:
             raise ValueError(f"{where}: feature {feature!r}: tables {field} is {value!r} in "
-                             f"{EXPORT_FILE} but {manifest.get(field)!r} in {path}")
+                             f"{EXPORT_FILE} but {found!r} in {path}")
     layout = {f"t{k}_{part}": spec for k, (rows, dim) in enumerate(shapes)
               for part, spec in stored_parts(rows, dim, precision).items()}
+    layout.update({f"p{k}_values": (np.dtype(np.float32).str, tuple(shape))
+                   for k, shape in enumerate(projections)})
     found = {k: (a.dtype.str, a.shape) for k, a in arrays.items()}
     if found != layout:
         raise ValueError(f"{path}: arrays {found} are not the stored {precision} tables of "
@@ -754,7 +794,8 @@ def load_tables(root: Path, feature: dict, precision: str, where: str) -> Tables
         raise ValueError(f"{where}: feature {feature['name']!r}: tables must be {{'path', "
                          f"'shapes', 'digest'}}, got {entry!r}")
     tables = read_tables(_inside(root, entry.get("path"), feature, "tables", where),
-                         feature["name"], precision, entry["shapes"], where)
+                         feature["name"], precision, entry["shapes"], where,
+                         entry.get("projections"))
     if tables.manifest["digest"] != entry.get("digest"):
         raise ValueError(f"{where}: feature {feature['name']!r}: tables digest is "
                          f"{entry.get('digest')!r} in {EXPORT_FILE} but "

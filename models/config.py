@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-COMBINES = ("none", "sum", "mult", "add", "concat")
+COMBINES = ("none", "sum", "mult", "add", "concat", "mixed")
 POOLINGS = ("sum", "mean")
 INTERACTIONS = ("dot", "cat")
 BYTES_PER_FLOAT = 4
@@ -40,9 +40,15 @@ class FeatureSpec:
 
     name: str
     table_sizes: tuple[int, ...]  # rows of each of its tables: 1 table, or 2 for double hash / QR
-    combine: str = "none"  # "none" (1 table) | "sum" (double hash) | "mult" | "add" | "concat" (QR)
+    # "none" (1 table) | "sum" (double hash) | "mult" | "add" | "concat" (QR) | "mixed" (1 table
+    # of `blocks`: mixed dims)
+    combine: str = "none"
     multi_valued: bool = False  # a bag of ids per sample, pooled into one vector
     pooling: str = "sum"  # "sum" | "mean": how a multi-valued bag is pooled
+    # combine "mixed" only: ((rows, dim), ...) of its blocks, hottest first; the table's rows are
+    # the blocks' in order, the first block has the embedding dim D and every other block a
+    # (dim, D) projection (mappers/mixed_dim.py)
+    blocks: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -53,7 +59,7 @@ class FeatureSpec:
             raise ValueError(
                 f"combine of feature {self.name!r} must be one of {COMBINES}, got {self.combine!r}"
             )
-        expected = 1 if self.combine == "none" else 2
+        expected = 1 if self.combine in ("none", "mixed") else 2
         if len(self.table_sizes) != expected:
             raise ValueError(
                 f"feature {self.name!r} with combine={self.combine!r} needs {expected} table "
@@ -65,6 +71,27 @@ class FeatureSpec:
             )
         if not isinstance(self.multi_valued, bool):
             raise TypeError(f"multi_valued must be a bool, got {self.multi_valued!r}")
+        self._check_blocks()
+
+    def _check_blocks(self) -> None:
+        blocks = tuple(tuple(b) for b in self.blocks) if isinstance(self.blocks, list | tuple) \
+            else self.blocks
+        object.__setattr__(self, "blocks", blocks)
+        if self.combine != "mixed":
+            if blocks:
+                raise ValueError(f"feature {self.name!r}: blocks are for combine='mixed' only, "
+                                 f"got blocks={blocks} with combine={self.combine!r}")
+            return
+        ok = isinstance(blocks, tuple) and len(blocks) >= 1 and all(
+            len(b) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                for v in b) for b in blocks)
+        if not ok or sum(rows for rows, _ in blocks) != self.table_sizes[0]:
+            raise ValueError(f"feature {self.name!r} with combine='mixed' needs blocks of positive "
+                             f"(rows, dim) whose rows sum to table_sizes[0]={self.table_sizes[0]}, "
+                             f"got {blocks!r}")
+        if self.multi_valued:
+            raise ValueError(f"feature {self.name!r}: mixed-dimension blocks (mixed_dim) need a "
+                             "single-valued feature, and it is multi-valued")
 
 
 @dataclass(frozen=True)
@@ -103,6 +130,11 @@ class DLRMConfig:
         d = self.embedding_dim
         if isinstance(d, bool) or not isinstance(d, int) or d <= 0:
             raise ValueError(f"embedding_dim must be a positive int, got {d!r}")
+        for f in self.features:
+            dims = [dim for _, dim in f.blocks]
+            if dims and (dims[0] != d or max(dims) != d):
+                raise ValueError(f"feature {f.name!r}: its first block must have the embedding dim "
+                                 f"{d} and no block a wider one, got block dims {dims}")
         concat = [f.name for f in self.features if f.combine == "concat"]
         if concat and d % 2:
             raise ValueError(
@@ -134,6 +166,26 @@ class DLRMConfig:
         return tuple(shapes)
 
     @property
+    def stored_shapes(self) -> tuple[tuple[int, int], ...]:
+        """(rows, dim) of every table as stored, config order: a mixed feature's blocks in place
+        of its one table (trained padded to D, stored at their own dims)."""
+        shapes = []
+        for f, table in zip(self.features, self._feature_tables(), strict=True):
+            shapes.extend(f.blocks if f.combine == "mixed" else table)
+        return tuple(shapes)
+
+    @property
+    def projection_shapes(self) -> tuple[tuple[int, int], ...]:
+        """(dim, D) of every projection of a mixed feature's block (all blocks but the first)."""
+        return tuple((dim, self.embedding_dim) for f in self.features for _, dim in f.blocks[1:])
+
+    def _feature_tables(self) -> list[list[tuple[int, int]]]:
+        out, shapes = [], iter(self.table_shapes)
+        for f in self.features:
+            out.append([next(shapes) for _ in f.table_sizes])
+        return out
+
+    @property
     def interaction_dim(self) -> int:
         """Width of the interaction output, i.e. the top MLP's input."""
         n_dense_vec = 1 if self.num_dense > 0 else 0
@@ -149,8 +201,10 @@ def _mlp_param_count(widths: list[int]) -> int:
 
 
 def embedding_bytes(config: DLRMConfig) -> int:
-    """Bytes of all embedding tables in fp32: rows x dim x 4 summed over tables."""
-    return sum(rows * dim * BYTES_PER_FLOAT for rows, dim in config.table_shapes)
+    """Bytes of all embedding tables in fp32: rows x dim x 4 summed over the stored tables,
+    with the projections of mixed-dimension blocks (dim x D x 4 each)."""
+    shapes = config.stored_shapes + config.projection_shapes
+    return sum(rows * dim * BYTES_PER_FLOAT for rows, dim in shapes)
 
 
 def dense_param_count(config: DLRMConfig) -> int:

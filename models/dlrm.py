@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from models.batch import GroupLookup
 from models.config import DLRMConfig, embedding_init_bound
 from models.layout import TableLayout
+from models.mixed import MixedDims
 
 
 def mlp(widths: list[int], relu_last: bool) -> nn.Sequential:
@@ -81,6 +82,9 @@ class SparseArch(nn.Module):
         self._reorder = order != tuple(range(len(order)))
         inverse = sorted(range(len(order)), key=order.__getitem__)
         self.register_buffer("inverse_order", torch.tensor(inverse), persistent=False)
+        # mixed-dimension features (mappers/mixed_dim.py): masked and projected after the lookup
+        mixed = any(f.combine == "mixed" for f in config.features)
+        self.mixed = MixedDims(config, layout) if mixed else None
         self.reset_parameters(config)
 
     @torch.no_grad()
@@ -95,6 +99,9 @@ class SparseArch(nn.Module):
             second = t > 0 and self.layout.tables[t - 1].feature == place.feature
             if second and config.features[place.feature].combine == "mult":
                 rows.add_(1.0)
+        if self.mixed is not None:
+            self.mixed.reset_tables(self.weights[0])
+            self.mixed.reset_parameters()
 
     def table_weights(self) -> list[Tensor]:
         """Each table's (rows, dim) weight, a view into the fused weights, in config order."""
@@ -102,6 +109,23 @@ class SparseArch(nn.Module):
             self.weights[p.group][p.row_offset : p.row_offset + p.num_rows]
             for p in self.layout.tables
         ]
+
+    def stored_tables(self) -> list[Tensor]:
+        """Every table as stored, in ``config.stored_shapes`` order: views of the fused weights,
+        a mixed feature's blocks each at its own dim."""
+        out, mixed = [], 0
+        for place, table in zip(self.layout.tables, self.table_weights(), strict=True):
+            if self.mixed is not None and place.feature in self.mixed.features:
+                out.extend(self.mixed.block_views(self.weights[0], mixed))
+                mixed += 1
+            else:
+                out.append(table)
+        return out
+
+    def projections(self) -> list[Tensor]:
+        """The (d_k, D) projections of mixed features' blocks, ``config.projection_shapes``
+        order (views of the parameter)."""
+        return [] if self.mixed is None else self.mixed.projection_views()
 
     def _lookup(self, group: int, lookup: GroupLookup) -> Tensor:
         """(B, T_g, D_g): every table of one group, in slot order."""
@@ -151,7 +175,8 @@ class SparseArch(nn.Module):
         for kind in self._kinds:
             parts.append(self._combine(kind, tables[1] if kind == "concat" else tables[0]))
         out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (B, F, D)
-        return out.index_select(1, self.inverse_order) if self._reorder else out
+        out = out.index_select(1, self.inverse_order) if self._reorder else out
+        return out if self.mixed is None else self.mixed(out, lookups[0].rows)
 
 
 class _UniqueRows(torch.autograd.Function):
@@ -235,7 +260,8 @@ class DLRM(nn.Module):
         return self.over_arch(self.interaction_arch(dense_vec, sparse))  # (B,)
 
     def embedding_parameters(self) -> list[nn.Parameter]:
-        """The fused embedding weights (sparse gradients)."""
+        """The fused embedding weights (sparse gradients); mixed features' projections are
+        dense parameters."""
         return list(self.sparse_arch.weights)
 
     def dense_parameters(self) -> list[nn.Parameter]:

@@ -92,7 +92,8 @@ def _combine_plan(config: DLRMConfig, tables: tuple[TablePlace, ...]) -> Combine
         slots_of.setdefault(p.feature, []).append(p.slot)
     kinds: dict[str, list[int]] = {"none": [], "add": [], "mult": [], "concat": []}
     for fi, f in enumerate(config.features):
-        kinds["add" if f.combine == "sum" else f.combine].append(fi)
+        # a mixed feature is one table (its blocks' rows) whose lookup the sparse arch projects
+        kinds[{"sum": "add", "mixed": "none"}.get(f.combine, f.combine)].append(fi)
 
     def pairs(kind: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
         return (

@@ -120,18 +120,24 @@ def _export_tables(root: Path, name: str, info: dict, mapper: Mapper, precision:
         if (source / file).is_symlink():
             raise UserError(f"run {run_id}: {relative / file} is a symbolic link")
     try:
-        shapes = read_manifest(source).get("shapes")
+        stored = read_manifest(source)
+        shapes, projections = stored.get("shapes"), stored.get("projections")
         rows = [s[0] for s in shapes] if isinstance(shapes, list) and all(
             isinstance(s, list) and len(s) == 2 for s in shapes) else None
-        if rows != [int(n) for n in mapper.table_sizes]:
+        # a mixed-dimension map's tables are its blocks
+        expected = [n for n, _ in mapper.blocks] if mapper.combine == "mixed" else \
+            [int(n) for n in mapper.table_sizes]
+        if rows != expected:
             raise ValueError(f"its tables hold {shapes!r} rows x dims; its map has tables of "
-                             f"{list(mapper.table_sizes)} rows")
-        trained = read_tables(source, name, "fp32", shapes, where)
+                             f"{expected} rows")
+        trained = read_tables(source, name, "fp32", shapes, where, projections)
     except (OSError, ValueError) as exc:
         raise UserError(f"run {run_id}: tables of feature {name!r}: {exc}") from None
     written = save_tables([trained.table(k) for k in range(len(shapes))], precision, name,
-                          staging / target)
-    return {"path": target, "shapes": shapes, "digest": read_manifest(written)["digest"]}
+                          staging / target, projections=trained.projections)
+    return {"path": target, "shapes": shapes, **({"projections": projections} if projections
+                                                 else {}),
+            "digest": read_manifest(written)["digest"]}
 
 
 def _encoding(info: dict, name: str, run_id: str) -> dict | None:

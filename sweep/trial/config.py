@@ -153,6 +153,12 @@ class TrialConfig:
         if cls.needs_embeddings:
             given.setdefault("min_count", self.model.learned_min_count)
         sized = {"num_rows": num_rows} if cls.takes_compression else {}
+        if cls.takes_dim:
+            if "dim" in given:
+                raise ConfigError(f"strategy {self.strategy}: its dim is the trial's (the grid's "
+                                  f"dims), so strategy_params must not set dim, got "
+                                  f"{given['dim']!r}")
+            sized["dim"] = self.dim
         try:
             return get_mapper(self.strategy, seed=self.seed, **sized, **given)
         except ValueError as exc:

@@ -3,11 +3,12 @@
 After training, each precision of `TrialConfig.precisions` other than fp32 replaces every table
 with its read-back at that precision (`mappers.portable.quantize` then `dequantize`: fp16, int8
 and int4 row-wise), scores validation and test, and puts the fp32 tables back. The MLPs stay
-fp32. Its bytes are the tables' at that precision (the per-row scale and bias included) plus
-the same map and MLP bytes. Metrics: `precision.<p>.embedding_bytes`, `.total_bytes`,
-`.compression_ratio`, `.val_logloss`, `.val_auc`, `.val_ne`, `.test_logloss`, `.test_auc`,
-`.test_ne` (and `.test_accuracy`, `.val_accuracy`). Row-wise schemes quantize each row alone,
-so quantizing the fused per-width weights is quantizing each table.
+fp32, and so do mixed features' projections. Its bytes are the tables' at that precision (the
+per-row scale and bias included) plus the same map, projection and MLP bytes. Metrics:
+`precision.<p>.embedding_bytes`, `.total_bytes`, `.compression_ratio`, `.val_logloss`,
+`.val_auc`, `.val_ne`, `.test_logloss`, `.test_auc`, `.test_ne` (and `.test_accuracy`,
+`.val_accuracy`). Row-wise schemes quantize each row alone,
+so each stored table (a mixed feature's block at its own dim) is quantized alone.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ def read_back(table: np.ndarray, precision: str) -> np.ndarray:
 
 
 def embedding_bytes_at(config: DLRMConfig, precision: str) -> int:
-    """Bytes of all of `config`'s tables stored at `precision`."""
-    return sum(table_bytes(rows, dim, precision) for rows, dim in config.table_shapes)
+    """Bytes of all of `config`'s tables stored at `precision`, with the projections of mixed
+    features' blocks, which stay fp32 like the MLPs."""
+    return (sum(table_bytes(rows, dim, precision) for rows, dim in config.stored_shapes)
+            + sum(table_bytes(rows, dim, "fp32") for rows, dim in config.projection_shapes))
 
 
 def precision_metrics(model: DLRM, config: DLRMConfig, precisions: tuple[str, ...],
@@ -53,7 +56,7 @@ def precision_metrics(model: DLRM, config: DLRMConfig, precisions: tuple[str, ..
     """`precision.<p>.*` for each precision but fp32 (see the module docstring); `splits` maps a
     metric prefix ("val", "test") to its split; `other_bytes` is the map's and the MLPs'."""
     out: dict[str, float] = {}
-    weights = list(model.sparse_arch.weights)
+    weights = model.sparse_arch.stored_tables()  # views: a mixed feature's blocks at their dims
     trained = [w.detach().clone() for w in weights]
     try:
         for precision in precisions:

@@ -228,26 +228,34 @@ def bundle_dir_name(index: int, feature: str) -> str:
     return f"{index:02d}-{re.sub(r'[^A-Za-z0-9_.-]', '_', feature)}"
 
 
-def feature_tables(model: DLRM) -> dict[str, list[np.ndarray]]:
-    """Each feature's trained tables (float32, on the CPU) by feature name, in the order of its
-    table_sizes. On the CPU they are views of the model's weights, not copies: write them before
-    the model changes."""
-    features = model.config.features
-    tables: dict[str, list[np.ndarray]] = {f.name: [] for f in features}
-    for place, weight in zip(model.layout.tables, model.sparse_arch.table_weights(), strict=True):
-        tables[features[place.feature].name].append(weight.detach().cpu().numpy())
-    return tables
+def feature_tables(model: DLRM) -> dict[str, tuple[list[np.ndarray], list[np.ndarray]]]:
+    """Each feature's trained tables as stored (float32, on the CPU; a mixed feature's blocks at
+    their own dims) and its projections (mixed features only), by feature name, in the order of
+    `config.stored_shapes`. On the CPU they are views of the model's weights, not copies: write
+    them before the model changes."""
+    config = model.config
+    stored = iter(model.sparse_arch.stored_tables())
+    projections = iter(model.sparse_arch.projections())
+    out = {}
+    for f in config.features:
+        count = len(f.blocks) if f.combine == "mixed" else len(f.table_sizes)
+        tables = [next(stored).detach().cpu().numpy() for _ in range(count)]
+        projected = [next(projections).detach().cpu().numpy() for _ in f.blocks[1:]]
+        out[f.name] = (tables, projected)
+    return out
 
 
 def write_trial_outputs(out_dir: Path, mappers: Mapping, details: dict,
-                        tables: Mapping[str, list[np.ndarray]]) -> None:
+                        tables: Mapping[str, tuple[list[np.ndarray], list[np.ndarray]]]) -> None:
     """Per feature bundles/<NN-feature>/ (its map) and, where `details` names them,
-    tables/<NN-feature>/ (its trained tables at fp32, mappers.save_tables), plus metrics.json
-    (config, metrics, history, per-feature facts)."""
+    tables/<NN-feature>/ (its trained tables at fp32 and any projections, mappers.save_tables),
+    plus metrics.json (config, metrics, history, per-feature facts)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in details["feature_order"]:
         save_bundle(mappers[name], out_dir / details["features"][name]["bundle"])
         if "tables" in details["features"][name]:
-            save_tables(tables[name], "fp32", name, out_dir / details["features"][name]["tables"])
+            stored, projections = tables[name]
+            save_tables(stored, "fp32", name, out_dir / details["features"][name]["tables"],
+                        projections=projections)
     (out_dir / "metrics.json").write_text(json.dumps(plain(details), indent=2, sort_keys=True))
 

@@ -78,6 +78,11 @@ def _check_rows(config: SweepConfig, dataset: PreparedDataset) -> None:
     mapped = {name: len(dataset.vocab[name].ids) for name in dataset.feature_names
               if name not in kept_full(dataset, config.model.full_threshold)}
     for strategy in compressing_strategies(config):
+        bags = [name for name in mapped if dataset.sparse[name].multi_valued]
+        if get_strategy(strategy).combine == "mixed" and bags:
+            raise ConfigError(f"strategy {strategy} needs single-valued features, and "
+                              f"{', '.join(bags)} hold(s) bags of ids; leave {strategy} out of "
+                              "grid.strategies for this data")
         params = dict(config.strategy_params.get(strategy, {}))
         trial = TrialConfig(data=".", strategy=strategy, mapper_params=params, model=config.model)
         for compression in config.grid.compressions:

@@ -15,6 +15,7 @@ CONTRACT_PARAMS: dict[str, dict] = {
     "qr": {"num_rows": 37, "collisions": 5},
     "embedding": {"num_rows": 37},
     "frequency_embedding": {"num_rows": 37, "hot_fraction": 0.2, "lam": 0.5},
+    "mixed_dim": {"num_rows": 37, "dim": 8},
 }
 assert set(CONTRACT_PARAMS) == set(mappers.MAPPERS), "add params for every new mapper"
 

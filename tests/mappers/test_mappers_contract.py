@@ -52,8 +52,8 @@ def test_attributes(name: str) -> None:
     assert mapper.name == name and isinstance(mapper, mappers.Mapper)
     assert json.loads(json.dumps(mapper.params)) == mapper.params
     assert type(mapper)(**mapper.params).params == mapper.params
-    assert mapper.combine in {"none", "sum", "mult", "add", "concat"}
-    assert (mapper.combine == "none") == (len(mapper.table_sizes) == 1)
+    assert mapper.combine in {"none", "sum", "mult", "add", "concat", "mixed"}
+    assert (mapper.combine in ("none", "mixed")) == (len(mapper.table_sizes) == 1)
     assert all(isinstance(s, int) and s >= 1 for s in mapper.table_sizes)
     assert isinstance(mapper.nbytes, int) and mapper.nbytes > 0
 

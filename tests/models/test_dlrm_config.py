@@ -18,7 +18,7 @@ PLAIN = (FeatureSpec("a", (4,)), FeatureSpec("b", (5,)))
         (dict(name="x", table_sizes=()), r"table_sizes of feature 'x' must not be empty"),
         (
             dict(name="x", table_sizes=(3,), combine="xor"),
-            r"combine of feature 'x' must be one of .*'concat'\), got 'xor'",
+            r"combine of feature 'x' must be one of .*'mixed'\), got 'xor'",
         ),
         (
             dict(name="x", table_sizes=(3,), combine="mult"),

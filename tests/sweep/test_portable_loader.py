@@ -34,6 +34,8 @@ STRATEGIES = {  # feature -> (strategy, params); every registered strategy and u
     "frequency_capped": ("frequency", {"num_rows": 300, "max_explicit_ids": 100}),
     "embedding": ("embedding", {"num_rows": 64, "unseen": "oov_row", "seed": 1}),
     "frequency_embedding": ("frequency_embedding", {"num_rows": 64, "min_count": 3}),
+    "mixed_dim": ("mixed_dim", {"num_rows": 200, "dim": 8}),
+    "mixed_dim_oov": ("mixed_dim", {"num_rows": 900, "dim": 4, "unseen": "oov_row"}),
 }
 
 
