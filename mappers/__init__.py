@@ -24,6 +24,7 @@ from .frequency import FrequencyMapper
 from .frequency_embedding import FrequencyEmbeddingMapper
 from .full import FullMapper
 from .hash import HashMapper
+from .mch import MCHMapper
 from .mixed_dim import MixedDimMapper
 from .qr import QRMapper
 
@@ -36,6 +37,7 @@ MAPPERS: dict[str, type[Mapper]] = {
     "embedding": EmbeddingMapper,
     "frequency_embedding": FrequencyEmbeddingMapper,
     "mixed_dim": MixedDimMapper,
+    "mch": MCHMapper,
 }
 
 
@@ -97,6 +99,7 @@ __all__ = [
     "FrequencyMapper",
     "FullMapper",
     "HashMapper",
+    "MCHMapper",
     "Mapper",
     "MixedDimMapper",
     "NotFittedError",

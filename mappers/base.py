@@ -176,6 +176,11 @@ class Mapper(ABC):
     # Built with `dim`, the grid's embedding dim (its blocks' dims follow from it): a trial
     # passes its own, and a `dim` among the strategy's params is refused.
     takes_dim: ClassVar[bool] = False
+    # Maps one id per sample only: a multi-valued (bag) feature is refused before a sweep starts.
+    needs_single_valued: ClassVar[bool] = False
+    # Its rows move during training (mch): the trainer feeds it the training batches' ids
+    # (`observe`) and applies its `update`s; frozen after training (models/online.py).
+    online: ClassVar[bool] = False
     is_baseline: ClassVar[bool] = False  # reports compare every other strategy with this one
     # Other strategies reports also compare it with, paired by seed: what it adds to each.
     compared_with: ClassVar[tuple[str, ...]] = ()

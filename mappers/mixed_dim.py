@@ -64,7 +64,10 @@ class MixedDimMapper(LearnedMapper):
     name = "mixed_dim"
     combine = "mixed"
     takes_dim = True
+    needs_single_valued = True
     report_rank = 7
+    # besides hash: against the paper's best at the same budget
+    compared_with = ("frequency_embedding",)
 
     def __init__(
         self,

@@ -309,7 +309,7 @@ def rows_of(manifest: dict, arrays: dict[str, np.ndarray],
     return rows
 
 
-_LEARNED = ("full", "frequency", "embedding", "frequency_embedding", "mixed_dim")
+_LEARNED = ("full", "frequency", "embedding", "frequency_embedding", "mixed_dim", "mch")
 STRATEGIES = ("hash", "double_hash", "qr", *_LEARNED)  # the maps this loader can apply
 
 # ---------------------------------------------------------------- raw values to ids

@@ -81,14 +81,16 @@ class GroupLookup:
     bag_rows: Tensor | None  # (nnz,) int64 rows of all bags, sample-major: (b0,t0), (b0,t1), ...
     bag_offsets: Tensor | None  # (B * M,) int64 start of each bag in bag_rows
     bag_weights: Tensor | None  # (nnz,) float32 pooling weight (1/len in mean bags), None: all 1
+    # (B, M) int64 raw ids of the managed tables (layout.managed order); their columns of `rows`
+    # hold placeholders until the model's online maps replace them (models/online.py)
+    raw: Tensor | None = None
 
     def to(self, device: torch.device) -> GroupLookup:
         def move(x: Tensor | None) -> Tensor | None:
             return None if x is None else x.to(device, non_blocking=True)
 
-        return GroupLookup(
-            *(move(x) for x in (self.rows, self.bag_rows, self.bag_offsets, self.bag_weights))
-        )
+        return GroupLookup(*(move(x) for x in (self.rows, self.bag_rows, self.bag_offsets,
+                                               self.bag_weights, self.raw)))
 
 
 @dataclass
@@ -135,17 +137,27 @@ class _FusedGroup:
         None  # (N + 1, M) int64: bag (i, m) is values[starts[i, m]:starts[i + 1, m]]
     )
     mean: Tensor | None = None  # (M,) bool mean pooling per multi-valued table; None: all sum
+    raw: Tensor | None = None  # (N, M) int64 raw ids of the managed tables
 
 
-def _fuse_single(split: EncodedSplit, layout: TableLayout, tables: tuple[int, ...]) -> Tensor:
+def _fuse_single(split: EncodedSplit, layout: TableLayout,
+                 tables: tuple[int, ...]) -> tuple[Tensor, Tensor | None]:
+    """(the (N, S) rows with offsets added, the (N, M) raw ids of the managed tables or None): a
+    managed table's entry holds raw ids, and its column of rows a placeholder (its first row)."""
     matrix = np.empty((split.num_samples, len(tables)), dtype=np.int64)  # the one copy
+    managed = [t for t in tables if layout.tables[t].managed]
+    raw = np.empty((split.num_samples, len(managed)), dtype=np.int64) if managed else None
     for j, t in enumerate(tables):
         entry = split.tables[t]
         if isinstance(entry, tuple):
             raise TypeError(f"tables[{t}] is single-valued: pass rows, not (rows, offsets)")
         place = layout.tables[t]
+        if place.managed:
+            raw[:, managed.index(t)] = np.asarray(entry, dtype=np.int64)
+            matrix[:, j] = place.row_offset
+            continue
         np.add(_checked_rows(entry, place.num_rows, t), place.row_offset, out=matrix[:, j])
-    return torch.from_numpy(matrix)
+    return torch.from_numpy(matrix), None if raw is None else torch.from_numpy(raw)
 
 
 def _fuse_multi(
@@ -186,7 +198,9 @@ class FusedSplit:
         for group in layout.groups:
             fused = _FusedGroup()
             if group.single_tables:
-                fused.rows = _fuse_single(split, layout, group.single_tables).to(device)
+                rows, raw = _fuse_single(split, layout, group.single_tables)
+                fused.rows = rows.to(device)
+                fused.raw = None if raw is None else raw.to(device)
             if group.multi_tables:
                 values, starts = _fuse_multi(split, layout, group.multi_tables)
                 fused.values, fused.starts = values.to(device), starts.to(device)
@@ -203,7 +217,7 @@ class FusedSplit:
         out.groups = []
         for g in self.groups:
             fused = _FusedGroup()
-            for name in ("rows", "values", "starts", "mean"):
+            for name in ("rows", "values", "starts", "mean", "raw"):
                 value = getattr(g, name)
                 setattr(fused, name, None if value is None else move(value))
             out.groups.append(fused)
@@ -215,7 +229,8 @@ class FusedSplit:
         for g in self.groups:
             rows = None if g.rows is None else g.rows.index_select(0, indices)  # (B, S)
             bags = (None, None, None) if g.values is None else self._bags(g, indices)
-            lookups.append(GroupLookup(rows, *bags))
+            raw = None if g.raw is None else g.raw.index_select(0, indices)  # (B, M)
+            lookups.append(GroupLookup(rows, *bags, raw=raw))
         return Batch(
             self.dense.index_select(0, indices),
             self.labels.index_select(0, indices),

@@ -49,6 +49,9 @@ class FeatureSpec:
     # the blocks' in order, the first block has the embedding dim D and every other block a
     # (dim, D) projection (mappers/mixed_dim.py)
     blocks: tuple[tuple[int, int], ...] = ()
+    # rows assigned online during training (mappers/mch.py): batches hold the raw ids, and the
+    # model's `online` maps turn them into rows (models/online.py); one single-valued table
+    managed: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -72,6 +75,10 @@ class FeatureSpec:
         if not isinstance(self.multi_valued, bool):
             raise TypeError(f"multi_valued must be a bool, got {self.multi_valued!r}")
         self._check_blocks()
+        if self.managed and (self.combine != "none" or self.multi_valued):
+            raise ValueError(f"feature {self.name!r}: a managed table (mch) must be one "
+                             "single-valued table (combine='none'), got "
+                             f"combine={self.combine!r}, multi_valued={self.multi_valued}")
 
     def _check_blocks(self) -> None:
         blocks = tuple(tuple(b) for b in self.blocks) if isinstance(self.blocks, list | tuple) \

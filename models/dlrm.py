@@ -19,6 +19,8 @@ tables want a sparse optimizer; see ``models.train``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -27,6 +29,7 @@ from models.batch import GroupLookup
 from models.config import DLRMConfig, embedding_init_bound
 from models.layout import TableLayout
 from models.mixed import MixedDims
+from models.online import OnlineMaps
 
 
 def mlp(widths: list[int], relu_last: bool) -> nn.Sequential:
@@ -85,6 +88,13 @@ class SparseArch(nn.Module):
         # mixed-dimension features (mappers/mixed_dim.py): masked and projected after the lookup
         mixed = any(f.combine == "mixed" for f in config.features)
         self.mixed = MixedDims(config, layout) if mixed else None
+        # managed tables (models/online.py): their raw ids become rows through `online`
+        managed = layout.managed
+        self.online: OnlineMaps | None = None
+        self.register_buffer("managed_slots", torch.tensor(
+            [layout.tables[t].slot for t in managed], dtype=torch.long), persistent=False)
+        self.register_buffer("managed_offsets", torch.tensor(
+            [layout.tables[t].row_offset for t in managed], dtype=torch.long), persistent=False)
         self.reset_parameters(config)
 
     @torch.no_grad()
@@ -160,7 +170,23 @@ class SparseArch(nn.Module):
             return a * b
         return torch.cat([a, b], dim=2)  # QR "concat": two D/2 halves
 
+    def _remapped(self, lookups: tuple[GroupLookup, ...]) -> tuple[GroupLookup, ...]:
+        """The lookups with the managed tables' raw ids made rows by the online maps (noted for
+        their next update while the model trains)."""
+        first = lookups[0]
+        if self.online is None:
+            raise ValueError("this model has managed tables (mch), whose batches hold raw ids: "
+                             "give train() their online maps")
+        observe = self.training and torch.is_grad_enabled()
+        rows = self.online.rows(first.raw.cpu().numpy(), observe)  # (B, M)
+        mapped = torch.from_numpy(rows).to(first.rows.device) + self.managed_offsets
+        fused = first.rows.clone()
+        fused[:, self.managed_slots] = mapped
+        return (replace(first, rows=fused, raw=None), *lookups[1:])
+
     def forward(self, lookups: tuple[GroupLookup, ...]) -> Tensor:
+        if lookups[0].raw is not None:
+            lookups = self._remapped(lookups)
         groups = self.layout.groups
         tables = [
             self._lookup(g, lk) if groups[g].num_rows else None for g, lk in enumerate(lookups)

@@ -28,6 +28,7 @@ class TablePlace:
     num_rows: int
     multi_valued: bool
     mean_pooling: bool
+    managed: bool = False  # rows assigned online (FeatureSpec.managed): batches hold raw ids
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,11 @@ class TableLayout:
     groups: tuple[GroupPlan, ...]
     combine: CombinePlan
 
+    @property
+    def managed(self) -> tuple[int, ...]:
+        """Indices (config order) of the managed tables; all are single-valued, in group 0."""
+        return tuple(t for t, p in enumerate(self.tables) if p.managed)
+
     @classmethod
     def from_config(cls, config: DLRMConfig) -> TableLayout:
         d = config.embedding_dim
@@ -65,7 +71,8 @@ class TableLayout:
         for fi, f in enumerate(config.features):
             group = 1 if f.combine == "concat" else 0
             mean = f.multi_valued and f.pooling == "mean"
-            raw.extend((fi, group, rows, f.multi_valued, mean) for rows in f.table_sizes)
+            raw.extend((fi, group, rows, f.multi_valued, mean, f.managed)
+                       for rows in f.table_sizes)
 
         places: list[TablePlace | None] = [None] * len(raw)
         groups = []
@@ -77,8 +84,8 @@ class TableLayout:
             multi = tuple(t for t in members if raw[t][3])
             offset = 0
             for slot, t in enumerate(single + multi):
-                fi, _, rows, is_multi, mean = raw[t]
-                places[t] = TablePlace(fi, g, slot, offset, rows, is_multi, mean)
+                fi, _, rows, is_multi, mean, managed = raw[t]
+                places[t] = TablePlace(fi, g, slot, offset, rows, is_multi, mean, managed)
                 offset += rows
             groups.append(GroupPlan(dim, offset, single, multi))
         tables = tuple(p for p in places if p is not None)

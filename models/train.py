@@ -46,8 +46,9 @@ from torch import Tensor
 
 from models import metrics
 from models.batch import EncodedSplit, FusedSplit
-from models.config import DLRMConfig
+from models.config import DLRMConfig, embedding_init_bound
 from models.dlrm import DLRM
+from models.online import OnlineMaps, reset_rows
 from models.optim import RowSparseAdam, RowWiseAdagrad
 from models.stream import SplitBlocks, as_blocks, prefetched, shuffled_windows
 
@@ -128,6 +129,7 @@ class TrainResult:
     base_rate: float = field(default=math.nan)  # training click rate, the NE reference
     # float32 [N_test], the returned model's predictions on test
     test_probs: np.ndarray | None = None
+    rows_reinitialised: int = 0  # rows the online maps' updates gave to another id
 
 
 def resolve_device(name: str) -> torch.device:
@@ -231,6 +233,10 @@ class _Epoch:
         # the host would otherwise leave the GPU idle while it builds a window; not on the CPU,
         # where the thread would take the cores the training uses
         self.prefetch = device.type == "cuda" if prefetch is None else prefetch
+        self.online = model.sparse_arch.online  # managed tables' maps (models/online.py)
+        self.batches = 0  # training batches so far, all epochs
+        self.reinitialised = 0  # rows re-initialised by the online maps' updates
+        self.reinit_generator = torch.Generator().manual_seed(cfg.seed + 0x6D6368)
 
     def _windows(self, train: SplitBlocks) -> Iterator[tuple[FusedSplit, Tensor]]:
         """(the window's fused rows, the order to visit them) on the training device."""
@@ -272,6 +278,9 @@ class _Epoch:
                     for k, size in enumerate(sizes):
                         start = k * self.cfg.batch_size
                         losses[k] = self._step(data.batch(order[start:start + size]))
+                        self.batches += 1
+                        if self.online is not None and self.batches % self.online.remap_every == 0:
+                            self._remap()
                         if (k + 1) % self.check_every == 0 or k == len(sizes) - 1:
                             _check_finite(losses, checked, k, epoch, step)
                             checked = k + 1
@@ -282,6 +291,25 @@ class _Epoch:
                                                    device=self.device)).sum()
                 step += len(sizes)
         return float(loss_sum) / max(rows, 1)
+
+    @torch.no_grad()
+    def _remap(self) -> None:
+        """Apply the online maps' update: each row that changed id starts as a new row
+        (models/online.py)."""
+        weight = self.model.sparse_arch.weights[0]
+        layout = self.model.layout
+        for t, rows in zip(self.online.tables, self.online.update(), strict=True):
+            if len(rows) == 0:
+                continue
+            place = layout.tables[t]
+            index = torch.from_numpy(np.asarray(rows, dtype=np.int64) + place.row_offset)
+            bound = embedding_init_bound(place.num_rows)
+            fresh = torch.empty(len(rows), weight.shape[1]).uniform_(
+                -bound, bound, generator=self.reinit_generator)
+            index = index.to(weight.device)
+            weight.index_copy_(0, index, fresh.to(weight.device))
+            reset_rows(self.optimizers[0], weight, index)
+            self.reinitialised += len(rows)
 
     def _step(self, batch) -> Tensor:
         logits = self.model(batch.dense, batch.lookups)  # (B,)
@@ -312,12 +340,15 @@ class _EarlyStopping:
     def __init__(self, patience: int | None):
         self.patience, self.best_loss, self.best_epoch, self.stale = patience, math.inf, 0, 0
         self.best_state: dict[str, Tensor] | None = None
+        self.best_maps: object = None  # the online maps' state with the best weights
 
     def should_stop(self, epoch: int, val_logloss: float, model: DLRM) -> bool:
         if val_logloss < self.best_loss:
             self.best_loss, self.best_epoch, self.stale = val_logloss, epoch, 0
             if self.patience is not None:
                 self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                online = model.sparse_arch.online
+                self.best_maps = None if online is None else online.state()
             return False
         self.stale += 1
         return self.patience is not None and self.stale >= self.patience
@@ -325,6 +356,8 @@ class _EarlyStopping:
     def restore_best(self, model: DLRM, last_epoch: int) -> None:
         if self.best_state is not None and self.best_epoch != last_epoch:
             model.load_state_dict(self.best_state)
+            if self.best_maps is not None:
+                model.sparse_arch.online.restore(self.best_maps)
             logger.info("restored the weights of epoch %d (best val logloss)", self.best_epoch)
 
 
@@ -342,6 +375,7 @@ def train(
     *,
     val_sample: EncodedSplit | SplitBlocks | None = None,
     on_eval: Callable[[int, dict[str, float]], None] | None = None,
+    online: OnlineMaps | None = None,
 ) -> TrainResult:
     """Train DLRM(model_config) on ``train``; validate on ``val`` after every epoch.
 
@@ -357,6 +391,9 @@ def train(
     With ``eval_every_rows`` N, ``on_eval(epoch, entry)`` is also called every N training
     rows within an epoch (not at its end, which ``on_epoch`` covers), with rows_trained (since
     the first epoch) and the val_* metrics of ``val_sample`` (default: ``val``).
+
+    ``online``: the maps of the config's managed tables (models/online.py), whose splits hold
+    raw ids; they are updated every ``online.remap_every`` training batches.
     """
     cfg = train_config
     if val is None:
@@ -381,6 +418,13 @@ def train(
             torch.manual_seed(cfg.seed)
             model = DLRM(model_config).to(device)
         model.sparse_arch.gather_unique = cfg.gather_unique
+        managed = model.layout.managed
+        if (online is None and managed) or (online is not None and tuple(online.tables)
+                                            != managed):
+            raise ValueError(f"the model's managed tables are {list(managed)}; online maps must "
+                             f"be given for exactly those, got "
+                             f"{None if online is None else list(online.tables)}")
+        model.sparse_arch.online = online
         optimizers = make_optimizers(model, cfg)
         runner = _Epoch(model, optimizers, cfg, device, torch.Generator().manual_seed(cfg.seed))
         n = train.num_samples
@@ -412,7 +456,7 @@ def train(
             logger.info("test: %s", _format(test_metrics))
     best_epoch = last_epoch if val is None else stopper.best_epoch
     return TrainResult(model, history, test_metrics, best_epoch, last_epoch < cfg.epochs, base_rate,
-                       test_probs)
+                       test_probs, runner.reinitialised)
 
 
 class _Midway:

@@ -57,6 +57,7 @@ def feature_specs(dataset: PreparedDataset, mappers: Mapping,
     return tuple(
         FeatureSpec(name=name, table_sizes=tuple(int(s) for s in mappers[name].table_sizes),
                     combine=mappers[name].combine, multi_valued=dataset.sparse[name].multi_valued,
-                    pooling=pooling, blocks=getattr(mappers[name], "blocks", ()))
+                    pooling=pooling, blocks=getattr(mappers[name], "blocks", ()),
+                    managed=mappers[name].online)
         for name in dataset.feature_names
     )

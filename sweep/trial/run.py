@@ -52,6 +52,7 @@ from sweep.trial.mapping import (
     mapping_notes,
     small_data_note,
 )
+from sweep.trial.online import online_maps
 from sweep.trial.precision import precision_metrics
 from sweep.trial.probe_cache import probe_embeddings
 from sweep.trial.stream import PreparedBlocks, sample_for
@@ -119,6 +120,8 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
                         full_total_bytes=full_total)
     size_metrics = asdict(sizes)
 
+    online = online_maps(model_config.features, mappers)  # mch: maps that move in training
+
     def report_epoch(epoch: int, entry: dict) -> None:
         if on_epoch is not None:
             on_epoch(epoch, {**entry, **size_metrics})
@@ -130,10 +133,12 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
     try:
         result = train(model_config, replace(config.train, seed=config.seed, batch_size=batch_size),
                        train_split, val_split, test_split, on_epoch=report_epoch,
-                       val_sample=val_sample, on_eval=report_midway)
+                       val_sample=val_sample, on_eval=report_midway, online=online)
     except NonFiniteLossError as exc:
         raise _diverged(config, dataset, exc) from None
     best = result.history[result.best_epoch - 1] if result.history else {}
+    if online is not None:  # the maps are frozen now: what their fallback serves, and their work
+        fallback = fallback_counts(dataset, mappers)
     per_feature = collisions(dataset, mappers)
     num_values = sum(len(dataset.sparse[n].values) for n in dataset.feature_names)
     out = {
@@ -151,6 +156,8 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
         # the tables of the features this strategy maps (every feature when it maps none)
         **table_usage(per_feature, [n for n, m in mappers.items() if m.name == config.strategy]
                       or list(mappers)),
+        **({} if online is None else {**online.metrics(),
+                                       "mch.rows_reinitialised": result.rows_reinitialised}),
         "probe_seconds": probe_seconds,
         "fit_seconds": fit_seconds,
         "train_seconds": float(sum(h.get("epoch_seconds", 0.0) for h in result.history)),

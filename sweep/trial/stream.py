@@ -4,7 +4,8 @@
 Block `i` holds the split's rows among the raw rows [start_i, start_i + BLOCK_ROWS) (the
 block size of `models.stream`): their labels, dense values and sparse ids are sliced from the
 memory-mapped columns (so every trial on a node shares the page cache), and each feature's
-ids go through the trial's fitted mapper. Nothing the size of a column is copied: a trial
+ids go through the trial's fitted mapper (an online map's, mch's, stay raw ids: the model maps
+them as it trains, models/online.py). Nothing the size of a column is copied: a trial
 holds one shuffle window of blocks (models.stream), and its memory does not grow with the
 data's rows.
 
@@ -109,6 +110,9 @@ class PreparedBlocks:
             column = data.sparse[name]
             if column.offsets is None:
                 ids = np.asarray(column.values[start:stop])[mask]
+                if self.mappers[name].online:  # the model maps them (mch)
+                    tables.append(ids.astype(np.int64, copy=False))
+                    continue
                 mapped = self.mappers[name].transform(ids)
                 tables.extend(mapped if isinstance(mapped, tuple) else (mapped,))
                 continue

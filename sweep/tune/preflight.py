@@ -79,7 +79,7 @@ def _check_rows(config: SweepConfig, dataset: PreparedDataset) -> None:
               if name not in kept_full(dataset, config.model.full_threshold)}
     for strategy in compressing_strategies(config):
         bags = [name for name in mapped if dataset.sparse[name].multi_valued]
-        if get_strategy(strategy).combine == "mixed" and bags:
+        if get_strategy(strategy).needs_single_valued and bags:
             raise ConfigError(f"strategy {strategy} needs single-valued features, and "
                               f"{', '.join(bags)} hold(s) bags of ids; leave {strategy} out of "
                               "grid.strategies for this data")

@@ -16,6 +16,7 @@ CONTRACT_PARAMS: dict[str, dict] = {
     "embedding": {"num_rows": 37},
     "frequency_embedding": {"num_rows": 37, "hot_fraction": 0.2, "lam": 0.5},
     "mixed_dim": {"num_rows": 37, "dim": 8},
+    "mch": {"num_rows": 37},
 }
 assert set(CONTRACT_PARAMS) == set(mappers.MAPPERS), "add params for every new mapper"
 
@@ -43,4 +44,14 @@ def fitted(name: str, **overrides) -> mappers.Mapper:
     """A mapper from the registry fitted on VOCAB with CONTRACT_PARAMS (+ overrides)."""
     ids, counts, embeddings = VOCAB
     params = {**CONTRACT_PARAMS[name], **overrides}
-    return mappers.get_mapper(name, **params).fit(ids, counts, embeddings)
+    return trained(mappers.get_mapper(name, **params).fit(ids, counts, embeddings), ids, counts)
+
+
+def trained(mapper: mappers.Mapper, ids: np.ndarray, counts: np.ndarray) -> mappers.Mapper:
+    """An online map (mch) after one update on the training stream (each id `count` times, in a
+    seeded order), as a trial leaves it; any other map as it is."""
+    if mapper.online:
+        stream = np.random.default_rng(7).permutation(np.repeat(ids, counts))
+        mapper.observe(stream)
+        mapper.update()
+    return mapper
