@@ -156,6 +156,8 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
         # the tables of the features this strategy maps (every feature when it maps none)
         **table_usage(per_feature, [n for n, m in mappers.items() if m.name == config.strategy]
                       or list(mappers)),
+        # the mixed-dimension projections' share of embedding_bytes (0 for other strategies)
+        "projection_bytes": 4 * sum(r * d for r, d in model_config.projection_shapes),
         **({} if online is None else {**online.metrics(),
                                        "mch.rows_reinitialised": result.rows_reinitialised}),
         "probe_seconds": probe_seconds,
@@ -197,6 +199,11 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
                                 **({"tables": f"tables/{bundle_dir_name(i, n)}"}
                                    if config.save_tables else {}),
                                 "nbytes": int(mappers[n].nbytes),
+                                # mixed_dim: its blocks' (rows, dim) and projections' bytes
+                                **({"blocks": [list(b) for b in mappers[n].blocks],
+                                    "projection_bytes": 4 * config.dim * sum(
+                                        d for _, d in mappers[n].blocks[1:])}
+                                   if mappers[n].combine == "mixed" else {}),
                                 "vocab_size": int(len(dataset.vocab[n].ids)),
                                 "encoding": entry.get("encoding"),
                                 "fallback_values": fallback[n], "collisions": per_feature[n]}

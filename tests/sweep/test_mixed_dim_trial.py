@@ -70,6 +70,10 @@ def test_blocks_fill_the_budget_of_a_compression_and_every_byte_is_counted(tiny,
         floats_int8 += sum(table_bytes(n, d, "int8") for n, d in mapper.blocks) + sum(
             d * DIM * 4 for _, d in mapper.blocks[1:])
     assert metrics["embedding_bytes"] == tables
+    projections = sum(info.get("projection_bytes", 0) for info in details["features"].values())
+    assert metrics["projection_bytes"] == projections > 0
+    assert details["features"]["C3"]["blocks"] == [list(b) for b in load_bundle(
+        run / details["features"]["C3"]["bundle"]).blocks]
     assert metrics["precision.int8.embedding_bytes"] == floats_int8
     assert metrics["test_logloss"] < metrics["constant_test_logloss"]
 
