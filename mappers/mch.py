@@ -25,8 +25,9 @@ Candidates whose decayed count falls below `forget_below` are dropped, so the st
 as many ids as were seen recently, not every id ever seen. `fit` (on the training vocabulary)
 starts an empty pool: ids earn rows in training, as in TorchRec, so a map that never trained is
 the hash into the region. After training the map is frozen: it is stored and served as a
-learned map, the pool ids with their rows (12 bytes each, + 32), and the region as its
-fallback range, so loaders need nothing new. The counters of the last training are kept in
+learned map, the pool ids with their rows, and the region as its fallback range, so loaders
+need nothing new. Its bytes (`nbytes`) are those of a full pool, 12 per pool row + 32, known
+before training: serving provisions the whole pool. The counters of the last training are kept in
 `stats`: admissions, evictions, updates, the pool's use, and the share of observed values the
 hashed region served.
 """
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import check_choice, check_float, check_int
+from .base import ID_BYTES, LEARNED_HEADER_BYTES, check_choice, check_float, check_int
 from .learned import LearnedMapper, LearnedRows
 
 EVICTIONS = ("lfu", "lru")
@@ -199,6 +200,14 @@ class MCHMapper(LearnedMapper):
         self._occupied[rows] = True
         self._count[rows] = cand_counts[chosen]
         self._last[rows] = now
+
+    @property
+    def nbytes(self) -> int:
+        """The map at its capacity: 12 bytes for each pool row's id, held or not, + 32. Serving
+        must provision the whole pool, and the pool fills as the model trains, so the bytes are
+        known before training and do not change with it."""
+        self._check_fitted("nbytes")
+        return ID_BYTES * self.pool_rows + LEARNED_HEADER_BYTES
 
     @property
     def pool_use(self) -> float:

@@ -58,7 +58,9 @@ def test_the_frozen_map_is_saved_like_a_learned_map(tiny, trial):
     assert np.all(mapper.transform(hottest) < mapper.pool_rows)  # the hottest ids hold rows
     rare = np.arange(-1000, -900, dtype=np.int64)  # never seen: the hashed region
     assert np.all(mapper.transform(rare) >= mapper.pool_rows)
-    assert details["features"]["C3"]["nbytes"] == 12 * mapper.keys_.size + 32
+    assert details["features"]["C3"]["nbytes"] == 12 * mapper.pool_rows + 32  # a full pool
+    hashed = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert hashed["mapping_bytes"] >= 12 * mapper.pool_rows
 
 
 def test_the_same_seed_gives_the_same_map(tiny, trial, tmp_path):
