@@ -26,6 +26,7 @@ from what export.json records; then it maps raw values per feature:
     >>> rows = mapping.transform_ids("C3", raw_ids)    # int64 ids (a tuple for two-table ones)
     >>> dense = mapping.transform_dense(raw_dense)  # [n, num_dense] as the model was trained on
     >>> vectors = mapping.tables("C3").rows(rows)   # the rows' embeddings, read back (float32)
+    >>> vectors = mapping.tables("C3").vectors(rows)  # the same; mixed_dim: projected to D
 
 It gives the same rows as `mappers.portable.load_export`, with the mappers' faster lookups.
 `dense_transforms` are those of the prepared data the trial trained on (train-split
@@ -119,7 +120,8 @@ class ExportedMapping:
 
     def tables(self, feature: str) -> portable.Tables:
         """The feature's embedding tables at the export's precision: `.rows(rows, t)` reads rows
-        of table t back as float32, `.table(t)` a whole table."""
+        of table t back as float32, `.table(t)` a whole table, `.vectors(rows)` the vectors the
+        model used (a mixed_dim feature's block rows projected to the model's dim)."""
         self._mapper(feature)
         if self.stored_tables.get(feature) is None:
             raise UserError(portable.no_tables_message(feature))
