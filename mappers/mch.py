@@ -120,13 +120,16 @@ class MCHMapper(LearnedMapper):
         self.stats = {"admissions": 0, "evictions": 0, "updates": 0, "observed_values": 0,
                       "region_values": 0}
 
-    def observe(self, ids: np.ndarray) -> None:
-        """Note a training batch's raw ids (int64, any shape), for the next `update`."""
+    def observe(self, ids: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """Note a training batch's raw ids (int64, any shape), for the next `update`; `rows`:
+        their rows, when the caller has mapped them already (else they are looked up)."""
         self._check_fitted("observe")
         flat = np.asarray(ids, dtype=np.int64).reshape(-1)
         self._pending.append(flat.copy())
         self.stats["observed_values"] += int(flat.size)
-        self.stats["region_values"] += int((self._index.lookup(flat) < 0).sum())
+        region = (np.asarray(rows).reshape(-1) >= self.pool_rows) if rows is not None \
+            else self._index.lookup(flat) < 0
+        self.stats["region_values"] += int(region.sum())
 
     def update(self) -> np.ndarray:
         """Apply the sightings since the last update (module docstring, steps 1-3); returns the

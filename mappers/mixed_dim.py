@@ -48,8 +48,8 @@ def block_plan(num_rows: int, dim: int, num_blocks: int) -> tuple[tuple[int, int
 
 
 def trim_blocks(plan: tuple[tuple[int, int], ...], needed: int) -> tuple[tuple[int, int], ...]:
-    """The blocks of `plan` cut to the first `needed` rows (at least one row)."""
-    kept, left = [], max(needed, 1)
+    """The blocks of `plan` cut to the first `needed` (>= 1) rows."""
+    kept, left = [], needed
     for rows, dim in plan:
         if left <= 0:
             break
@@ -99,7 +99,7 @@ class MixedDimMapper(LearnedMapper):
         self, ids: np.ndarray, counts: np.ndarray, embeddings: np.ndarray | None
     ) -> LearnedRows:
         oov = self.unseen == "oov_row"
-        blocks = trim_blocks(self.plan, ids.size + oov if ids.size else 1 + oov)
+        blocks = trim_blocks(self.plan, max(ids.size, 1) + oov)  # a row for ids, + the OOV row
         total = sum(rows for rows, _ in blocks)
         usable = total - 1 if oov else total
         last = total - blocks[-1][0]

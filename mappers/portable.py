@@ -594,21 +594,26 @@ class Tables:
         """float32 (rows, dim): table `index` read back from its precision."""
         return dequantize(self._stored(index), self.precision, self.shapes[index][1])
 
-    def rows(self, rows: Any, index: int = 0) -> np.ndarray:
-        """float32 (..., dim): the rows `rows` (e.g. `Export.transform`'s) of table `index`, read
-        back from its precision; only those rows are read back."""
+    def _flat_rows(self, rows: Any, num_rows: int, what: str) -> tuple[tuple[int, ...],
+                                                                        np.ndarray]:
+        """(the shape of `rows`, its int64 values flat), each checked to be a row of `what`."""
         array = np.asarray(rows)
         if array.size and array.dtype.kind not in "iu":
             raise ValueError(f"rows must be integers, got dtype {array.dtype}")
-        stored = self._stored(index)  # checks the index
-        num_rows, dim = self.shapes[index]
         flat = array.astype(np.int64).reshape(-1)
         if flat.size and (flat.min() < 0 or flat.max() >= num_rows):
-            raise IndexError(f"feature {self.manifest['feature']!r}: table {index} has {num_rows} "
-                             f"rows; got rows in [{flat.min()}, {flat.max()}]")
-        picked = {k: a[flat] for k, a in stored.items()}
-        return dequantize(picked, self.precision, dim).reshape(*array.shape, dim)
+            raise IndexError(f"feature {self.manifest['feature']!r}: {what} {num_rows} rows; got "
+                             f"rows in [{flat.min()}, {flat.max()}]")
+        return array.shape, flat
 
+    def rows(self, rows: Any, index: int = 0) -> np.ndarray:
+        """float32 (..., dim): the rows `rows` (e.g. `Export.transform`'s) of table `index`, read
+        back from its precision; only those rows are read back."""
+        stored = self._stored(index)  # checks the index
+        num_rows, dim = self.shapes[index]
+        shape, flat = self._flat_rows(rows, num_rows, f"table {index} has")
+        picked = {k: a[flat] for k, a in stored.items()}
+        return dequantize(picked, self.precision, dim).reshape(*shape, dim)
 
     def vectors(self, rows: Any) -> np.ndarray:
         """float32 (..., D): the embedding vectors the model used for the rows `rows` (e.g.
@@ -621,21 +626,15 @@ class Tables:
                                  "map combines (double hashing or QR): read each with "
                                  "rows(rows, t)")
             return self.rows(rows)
-        array = np.asarray(rows)
-        if array.size and array.dtype.kind not in "iu":
-            raise ValueError(f"rows must be integers, got dtype {array.dtype}")
-        flat = array.astype(np.int64).reshape(-1)
         starts = np.cumsum([0] + [n for n, _ in self.shapes])
-        if flat.size and (flat.min() < 0 or flat.max() >= starts[-1]):
-            raise IndexError(f"feature {feature!r}: its blocks have {starts[-1]} rows; got rows in "
-                             f"[{flat.min()}, {flat.max()}]")
+        shape, flat = self._flat_rows(rows, int(starts[-1]), "its blocks have")
         block = np.searchsorted(starts, flat, side="right") - 1
         out = np.empty((flat.size, self.shapes[0][1]), dtype=np.float32)
         for k in np.unique(block):
             at = np.flatnonzero(block == k)
             vectors = self.rows(flat[at] - starts[k], int(k))
             out[at] = vectors if k == 0 else vectors @ self.projections[k - 1]
-        return out.reshape(*array.shape, out.shape[1])
+        return out.reshape(*shape, out.shape[1])
 
 
 def no_tables_message(feature: str) -> str:

@@ -163,34 +163,27 @@ class DLRMConfig:
     def num_features(self) -> int:  # F
         return len(self.features)
 
+    def _shapes(self, f: FeatureSpec) -> list[tuple[int, int]]:
+        """(rows, dim) of a feature's tables as trained; concat halves have dim D/2."""
+        dim = self.embedding_dim // 2 if f.combine == "concat" else self.embedding_dim
+        return [(rows, dim) for rows in f.table_sizes]
+
     @property
     def table_shapes(self) -> tuple[tuple[int, int], ...]:
         """(rows, dim) of every table in config order; concat halves have dim D/2."""
-        shapes = []
-        for f in self.features:
-            dim = self.embedding_dim // 2 if f.combine == "concat" else self.embedding_dim
-            shapes.extend((rows, dim) for rows in f.table_sizes)
-        return tuple(shapes)
+        return tuple(shape for f in self.features for shape in self._shapes(f))
 
     @property
     def stored_shapes(self) -> tuple[tuple[int, int], ...]:
         """(rows, dim) of every table as stored, config order: a mixed feature's blocks in place
         of its one table (trained padded to D, stored at their own dims)."""
-        shapes = []
-        for f, table in zip(self.features, self._feature_tables(), strict=True):
-            shapes.extend(f.blocks if f.combine == "mixed" else table)
-        return tuple(shapes)
+        return tuple(shape for f in self.features
+                     for shape in (f.blocks if f.combine == "mixed" else self._shapes(f)))
 
     @property
     def projection_shapes(self) -> tuple[tuple[int, int], ...]:
         """(dim, D) of every projection of a mixed feature's block (all blocks but the first)."""
         return tuple((dim, self.embedding_dim) for f in self.features for _, dim in f.blocks[1:])
-
-    def _feature_tables(self) -> list[list[tuple[int, int]]]:
-        out, shapes = [], iter(self.table_shapes)
-        for f in self.features:
-            out.append([next(shapes) for _ in f.table_sizes])
-        return out
 
     @property
     def interaction_dim(self) -> int:

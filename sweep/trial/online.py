@@ -30,11 +30,11 @@ class MCHMaps:
         out = np.empty(raw.shape, dtype=np.int64)
         for m, mapper in enumerate(self.mappers):
             column = np.ascontiguousarray(raw[:, m])
-            if observe:
-                mapper.observe(column)
             seen = mapper.num_unseen_
             out[:, m] = mapper.transform(column)
             mapper.num_unseen_ = seen  # the trial counts the fallback on the frozen map
+            if observe:
+                mapper.observe(column, out[:, m])
         return out
 
     def update(self) -> list[np.ndarray]:

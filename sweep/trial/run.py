@@ -101,8 +101,8 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
     fit_started = time.perf_counter()
     mappers = fit_mappers(config, dataset, probe)
     # values the hash fallback served; an unseen id under unseen="error" fails here, before
-    # training
-    fallback = fallback_counts(dataset, mappers)
+    # training (an online map, mch, has no such policy: it is counted once trained and frozen)
+    fallback = None if strategy.online else fallback_counts(dataset, mappers)
     fit_seconds = time.perf_counter() - fit_started
     train_split, val_split, test_split = (PreparedBlocks(dataset, split, mappers)
                                           for split in ("train", "val", "test"))
@@ -137,7 +137,7 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
     except NonFiniteLossError as exc:
         raise _diverged(config, dataset, exc) from None
     best = result.history[result.best_epoch - 1] if result.history else {}
-    if online is not None:  # the maps are frozen now: what their fallback serves, and their work
+    if fallback is None:  # the online maps are frozen now: what their fallback serves
         fallback = fallback_counts(dataset, mappers)
     per_feature = collisions(dataset, mappers)
     num_values = sum(len(dataset.sparse[n].values) for n in dataset.feature_names)
