@@ -65,7 +65,8 @@ class FrequencyEmbeddingMapper(LearnedMapper):
 
     name = "frequency_embedding"
     needs_embeddings = True
-    compared_with = ("frequency",)  # what the probe adds to access counts alone
+    # what the probe adds to access counts alone; what the counts add to the probe's clusters
+    compared_with = ("frequency", "embedding")
     report_rank = 6
 
     def __init__(

@@ -33,17 +33,19 @@ themselves otherwise or when `per_trial` asks for them.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mappers import MAPPERS, baseline_strategy, strategy_traits
 from mappers.portable import PRECISIONS
-from sweep.frontier.stats import finite, mean_ci, paired_difference
+from sweep.frontier.stats import ALPHA, finite, holm, mean_ci, p_value, paired_difference
 from sweep.names import configuration_name
 
-__all__ = ["BASELINE", "COMPARED", "CONFIGURATION_KEYS", "METRICS", "comparison_columns",
-           "comparisons",
+__all__ = ["BASELINE", "COMPARED", "CONFIGURATION_KEYS", "METRICS", "apply_holm",
+           "comparison_columns", "comparisons",
            "configuration_key", "configuration_rows", "has_replicates", "per_seed",
+           "pooled_comparisons",
            "precision_points", "ranked_rows",
            "strategy_rank",
            "verdict"]
@@ -207,20 +209,24 @@ def per_seed(trials: Iterable[Mapping[str, Any]], metric: str) -> dict[tuple, di
 
 
 def comparison_columns() -> tuple[str, ...]:
-    """The columns `comparisons` fills, in order."""
-    columns = ["vs_hash", "vs_hash_ci", "vs_hash_pairs", "vs_hash_verdict"]
+    """The columns `comparisons` and `apply_holm` fill, in order: the four of the uncorrected
+    comparison with hash first."""
+    columns = ["vs_hash", "vs_hash_ci", "vs_hash_pairs", "vs_hash_verdict", "vs_hash_p",
+               "vs_hash_p_holm", "vs_hash_holm_verdict"]
     for other in COMPARED:
-        columns += [f"vs_{other}", f"vs_{other}_ci", f"vs_{other}_pairs"]
+        columns += [f"vs_{other}", f"vs_{other}_ci", f"vs_{other}_pairs", f"vs_{other}_p",
+                    f"vs_{other}_p_holm"]
     return tuple(columns)
 
 
 def comparisons(values: Mapping[tuple, Mapping[int, float]], key: tuple) -> dict[str, Any]:
     """Configuration `key` (strategy, compression, dim, precision) against the baseline (`hash`) at
     the same compression, dim and precision, and against each strategy of its `compared_with` (a
-    learned map: against
-    `frequency`), each paired by seed over `values` (per_seed): vs_hash, vs_hash_ci, vs_hash_pairs,
-    vs_hash_verdict, and vs_<other>, vs_<other>_ci, vs_<other>_pairs for every one of COMPARED
-    (None and 0 where it is not compared)."""
+    learned map: against `frequency`), each paired by seed over `values` (per_seed): vs_hash,
+    vs_hash_ci, vs_hash_pairs, vs_hash_verdict (the uncorrected interval's), vs_hash_p (two-sided
+    paired t-test), and vs_<other>, vs_<other>_ci, vs_<other>_pairs, vs_<other>_p for every one of
+    COMPARED (None and 0 where it is not compared). The Holm columns are the family's: apply_holm.
+    """
     strategy, compression, dim, precision = key
     mine = values.get(key, {})
     baseline = (values.get((BASELINE, compression, dim, precision)) if compression is not None
@@ -228,16 +234,64 @@ def comparisons(values: Mapping[tuple, Mapping[int, float]], key: tuple) -> dict
     compared = baseline is not None and strategy != BASELINE
     difference = paired_difference(mine, baseline) if compared else None
     out: dict[str, Any] = {
-        "vs_hash": difference.mean if difference else None,
-        "vs_hash_ci": difference.half_width if difference else None,
-        "vs_hash_pairs": difference.n if difference else 0,
+        **_difference_columns("vs_hash", difference),
         "vs_hash_verdict": verdict(strategy, difference, baseline is not None),
     }
     for other in COMPARED:
         theirs = (values.get((other, compression, dim, precision))
                   if other in strategy_traits(strategy).compared_with else None)
-        against = paired_difference(mine, theirs) if theirs is not None else None
-        out.update({f"vs_{other}": against.mean if against else None,
-                    f"vs_{other}_ci": against.half_width if against else None,
-                    f"vs_{other}_pairs": against.n if against else 0})
+        out.update(_difference_columns(f"vs_{other}", paired_difference(mine, theirs)
+                                       if theirs is not None else None))
     return out
+
+
+def pooled_comparisons(values: Mapping[tuple, Mapping[int, float]], strategy: str,
+                       compression: float, precision: str, dims: list[int]) -> dict[str, Any]:
+    """`comparisons`' columns for the cells of `strategy` at `compression` and `precision` that
+    differ only by dim, pooled: per seed, the mean over `dims` of the per-cell difference, then the
+    t interval over seeds. A seed counts when both sides ran it at every dim; a side missing at
+    some dim leaves the comparison out (None)."""
+
+    def pooled(other: str) -> Any:
+        cells = [(values.get((strategy, compression, dim, precision)),
+                  values.get((other, compression, dim, precision))) for dim in dims]
+        if not cells or any(mine is None or theirs is None for mine, theirs in cells):
+            return None
+        seeds = sorted(set.intersection(*(set(mine) & set(theirs) for mine, theirs in cells)))
+        if not seeds:
+            return None
+        return mean_ci([math.fsum(mine[s] - theirs[s] for mine, theirs in cells) / len(cells)
+                        for s in seeds])
+
+    has_baseline = all((BASELINE, compression, dim, precision) in values for dim in dims)
+    difference = pooled(BASELINE) if has_baseline and strategy != BASELINE else None
+    out: dict[str, Any] = {**_difference_columns("vs_hash", difference),
+                           "vs_hash_verdict": verdict(strategy, difference, has_baseline)}
+    for other in COMPARED:
+        out.update(_difference_columns(f"vs_{other}", pooled(other) if other in strategy_traits(
+            strategy).compared_with else None))
+    return out
+
+
+def _difference_columns(prefix: str, difference: Any) -> dict[str, Any]:
+    return {prefix: difference.mean if difference else None,
+            f"{prefix}_ci": difference.half_width if difference else None,
+            f"{prefix}_pairs": difference.n if difference else 0,
+            f"{prefix}_p": p_value(difference)}
+
+
+def apply_holm(rows: list[dict]) -> None:
+    """Holm-adjust, in place, each comparison's p-values over `rows` as one family (every row that
+    has a p): vs_hash_p_holm, vs_<other>_p_holm, and vs_hash_holm_verdict, the verdict at ALPHA
+    after the correction ("better than hash" / "worse than hash" / "no clear difference", or the
+    uncorrected verdict where there is no test)."""
+    for prefix in ("vs_hash", *(f"vs_{other}" for other in COMPARED)):
+        for row, adjusted in zip(rows, holm([row.get(f"{prefix}_p") for row in rows]),
+                                 strict=True):
+            row[f"{prefix}_p_holm"] = adjusted
+    for row in rows:
+        adjusted = row.get("vs_hash_p_holm")
+        row["vs_hash_holm_verdict"] = (
+            row.get("vs_hash_verdict") if adjusted is None
+            else "no clear difference" if adjusted >= ALPHA
+            else f"better than {BASELINE}" if row["vs_hash"] < 0 else f"worse than {BASELINE}")

@@ -40,10 +40,12 @@ from mappers import strategy_traits
 from mappers.portable import PRECISIONS
 from sweep.frontier.configurations import (
     BASELINE,
+    apply_holm,
     comparisons,
     configuration_key,
     configuration_rows,
     per_seed,
+    pooled_comparisons,
     precision_points,
     strategy_rank,
 )
@@ -51,7 +53,7 @@ from sweep.frontier.pareto import pareto_mask
 from sweep.frontier.staleness import (
     staleness_rows,
 )
-from sweep.frontier.stats import finite
+from sweep.frontier.stats import chance_count, finite
 
 __all__ = ["COLLISION_COLUMNS", "TEST_METRICS", "gather"]
 
@@ -75,11 +77,18 @@ def gather(trials: list[Mapping[str, Any]]) -> dict[str, Any]:
                                         - (row.get("mapping_bytes") or 0))
     _flag_frontier(configurations, "total_bytes", "on_frontier")
     _flag_frontier(configurations, "bytes_without_mapping", "on_frontier_without_mapping")
-    matched = _matched(configurations, per_seed(points, "test_logloss"))
+    losses = per_seed(points, "test_logloss")
+    matched = _matched(configurations, losses)
+    apply_holm(matched)  # every matched cell against hash is one family; each vs_<other> another
+    pooled = _pooled(configurations, losses)
+    apply_holm(pooled)
     return {
         "configurations": configurations,
         "matched": matched,
+        "pooled": pooled,
         "versus": _versus(matched),
+        "tests": _tests(matched),
+        "vocabulary": _vocabulary(trials),
         "segments": _segments(configurations),
         "collisions": _collisions(trials),
         "staleness": staleness_rows(trials),
@@ -115,10 +124,65 @@ def _matched(configurations: list[dict], values: dict[tuple, dict[int, float]]) 
     return table
 
 
+def _pooled(configurations: list[dict], values: dict[tuple, dict[int, float]]) -> list[dict]:
+    """Per strategy, compression and precision: its cells of every dim pooled (per seed, the mean
+    of the per-dim differences), against hash and its `compared_with`: the dims barely change a
+    comparison, so the cells that differ only by dim are one test, not several."""
+    dims: dict[tuple, set[int]] = {}
+    for row in configurations:
+        if row["compression"] is not None and row["n_seeds"] and row["strategy"] != BASELINE:
+            dims.setdefault((row["strategy"], row["compression"], row["precision"]),
+                            set()).add(row["dim"])
+    table = []
+    for strategy, compression, precision in sorted(dims, key=lambda k: (
+            PRECISIONS.index(k[2]), k[1], strategy_rank(k[0]))):
+        cell_dims = sorted(dims[(strategy, compression, precision)])
+        table.append({"strategy": strategy, "compression": compression, "precision": precision,
+                      "dims": cell_dims,
+                      **pooled_comparisons(values, strategy, compression, precision, cell_dims)})
+    return table
+
+
+def _tests(matched: list[dict]) -> dict[str, Any]:
+    """The matched family against hash: how many cells were tested, how many uncorrected intervals
+    exclude 0, how many chance alone would give, and how many stay clear after Holm."""
+    tested = [r for r in matched if r.get("vs_hash_p") is not None]
+    clear = sum(r["vs_hash_verdict"] in (f"better than {BASELINE}", f"worse than {BASELINE}")
+                for r in tested)
+    after = sum(r["vs_hash_holm_verdict"] in (f"better than {BASELINE}", f"worse than {BASELINE}")
+                for r in tested)
+    return {"tested": len(tested), "clear": clear, "chance": chance_count(len(tested)),
+            "clear_after_holm": after}
+
+
+def _vocabulary(trials: Iterable[Mapping[str, Any]]) -> list[dict]:
+    """Per feature, over the trials that logged it (`vocab.<feature>.ids` / `.learned`): the
+    training vocabulary, the ids seen at least model.learned_min_count times (what a learned map
+    keeps), and whether the feature keeps a full table (1) or is mapped (0): least and most over
+    the trials (they differ only where the data varies with the seed); the feature `all` sums
+    them."""
+    found: dict[str, dict[str, list[float]]] = {}
+    for t in trials:
+        for key, value in t.items():
+            if key.startswith("vocab.") and finite(value):
+                feature, _, what = key[len("vocab."):].rpartition(".")
+                found.setdefault(feature, {}).setdefault(what, []).append(float(value))
+    table = []
+    for feature in sorted(found, key=lambda f: (f == "all", f)):
+        row: dict[str, Any] = {"feature": feature}
+        for what in ("ids", "learned", "full"):
+            values = found[feature].get(what, [])
+            row[f"{what}_min"] = int(min(values)) if values else None
+            row[f"{what}_max"] = int(max(values)) if values else None
+        table.append(row)
+    return table
+
+
 def _versus(matched: list[dict]) -> list[dict]:
     """Per strategy, over the matched (compression, dim) cells it shares with hash: how many cells,
     in how many its paired difference from hash is negative, in how many the paired CI says
-    better / worse, and the mean, lowest and highest of the per-cell differences."""
+    better / worse (uncorrected, and after Holm over every cell), and the mean, lowest and highest
+    of the per-cell differences."""
     table = []
     for strategy in sorted({r["strategy"] for r in matched if r["strategy"] != BASELINE},
                            key=strategy_rank):
@@ -130,6 +194,10 @@ def _versus(matched: list[dict]) -> list[dict]:
                       "lower": sum(d < 0 for d in differences),
                       "better": sum(r["vs_hash_verdict"] == "better than hash" for r in cells),
                       "worse": sum(r["vs_hash_verdict"] == "worse than hash" for r in cells),
+                      "better_holm": sum(r["vs_hash_holm_verdict"] == "better than hash"
+                                         for r in cells),
+                      "worse_holm": sum(r["vs_hash_holm_verdict"] == "worse than hash"
+                                        for r in cells),
                       "mean": math.fsum(differences) / len(differences), "lowest": min(differences),
                       "highest": max(differences)})
     return table

@@ -1,6 +1,7 @@
 """`collide report`'s files from the tables `sweep.frontier.evidence.gather` makes: report.md,
-configurations.csv, matched.csv, collisions.csv and frontier.png (and staleness.csv / .png for
-a sweep with test windows). Numbers are written with fixed formats (CSV: repr, exact), so the
+configurations.csv, matched.csv, pooled.csv (the cells that differ only by dim, pooled),
+collisions.csv, vocabulary.csv and frontier.png (and staleness.csv / .png for a sweep with test
+windows). Numbers are written with fixed formats (CSV: repr, exact), so the
 same tables give byte-identical files (the PNG is not promised to be).
 """
 
@@ -12,18 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from mappers import strategy_traits
-from sweep.frontier.configurations import comparison_columns, strategy_rank
+from sweep.frontier.configurations import COMPARED, comparison_columns, strategy_rank
 from sweep.frontier.evidence import COLLISION_COLUMNS
 from sweep.frontier.pareto import format_bytes
-from sweep.frontier.report import format_estimate
+from sweep.frontier.report import format_estimate, format_p
 from sweep.frontier.staleness import STALENESS_COLUMNS, staleness_markdown, staleness_plot
-from sweep.frontier.stats import LEVEL, finite
+from sweep.frontier.stats import ALPHA, LEVEL, finite
 from sweep.outputs import write_owned_files
 
 __all__ = ["CONFIGURATION_COLUMNS", "MATCHED_COLUMNS", "REPORT_FILES", "STALENESS_FILES",
            "write_report"]
 
-REPORT_FILES = ("report.md", "configurations.csv", "matched.csv", "collisions.csv", "frontier.png")
+REPORT_FILES = ("report.md", "configurations.csv", "matched.csv", "pooled.csv", "collisions.csv",
+                "vocabulary.csv", "frontier.png")
 STALENESS_FILES = ("staleness.csv", "staleness.png")  # only for a sweep with test windows
 
 CONFIGURATION_COLUMNS = (
@@ -41,7 +43,10 @@ MATCHED_COLUMNS = (
     "test_logloss_ci",
     "test_ne", "test_ne_ci", "test_auc", "test_auc_ci", *comparison_columns(),
 )
+POOLED_COLUMNS = ("strategy", "compression", "precision", "dims", *comparison_columns())
 COLLISION_TABLE_COLUMNS = ("strategy", "compression", "trials", *COLLISION_COLUMNS)
+VOCABULARY_COLUMNS = ("feature", "ids_min", "ids_max", "learned_min", "learned_max", "full_min",
+                      "full_max")
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -58,7 +63,9 @@ def write_report(tables: dict[str, Any], out_dir: str | Path, *, experiment: str
         "configurations.csv": lambda p: _write_csv(p, tables["configurations"],
                                                    CONFIGURATION_COLUMNS),
         "matched.csv": lambda p: _write_csv(p, tables["matched"], MATCHED_COLUMNS),
+        "pooled.csv": lambda p: _write_csv(p, tables["pooled"], POOLED_COLUMNS),
         "collisions.csv": lambda p: _write_csv(p, tables["collisions"], COLLISION_TABLE_COLUMNS),
+        "vocabulary.csv": lambda p: _write_csv(p, tables["vocabulary"], VOCABULARY_COLUMNS),
         "frontier.png": lambda p: _plot(tables["configurations"], p, experiment),
     }
     if tables["staleness"]:
@@ -143,21 +150,29 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
         lines += ["No configuration has a test logloss, so there is no frontier.", ""]
     versus = tables["versus"]
     if versus:
+        tests = tables["tests"]
         lines += ["## Against `hash`, over all matched sizes", "",
                   "Per strategy, over the (compression, dim, precision) cells of the table below: "
                   "in how many "
                   "its paired difference from hash in test logloss is negative (`lower`), in how "
-                  f"many the paired {level} CI says better or worse, and the per-cell differences "
-                  "(negative: lower loss than hash). The cells share seeds and data, so they are "
-                  "not independent trials of the question.", "",
-                  "| strategy | cells | lower | better (CI) | worse (CI) | mean difference | "
-                  "lowest | highest |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  f"many the paired {level} CI says better or worse, uncorrected and after Holm's "
+                  f"correction over every cell tested (adjusted p < {ALPHA:.2g}), and the per-cell "
+                  "differences (negative: lower loss than hash). The cells share seeds and data, "
+                  "so they are not independent trials of the question; the section after this "
+                  "pools the cells that differ only by dim.", "",
+                  f"{tests['tested']} cells were tested against hash. If no strategy differed from "
+                  f"hash, chance alone would make about {tests['chance']:.1f} of their uncorrected "
+                  f"intervals exclude 0; {tests['clear']} do. After Holm's correction "
+                  f"{tests['clear_after_holm']} stay clear.", "",
+                  "| strategy | cells | lower | better (CI) | worse (CI) | better (Holm) | "
+                  "worse (Holm) | mean difference | lowest | highest |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in versus:
             lines.append(f"| `{r['strategy']}` | {r['cells']} | {r['lower']} | {r['better']} | "
-                         f"{r['worse']} | {r['mean']:+.4f} | {r['lowest']:+.4f} | "
-                         f"{r['highest']:+.4f} |")
+                         f"{r['worse']} | {r['better_holm']} | {r['worse_holm']} | "
+                         f"{r['mean']:+.4f} | {r['lowest']:+.4f} | {r['highest']:+.4f} |")
         lines.append("")
+    lines += _pooled_markdown(tables["pooled"], level)
     lines += ["## Matched sizes: each strategy against `hash`", "",
               "Same compression and dim = the same embedding rows, compared at the same table "
               "precision. `vs hash` is the mean of the "
@@ -167,7 +182,7 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
     if matched:
         header = ["compression", "dim", "precision", "strategy", "seeds", "total_bytes", "mapping",
                   "test_logloss", "test_ne",
-                  "test_auc", "vs hash", "verdict"]
+                  "test_auc", "vs hash", "verdict", "after Holm"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in matched:
             lines.append("| " + " | ".join([
@@ -178,6 +193,7 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
                 _estimate(r, "test_logloss"),
                 _estimate(r, "test_ne"), _estimate(r, "test_auc"),
                 format_estimate(r, "vs_hash", missing="-", sign=True), r["vs_hash_verdict"],
+                r["vs_hash_holm_verdict"],
             ]) + " |")
     else:
         lines.append("No compressed configuration completed.")
@@ -216,9 +232,64 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
                      + " | ".join(_count(r[c]) if c.endswith("ids_per_row") else _rate(r[c])
                                   for c in COLLISION_COLUMNS) + " |")
     lines.append("")
+    lines += _vocabulary_markdown(tables["vocabulary"])
     if tables["staleness"]:
         lines += ["![staleness](staleness.png)", "", *staleness_markdown(tables["staleness"])]
     return "\n".join(lines)
+
+
+def _pooled_markdown(pooled: list[dict], level: str) -> list[str]:
+    if not pooled:
+        return []
+    others = [o for o in COMPARED if any(r.get(f"vs_{o}_pairs") for r in pooled)]
+    lines = ["## Pooled over dims", "",
+             "The cells of a strategy that differ only by dim, as one test: per seed, the mean of "
+             "its per-dim differences in test logloss, then the paired "
+             f"{level} CI over seeds and the two-sided t-test's p, adjusted by Holm over the rows "
+             f"of this table (a verdict is clear when the adjusted p < {ALPHA:.2g}). "
+             + "".join(f"`vs {o}`: the same against `{o}`, Holm over its own rows. "
+                       for o in others), "",
+             "| compression | precision | strategy | dims | vs hash | p | Holm p | verdict "
+             + "".join(f"| vs {o} | Holm p " for o in others) + "|",
+             "|" + "---|" * (8 + 2 * len(others))]
+    for r in pooled:
+        cells = [_compression(r["compression"]), str(r["precision"]), f"`{r['strategy']}`",
+                 ",".join(str(d) for d in r["dims"]),
+                 format_estimate(r, "vs_hash", missing="-", sign=True), format_p(r["vs_hash_p"]),
+                 format_p(r["vs_hash_p_holm"]), r["vs_hash_holm_verdict"]]
+        for o in others:
+            cells += [format_estimate(r, f"vs_{o}", missing="-", sign=True),
+                      format_p(r[f"vs_{o}_p_holm"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _vocabulary_markdown(vocabulary: list[dict]) -> list[str]:
+    if not vocabulary:
+        return []
+    lines = ["## Vocabulary", "",
+             "Per feature, over the trials: its training vocabulary (`ids`), the ids seen at least "
+             "`model.learned_min_count` times in training (`learned`: what a learned map keeps; "
+             "the rest it hashes), and whether it keeps a full table (vocabulary <= "
+             "`model.full_threshold`). A range is the least and most over the trials: the data "
+             "differed between them (it varies with the seed).", "",
+             "| feature | ids | learned | table |", "|---|---|---|---|"]
+    for r in vocabulary:
+        table = {(1, 1): "full", (0, 0): "mapped"}.get((r["full_min"], r["full_max"]),
+                                                         "full in some trials")
+        if r["feature"] == "all":
+            table = f"{r['full_max']} full" if r["full_min"] == r["full_max"] else \
+                f"{r['full_min']}-{r['full_max']} full"
+        lines.append(f"| {r['feature']} | {_span(r['ids_min'], r['ids_max'])} | "
+                     f"{_span(r['learned_min'], r['learned_max'])} | {table} |")
+    return [*lines, ""]
+
+
+def _span(low: Any, high: Any) -> str:
+    if low is None:
+        return "-"
+    return f"{low:,}" if low == high else f"{low:,} to {high:,}"
+
 
 
 def _size(value: Any) -> str:

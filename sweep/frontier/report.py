@@ -23,8 +23,8 @@ import numpy as np
 
 from sweep.frontier.pareto import format_bytes
 
-__all__ = ["format_estimate", "plot_pareto", "write_configurations_md", "write_pareto_csv",
-           "write_pareto_md"]
+__all__ = ["format_estimate", "format_p", "plot_pareto", "write_configurations_md",
+           "write_pareto_csv", "write_pareto_md"]
 
 # CSV columns put first when present; every other key follows in first-seen order.
 _LEADING_COLUMNS = (
@@ -285,6 +285,13 @@ def _md_cell(value: Any) -> str:
 
 def _md_size(value: Any) -> str:
     return format_bytes(float(value)) if _is_number(value) else _md_cell(value)
+
+
+def format_p(value: Any) -> str:
+    """A p-value for a table: 4 decimals, "< 0.0001" below that, "-" when there is none."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return "-"
+    return f"{value:.4f}" if value >= 0.0001 else "< 0.0001"
 
 
 def format_estimate(row: Mapping[str, Any], metric: str, *, missing: str = "",

@@ -14,7 +14,9 @@ older map.
 - `vs_hash`: the difference from `hash` at the same compression, dim and window, paired by
   seed (negative: lower loss than hash), with its CI, pair count and verdict;
 - `vs_hash_change`: how that difference moved since window 1, paired by seed
-  ((d_k - d_1) per seed; positive: the map lost ground to hash, its lead shrank or its lag grew);
+  ((d_k - d_1) per seed; positive: the map lost ground to hash, its lead shrank or its lag grew),
+  its two-sided p, and at the last window its p Holm-adjusted over every configuration's change
+  (`vs_hash_change_p_holm`: one family, one test per configuration);
 - `vs_frequency` for the learned maps: what the embedding adds to counts, in that window.
 All comparisons are those of the matched-size table (sweep.frontier.configurations.comparisons).
 """
@@ -28,14 +30,15 @@ from typing import Any
 
 from sweep.frontier.configurations import (
     BASELINE,
+    apply_holm,
     comparison_columns,
     comparisons,
     configuration_key,
     per_seed,
     strategy_rank,
 )
-from sweep.frontier.report import format_estimate
-from sweep.frontier.stats import LEVEL, finite, mean_ci
+from sweep.frontier.report import format_estimate, format_p
+from sweep.frontier.stats import LEVEL, finite, holm, mean_ci, p_value
 
 __all__ = ["STALENESS_COLUMNS", "staleness_markdown", "staleness_plot", "staleness_rows"]
 
@@ -44,7 +47,8 @@ DATA_COLUMNS = ("rows", "unseen_value_rate", "rare_value_rate", "constant_test_l
 STALENESS_COLUMNS = (
     "strategy", "compression", "dim", "window", "n_seeds", *DATA_COLUMNS, "test_logloss",
     "test_logloss_ci",
-    *comparison_columns()[:4], "vs_hash_change", "vs_hash_change_ci", *comparison_columns()[4:],
+    *comparison_columns()[:4], "vs_hash_change", "vs_hash_change_ci", "vs_hash_change_p",
+    "vs_hash_change_p_holm", *comparison_columns()[4:],
 )
 
 
@@ -86,10 +90,18 @@ def staleness_rows(trials: list[Mapping[str, Any]]) -> list[dict]:
             change = _change(losses, config, window) if row["vs_hash"] is not None else None
             row["vs_hash_change"] = change.mean if change else None
             row["vs_hash_change_ci"] = change.half_width if change else None
+            row["vs_hash_change_p"] = p_value(change)
             rows.append(row)
     rows.sort(key=lambda r: (strategy_rank(r["strategy"]), r["compression"] is not None,
                              r["compression"] or 0.0,
                              r["dim"] or 0, r["window"]))
+    apply_holm(rows)  # every window of every configuration: one family
+    # the changes from the first window to the last, one per configuration: another family
+    last = [r for r in rows if windows and r["window"] == windows[-1]]
+    for row in rows:
+        row["vs_hash_change_p_holm"] = None
+    for row, adjusted in zip(last, holm([r["vs_hash_change_p"] for r in last]), strict=True):
+        row["vs_hash_change_p_holm"] = adjusted
     return rows
 
 
@@ -133,7 +145,8 @@ def staleness_markdown(rows: list[dict]) -> list[str]:
     lines += ["", "Difference from `hash` in test logloss per window, paired by seed, mean +- "
                   f"{level} CI (negative: lower loss than hash); `change` is the last window's "
                   "difference minus the first's, paired by seed (positive: the map lost ground to "
-                  "hash as it aged).", ""]
+                  "hash as it aged), and `Holm p` its p adjusted over every configuration's change "
+                  "(clear when below 0.05).", ""]
     cells = sorted({(r["compression"], r["dim"], r["strategy"]) for r in compared
                     if r["strategy"] != BASELINE},
                    key=lambda k: (k[0], k[1], strategy_rank(k[2])))
@@ -142,18 +155,19 @@ def staleness_markdown(rows: list[dict]) -> list[str]:
                         "show.", ""]
     by_key = {(r["compression"], r["dim"], r["strategy"], r["window"]): r for r in rows}
     lines += ["| compression | dim | strategy | " + " | ".join(f"window {w}" for w in windows)
-              + " | change |",
-              "|---|---|---|" + "---|" * (len(windows) + 1)]
+              + " | change | Holm p |",
+              "|---|---|---|" + "---|" * (len(windows) + 2)]
     for compression, dim, strategy in cells:
         entries = [by_key.get((compression, dim, strategy, w), {}) for w in windows]
         lines.append(f"| {compression:g}x | {dim} | `{strategy}` | "
                      + " | ".join(format_estimate(e, "vs_hash", missing="-", sign=True)
                                   for e in entries)
                      + " | "
-                     f"{format_estimate(entries[-1], 'vs_hash_change', missing='-', sign=True)} "
-                     "|")
+                     f"{format_estimate(entries[-1], 'vs_hash_change', missing='-', sign=True)} | "
+                     f"{format_p(entries[-1].get('vs_hash_change_p_holm'))} |")
     lines.append("")
     return lines
+
 
 
 def staleness_plot(rows: list[dict], path: Path, experiment: str) -> None:

@@ -198,6 +198,9 @@ def trial_rows(runs: list) -> list[dict]:
         # the trial scored at lower table precisions: sweep.frontier.configurations.precision_points
         row.update({key: value for key, value in sorted(metrics.items())
                     if key.startswith("precision.")})
+        # the data's vocabulary per feature (collide report's vocabulary table)
+        row.update({key: value for key, value in sorted(metrics.items())
+                    if key.startswith("vocab.")})
         row["val_logloss"] = row.pop("best_val_logloss")
         row["excluded"] = _exclusion(run)
         if row["excluded"] is not None:

@@ -79,6 +79,24 @@ def value_rates(dataset: PreparedDataset, rows: Callable[[int, int], np.ndarray]
     return unseen / max(total, 1), rare / max(total, 1)
 
 
+def vocabulary_metrics(dataset: PreparedDataset, full_threshold: int,
+                       learned_min_count: int) -> dict[str, float]:
+    """Per feature, `vocab.<feature>.ids` (its training vocabulary), `.learned` (ids seen at least
+    `learned_min_count` times in training: what a learned map keeps) and `.full` (1 when it keeps
+    a full table: vocabulary <= `full_threshold`), and `vocab.all.*` summed: the report's
+    vocabulary table comes from these."""
+    out: dict[str, float] = {}
+    for name in dataset.feature_names:
+        counts = np.asarray(dataset.vocab[name].counts)
+        out |= {f"vocab.{name}.ids": float(len(counts)),
+                f"vocab.{name}.learned": float(np.count_nonzero(counts >= learned_min_count)),
+                f"vocab.{name}.full": float(len(counts) <= full_threshold)}
+    for what in ("ids", "learned", "full"):
+        out[f"vocab.all.{what}"] = float(sum(out[f"vocab.{n}.{what}"]
+                                             for n in dataset.feature_names))
+    return out
+
+
 def unseen_rate(dataset: PreparedDataset) -> float:
     """Share of val + test values whose raw id never occurs in the training split."""
     return value_rates(dataset, lambda a, b: np.asarray(dataset.split[a:b]) != 0, 1)[0]

@@ -42,6 +42,7 @@ from sweep.trial.diagnostics import (
     signal_metrics,
     table_usage,
     unseen_rate,
+    vocabulary_metrics,
     window_metrics,
 )
 from sweep.trial.encoding import fallback_counts, feature_specs, full_model_layout
@@ -152,6 +153,7 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
         **size_metrics,
         "collision_rate": frequency_weighted_mean(per_feature, dataset, "collision_rate"),
         "unseen_value_rate": unseen_rate(dataset),
+        **vocabulary_metrics(dataset, config.model.full_threshold, config.model.learned_min_count),
         "fallback_value_rate": sum(fallback.values()) / max(num_values, 1),
         # the tables of the features this strategy maps (every feature when it maps none)
         **table_usage(per_feature, [n for n, m in mappers.items() if m.name == config.strategy]

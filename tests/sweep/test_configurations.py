@@ -10,16 +10,18 @@ import math
 import pytest
 
 from sweep.frontier.configurations import (
+    comparisons,
     configuration_key,
     configuration_rows,
     has_replicates,
+    pooled_comparisons,
     ranked_rows,
 )
 from sweep.frontier.export import choose
 from sweep.frontier.files import write_pareto_files
 from sweep.frontier.pareto import frontier_table
 from sweep.frontier.report import plot_pareto, write_configurations_md
-from sweep.frontier.stats import mean_ci, paired_difference
+from sweep.frontier.stats import chance_count, holm, mean_ci, p_value, paired_difference
 from sweep.names import trial_name
 
 
@@ -63,6 +65,45 @@ def test_paired_difference_uses_the_shared_seeds_only():
     assert difference.half_width == pytest.approx(12.706 * math.sqrt(0.0002) / math.sqrt(2),
                                                   rel=1e-4)
     assert paired_difference({0: 0.5}, {1: 0.5}) is None
+
+
+def test_holm_matches_a_hand_computation_and_p_matches_the_interval():
+    # sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, then max(0.06, 0.04 x 1) = 0.06
+    assert holm([0.01, 0.04, 0.03, None, 0.005]) == pytest.approx([0.03, 0.06, 0.06, None, 0.02])
+    assert holm([0.9, 0.8]) == [1.0, 1.0] and holm([]) == [] and holm([None]) == [None]
+    assert chance_count(90) == pytest.approx(4.5)
+    # two degrees of freedom: p = 1 - |t| / sqrt(t^2 + 2); t = 0.02 / (0.01 / sqrt 3)
+    estimate = mean_ci([0.01, 0.02, 0.03])
+    t = 0.02 / (0.01 / math.sqrt(3))
+    assert p_value(estimate) == pytest.approx(1 - t / math.sqrt(t * t + 2), rel=1e-9)
+    assert (p_value(estimate) < 0.05) == estimate.excludes_zero()
+    assert p_value(mean_ci([0.5])) is None and p_value(None) is None
+    assert p_value(mean_ci([0.0, 0.0])) == 1.0 and p_value(mean_ci([0.1, 0.1])) == 0.0
+
+
+def test_cells_that_differ_only_by_dim_pool_per_seed():
+    values = {("frequency_embedding", 4.0, 8, "fp32"): {0: 0.50, 1: 0.52, 2: 0.55, 3: 0.6},
+              ("frequency_embedding", 4.0, 16, "fp32"): {0: 0.48, 1: 0.50, 2: 0.53},
+              ("hash", 4.0, 8, "fp32"): {0: 0.53, 1: 0.54, 2: 0.58, 3: 0.6},
+              ("hash", 4.0, 16, "fp32"): {0: 0.52, 1: 0.53, 2: 0.55},
+              ("embedding", 4.0, 8, "fp32"): {0: 0.51, 1: 0.52, 2: 0.56},
+              ("embedding", 4.0, 16, "fp32"): {0: 0.49, 1: 0.51, 2: 0.52}}
+    pooled = pooled_comparisons(values, "frequency_embedding", 4.0, "fp32", [8, 16])
+    # per seed (seed 3 ran d8 only, so it is left out): d8 -0.03 -0.02 -0.03, d16 -0.04 -0.03 -0.02
+    # -> -0.035, -0.025, -0.025
+    expected = mean_ci([-0.035, -0.025, -0.025])
+    assert pooled["vs_hash"] == pytest.approx(expected.mean) and pooled["vs_hash_pairs"] == 3
+    assert pooled["vs_hash_ci"] == pytest.approx(expected.half_width)
+    assert pooled["vs_hash_p"] == pytest.approx(p_value(expected))
+    assert pooled["vs_hash_verdict"] == "better than hash"
+    # the paired difference from embedding: d8 -0.01 0 -0.01, d16 -0.01 -0.01 +0.01
+    assert pooled["vs_embedding"] == pytest.approx(
+        mean_ci([-0.01, -0.005, 0.0]).mean) and pooled["vs_embedding_pairs"] == 3
+    assert pooled_comparisons(values, "frequency_embedding", 4.0, "fp32", [8, 32])[
+        "vs_hash_verdict"] == "no hash run to compare"
+    # a matched cell of frequency_embedding carries its difference from embedding too
+    cell = comparisons(values, ("frequency_embedding", 4.0, 8, "fp32"))
+    assert cell["vs_embedding"] == pytest.approx(mean_ci([-0.01, 0.0, -0.01]).mean)
 
 
 def test_a_configuration_is_its_mean_over_seeds_with_the_median_seed_named():

@@ -45,6 +45,11 @@ def _tiny_experiment(tmp_path) -> str:
                        "max_ids_per_row": 9.0}
             if strategy != "full":
                 metrics |= {"collision.C1.nmi": 0.5, "collision.C2.nmi": 0.7}
+            # the data's vocabulary: C2's differs by seed (data that varies with the seed)
+            metrics |= {"vocab.C1.ids": 50.0, "vocab.C1.learned": 10.0, "vocab.C1.full": 1.0,
+                        "vocab.C2.ids": 1000.0 + seed, "vocab.C2.learned": 300.0,
+                        "vocab.C2.full": 0.0, "vocab.all.ids": 1050.0 + seed,
+                        "vocab.all.learned": 310.0, "vocab.all.full": 1.0}
             tracker.log_metrics(name, metrics, step=1)
             tracker.end_trial(name, "completed")
     tracker.end_sweep("FINISHED", {}, "completed")
@@ -105,8 +110,30 @@ def test_report_tables_regenerate_byte_for_byte_and_match_a_hand_computation(tmp
             and "-0.0300 +- 0.0248" in markdown)
     assert "- `hash`: 1000 B to 2.9 KiB (hash-c16-d8, hash-c4-d8)" in markdown
     # over both cells: lower at c4 only (-0.03 and +0.0067: mean -0.0117), better by its CI at c4
-    # only
-    assert "| `frequency_embedding` | 2 | 1 | 1 | 0 | -0.0117 | -0.0300 | +0.0067 |" in markdown
+    # only, and by neither after Holm (below)
+    assert ("| `frequency_embedding` | 2 | 1 | 1 | 0 | 0 | 0 | -0.0117 | -0.0300 | +0.0067 |"
+            in markdown)
+    # Holm by hand. With 2 degrees of freedom the two-sided p of t is 1 - |t| / sqrt(t^2 + 2).
+    # c4: t = -0.03 / (0.01 / sqrt 3) = -5.19615, p = 0.035099; c16: differences 0.01, 0.02, -0.01,
+    # t = 0.75593, p = 0.52860. Holm over the 2: 2 x 0.035099 = 0.070197, then max(0.070197,
+    # 1 x 0.52860) = 0.52860: neither stays clear at 0.05.
+    c4_p, c16_p = (1 - t / math.sqrt(t * t + 2) for t in (5.196152, 0.755929))
+    assert float(c4["vs_hash_p"]) == pytest.approx(c4_p, rel=1e-5)
+    assert float(c4["vs_hash_p_holm"]) == pytest.approx(2 * c4_p, rel=1e-5)
+    c16 = matched[("16", "frequency_embedding")]
+    assert float(c16["vs_hash_p_holm"]) == pytest.approx(c16_p, rel=1e-5)
+    assert c4["vs_hash_holm_verdict"] == "no clear difference"
+    assert ("2 cells were tested against hash. If no strategy differed from hash, chance alone "
+            "would make about 0.1 of their uncorrected intervals exclude 0; 1 do. After Holm's "
+            "correction 0 stay clear.") in markdown
+    # one dim, so the pooled rows are the cells themselves
+    pooled = {(r["compression"], r["strategy"]): r for r in _read(out / "pooled.csv")}
+    assert float(pooled[("4", "frequency_embedding")]["vs_hash_p_holm"]) == pytest.approx(
+        2 * c4_p, rel=1e-5)
+    vocabulary = {r["feature"]: r for r in _read(out / "vocabulary.csv")}
+    assert (vocabulary["C2"]["ids_min"], vocabulary["C2"]["ids_max"]) == ("1000", "1002")
+    assert "| C1 | 50 | 10 | full |" in markdown and "| C2 | 1,000 to 1,002 | 300 | mapped |" \
+        in markdown and "| all | 1,050 to 1,052 | 310 | 1 full |" in markdown
     assert "collide report --experiment tiny" in markdown and "mlflow.db" in markdown
 
 
@@ -180,10 +207,15 @@ def test_report_staleness_tables_match_a_hand_computation_and_go_when_the_sweep_
     assert float(w3["vs_hash_change"]) == pytest.approx(0.11 / 3)
     assert float(w3["vs_hash_change_ci"]) == pytest.approx(
         4.3027 * math.sqrt(1 / 3 * 1e-4) / math.sqrt(3), rel=1e-4)
+    # its test: t = (0.11 / 3) / (sqrt(1e-4 / 3) / sqrt 3) = 11, p = 1 - 11 / sqrt(11^2 + 2); the
+    # family of last-window changes holds this one alone, so Holm leaves it as it is
+    assert float(w3["vs_hash_change_p"]) == pytest.approx(1 - 11 / math.sqrt(123), rel=1e-6)
+    assert w3["vs_hash_change_p_holm"] == w3["vs_hash_change_p"]
+    assert rows[("frequency_embedding", "2")]["vs_hash_change_p_holm"] == ""
     markdown = (out / "report.md").read_text()
     assert "| unseen | 0.0200 | 0.0500 | 0.1100 |" in markdown
     assert "| 4x | 8 | `frequency_embedding` | -0.0367 +- 0.0143 |" in markdown
-    assert "| +0.0367 +- 0.0143 |" in markdown
+    assert "| +0.0367 +- 0.0143 | 0.0082 |" in markdown
 
     # the same folder, now a sweep without windows: the staleness files collide wrote there go
     assert main(["report", "--experiment", "tiny", "--tracking-uri", store, "--out", str(out)]) == 0
