@@ -64,10 +64,15 @@ class DataConfig:
     # the source's options (collide datasets)
     params: Mapping[str, Any] = field(default_factory=dict)
     prepared_dir: str | None = None  # where to prepare; None: .collide/prepared/SOURCE-FINGERPRINT
+    # the trial seed also seeds the source (params.seed + seed): the synthetic generator, or a
+    # file's random split; seeds then replicate the data too (sweep.tune.sweep_data)
+    vary_with_seed: bool = False
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ConfigError(f"source must be one of {sorted(SOURCES)}, got {self.source!r}")
+        if not isinstance(self.vary_with_seed, bool):
+            raise ConfigError(f"vary_with_seed must be true or false, got {self.vary_with_seed!r}")
         required = [f.name for f in dataclasses.fields(SOURCES[self.source].Config)
                     if f.default is dataclasses.MISSING
                     and f.default_factory is dataclasses.MISSING]
@@ -76,7 +81,15 @@ class DataConfig:
             raise ConfigError(f"params.{missing[0]} is required for source {self.source!r} "
                               "(on the command line: --data-path)")
         # the source validates its own options
-        SOURCES[self.source].from_params(**dict(self.params))
+        source = SOURCES[self.source].from_params(**dict(self.params))
+        if self.vary_with_seed and not source.seed_generates_data \
+                and source.split_spec().kind != "random":
+            raise ConfigError(
+                f"vary_with_seed has nothing to vary for source {self.source!r}: its seed draws "
+                f"only a random split, and its split is "
+                f"{getattr(source.config, 'split', source.split_spec().kind)!r}. Use "
+                "split: random (each seed then trains and tests on its own random split) or "
+                "leave vary_with_seed off")
 
 
 @dataclass(frozen=True)

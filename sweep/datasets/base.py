@@ -56,6 +56,8 @@ class Source(ABC):
     name: ClassVar[str]
     Config: ClassVar[type]
     version: ClassVar[int] = 1  # bump when preprocessing changes, so old caches rebuild
+    # its `seed` option generates the rows themselves (synthetic), not only a random split of them
+    seed_generates_data: ClassVar[bool] = False
 
     def __init__(self, config: Any):
         if not isinstance(config, self.Config):

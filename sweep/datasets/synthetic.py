@@ -172,6 +172,7 @@ def _gaussian_from_hash(keys: np.ndarray, seed: int) -> np.ndarray:
 class SyntheticSource(Source):
     name = "synthetic"
     Config = SyntheticConfig
+    seed_generates_data = True
 
     def __init__(self, config: SyntheticConfig):
         super().__init__(config)

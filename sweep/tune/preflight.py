@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,23 +37,32 @@ def compressing_strategies(config: SweepConfig) -> list[str]:
 
 
 def check_grid(config: SweepConfig, dataset: PreparedDataset, base: TrialConfig,
-               points: list[dict]) -> None:
+               points: list[dict], data_paths: Mapping[int, str] | None = None,
+               warned: set[str] | None = None) -> None:
     """Refuse, before Ray starts, a grid whose trials could not run on `dataset` (see the module
-    docstring); warn once about what every trial would warn about."""
+    docstring); warn once about what every trial would warn about (once per sweep: a warning
+    already in `warned`, from another seed's data, is not repeated)."""
+    warned = set() if warned is None else warned
     for point in points:  # every point's config is valid
-        trial_config_for(base, config, point, None)
-    _check_mapping(config, dataset)
+        trial_config_for(base, config, point, None, data_paths)
+    _check_mapping(config, dataset, warned)
     _check_rows(config, dataset)
     num_train = int(dataset.manifest["split_sizes"]["train"])
     notes = [small_data_note(num_train, config.train.batch_size),
              *eval_notes(num_train, config.train)]
     for note in filter(None, notes):
-        log.warning("%s, in every trial", note)
+        _warn_once(f"{note}, in every trial", warned)
     # refused now, naming the data, when its rows have no time order
     dataset.test_windows(config.test_windows)
 
 
-def _check_mapping(config: SweepConfig, dataset: PreparedDataset) -> None:
+def _warn_once(message: str, warned: set[str]) -> None:
+    if message not in warned:
+        warned.add(message)
+        log.warning("%s", message)
+
+
+def _check_mapping(config: SweepConfig, dataset: PreparedDataset, warned: set[str]) -> None:
     """Refuse a grid whose compressing strategies would map no feature (every trial would be the
     full model); warn, naming them, when some features keep a full table."""
     strategies = compressing_strategies(config)
@@ -67,9 +77,9 @@ def _check_mapping(config: SweepConfig, dataset: PreparedDataset) -> None:
             f"{full[largest]} ({largest}), and features with vocab <= model.full_threshold "
             f"({threshold}) keep a full table, so every trial would train the full model. Lower it "
             f"below {full[largest]}, e.g. --set model.full_threshold={max(0, full[largest] // 4)}")
-    log.warning("%d of %d features keep a full table in every trial (train vocab <= "
-                "model.full_threshold %d): %s", len(full), len(dataset.feature_names), threshold,
-                ", ".join(f"{name} ({size})" for name, size in full.items()))
+    _warn_once(f"{len(full)} of {len(dataset.feature_names)} features keep a full table in every "
+               f"trial (train vocab <= model.full_threshold {threshold}): "
+               + ", ".join(f"{name} ({size})" for name, size in full.items()), warned)
 
 
 def _check_rows(config: SweepConfig, dataset: PreparedDataset) -> None:

@@ -20,7 +20,6 @@ from typing import Any
 import yaml
 
 from sweep.config import load_config
-from sweep.datasets import fingerprint, get_source
 from sweep.errors import UserError
 from sweep.frontier.configurations import ranked_rows
 from sweep.frontier.pareto import frontier_table
@@ -33,7 +32,9 @@ from sweep.tracking.writer import SweepTracker, register
 from sweep.tune.ending import SweepResult, sync_sweep
 from sweep.tune.interrupt import Interrupts
 from sweep.tune.output import RayOutput
+from sweep.tune.points import grid_points
 from sweep.tune.runner import DATA_TAG, EXPERIMENT_DIR_TAG, fit_and_finish, guarded, prepare_sweep
+from sweep.tune.sweep_data import sweep_fingerprint
 
 __all__ = ["resume_sweep"]
 
@@ -84,7 +85,7 @@ def resume_sweep(experiment: str | None, parent_run_id: str | None = None, *, tr
     if done is not None:
         return done
     recorded = sweep.parent.data.tags.get(DATA_TAG)
-    now = fingerprint(get_source(config.data.source, **dict(config.data.params)))
+    now = sweep_fingerprint(config, [p["seed"] for p in grid_points(config)])
     if recorded and recorded != now:
         raise UserError(f"sweep {sweep.parent_run_id} trained on prepared data {recorded[:12]}, "
                         f"but its data source now gives {now[:12]} (an input file or parameter "

@@ -33,7 +33,6 @@ import yaml
 from mappers import get_strategy
 from models import evaluations_per_epoch
 from sweep.config import SweepConfig, config_record
-from sweep.datasets import default_out_dir, get_source, prepare
 from sweep.frontier.files import PARETO_FILES
 from sweep.outputs import check_owned_files
 from sweep.tracking.records import checked_run_id
@@ -57,6 +56,7 @@ from sweep.tune.points import grid_points, point_name, point_of
 from sweep.tune.preflight import absolute_paths, check_grid, check_storage_path
 from sweep.tune.search import ConfigurationSearch
 from sweep.tune.startup import Startup, sweep_probes
+from sweep.tune.sweep_data import prepare_datasets, sweep_fingerprint
 from sweep.tune.trainable import base_trial_config, trainable
 
 __all__ = ["DATA_TAG", "EXPERIMENT_DIR_TAG", "Prepared", "fit_and_finish", "guarded",
@@ -134,11 +134,15 @@ def prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, inte
     startup = Startup()
     started = time.perf_counter()
     points = grid_points(config)
-    source = get_source(config.data.source, **dict(config.data.params))
-    dataset = prepare(source, config.data.prepared_dir
-                      or default_out_dir(source, cache_dir / "prepared"))
+    datasets = prepare_datasets(config, [p["seed"] for p in points], cache_dir / "prepared")
+    dataset = datasets[points[0]["seed"]]
     base = base_trial_config(config, dataset.path.resolve(), cache_dir / "probes")
-    check_grid(config, dataset, base, points)
+    data_paths = ({seed: str(d.path.resolve()) for seed, d in datasets.items()}
+                  if config.data.vary_with_seed else {})
+    warned: set[str] = set()  # each seed's data may warn alike: once is enough
+    for seed, each in datasets.items():
+        check_grid(config, each, base, [p for p in points if p["seed"] == seed], data_paths,
+                   warned)
     startup.data_seconds = time.perf_counter() - started
     started = time.perf_counter()
     init_ray(config.address, config.resources.num_cpus)
@@ -146,19 +150,24 @@ def prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, inte
     output.capture_trial_output()
     check_trial_fits(config.resources.cpus_per_trial, config.resources.gpus_per_trial)
     check_storage_shared(storage_path)
-    check_prepared_shared(dataset.path.resolve())
+    for path in sorted({d.path.resolve() for d in datasets.values()}):
+        check_prepared_shared(path)
     startup.ray_seconds = time.perf_counter() - started
     seeds = sorted({p["seed"] for p in points if get_strategy(p["strategy"]).needs_embeddings})
-    probes = sweep_probes(dataset, config.probe, seeds, cache_dir / "probes", startup)
+    probes = sweep_probes({seed: datasets[seed] for seed in seeds}, config.probe,
+                          cache_dir / "probes", startup)
     print(startup.describe(), flush=True)
     for_trials = replace(config, tracking_uri=None)  # trials never see the tracking URI
     resources = {"cpu": config.resources.cpus_per_trial, "gpu": config.resources.gpus_per_trial}
     wrapped = tune.with_resources(
         tune.with_parameters(trainable, probes=probes, base=base, sweep=for_trials,
-                             hooks=TrialHooks.from_environment()),
+                             hooks=TrialHooks.from_environment(), data_paths=data_paths),
         resources)
-    return Prepared(config, tracking_uri, points, dataset.fingerprint,
-                    int(dataset.manifest["split_sizes"]["train"]), base, wrapped, startup)
+    return Prepared(config, tracking_uri, points,
+                    sweep_fingerprint(config, datasets) if config.data.vary_with_seed
+                    else dataset.fingerprint,
+                    min(int(d.manifest["split_sizes"]["train"]) for d in datasets.values()), base,
+                    wrapped, startup)
 
 
 def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None, *, verbose: bool = False,
@@ -211,7 +220,7 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None, *, verb
                                                         for k, v in PROGRESS_PARAMS.items()},
                                      metric_columns=PROGRESS_METRICS, max_report_frequency=15)
             callback = MlflowTrialCallback(tracker.parent_run_id,
-                                           flatten(shared_params(prepared.base)),
+                                           flatten(shared_params(prepared.base, config)),
                                            config.strategy_params)
             tuner = tune.Tuner(
                 prepared.trainable, param_space=param_space,
@@ -233,12 +242,13 @@ def run_sweep(config: SweepConfig, launch_dir: str | Path | None = None, *, verb
         return guarded(body, tracker, interrupts, prepared, experiment_dir)
 
 
-def shared_params(base: TrialConfig) -> dict:
-    """Params every trial run records: the trial config minus the point and the probe cache."""
+def shared_params(base: TrialConfig, config: SweepConfig) -> dict:
+    """Params every trial run records: the trial config minus the point and the probe cache (and
+    the data's path where each seed has its own data: the parent's config says how it varies)."""
     return {k: v for k, v in asdict(base).items()
-            if k not in ("strategy", "compression", "rows", "dim", "seed",
-                                                                "out_dir", "cache_dir",
-                         "mapper_params")}
+            if k not in ("strategy", "compression", "rows", "dim", "seed", "out_dir", "cache_dir",
+                         "mapper_params")
+            and not (k == "data" and config.data.vary_with_seed)}
 
 
 def _expected_points(config: SweepConfig, points: list[dict]) -> int:

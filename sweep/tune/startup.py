@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -69,17 +70,19 @@ def _train_probe_at(path: str, config: ProbeConfig) -> dict[str, np.ndarray]:
     return train_probe_embeddings(load_prepared(path), config)
 
 
-def sweep_probes(dataset: PreparedDataset, config: ProbeConfig, seeds: list[int], cache_dir: Path,
+def sweep_probes(datasets: Mapping[int, PreparedDataset], config: ProbeConfig, cache_dir: Path,
                  startup: Startup) -> dict[int, dict[str, np.ndarray]]:
-    """Every seed's probe embeddings: cached ones read back, missing ones trained as Ray tasks side
-    by side (Ray must be initialised) and then cached. The tasks read the prepared data from
-    its directory, which every node sees (checked before)."""
+    """Every seed's probe embeddings, each on its seed's data (`datasets`: {seed: prepared data};
+    the same data for every seed unless it varies with the seed): cached ones read back, missing
+    ones trained as Ray tasks side by side (Ray must be initialised) and then cached. The tasks
+    read the prepared data from its directory, which every node sees (checked before)."""
     import ray
 
     started = time.perf_counter()
     probes: dict[int, dict[str, np.ndarray]] = {}
+    seeds = sorted(datasets)
     for seed in seeds:
-        cached = cached_probe(dataset, config, seed, cache_dir)
+        cached = cached_probe(datasets[seed], config, seed, cache_dir)
         if cached is not None:
             probes[seed] = cached
             startup.probes_cached.append(seed)
@@ -88,13 +91,13 @@ def sweep_probes(dataset: PreparedDataset, config: ProbeConfig, seeds: list[int]
         cpus = max(1, int(ray.available_resources().get("CPU", 1) // len(missing)))
         threads = config.num_threads or cpus
         task = ray.remote(num_cpus=cpus, max_retries=0)(_train_probe_at)
-        path = str(Path(dataset.path).resolve())
         log.info("training the probe of seed %s: %d Ray task(s) side by side, %d thread(s) each",
                  _seeds(missing), len(missing), threads)
-        pending = {seed: task.remote(path, replace(config, seed=seed, num_threads=threads))
+        pending = {seed: task.remote(str(Path(datasets[seed].path).resolve()),
+                                     replace(config, seed=seed, num_threads=threads))
                    for seed in missing}
         for seed, result in pending.items():
-            probes[seed] = store_probe(dataset, config, seed, cache_dir, ray.get(result))
+            probes[seed] = store_probe(datasets[seed], config, seed, cache_dir, ray.get(result))
             startup.probes_trained.append(seed)
     startup.probe_seconds = time.perf_counter() - started
     return probes

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -42,15 +43,17 @@ def base_trial_config(config: SweepConfig, data_path: Path, cache_dir: Path) -> 
                        probe=config.probe, cache_dir=str(cache_dir))
 
 
-def trial_config_for(base: TrialConfig, config: SweepConfig, point: dict, out_dir: str
-                     | None) -> TrialConfig:
+def trial_config_for(base: TrialConfig, config: SweepConfig, point: dict, out_dir: str | None,
+                     data_paths: Mapping[int, str] | None = None) -> TrialConfig:
     """The trial config of `point`, with its strategy's params (a strategy that takes no compression
-    drops it: TrialConfig)."""
+    drops it: TrialConfig), reading the data of its seed where `data_paths` ({seed: prepared
+    directory}: data that varies with the seed) has one."""
     strategy = point["strategy"]
     return replace(base, strategy=strategy, compression=point["compression"], rows=None,
                    dim=point["dim"],
                    seed=point["seed"], out_dir=out_dir,
-                   mapper_params=dict(config.strategy_params.get(strategy, {})))
+                   mapper_params=dict(config.strategy_params.get(strategy, {})),
+                   data=(data_paths or {}).get(point["seed"], base.data))
 
 
 def _scratch_parent() -> str | None:
@@ -105,11 +108,11 @@ def _report_stored(checkpoint_dir: Path) -> bool:
 
 
 def trainable(tune_config: dict, probes: dict, base: TrialConfig, sweep: SweepConfig,
-              hooks: TrialHooks | None = None) -> None:
+              hooks: TrialHooks | None = None, data_paths: Mapping[int, str] | None = None) -> None:
     """The Ray Tune function trainable: run_trial, reporting every epoch (and every evaluation
     within one: train.eval_every_rows), then the bundles. The trial reads the prepared data
-    from `base.data` itself (memory-mapped, a block at a time): it never travels through Ray's
-    object store."""
+    from `base.data` (or its seed's, `data_paths`) itself (memory-mapped, a block at a time): it
+    never travels through Ray's object store."""
     from ray import tune
 
     point = point_of(tune_config)
@@ -124,7 +127,7 @@ def trainable(tune_config: dict, probes: dict, base: TrialConfig, sweep: SweepCo
                 return
     hooks.started(name, trial_id, "train")
     out_dir = tempfile.mkdtemp(prefix=f"collide-{name}-", dir=_scratch_parent())
-    trial_config = trial_config_for(base, sweep, point, out_dir)
+    trial_config = trial_config_for(base, sweep, point, out_dir, data_paths)
 
     node = _node()
 

@@ -126,11 +126,37 @@ def test_quick_preset_is_all_strategies_three_compressions_two_dims():
         ({"strategy_params": {"hsh": {}}}, r"strategy_params has unknown strategies \['hsh'\]"),
         ({"resources": {"cpus_per_trial": 0}}, r"resources: cpus_per_trial must be > 0"),
         ({"test_windows": 0}, r"test_windows must be an int >= 1, got 0"),
+        ({"data": {"vary_with_seed": "yes"}}, r"data.vary_with_seed must be true or false"),
     ],
 )
 def test_bad_values_name_the_key(values, message):
     with pytest.raises(ConfigError, match=message):
         load_config(values)
+
+
+def test_data_varies_with_the_seed_only_where_the_seed_can_vary_it(tmp_path):
+    from sweep.tune.sweep_data import sweep_fingerprint, sweep_sources
+
+    config = load_config({"data": {"params": {"seed": 5, "num_rows": 1000},
+                                   "vary_with_seed": True}})
+    sources = sweep_sources(config, [0, 2])
+    assert [sources[s].config.seed for s in (0, 2)] == [5, 7]  # params.seed + the trial seed
+    plain = load_config({"data": {"params": {"seed": 5, "num_rows": 1000}}})
+    assert {s.config.seed for s in sweep_sources(plain, [0, 2]).values()} == {5}
+    assert sweep_fingerprint(config, [0, 2]) != sweep_fingerprint(config, [0, 1])
+    assert sweep_fingerprint(plain, [0, 2]) == sweep_fingerprint(plain, [0, 1])
+    # a file whose split is by time: the seed draws nothing there
+    table = tmp_path / "t.csv"
+    table.write_text("label,a\n1,x\n0,y\n")
+    with pytest.raises(ConfigError, match=r"vary_with_seed has nothing to vary for source "
+                                          r"'table': its seed draws only a random split, and its "
+                                          r"split is 'sequential'"):
+        load_config({"data": {"source": "table", "params": {
+            "path": str(table), "label": "label", "categorical": ["a"], "split": "sequential"},
+            "vary_with_seed": True}})
+    random_split = load_config({"data": {"source": "table", "params": {
+        "path": str(table), "label": "label", "categorical": ["a"]}, "vary_with_seed": True}})
+    assert random_split.data.vary_with_seed
 
 
 def test_overrides_and_set():

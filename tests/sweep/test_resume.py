@@ -9,16 +9,17 @@ import pytest
 import yaml
 
 from sweep.config import load_config
-from sweep.datasets import fingerprint, get_source
 from sweep.errors import UserError
 from sweep.tracking.writer import SweepTracker
 from sweep.tune.resume import resume_sweep
+from sweep.tune.sweep_data import sweep_fingerprint
 
 
-@pytest.fixture
-def recorded_sweep(tmp_path):
+@pytest.fixture(params=[False, True], ids=["one-data-set", "data-varies-with-seed"])
+def recorded_sweep(tmp_path, request):
     """A sweep of a CSV table whose driver died: parent RUNNING, config and data fingerprint
-    recorded."""
+    recorded; once with one data set, once with each seed's own random split."""
+    vary = request.param
     data = tmp_path / "clicks.csv"
     data.write_text("label,user\n" + "".join(f"{i % 2},u{i % 7}\n" for i in range(40)))
     params = {"path": str(data), "label": "label", "categorical": ["user"]}
@@ -28,16 +29,19 @@ def recorded_sweep(tmp_path):
     experiment_dir.mkdir(parents=True)
     # only its presence is checked first
     (experiment_dir / "tuner.pkl").write_bytes(b"Ray Tune state")
-    config = load_config({"name": "tbl", "data": {"source": "table", "params": params},
-                          "grid": {"strategies": ["hash"], "compressions": [2], "dims": [4]}})
-    stored = {"name": "tbl", "data": {"source": "table", "params": params},
-              "grid": {"strategies": ["hash"], "compressions": [2.0], "dims": [4]},
+    data_config = {"source": "table", "params": params, "vary_with_seed": vary}
+    config = load_config({"name": "tbl", "data": data_config,
+                          "grid": {"strategies": ["hash"], "compressions": [2], "dims": [4],
+                                   "seeds": [0, 1]}})
+    stored = {"name": "tbl", "data": data_config,
+              "grid": {"strategies": ["hash"], "compressions": [2.0], "dims": [4],
+                       "seeds": [0, 1]},
               "model": {"full_threshold": 0}, "resources": {"num_cpus": 1}}
     tracker.write({"op": "log_text", "ref": "parent", "file": "sweep_config.yaml",
                    "text": yaml.safe_dump(stored)})
     tracker.write({"op": "set_tags", "ref": "parent", "tags": {
         "collide.experiment_dir": str(experiment_dir),
-        "collide.data_fingerprint": fingerprint(get_source("table", **dict(config.data.params)))}})
+        "collide.data_fingerprint": sweep_fingerprint(config, [0, 1])}})
     return store, data, tracker
 
 

@@ -201,6 +201,37 @@ def test_data_and_probes_are_made_once_per_sweep_and_trials_reuse_their_actors(
     assert len(lines) == 4 and len({line["pid"] for line in lines}) <= 2
 
 
+def test_data_that_varies_with_the_seed_gives_each_seed_its_own_data_and_probe(
+        grid_sweep, launch, capsys):
+    code = main(["sweep", "--preset", "smoke", "--name", "e2e-replicates", "--strategies",
+                 "hash,frequency_embedding", "--compressions", "16", *TINY, "--seeds", "0,1",
+                 "--set", "data.vary_with_seed=true", "--set", "model.full_threshold=64"])
+    assert code == 0
+    out, err = capsys.readouterr()
+    # both data sets keep the 40-id feature full: said once, not once per seed's data
+    assert err.count("1 of 3 features keep a full table in every trial") == 1, err
+    # seed 0's data is grid_sweep's (generator seed 0 + 0), so its probe is cached; seed 1's data
+    # is new, and so is its probe
+    assert "(seed 1 trained; seed 0 cached)" in out, out
+    client = MlflowClient(f"sqlite:///{launch / 'mlflow.db'}")
+    _, runs = runs_of_sweep(client, "e2e-replicates")
+    assert len(runs) == 4
+    vocab = {(r.data.params["strategy"], int(r.data.params["seed"])): r.data.metrics[
+        "vocab.all.ids"] for r in runs}
+    assert vocab[("hash", 0)] == vocab[("frequency_embedding", 0)]  # one dataset per seed
+    assert vocab[("hash", 1)] == vocab[("frequency_embedding", 1)]
+    assert vocab[("hash", 0)] != vocab[("hash", 1)]  # and the two seeds' data differ
+    _, grid_runs = runs_of_sweep(client, "e2e")
+    assert vocab[("hash", 0)] == grid_runs[0].data.metrics["vocab.all.ids"]
+    assert all("data" not in r.data.params for r in runs)  # no one path for every trial
+    # the report's vocabulary table shows the range over the two data sets
+    assert main(["report", "--experiment", "e2e-replicates", "--out",
+                 str(launch / "report-replicates")]) == 0
+    report = (launch / "report-replicates" / "report.md").read_text()
+    low, high = sorted({int(v) for v in vocab.values()})
+    assert f"| all | {low:,} to {high:,} |" in report
+
+
 def test_failed_trial_is_isolated_and_recorded(launch, monkeypatch):
     monkeypatch.setenv(*hooks_env(fail_trials=["hash-c16-d8-s0"]).popitem())
     code = main(["sweep", "--preset", "smoke", "--name", "e2e-fail", "--strategies", "hash",
