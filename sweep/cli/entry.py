@@ -77,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _interrupted(getattr(exc, "signal_name", "SIGINT"))
     # every error ends in one clear line and a documented code
     except Exception as exc:  # noqa: BLE001
+        interruption = _interruption(exc)
+        if interruption is not None:
+            return _interrupted(interruption.signal_name)
         uri = _tracking_uri_in_use(args)
         if not _handled(exc):
             print(redact_text(traceback.format_exc(), uri), file=sys.stderr)
@@ -89,6 +92,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{exc.filename}: {exc.strerror or exc}"
         print(f"collide: error: {redact_text(text, uri)}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _interruption(exc: BaseException) -> SweepInterrupted | None:
+    """The signal's SweepInterrupted that `exc` was raised from or while handling: a library that
+    caught it and raised its own error (Ray's `ray.get` turns it into a SystemError when the
+    signal lands while it waits) still means the command was interrupted, not a bug."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, SweepInterrupted):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -124,6 +124,28 @@ def test_an_internal_error_exits_4_with_its_traceback(tmp_path, capsys, monkeypa
     assert "Traceback" in err and f"collide: internal error: {type(error).__name__}" in err
 
 
+@pytest.mark.parametrize("how", ["from", "during"])
+def test_an_error_raised_from_a_signal_is_an_interruption(capsys, monkeypatch, how):
+    """Ray turns the handler's SweepInterrupted into a SystemError when the signal lands while
+    `ray.get` unpacks a result: that is the user's Ctrl-C (exit 130), not a bug (exit 4)."""
+    import sweep.cli.entry as cli
+    from sweep.tune.interrupt import SweepInterrupted
+
+    def interrupted(args):
+        try:
+            raise SweepInterrupted("SIGTERM")
+        except SweepInterrupted as exc:
+            if how == "from":
+                raise SystemError("returned a result with an exception set") from exc
+            raise SystemError("returned a result with an exception set")  # noqa: B904
+
+    monkeypatch.setitem(cli.COMMANDS, "datasets", interrupted)
+    assert main(["datasets"]) == 143
+    err = capsys.readouterr().err
+    assert "interrupted by SIGTERM" in err
+    assert "internal error" not in err and "Traceback" not in err
+
+
 def test_a_user_error_exits_2_in_one_line(capsys, monkeypatch):
     import sweep.cli.entry as cli
     from sweep.errors import DataError

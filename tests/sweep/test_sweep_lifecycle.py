@@ -120,6 +120,34 @@ def test_a_signal_stops_the_trials_and_nothing_reports_success(tmp_path, signum,
     assert f"skipped newer: {interrupted.parent_run_id} is KILLED" in said
 
 
+@pytest.mark.parametrize("to_group", [False, True], ids=["to-the-driver", "ctrl-c-to-the-group"])
+def test_a_signal_while_the_probes_train_is_an_interruption_not_a_bug(tmp_path, to_group):
+    """A SIGINT that lands while the driver waits on the probe tasks, before any trial or parent
+    run exists: exit 130 and the line saying so, no "internal error", no traceback of collide's,
+    and no process left (the SystemError Ray makes of a signal that lands as it unpacks a result:
+    `test_cli.py::test_an_error_raised_from_a_signal_is_an_interruption`)."""
+    mark = run_mark()
+    sweep = collide(["sweep", "--preset", "smoke", "--name", "stop-probe", "--strategies",
+                     "frequency_embedding", "--compressions", "4", *TINY, "--set",
+                     "data.params={num_rows: 300000, vocab_sizes: [40, 600, 3000], num_dense: 2}",
+                     "--set", "probe.epochs=20"], tmp_path, mark)
+    try:
+        wait_until(lambda: "training the probe" in output_of(sweep), 300, "the probe tasks",
+                   interval=0.05)
+        if to_group:
+            os.killpg(sweep.pid, signal.SIGINT)
+        else:
+            sweep.send_signal(signal.SIGINT)
+        assert sweep.wait(timeout=120) == 130, output_of(sweep)
+    finally:
+        kill_group(sweep)
+    no_process_left(mark)
+    out = output_of(sweep)
+    assert "interrupted by SIGINT" in out and "internal error" not in out, out
+    own = "\n".join(line for line in out.splitlines() if "pid=" not in line)
+    assert "Traceback" not in own, out
+
+
 def test_resume_after_sigkill_runs_every_point_exactly_once(tmp_path):
     starts = tmp_path / "starts.jsonl"
     args = ["sweep", "--preset", "smoke", "--name", "resume", "--strategies", "hash,frequency",
