@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 BYTE_COLUMNS = ("embedding_bytes", "mapping_bytes", "dense_bytes", "total_bytes")
 MEAN_COLUMNS = ("compression_ratio", "collision_rate", "unseen_value_rate", "fallback_value_rate",
                 "unused_row_share", "mean_ids_per_row", "max_ids_per_row", "nmi", "purity",
-                "signal_captured")
+                "signal_captured", "total_seconds", "probe_train_seconds")
 
 
 def configuration_key(row: Mapping[str, Any]) -> tuple:

@@ -35,7 +35,7 @@ CONFIGURATION_COLUMNS = (
     "mapping_bytes", "bytes_without_mapping", "test_logloss", "test_logloss_ci", "test_ne",
     "test_ne_ci",
     "test_auc", "test_auc_ci", "val_logloss", "val_logloss_ci", "on_frontier",
-    "on_frontier_without_mapping",
+    "on_frontier_without_mapping", "total_seconds", "probe_train_seconds",
 )
 MATCHED_COLUMNS = (
     "compression", "dim", "precision", "strategy", "n_seeds", "total_bytes", "mapping_bytes",
@@ -205,9 +205,14 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
             f"{_estimate(r, 'test_logloss')}" for r in full)
             + "."]
     lines += ["", "## Every configuration", "",
+              "`compute`: a trial's seconds (mapping, training, evaluation, scoring its "
+              "precisions; mean over seeds), plus its probe's training for a learned map (the "
+              "probe of a seed is trained once and shared by every learned configuration of that "
+              "seed; `-` where the sweep did not record it). A lower precision is the same trial "
+              "scored again.", "",
               "| configuration | seeds | total_bytes | without mapping | test_logloss | "
-              "val_logloss | frontier |",
-              "|---|---|---|---|---|---|---|"]
+              "val_logloss | compute | frontier |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in configurations:
         where = ", ".join(n for n, f in (("with map bytes", r["on_frontier"]),
                                          ("without", r["on_frontier_without_mapping"])) if f) or ""
@@ -215,7 +220,7 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
                                                              if r["not_ranked"] else "")
         lines.append(f"| {r['configuration']} | {seeds_cell} | {_size(r['total_bytes'])} | "
                      f"{_size(r['bytes_without_mapping'])} | {_estimate(r, 'test_logloss')} | "
-                     f"{_estimate(r, 'val_logloss')} | {where} |")
+                     f"{_estimate(r, 'val_logloss')} | {_compute(r)} | {where} |")
     lines += ["", "## Collisions", "",
               "Per strategy and compression, the mean over its trials (all dims and seeds) of the "
               "frequency-weighted collision rate (the share of training accesses whose row another "
@@ -290,6 +295,16 @@ def _span(low: Any, high: Any) -> str:
         return "-"
     return f"{low:,}" if low == high else f"{low:,} to {high:,}"
 
+
+
+def _compute(row: Mapping[str, Any]) -> str:
+    """`12 s`, or `12 s + 30 s probe` for a learned map; "-" when the trials did not record it."""
+    trial, probe = row.get("total_seconds"), row.get("probe_train_seconds")
+    if not finite(trial):
+        return "-"
+    if not strategy_traits(row["strategy"]).needs_embeddings:
+        return f"{trial:.0f} s"
+    return f"{trial:.0f} s + {f'{probe:.0f}' if finite(probe) else '-'} s probe"
 
 
 def _size(value: Any) -> str:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -25,8 +26,8 @@ from sweep.processes import pid_alive
 from sweep.trial.encoding import feature_specs, fit_full_mappers
 from sweep.trial.stream import PreparedBlocks, sample_for
 
-__all__ = ["cached_probe", "probe_cache_key", "probe_embeddings", "store_probe",
-           "train_probe_embeddings"]
+__all__ = ["cached_probe", "probe_cache_key", "probe_embeddings", "probe_train_seconds",
+           "store_probe", "timed_probe_embeddings", "train_probe_embeddings"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def probe_embeddings(dataset: PreparedDataset, config: ProbeConfig, seed: int,
     if cached is not None:
         return cached
     return store_probe(dataset, config, seed, cache_dir,
-                       train_probe_embeddings(dataset, replace(config, seed=seed)))
+                       *timed_probe_embeddings(dataset, replace(config, seed=seed)))
 
 
 def _cache_path(dataset: PreparedDataset, config: ProbeConfig, seed: int, cache_dir: str
@@ -76,6 +77,25 @@ def cached_probe(dataset: PreparedDataset, config: ProbeConfig, seed: int,
     return None
 
 
+def probe_train_seconds(dataset: PreparedDataset, config: ProbeConfig, seed: int,
+                        cache_dir: str | Path) -> float | None:
+    """How long the cached probe of this dataset, probe config and seed took to train (stored
+    with it); None when it is not cached or was cached before its time was stored."""
+    path = _cache_path(dataset, config, seed, cache_dir)
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as stored:
+        return float(stored["train_seconds"]) if "train_seconds" in stored.files else None
+
+
+def timed_probe_embeddings(dataset: PreparedDataset,
+                           config: ProbeConfig) -> tuple[dict[str, np.ndarray], float]:
+    """`train_probe_embeddings` and the seconds it took."""
+    started = time.perf_counter()
+    embeddings = train_probe_embeddings(dataset, config)
+    return embeddings, time.perf_counter() - started
+
+
 def train_probe_embeddings(dataset: PreparedDataset, config: ProbeConfig) -> dict[str, np.ndarray]:
     """Train the probe (seed `config.seed`) on the full model's encoding of the data; no cache."""
     log.info("training the probe (dim %d, seed %d) on %s", config.dim, config.seed, dataset.path)
@@ -93,13 +113,16 @@ def train_probe_embeddings(dataset: PreparedDataset, config: ProbeConfig) -> dic
 
 
 def store_probe(dataset: PreparedDataset, config: ProbeConfig, seed: int, cache_dir: str | Path,
-                embeddings: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Write `embeddings` to the cache atomically (temporary file + rename); returns them."""
+                embeddings: dict[str, np.ndarray],
+                train_seconds: float | None = None) -> dict[str, np.ndarray]:
+    """Write `embeddings` (and how long they took to train, when known) to the cache atomically
+    (temporary file + rename); returns them."""
     path = _cache_path(dataset, config, seed, cache_dir)
     names = dataset.feature_names
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.npz")
     np.savez(tmp, feature_names=np.array(names),
+             **({} if train_seconds is None else {"train_seconds": np.float64(train_seconds)}),
              **{f"f{i}": embeddings[name] for i, name in enumerate(names)})
     os.replace(tmp, path)
     return embeddings

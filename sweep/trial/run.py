@@ -56,6 +56,7 @@ from sweep.trial.mapping import (
 from sweep.trial.online import online_maps
 from sweep.trial.precision import precision_metrics
 from sweep.trial.probe_cache import probe_embeddings
+from sweep.trial.probe_cache import probe_train_seconds as stored_probe_seconds
 from sweep.trial.stream import PreparedBlocks, sample_for
 
 __all__ = ["TrainingDivergedError", "bundle_dir_name", "feature_tables", "run_trial",
@@ -67,10 +68,13 @@ log = logging.getLogger(__name__)
 def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
               probe: Mapping[str, np.ndarray] | None = None,
               on_epoch: Callable[[int, dict], None] | None = None,
-              on_eval: Callable[[int, dict], None] | None = None) -> dict:
+              on_eval: Callable[[int, dict], None] | None = None,
+              probe_train_seconds: float | None = None) -> dict:
     """Fit, train, evaluate and size one variant; returns a flat dict of metrics. `on_epoch`
     gets each epoch's entry, `on_eval` each evaluation within an epoch (train.eval_every_rows),
-    both with the size metrics."""
+    both with the size metrics. `probe_train_seconds`: how long the `probe` handed in took to
+    train (a sweep's driver knows); a probe the trial computes or reads from its cache brings
+    its own."""
     started = time.perf_counter()
     for what, device in (("train.device", config.train.device),
                          ("probe.device", config.probe.device)):
@@ -97,8 +101,13 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
         if probe_config.num_threads is None:  # the probe runs with the trial's threads
             probe_config = replace(probe_config, num_threads=config.train.num_threads)
         probe = probe_embeddings(dataset, probe_config, config.seed, config.cache_dir)
+        probe_train_seconds = stored_probe_seconds(dataset, probe_config, config.seed,
+                                                   config.cache_dir)
     # ~0 when handed the probe (a sweep's trials)
     probe_seconds = time.perf_counter() - probe_started
+    # what the trial's map cost before the trial: its probe's training (0 without a probe)
+    probe_cost = (probe_train_seconds if strategy.needs_embeddings and features_mapped
+                  else 0.0)
     fit_started = time.perf_counter()
     mappers = fit_mappers(config, dataset, probe)
     # values the hash fallback served; an unseen id under unseen="error" fails here, before
@@ -163,6 +172,7 @@ def run_trial(config: TrialConfig, *, dataset: PreparedDataset | None = None,
         **({} if online is None else {**online.metrics(),
                                        "mch.rows_reinitialised": result.rows_reinitialised}),
         "probe_seconds": probe_seconds,
+        **({} if probe_cost is None else {"probe_train_seconds": probe_cost}),
         "fit_seconds": fit_seconds,
         "train_seconds": float(sum(h.get("epoch_seconds", 0.0) for h in result.history)),
         "total_seconds": time.perf_counter() - started,

@@ -161,7 +161,8 @@ def prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, inte
     resources = {"cpu": config.resources.cpus_per_trial, "gpu": config.resources.gpus_per_trial}
     wrapped = tune.with_resources(
         tune.with_parameters(trainable, probes=probes, base=base, sweep=for_trials,
-                             hooks=TrialHooks.from_environment(), data_paths=data_paths),
+                             hooks=TrialHooks.from_environment(), data_paths=data_paths,
+                             probe_seconds=dict(startup.probe_train_seconds)),
         resources)
     return Prepared(config, tracking_uri, points,
                     sweep_fingerprint(config, datasets) if config.data.vary_with_seed

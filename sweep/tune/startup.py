@@ -25,7 +25,12 @@ import numpy as np
 
 from models import ProbeConfig
 from sweep.datasets import PreparedDataset, load_prepared
-from sweep.trial.probe_cache import cached_probe, store_probe, train_probe_embeddings
+from sweep.trial.probe_cache import (
+    cached_probe,
+    probe_train_seconds,
+    store_probe,
+    timed_probe_embeddings,
+)
 
 __all__ = ["Startup", "sweep_probes"]
 
@@ -41,6 +46,8 @@ class Startup:
     probe_seconds: float = 0.0
     probes_cached: list[int] = field(default_factory=list)  # seeds read from the probe cache
     probes_trained: list[int] = field(default_factory=list)  # seeds trained now (side by side)
+    # per seed, how long its probe took to train (now, or when it was cached; None: not known)
+    probe_train_seconds: dict[int, float | None] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float]:
         return {"startup_data_seconds": self.data_seconds, "startup_ray_seconds": self.ray_seconds,
@@ -65,9 +72,10 @@ def _seeds(seeds: list[int]) -> str:
     return ", ".join(str(s) for s in seeds)
 
 
-def _train_probe_at(path: str, config: ProbeConfig) -> dict[str, np.ndarray]:
-    """A Ray task: the probe of the prepared data at `path`, read there (memory-mapped)."""
-    return train_probe_embeddings(load_prepared(path), config)
+def _train_probe_at(path: str, config: ProbeConfig) -> tuple[dict[str, np.ndarray], float]:
+    """A Ray task: the probe of the prepared data at `path`, read there (memory-mapped), and the
+    seconds its training took."""
+    return timed_probe_embeddings(load_prepared(path), config)
 
 
 def sweep_probes(datasets: Mapping[int, PreparedDataset], config: ProbeConfig, cache_dir: Path,
@@ -86,6 +94,8 @@ def sweep_probes(datasets: Mapping[int, PreparedDataset], config: ProbeConfig, c
         if cached is not None:
             probes[seed] = cached
             startup.probes_cached.append(seed)
+            startup.probe_train_seconds[seed] = probe_train_seconds(datasets[seed], config, seed,
+                                                                    cache_dir)
     missing = [seed for seed in seeds if seed not in probes]
     if missing:
         cpus = max(1, int(ray.available_resources().get("CPU", 1) // len(missing)))
@@ -97,7 +107,9 @@ def sweep_probes(datasets: Mapping[int, PreparedDataset], config: ProbeConfig, c
                                      replace(config, seed=seed, num_threads=threads))
                    for seed in missing}
         for seed, result in pending.items():
-            probes[seed] = store_probe(datasets[seed], config, seed, cache_dir, ray.get(result))
+            embeddings, seconds = ray.get(result)
+            probes[seed] = store_probe(datasets[seed], config, seed, cache_dir, embeddings, seconds)
+            startup.probe_train_seconds[seed] = seconds
             startup.probes_trained.append(seed)
     startup.probe_seconds = time.perf_counter() - started
     return probes

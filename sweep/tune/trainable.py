@@ -108,7 +108,8 @@ def _report_stored(checkpoint_dir: Path) -> bool:
 
 
 def trainable(tune_config: dict, probes: dict, base: TrialConfig, sweep: SweepConfig,
-              hooks: TrialHooks | None = None, data_paths: Mapping[int, str] | None = None) -> None:
+              hooks: TrialHooks | None = None, data_paths: Mapping[int, str] | None = None,
+              probe_seconds: Mapping[int, float | None] | None = None) -> None:
     """The Ray Tune function trainable: run_trial, reporting every epoch (and every evaluation
     within one: train.eval_every_rows), then the bundles. The trial reads the prepared data
     from `base.data` (or its seed's, `data_paths`) itself (memory-mapped, a block at a time): it
@@ -139,7 +140,8 @@ def trainable(tune_config: dict, probes: dict, base: TrialConfig, sweep: SweepCo
 
     try:
         metrics = run_trial(trial_config, probe=probes.get(point["seed"]), on_epoch=on_epoch,
-                            on_eval=on_eval)
+                            on_eval=on_eval,
+                            probe_train_seconds=(probe_seconds or {}).get(point["seed"]))
         # The checkpoint carries the bundles to storage_path; the driver logs them to MLflow from
         # there.
         tune.report({**metrics, **node, "epoch": metrics["epochs_run"], "final": True},

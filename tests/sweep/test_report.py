@@ -42,7 +42,9 @@ def _tiny_experiment(tmp_path) -> str:
                        "unseen_value_rate": 0.01,
                        "fallback_value_rate": 0.0,
                        "unused_row_share": 0.05 * seed, "mean_ids_per_row": 4.0 + seed,
-                       "max_ids_per_row": 9.0}
+                       "max_ids_per_row": 9.0, "total_seconds": 10.0 + seed}
+            if strategy == "frequency_embedding":
+                metrics["probe_train_seconds"] = 30.0
             if strategy != "full":
                 metrics |= {"collision.C1.nmi": 0.5, "collision.C2.nmi": 0.7}
             # the data's vocabulary: C2's differs by seed (data that varies with the seed)
@@ -135,6 +137,10 @@ def test_report_tables_regenerate_byte_for_byte_and_match_a_hand_computation(tmp
     assert "| C1 | 50 | 10 | full |" in markdown and "| C2 | 1,000 to 1,002 | 300 | mapped |" \
         in markdown and "| all | 1,050 to 1,052 | 310 | 1 full |" in markdown
     assert "collide report --experiment tiny" in markdown and "mlflow.db" in markdown
+    # compute: the trials' mean seconds, and the probe's for a learned map
+    assert "| hash-c4-d8 | 0,1,2 |" in markdown and "| 11 s |" in markdown
+    assert "| 11 s + 30 s probe |" in markdown
+    assert float(configurations["frequency_embedding-c4-d8"]["probe_train_seconds"]) == 30.0
 
 
 def test_report_refuses_a_directory_it_did_not_write(tmp_path, capsys):

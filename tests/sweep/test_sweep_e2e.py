@@ -193,8 +193,9 @@ def test_data_and_probes_are_made_once_per_sweep_and_trials_reuse_their_actors(
     parent, runs = runs_of_sweep(client, "e2e-seeds")
     metrics = client.get_run(parent).data.metrics
     assert metrics["probes_trained"] == 1 and metrics["startup_ray_seconds"] > 0
-    # handed, never trained
+    # handed, never trained; each run knows what its probe cost to train (seed 0's: when cached)
     assert len(runs) == 4 and all(r.data.metrics["probe_seconds"] < 0.05 for r in runs)
+    assert all(r.data.metrics["probe_train_seconds"] > 0 for r in runs)
     assert len(list((launch / ".collide" / "probes").glob("probe-*.npz"))) == 2
     lines = [json.loads(line) for line in starts.read_text().splitlines()]
     # 2 CPUs: Tune reused the actors

@@ -19,7 +19,7 @@ from sweep.trial import (
     fit_mappers,
     run_trial,
 )
-from sweep.trial.probe_cache import probe_embeddings
+from sweep.trial.probe_cache import probe_embeddings, probe_train_seconds
 from sweep.tune.callback import trial_tags
 
 TINY = {"num_rows": 6000, "vocab_sizes": (20, 400, 1500), "num_dense": 2}
@@ -161,6 +161,10 @@ def test_probe_cache_is_reused_and_invalidated(tiny, tmp_path):
                              cache_dir=cache)
     assert files[0].stat().st_mtime_ns == mtime  # reused, not retrained
     np.testing.assert_array_equal(again["C3"], first["C3"])
+    # the cache keeps how long the probe took to train, for the trials that reuse it
+    seconds = probe_train_seconds(tiny, ProbeConfig(dim=3, epochs=1, num_threads=1), 0, cache)
+    assert seconds is not None and seconds > 0
+    assert probe_train_seconds(tiny, ProbeConfig(dim=3, epochs=1, num_threads=1), 9, cache) is None
     probe_embeddings(tiny, ProbeConfig(dim=3, epochs=1, num_threads=1), seed=1, cache_dir=cache)
     probe_embeddings(tiny, ProbeConfig(dim=2, epochs=1, num_threads=1), seed=0, cache_dir=cache)
     assert len(list(cache.iterdir())) == 3  # another seed or another probe param: new entries
@@ -174,6 +178,9 @@ def test_learned_strategy_trains_with_the_probe(tiny, tmp_path):
                             mapper_params={"hot_fraction": 0.25}))
     assert out["mapping_bytes"] > 64 and math.isfinite(out["test_logloss"])
     assert len(list((tmp_path / "probes").iterdir())) == 1
+    assert out["probe_train_seconds"] > 0  # the probe it trained: the map's cost before the trial
+    hashed = run_trial(_config(tiny, tmp_path, strategy="hash"))
+    assert hashed["probe_train_seconds"] == 0.0
 
 
 @pytest.mark.parametrize(
