@@ -26,7 +26,7 @@ def _preset(name, tmp_path):
     paths = {"movielens": tmp_path / "ml" / "ml.inter",
              "paper-movielens": tmp_path / "ml" / "ml.inter",
              "paper-staleness-movielens": tmp_path / "ml" / "ml.inter",
-             "criteo": tmp_path / "train.txt"}
+             "criteo": tmp_path / "train.txt", "criteo-kaggle": tmp_path / "train.txt"}
     overrides = None
     if name in paths:
         paths[name].parent.mkdir(exist_ok=True)
@@ -95,10 +95,12 @@ def test_numbers_yaml_reads_as_text_are_the_numbers_they_spell():
         load_config({}, set_override("train.lr=inf"))
 
 
-@pytest.mark.parametrize("name", ["movielens", "paper-movielens", "criteo", "table"])
+@pytest.mark.parametrize("name", ["movielens", "paper-movielens", "criteo", "criteo-kaggle",
+                                  "table"])
 def test_presets_with_input_files_need_a_path(name):
+    source = "recbole" if name.endswith("movielens") else name.removesuffix("-kaggle")
     with pytest.raises(ConfigError, match="data: params.path is required for source "
-                                          f"'{'recbole' if name.endswith('movielens') else name}'"):
+                                          f"'{source}'"):
         load_preset(name)
 
 
