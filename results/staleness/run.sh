@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The staleness study (issue 12): maps fitted on the earliest rows, evaluated on 5 later and later
-# test windows. Synthetic data at four popularity drifts (`paper-staleness`, data.params.drift:
+# test windows. Synthetic data at five popularity drifts (`paper-staleness`, data.params.drift:
 # 0 = stationary, the control) and MovieLens-100K by timestamp (`paper-staleness-movielens`), then
 # the report of each and the summary across them. Run from the repository root:
 #
-#     bash results/staleness/run.sh path/to/ml-100k     # about 17 minutes on 2 cores
+#     bash results/staleness/run.sh path/to/ml-100k     # about 24 minutes on 2 cores
 #
 # The argument is the RecBole directory of MovieLens-100K (ml-100k.inter, .user, .item). Run again, it skips a sweep that completed in
 # the tracking store (./mlflow.db, or MLFLOW_TRACKING_URI) and resumes one that was interrupted;
@@ -17,7 +17,7 @@ if [ $# -ne 1 ] || ! [ -f "$1/ml-100k.inter" ]; then
 fi
 MOVIELENS="$(cd "$1" && pwd)"
 cd "$(dirname "$0")/../.."
-DRIFTS=(0 0.05 0.1 0.2)
+DRIFTS=(0 0.025 0.05 0.075 0.2)
 
 state() {  # "completed", "none", or the parent run id of the experiment's unfinished sweep
   python results/sweep_state.py "$1"

@@ -36,7 +36,8 @@ FULL_THRESHOLD = 16
 # training labels, so a rare id's probe embedding memorises its few labels, and clustering rare
 # ids by it groups them by label noise: training loss drops below the Bayes loss while
 # validation loss rises (label leakage through the mapping). results/README.md ("What we
-# found on the way: label leakage") measures it and how this default was chosen.
+# found on the way: label leakage") measures it; results/selection/summary.md chose this default
+# on validation loss only (20 on the synthetic data; 5 on MovieLens, within its interval).
 LEARNED_MIN_COUNT = 20
 
 
