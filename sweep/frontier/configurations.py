@@ -39,7 +39,7 @@ from typing import Any
 
 from mappers import MAPPERS, baseline_strategy, strategy_traits
 from mappers.portable import PRECISIONS
-from sweep.frontier.stats import ALPHA, finite, holm, mean_ci, p_value, paired_difference
+from sweep.frontier.stats import ALPHA, finite, holm, mean_ci, p_value
 from sweep.names import configuration_name
 
 __all__ = ["BASELINE", "COMPARED", "CONFIGURATION_KEYS", "METRICS", "apply_holm",
@@ -228,29 +228,15 @@ def comparisons(values: Mapping[tuple, Mapping[int, float]], key: tuple) -> dict
     COMPARED (None and 0 where it is not compared). The Holm columns are the family's: apply_holm.
     """
     strategy, compression, dim, precision = key
-    mine = values.get(key, {})
-    baseline = (values.get((BASELINE, compression, dim, precision)) if compression is not None
-                else None)
-    compared = baseline is not None and strategy != BASELINE
-    difference = paired_difference(mine, baseline) if compared else None
-    out: dict[str, Any] = {
-        **_difference_columns("vs_hash", difference),
-        "vs_hash_verdict": verdict(strategy, difference, baseline is not None),
-    }
-    for other in COMPARED:
-        theirs = (values.get((other, compression, dim, precision))
-                  if other in strategy_traits(strategy).compared_with else None)
-        out.update(_difference_columns(f"vs_{other}", paired_difference(mine, theirs)
-                                       if theirs is not None else None))
-    return out
+    return pooled_comparisons(values, strategy, compression, precision, [dim])
 
 
 def pooled_comparisons(values: Mapping[tuple, Mapping[int, float]], strategy: str,
                        compression: float, precision: str, dims: list[int]) -> dict[str, Any]:
     """`comparisons`' columns for the cells of `strategy` at `compression` and `precision` that
     differ only by dim, pooled: per seed, the mean over `dims` of the per-cell difference, then the
-    t interval over seeds. A seed counts when both sides ran it at every dim; a side missing at
-    some dim leaves the comparison out (None)."""
+    t interval over seeds (one dim: the cell's own paired difference). A seed counts when both
+    sides ran it at every dim; a side missing at some dim leaves the comparison out (None)."""
 
     def pooled(other: str) -> Any:
         cells = [(values.get((strategy, compression, dim, precision)),

@@ -296,7 +296,6 @@ def _span(low: Any, high: Any) -> str:
     return f"{low:,}" if low == high else f"{low:,} to {high:,}"
 
 
-
 def _compute(row: Mapping[str, Any]) -> str:
     """`12 s`, or `12 s + 30 s probe` for a learned map; "-" when the trials did not record it."""
     trial, probe = row.get("total_seconds"), row.get("probe_train_seconds")

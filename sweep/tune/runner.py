@@ -164,9 +164,7 @@ def prepare_sweep(config: SweepConfig, launch_dir: Path, tracking_uri: str, inte
                              hooks=TrialHooks.from_environment(), data_paths=data_paths,
                              probe_seconds=dict(startup.probe_train_seconds)),
         resources)
-    return Prepared(config, tracking_uri, points,
-                    sweep_fingerprint(config, datasets) if config.data.vary_with_seed
-                    else dataset.fingerprint,
+    return Prepared(config, tracking_uri, points, sweep_fingerprint(config, list(datasets)),
                     min(int(d.manifest["split_sizes"]["train"]) for d in datasets.values()), base,
                     wrapped, startup)
 
