@@ -19,6 +19,8 @@ sweep.frontier.configurations), on *test* metrics: the report evaluates, it sele
 - per strategy, over all matched cells: how often it has the lower mean loss than `hash`, how
   often the paired CI says better or worse, and the spread of the differences;
 - which strategies make up the frontier, over which size ranges;
+- trials.csv: every trial's point (each precision it was scored at), by configuration and seed:
+  the per-seed values behind every mean, for a reader's own analysis;
 - collision statistics per (strategy, compression): frequency-weighted collision rate, the
   unseen and fallback rates, table usage (the share of the mapped tables' rows no training id
   reaches, mean and max training ids per row hit), and NMI / purity against the planted
@@ -89,6 +91,10 @@ def gather(trials: list[Mapping[str, Any]]) -> dict[str, Any]:
         "versus": _versus(matched),
         "tests": _tests(matched),
         "vocabulary": _vocabulary(trials),
+        "trials": sorted(points, key=lambda r: (
+            strategy_rank(r["strategy"]), r.get("compression") or 0.0, r.get("dim") or 0,
+            PRECISIONS.index(r["precision"]), r.get("seed") if r.get("seed") is not None else -1,
+            str(r.get("trial_id")))),
         "segments": _segments(configurations),
         "collisions": _collisions(trials),
         "staleness": staleness_rows(trials),

@@ -1,8 +1,9 @@
 """`collide report`'s files from the tables `sweep.frontier.evidence.gather` makes: report.md,
 configurations.csv, matched.csv, pooled.csv (the cells that differ only by dim, pooled),
-collisions.csv, vocabulary.csv and frontier.png (and staleness.csv / .png for a sweep with test
-windows). Numbers are written with fixed formats (CSV: repr, exact), so the
-same tables give byte-identical files (the PNG is not promised to be).
+collisions.csv, vocabulary.csv, trials.csv (every trial's point, per seed) and frontier.png (and
+staleness.csv / .png for a sweep with test windows). Numbers are written with fixed formats
+(CSV: repr, exact), so the same tables give byte-identical files (the PNG is not promised to
+be).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from sweep.frontier.stats import ALPHA, LEVEL, finite
 from sweep.outputs import write_owned_files
 
 __all__ = ["CONFIGURATION_COLUMNS", "MATCHED_COLUMNS", "REPORT_FILES", "STALENESS_FILES",
-           "write_report"]
+           "TRIAL_COLUMNS", "write_report"]
 
 REPORT_FILES = ("report.md", "configurations.csv", "matched.csv", "pooled.csv", "collisions.csv",
-                "vocabulary.csv", "frontier.png")
+                "vocabulary.csv", "trials.csv", "frontier.png")
 STALENESS_FILES = ("staleness.csv", "staleness.png")  # only for a sweep with test windows
 
 CONFIGURATION_COLUMNS = (
@@ -45,6 +46,13 @@ MATCHED_COLUMNS = (
 )
 POOLED_COLUMNS = ("strategy", "compression", "precision", "dims", *comparison_columns())
 COLLISION_TABLE_COLUMNS = ("strategy", "compression", "trials", *COLLISION_COLUMNS)
+# every trial at each precision it was scored at: the per-seed values the report aggregates
+TRIAL_COLUMNS = (
+    "trial_id", "name", "strategy", "compression", "dim", "precision", "seed", "status",
+    "excluded", "val_logloss", "test_logloss", "test_ne", "test_auc", "total_bytes",
+    "embedding_bytes", "mapping_bytes", "best_epoch", "epochs_run", "total_seconds",
+    "probe_train_seconds",
+)
 VOCABULARY_COLUMNS = ("feature", "ids_min", "ids_max", "learned_min", "learned_max", "full_min",
                       "full_max")
 
@@ -66,6 +74,7 @@ def write_report(tables: dict[str, Any], out_dir: str | Path, *, experiment: str
         "pooled.csv": lambda p: _write_csv(p, tables["pooled"], POOLED_COLUMNS),
         "collisions.csv": lambda p: _write_csv(p, tables["collisions"], COLLISION_TABLE_COLUMNS),
         "vocabulary.csv": lambda p: _write_csv(p, tables["vocabulary"], VOCABULARY_COLUMNS),
+        "trials.csv": lambda p: _write_csv(p, tables["trials"], TRIAL_COLUMNS),
         "frontier.png": lambda p: _plot(tables["configurations"], p, experiment),
     }
     if tables["staleness"]:

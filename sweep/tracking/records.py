@@ -181,7 +181,8 @@ def trial_rows(runs: list) -> list[dict]:
                     "compression_ratio",
                     "collision_rate", "unseen_value_rate", "fallback_value_rate",
                     "unused_row_share", "mean_ids_per_row", "max_ids_per_row",
-                    "signal_captured", "total_seconds", "probe_train_seconds"):
+                    "signal_captured", "total_seconds", "probe_train_seconds", "best_epoch",
+                    "epochs_run"):
             row[key] = metrics.get(key)
         # against the planted clusters (synthetic data): mean over the features
         for key in ("nmi", "purity"):

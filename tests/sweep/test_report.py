@@ -42,7 +42,8 @@ def _tiny_experiment(tmp_path) -> str:
                        "unseen_value_rate": 0.01,
                        "fallback_value_rate": 0.0,
                        "unused_row_share": 0.05 * seed, "mean_ids_per_row": 4.0 + seed,
-                       "max_ids_per_row": 9.0, "total_seconds": 10.0 + seed}
+                       "max_ids_per_row": 9.0, "total_seconds": 10.0 + seed,
+                       "best_epoch": 1.0 + seed % 2, "epochs_run": 2.0}
             if strategy == "frequency_embedding":
                 metrics["probe_train_seconds"] = 30.0
             if strategy != "full":
@@ -70,7 +71,7 @@ def test_report_tables_regenerate_byte_for_byte_and_match_a_hand_computation(tmp
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "5 configurations; frontier: " in printed and "report.md" in printed
-    names = ("report.md", "configurations.csv", "matched.csv", "collisions.csv")
+    names = ("report.md", "configurations.csv", "matched.csv", "collisions.csv", "trials.csv")
     first = {n: (out / n).read_bytes() for n in names}
     assert (out / "frontier.png").stat().st_size > 10_000
     assert main(argv) == 0  # the same MLflow data again
@@ -141,6 +142,14 @@ def test_report_tables_regenerate_byte_for_byte_and_match_a_hand_computation(tmp
     assert "| hash-c4-d8 | 0,1,2 |" in markdown and "| 11 s |" in markdown
     assert "| 11 s + 30 s probe |" in markdown
     assert float(configurations["frequency_embedding-c4-d8"]["probe_train_seconds"]) == 30.0
+    # trials.csv: each trial's own values, per seed, that the means above come from
+    trials = _read(out / "trials.csv")
+    assert len(trials) == sum(len(v) for v in LOSSES.values())  # fp32 only: no precision scored
+    rows = [r for r in trials if r["strategy"] == "hash" and r["compression"] == "16"]
+    assert [(r["seed"], float(r["test_logloss"]), r["best_epoch"]) for r in rows] == [
+        ("0", 0.60, "1.0"), ("1", 0.61, "2.0"), ("2", 0.65, "1.0")]
+    assert rows[0]["name"] == "hash-c16-d8-s0" and rows[0]["precision"] == "fp32"
+    assert float(rows[0]["val_logloss"]) == pytest.approx(0.61)
 
 
 def test_report_refuses_a_directory_it_did_not_write(tmp_path, capsys):
