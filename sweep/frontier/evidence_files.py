@@ -210,7 +210,7 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
             and r["n_seeds"]]
     if full:
         lines += ["", "Reference, the full table: " + "; ".join(
-            f"d{r['dim']}: {format_bytes(r['total_bytes'])}, test logloss "
+            f"d{r['dim']} {r['precision']}: {format_bytes(r['total_bytes'])}, test logloss "
             f"{_estimate(r, 'test_logloss')}" for r in full)
             + "."]
     lines += ["", "## Every configuration", "",

@@ -112,6 +112,7 @@ def test_report_tables_regenerate_byte_for_byte_and_match_a_hand_computation(tmp
     assert ("| 4x | 8 | fp32 | `frequency_embedding` | 3 |" in markdown
             and "-0.0300 +- 0.0248" in markdown)
     assert "- `hash`: 1000 B to 2.9 KiB (hash-c16-d8, hash-c4-d8)" in markdown
+    assert "Reference, the full table: d8 fp32: 9.8 KiB, test logloss 0.4500 +- " in markdown
     # over both cells: lower at c4 only (-0.03 and +0.0067: mean -0.0117), better by its CI at c4
     # only, and by neither after Holm (below)
     assert ("| `frequency_embedding` | 2 | 1 | 1 | 0 | 0 | 0 | -0.0117 | -0.0300 | +0.0067 |"
