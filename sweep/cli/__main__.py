@@ -1,5 +1,5 @@
 """`python -m sweep.cli ...` is `collide ...`."""
 
-from sweep.cli.entry import run
+from sweep.cli import run
 
 run()

@@ -188,3 +188,25 @@ def test_a_users_file_in_the_results_dir_is_refused_before_anything_runs(tmp_pat
                  "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]) == 2
     assert name in capsys.readouterr().err
     assert (results / name).read_text() == "mine"  # and no trial ran: the check comes before Ray
+
+
+def test_a_ctrl_c_while_the_commands_load_exits_130_in_one_line():
+    """The console script imports torch before it holds any signal: a KeyboardInterrupt there
+    (here raised exactly where torch's import starts) is an interruption, not a traceback."""
+    import subprocess
+    import sys
+
+    program = (
+        "import sys\n"
+        "class CtrlC:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, CtrlC())\n"
+        "from sweep.cli import run\n"
+        "run(['datasets'])\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 130
+    assert done.stderr == ("collide: interrupted by SIGINT while starting; nothing was run "
+                           "(exit 130)\n")
