@@ -1,6 +1,6 @@
 """Fair tuning, chosen on validation: the summary of results/tuning/run.sh.
 
-    python results/tuning/summary.py --lrs 3e-4,1e-3,3e-3 --out results/tuning/summary.md
+    python results/tuning/summary.py --lrs 3e-4,1e-3,3e-3,1e-2 --out results/tuning/summary.md
 
 Reads the trials.csv of each tuning sweep's `collide report` (results/tuning/tune-<data>-lr-<lr>/:
 every trial's validation and test logloss per seed, its best epoch and its seconds) and writes
@@ -13,8 +13,8 @@ summary.md and summary.csv. Per dataset and configuration (strategy x compressio
   seed (each seed is its own data set or split), mean +- 95% CI, the two-sided p, and Holm's
   adjustment over the dataset's cells; and `at lr 1e-3`: the same difference when every
   strategy keeps lr 1e-3 (the untuned comparison, same epochs), for contrast;
-- compute: the search's seconds per seed (the three lrs' trials, mean over seeds) and the
-  probe's training, counted once (each seed's data has one probe, shared by the three lrs).
+- compute: the search's seconds per seed (every lr's trials, mean over seeds) and the probe's
+  training, counted once (each seed's data has one probe, shared by every lr).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ DATASETS = ("synthetic", "movielens")
 BASELINE, UNTUNED = "hash", "1e-3"
 STRATEGIES = ("full", "hash", "double_hash", "qr", "frequency", "embedding",
               "frequency_embedding")
-COLUMNS = ("data", "strategy", "compression", "chosen_lr", "best_epoch", "n_seeds",
-           "val_logloss", "val_logloss_ci", "test_logloss", "test_logloss_ci", "vs_hash",
+COLUMNS = ("data", "strategy", "compression", "chosen_lr", "incomplete_lrs", "best_epoch",
+           "n_seeds", "val_logloss", "val_logloss_ci", "test_logloss", "test_logloss_ci", "vs_hash",
            "vs_hash_ci", "vs_hash_p", "vs_hash_p_holm", "untuned_vs_hash", "untuned_vs_hash_ci",
            "search_seconds", "probe_train_seconds")
 
@@ -72,20 +72,25 @@ def _dataset(data: str, lrs: list[str]) -> list[dict]:
                                   else len(STRATEGIES), k[0]))
     out, tuned_test = [], {}
     for cell in cells:
-        # the choice: the lr of lowest mean validation logloss over the seeds it ran
+        # the choice: the lr of lowest mean validation logloss over the seeds; an lr where some
+        # seed failed (diverged) or is missing is no candidate, so every mean is over the same
+        # seeds
+        seeds = set().union(*(sweeps[lr].get(cell, {}) for lr in lrs))
+        complete = [lr for lr in lrs if set(sweeps[lr].get(cell, {})) == seeds]
         val = {lr: mean_ci([float(t["val_logloss"]) for t in sweeps[lr][cell].values()])
-               for lr in lrs if sweeps[lr].get(cell)}
+               for lr in complete}
         chosen = min(val, key=lambda lr: val[lr].mean)
         trials = sweeps[chosen][cell]
         test = {s: float(t["test_logloss"]) for s, t in trials.items()}
         tuned_test[cell] = test
         test_estimate = mean_ci(list(test.values()))
         seconds = [sum(float(sweeps[lr][cell][s]["total_seconds"]) for lr in lrs
-                       if s in sweeps[lr].get(cell, {})) for s in trials]
+                       if s in sweeps[lr].get(cell, {})) for s in trials]  # failed trials: none
         probes = [_number(t["probe_train_seconds"]) for t in trials.values()]
         probes = [p for p in probes if p is not None]
         out.append({"data": data, "strategy": cell[0], "compression": cell[1],
-                    "chosen_lr": chosen,
+                    "chosen_lr": chosen, "incomplete_lrs": " ".join(sorted(set(lrs) -
+                                                                          set(complete))),
                     "best_epoch": sum(float(t["best_epoch"]) for t in trials.values())
                     / len(trials),
                     "n_seeds": len(trials), "val_logloss": val[chosen].mean,
@@ -156,15 +161,21 @@ def main() -> None:
              "the same compression, paired by seed (negative: lower loss), with its p and "
              "Holm's adjustment over the dataset's cells; the verdict is after Holm. `at lr "
              f"{UNTUNED}`: the same difference with every strategy at lr {UNTUNED}. `search`: "
-             "the seconds of the three lrs' trials together (mean per seed); `probe`: the "
+             "the seconds of every lr's trials together (mean per seed); `probe`: the "
              "probe's training, once per seed's data.", ""]
     for data in DATASETS:
         rows = [r for r in table if r["data"] == data]
         tested = [r for r in rows if r.get("vs_hash_p_holm") is not None]
         clear = sum(_verdict(r) != "no clear difference" for r in tested)
+        edge = sum(r["chosen_lr"] in (lrs[0], lrs[-1]) for r in rows)
+        incomplete = [f"`{r['strategy']}` {_compression(r['compression'])} (lr "
+                      f"{r['incomplete_lrs']})" for r in rows if r["incomplete_lrs"]]
         lines += [f"## {data}", "",
                   f"{len(tested)} cells tested against the tuned hash; {clear} differ after "
-                  "Holm.", "",
+                  f"Holm. {edge} of {len(rows)} configurations chose an lr at an end of the "
+                  f"search ({lrs[0]} or {lrs[-1]}). "
+                  + (f"Not a candidate, some seed failed or is missing: {', '.join(incomplete)}."
+                     if incomplete else "Every lr ran every seed of every configuration."), "",
                   "| strategy | compression | lr | epoch | val logloss | test logloss | tuned "
                   "vs hash | p (Holm) | verdict | at lr 1e-3 | search | probe |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
