@@ -2,7 +2,7 @@
 # The structure ablation (issue 12): one `paper-ablation` sweep per id_noise level, the
 # report of each, then the summary across levels. Run from the repository root:
 #
-#     bash results/ablation/run.sh          # about 25 minutes on 2 cores
+#     bash results/ablation/run.sh          # about 21 minutes on 2 cores
 #
 # id_noise scales each id's own effect against its planted cluster's (synthetic data):
 # 0.1 = an id is its cluster; 4 = the id's own effect is 4x the cluster's in std.

@@ -14,7 +14,7 @@
 # validation logloss over the seeds, and compares the tuned strategies with the tuned hash at
 # the same size on test, paired by seed, with Holm over the cells. Run from the repository root:
 #
-#     bash results/tuning/run.sh path/to/ml-100k     # about 65 minutes on 2 cores
+#     bash results/tuning/run.sh path/to/ml-100k     # about 60 minutes on 2 cores
 #
 # The argument is the RecBole directory of MovieLens-100K. Run again, it skips a sweep that
 # completed in the tracking store (./mlflow.db, or MLFLOW_TRACKING_URI) and resumes one that
