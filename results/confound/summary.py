@@ -18,6 +18,7 @@ import argparse
 import csv
 from pathlib import Path
 
+from sweep.frontier.evidence_files import write_csv
 from sweep.frontier.report import format_estimate
 
 DIM, PRECISION = 16, "fp32"
@@ -90,12 +91,7 @@ def main() -> None:
                      f"{'-' if share is None else f'{share:.0%}'} |")
     lines.append("")
     args.out.write_text("\n".join(lines))
-    with args.out.with_suffix(".csv").open("w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for r in rows:
-            writer.writerow(["" if r[c] is None else r[c] if isinstance(r[c], str) else repr(r[c])
-                             for c in COLUMNS])
+    write_csv(args.out.with_suffix(".csv"), rows, COLUMNS)
     print(f"wrote {args.out} and {args.out.with_suffix('.csv')}")
 
 

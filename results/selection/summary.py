@@ -16,6 +16,7 @@ import argparse
 import csv
 from pathlib import Path
 
+from sweep.frontier.evidence_files import write_csv
 from sweep.frontier.report import format_estimate
 
 HERE = Path(__file__).resolve().parent
@@ -82,12 +83,7 @@ def main() -> None:
                      f"{_estimate(r, 'val_logloss')} | {_estimate(r, 'test_logloss')} |")
     lines.append("")
     args.out.write_text("\n".join(lines))
-    with args.out.with_suffix(".csv").open("w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for r in table:
-            writer.writerow(["" if r[c] is None else repr(r[c]) if isinstance(r[c], float)
-                             else str(r[c]) for c in COLUMNS])
+    write_csv(args.out.with_suffix(".csv"), table, COLUMNS)
     print(f"wrote {args.out} and {args.out.with_suffix('.csv')}")
 
 

@@ -24,6 +24,7 @@ import csv
 from collections import defaultdict
 from pathlib import Path
 
+from sweep.frontier.evidence_files import write_csv
 from sweep.frontier.report import format_estimate, format_p
 from sweep.frontier.stats import ALPHA, holm, mean_ci, p_value
 
@@ -189,12 +190,7 @@ def main() -> None:
                 f"| {_seconds(r['probe_train_seconds'])} |")
         lines.append("")
     args.out.write_text("\n".join(lines))
-    with args.out.with_suffix(".csv").open("w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for r in table:
-            writer.writerow(["" if r.get(c) is None else repr(r[c]) if isinstance(r[c], float)
-                             else str(r[c]) for c in COLUMNS])
+    write_csv(args.out.with_suffix(".csv"), table, COLUMNS)
     print(f"wrote {args.out} and {args.out.with_suffix('.csv')}")
 
 

@@ -23,7 +23,7 @@ from sweep.frontier.stats import ALPHA, LEVEL, finite
 from sweep.outputs import write_owned_files
 
 __all__ = ["CONFIGURATION_COLUMNS", "MATCHED_COLUMNS", "REPORT_FILES", "STALENESS_FILES",
-           "TRIAL_COLUMNS", "write_report"]
+           "TRIAL_COLUMNS", "write_csv", "write_report"]
 
 REPORT_FILES = ("report.md", "configurations.csv", "matched.csv", "pooled.csv", "collisions.csv",
                 "vocabulary.csv", "trials.csv", "frontier.png")
@@ -68,24 +68,26 @@ def write_report(tables: dict[str, Any], out_dir: str | Path, *, experiment: str
     writers = {
         "report.md": lambda p: p.write_text(_markdown(tables, experiment, parent_run_id, command),
                                             encoding="utf-8"),
-        "configurations.csv": lambda p: _write_csv(p, tables["configurations"],
+        "configurations.csv": lambda p: write_csv(p, tables["configurations"],
                                                    CONFIGURATION_COLUMNS),
-        "matched.csv": lambda p: _write_csv(p, tables["matched"], MATCHED_COLUMNS),
-        "pooled.csv": lambda p: _write_csv(p, tables["pooled"], POOLED_COLUMNS),
-        "collisions.csv": lambda p: _write_csv(p, tables["collisions"], COLLISION_TABLE_COLUMNS),
-        "vocabulary.csv": lambda p: _write_csv(p, tables["vocabulary"], VOCABULARY_COLUMNS),
-        "trials.csv": lambda p: _write_csv(p, tables["trials"], TRIAL_COLUMNS),
+        "matched.csv": lambda p: write_csv(p, tables["matched"], MATCHED_COLUMNS),
+        "pooled.csv": lambda p: write_csv(p, tables["pooled"], POOLED_COLUMNS),
+        "collisions.csv": lambda p: write_csv(p, tables["collisions"], COLLISION_TABLE_COLUMNS),
+        "vocabulary.csv": lambda p: write_csv(p, tables["vocabulary"], VOCABULARY_COLUMNS),
+        "trials.csv": lambda p: write_csv(p, tables["trials"], TRIAL_COLUMNS),
         "frontier.png": lambda p: _plot(tables["configurations"], p, experiment),
     }
     if tables["staleness"]:
-        writers["staleness.csv"] = lambda p: _write_csv(p, tables["staleness"], STALENESS_COLUMNS)
+        writers["staleness.csv"] = lambda p: write_csv(p, tables["staleness"], STALENESS_COLUMNS)
         writers["staleness.png"] = lambda p: staleness_plot(tables["staleness"], p, experiment)
     # a sweep without windows: an earlier report's staleness files there would describe another
     # sweep
     return write_owned_files(Path(out_dir), "report", writers, retire=STALENESS_FILES)
 
 
-def _write_csv(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
+def write_csv(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
+    """`rows` as CSV with header `columns`: floats as repr (exact), None as empty, lists joined
+    by spaces; a missing key is empty. The results/ summary scripts write theirs with it too."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(columns)
