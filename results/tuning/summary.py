@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sweep.frontier.evidence_files import write_csv
 from sweep.frontier.report import format_estimate, format_p
-from sweep.frontier.stats import ALPHA, holm, mean_ci, p_value
+from sweep.frontier.stats import ALPHA, holm, mean_ci, p_value, paired_difference
 
 HERE = Path(__file__).resolve().parent
 DATASETS = ("synthetic", "movielens")
@@ -61,11 +61,6 @@ def _by_cell(rows: list[dict]) -> dict[tuple, dict[int, dict]]:
     return cells
 
 
-def _paired(a: dict[int, float], b: dict[int, float]):
-    seeds = sorted(set(a) & set(b))
-    return mean_ci([a[s] - b[s] for s in seeds]) if len(seeds) > 1 else None
-
-
 def _dataset(data: str, lrs: list[str]) -> list[dict]:
     sweeps = {lr: _by_cell(_trials(f"tune-{data}-lr-{lr}")) for lr in lrs}
     cells = sorted(set().union(*sweeps.values()),
@@ -86,7 +81,7 @@ def _dataset(data: str, lrs: list[str]) -> list[dict]:
         tuned_test[cell] = test
         test_estimate = mean_ci(list(test.values()))
         seconds = [sum(float(sweeps[lr][cell][s]["total_seconds"]) for lr in lrs
-                       if s in sweeps[lr].get(cell, {})) for s in trials]  # failed trials: none
+                       if s in sweeps[lr].get(cell, {})) for s in trials]  # a failed trial: no row
         probes = [_number(t["probe_train_seconds"]) for t in trials.values()]
         probes = [p for p in probes if p is not None]
         out.append({"data": data, "strategy": cell[0], "compression": cell[1],
@@ -105,12 +100,13 @@ def _dataset(data: str, lrs: list[str]) -> list[dict]:
         baseline = (BASELINE, row["compression"])
         if row["strategy"] == BASELINE or baseline not in tuned_test:
             continue
-        tuned = _paired(tuned_test[cell], tuned_test[baseline])
+        tuned = paired_difference(tuned_test[cell], tuned_test[baseline])
         row.update({"vs_hash": tuned.mean, "vs_hash_ci": tuned.half_width,
                     "vs_hash_p": p_value(tuned)} if tuned else {})
         if cell in untuned and baseline in untuned:
-            fixed = _paired({s: float(t["test_logloss"]) for s, t in untuned[cell].items()},
-                            {s: float(t["test_logloss"]) for s, t in untuned[baseline].items()})
+            fixed = paired_difference(
+                {s: float(t["test_logloss"]) for s, t in untuned[cell].items()},
+                {s: float(t["test_logloss"]) for s, t in untuned[baseline].items()})
             if fixed is not None:
                 row.update({"untuned_vs_hash": fixed.mean, "untuned_vs_hash_ci": fixed.half_width})
     tested = [r for r in out if r.get("vs_hash_p") is not None]

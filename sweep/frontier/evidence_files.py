@@ -69,7 +69,7 @@ def write_report(tables: dict[str, Any], out_dir: str | Path, *, experiment: str
         "report.md": lambda p: p.write_text(_markdown(tables, experiment, parent_run_id, command),
                                             encoding="utf-8"),
         "configurations.csv": lambda p: write_csv(p, tables["configurations"],
-                                                   CONFIGURATION_COLUMNS),
+                                                  CONFIGURATION_COLUMNS),
         "matched.csv": lambda p: write_csv(p, tables["matched"], MATCHED_COLUMNS),
         "pooled.csv": lambda p: write_csv(p, tables["pooled"], POOLED_COLUMNS),
         "collisions.csv": lambda p: write_csv(p, tables["collisions"], COLLISION_TABLE_COLUMNS),
