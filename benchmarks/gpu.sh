@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The GPU checks, in one script to run on a machine with a CUDA card.
 #
-#   bash benchmarks/gpu.sh        # training throughput, within about 2.5 minutes
+#   bash benchmarks/gpu.sh        # training throughput, within about 5 minutes
 #   bash benchmarks/gpu.sh all    # that, then two sweeps on CUDA trials, within about 10 minutes
 #
 # 1. Training throughput: the Criteo Kaggle DLRM of benchmarks/train_throughput.py through
 #    models.train with `device: auto`, at batch 16384 and 65536, the default optimizer (adam)
-#    rowwise_adagrad and sgd, against the fp32 GEMM roofline of the same card.
+#    rowwise_adagrad and sgd, against the fp32 GEMM roofline of the same card; each with the
+#    shuffle windows built in line (b0), by one background thread (b1) and by four (b4), side by
+#    side; then a profile of one epoch at each batch (the default optimizer, default threads);
+#    then each distinct row gathered once (gather_unique) against not, on Zipf-drawn ids.
 # 2. (all) A 16-trial synthetic grid (benchmarks/sweep_efficiency.py) whose trials each take a
 #    quarter of the card (`--gpus-per-trial 0.25`: four at once), with the whole process's
 #    efficiency.
@@ -40,8 +43,12 @@ part() {  # part NAME SECONDS COMMAND...: run one part under a time limit, note 
   fi
 }
 cpus=$(nproc)
-part throughput 150 python benchmarks/train_throughput.py --device auto --batches 16384 65536 \
-  --samples 2097152 --optimizers adam rowwise_adagrad sgd
+part throughput 300 python benchmarks/train_throughput.py --device auto --batches 16384 65536 \
+  --samples 2097152 --optimizers adam rowwise_adagrad sgd --build-threads 0 1 4
+part profile 120 python benchmarks/train_throughput.py --device auto --batches 16384 65536 \
+  --samples 1048576 --optimizers adam --profile
+part "lookups, Zipf ids" 120 python benchmarks/train_throughput.py --device auto --batches 65536 \
+  --samples 2097152 --optimizers adam rowwise_adagrad --zipf 1.05 --compare-lookups
 if [ "${1:-}" = "all" ]; then
   export RAY_AUTH_MODE=disabled  # a private local Ray
   part "16-trial sweep, 0.25 GPU per trial" 200 python benchmarks/sweep_efficiency.py \

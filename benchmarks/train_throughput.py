@@ -32,6 +32,7 @@ import os
 import platform
 import time
 from dataclasses import replace
+from itertools import product
 
 import numpy as np
 import torch
@@ -98,14 +99,15 @@ def random_split(samples: int, rows: int, seed: int, zipf: float = 0.0) -> Encod
 
 
 def throughput(config: DLRMConfig, split: EncodedSplit, optimizer: str, batch: int, threads: int,
-               device: str, gather_unique: bool = False) -> float:
+               device: str, gather_unique: bool = False, build_threads: int | None = None) -> float:
     cfg = TrainConfig(batch_size=batch, epochs=1, optimizer=optimizer, num_threads=threads,
                       device=device, gather_unique=gather_unique,
                       early_stopping_patience=None)
     warm = EncodedSplit(split.dense[: batch * 4], split.labels[: batch * 4],
                         [t[: batch * 4] for t in split.tables])
     train(config, cfg, warm, None)  # first-call costs (allocator, kernels) out of the measurement
-    return train(config, replace(cfg, seed=1), split, None).history[0]["samples_per_second"]
+    return train(config, replace(cfg, seed=1), split, None,
+                 build_threads=build_threads).history[0]["samples_per_second"]
 
 
 def profile_table(config: DLRMConfig, split: EncodedSplit, optimizer: str, batch: int,
@@ -150,6 +152,9 @@ def main() -> None:
     parser.add_argument("--compare-lookups", action="store_true",
                         help="also run each optimizer with gather_unique on (each distinct row "
                              "gathered once), side by side")
+    parser.add_argument("--build-threads", type=int, nargs="+", default=None,
+                        help="threads that build shuffle windows ahead of training, side by side "
+                             "(default: the trainer's default, models.train.default_build_threads)")
     parser.add_argument("--profile", action="store_true",
                         help="also profile one epoch of 16 batches per batch size and optimizer "
                              "(torch.profiler) and print the ops that take the most device time "
@@ -176,12 +181,16 @@ def main() -> None:
     for t in threads:
         for batch in args.batches:
             for optimizer in args.optimizers:
-                for unique in (False, True) if args.compare_lookups else (False,):
-                    sps = throughput(config, split, optimizer, batch, t, str(device), unique)
+                for unique, builders in product((False, True) if args.compare_lookups else (False,),
+                                                args.build_threads or (None,)):
+                    sps = throughput(config, split, optimizer, batch, t, str(device), unique,
+                                     builders)
                     rows.append({"optimizer": optimizer, "gather_unique": unique, "batch": batch,
-                                 "threads": t, "samples_per_second": sps,
+                                 "threads": t, "build_threads": builders,
+                                 "samples_per_second": sps,
                                  "fraction_of_roofline": sps / roofline[t]})
-                    label = f"{optimizer} (unique)" if unique else optimizer
+                    label = optimizer + (" (unique)" if unique else "") + (
+                        "" if builders is None else f" b{builders}")
                     print(f"{label:<24}{batch:>6}{t:>8}{sps:>12,.0f}"
                           f"{sps / roofline[t]:>13.2f}", flush=True)
     if args.profile:

@@ -22,10 +22,10 @@ memory held is one window, whatever the size of the split. A split of at most on
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Iterator, Sequence
-from itertools import pairwise
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice, pairwise
 from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
@@ -35,9 +35,12 @@ from torch import Tensor
 from models.batch import EncodedSplit
 
 __all__ = ["BLOCK_ROWS", "WINDOW_BLOCKS", "InMemoryBlocks", "SplitBlocks", "as_blocks",
-           "concat_splits", "epoch_windows", "prefetched", "shuffled_windows", "slice_split"]
+           "built_ahead", "concat_splits", "epoch_windows", "shuffled_windows", "slice_split"]
 
 T = TypeVar("T")
+P = TypeVar("P")
+W = TypeVar("W")
+PREFETCH_THREAD = "collide-prefetch"  # the name (prefix) of the threads that build windows ahead
 
 # Rows per block of a split held in memory, and blocks per shuffle window: a window of 2^18
 # rows is ~70 MB of Criteo-like rows (26 int64 ids, 13 float32 dense) before fusing.
@@ -142,56 +145,51 @@ def epoch_windows(num_blocks: int, window_blocks: int,
 
 
 def shuffled_windows(split: SplitBlocks, generator: torch.Generator,
-                     window_blocks: int = WINDOW_BLOCKS) -> Iterator[tuple[EncodedSplit, Tensor]]:
+                     window_blocks: int = WINDOW_BLOCKS, build: Callable[[EncodedSplit], W] | None
+                     = None, threads: int = 0) -> Iterator[tuple[W, Tensor]]:
     """One epoch of the shuffle (the module docstring): each window's rows, and the random
-    order (int64 positions into them) in which training visits them."""
-    for window in epoch_windows(split.num_blocks, window_blocks, generator):
-        rows = concat_splits([split.block(i) for i in window])
-        yield rows, torch.randperm(rows.num_samples, generator=generator)
+    order (int64 positions into them) in which training visits them.
 
-
-def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
-    """`items`, produced by a background thread up to `depth` ahead of the consumer, in order.
-
-    On CUDA the trainer builds the next shuffle window (reading and mapping its blocks, fusing
-    its lookup arrays, pinning them) while the GPU trains on this one. An exception raised by
-    `items` is raised to the consumer at the same point of the sequence. When the consumer
-    stops early (or is closed), the thread is told to stop and is joined: it outlives neither.
+    `build(rows)` (default: the rows as they are) is what is handed out for a window; with
+    `threads` > 0 the windows are read and built by that many background threads, ahead of the
+    consumer (`built_ahead`). The order is drawn from `generator` when a window is handed out,
+    so the shuffle is the same with or without threads.
     """
-    slots: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
+    def make(window: list[int]) -> W:
+        rows = concat_splits([split.block(i) for i in window])
+        return rows if build is None else build(rows)
 
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        slots.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            slots.put((done, None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            slots.put((done, exc))
-
-    thread = threading.Thread(target=produce, name="collide-prefetch", daemon=True)
-    thread.start()
+    windows = epoch_windows(split.num_blocks, window_blocks, generator)
+    built = built_ahead(make, windows, threads) if threads > 0 else map(make, windows)
     try:
-        while True:
-            item, error = slots.get()
-            if item is done:
-                if error is not None:
-                    raise error
-                return
+        for item in built:
+            yield item, torch.randperm(item.num_samples, generator=generator)
+    finally:
+        if threads > 0:
+            built.close()  # stops and joins the threads
+
+
+def built_ahead(build: Callable[[P], T], plans: Iterable[P], threads: int = 1) -> Iterator[T]:
+    """`build(plan)` for each of `plans`, in order, made by `threads` background threads at most
+    `threads` items ahead of the consumer.
+
+    On CUDA the trainer builds the next shuffle windows (reading and mapping their blocks,
+    fusing their lookup arrays, pinning them) while the GPU trains on this one. An exception
+    raised by `build` is raised to the consumer at that item's place in the sequence. When the
+    consumer stops early (or is closed), the builds not yet started are cancelled and the
+    threads are joined: they outlive neither.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    plans = iter(plans)
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=PREFETCH_THREAD)
+    pending: deque[Future[T]] = deque(pool.submit(build, plan) for plan in islice(plans, threads))
+    try:
+        while pending:
+            item = pending.popleft().result()
+            pending.extend(pool.submit(build, plan) for plan in islice(plans, 1))
             yield item
     finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue, then join it
-            try:
-                slots.get_nowait()
-            except queue.Empty:
-                pass
-            thread.join(timeout=0.05)
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)

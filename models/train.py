@@ -50,7 +50,7 @@ from models.config import DLRMConfig, embedding_init_bound
 from models.dlrm import DLRM
 from models.online import OnlineMaps, reset_rows
 from models.optim import RowSparseAdam, RowWiseAdagrad
-from models.stream import SplitBlocks, as_blocks, prefetched, shuffled_windows
+from models.stream import SplitBlocks, as_blocks, shuffled_windows
 
 logger = logging.getLogger(__name__)
 
@@ -225,14 +225,16 @@ class _Epoch:
     """One pass over the training split in this epoch's shuffled windows (models.stream)."""
 
     def __init__(self, model: DLRM, optimizers: list[torch.optim.Optimizer], cfg: TrainConfig,
-                 device: torch.device, generator: torch.Generator, prefetch: bool | None = None):
+                 device: torch.device, generator: torch.Generator,
+                 build_threads: int | None = None):
         self.model, self.optimizers, self.cfg = model, optimizers, cfg
         self.device, self.generator = device, generator
         self.check_every = 1 if device.type == "cpu" else 64  # a check syncs with the device
-        # the next window is built by a background thread while this one trains: on CUDA, where
+        # the next windows are built by background threads while this one trains: on CUDA, where
         # the host would otherwise leave the GPU idle while it builds a window; not on the CPU,
-        # where the thread would take the cores the training uses
-        self.prefetch = device.type == "cuda" if prefetch is None else prefetch
+        # where the threads would take the cores the training uses
+        self.build_threads = (default_build_threads(device) if build_threads is None
+                              else build_threads)
         self.online = model.sparse_arch.online  # managed tables' maps (models/online.py)
         self.batches = 0  # training batches so far, all epochs
         self.reinitialised = 0  # rows re-initialised by the online maps' updates
@@ -241,21 +243,22 @@ class _Epoch:
     def _windows(self, train: SplitBlocks) -> Iterator[tuple[FusedSplit, Tensor]]:
         """(the window's fused rows, the order to visit them) on the training device."""
         layout, cuda = self.model.layout, self.device.type == "cuda"
-        built = ((FusedSplit(rows, layout), order)
-                 for rows, order in shuffled_windows(train, self.generator))
-        if cuda:  # pinned, so that the copy below runs without blocking the host
-            built = ((data.moved(Tensor.pin_memory), order.pin_memory()) for data, order in built)
-        if self.prefetch:
-            built = prefetched(built)
+
+        def build(rows: EncodedSplit) -> FusedSplit:
+            data = FusedSplit(rows, layout)
+            # pinned, so that the copy below runs without blocking the host
+            return data.moved(Tensor.pin_memory) if cuda else data
+
+        windows = shuffled_windows(train, self.generator, build=build, threads=self.build_threads)
         try:
-            for data, order in built:
+            for data, order in windows:
                 if cuda:
                     yield (data.moved(lambda t: t.to(self.device, non_blocking=True)),
-                           order.to(self.device, non_blocking=True))
+                           order.pin_memory().to(self.device, non_blocking=True))
                 else:
                     yield data, order
         finally:
-            built.close()  # stops and joins the prefetching thread
+            windows.close()  # stops and joins the threads that build windows ahead
 
     def run(self, train: SplitBlocks, epoch: int,
             on_rows: Callable[[int], None] | None = None) -> float:
@@ -322,6 +325,13 @@ class _Epoch:
         return loss.detach()
 
 
+def default_build_threads(device: torch.device) -> int:
+    """Threads that build shuffle windows ahead of training by default: on CUDA one per CPU
+    torch may use, at most 4 (a window's build is numpy work that releases the GIL); on the CPU
+    none (windows are built in line)."""
+    return min(4, max(1, torch.get_num_threads())) if device.type == "cuda" else 0
+
+
 @contextmanager
 def _torch_threads(num_threads: int | None) -> Iterator[None]:
     """Set torch's intra-op threads for a block (None: leave as is), then restore them."""
@@ -376,6 +386,7 @@ def train(
     val_sample: EncodedSplit | SplitBlocks | None = None,
     on_eval: Callable[[int, dict[str, float]], None] | None = None,
     online: OnlineMaps | None = None,
+    build_threads: int | None = None,
 ) -> TrainResult:
     """Train DLRM(model_config) on ``train``; validate on ``val`` after every epoch.
 
@@ -394,6 +405,10 @@ def train(
 
     ``online``: the maps of the config's managed tables (models/online.py), whose splits hold
     raw ids; they are updated every ``online.remap_every`` training batches.
+
+    ``build_threads``: background threads that read and build the next shuffle windows while
+    the model trains on this one (0: built in line; None: ``default_build_threads``, which is
+    up to 4 on CUDA and 0 on the CPU). The training is the same whatever the number.
     """
     cfg = train_config
     if val is None:
@@ -426,7 +441,8 @@ def train(
                              f"{None if online is None else list(online.tables)}")
         model.sparse_arch.online = online
         optimizers = make_optimizers(model, cfg)
-        runner = _Epoch(model, optimizers, cfg, device, torch.Generator().manual_seed(cfg.seed))
+        runner = _Epoch(model, optimizers, cfg, device, torch.Generator().manual_seed(cfg.seed),
+                        build_threads)
         n = train.num_samples
         stopper = _EarlyStopping(cfg.early_stopping_patience)
         history: list[dict[str, float]] = []
