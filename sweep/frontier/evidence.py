@@ -68,7 +68,7 @@ COLLISION_COLUMNS = ("collision_rate", "unseen_value_rate", "fallback_value_rate
 
 def gather(trials: list[Mapping[str, Any]]) -> dict[str, Any]:
     """The report's tables from trial rows: configurations, matched, versus, segments, collisions,
-    staleness."""
+    staleness, and the sweep's compute."""
     points = precision_points(trials)  # a point per trial and table precision
     configurations = sorted(configuration_rows(points), key=lambda r: (
         strategy_rank(r["strategy"]), r["compression"] is not None, r["compression"] or 0.0,
@@ -100,7 +100,26 @@ def gather(trials: list[Mapping[str, Any]]) -> dict[str, Any]:
         "staleness": staleness_rows(trials),
         "num_trials": len(trials),
         "seeds": sorted({t.get("seed") for t in trials if t.get("seed") is not None}),
+        "compute": _compute(trials),
     }
+
+
+def _compute(trials: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the sweep's trials cost: the sum of their seconds (those that recorded them), and of
+    their probes' training, once per seed (a seed's learned trials share one probe)."""
+    seconds = [float(t["total_seconds"]) for t in trials if finite(t.get("total_seconds"))]
+    probes: dict[Any, float] = {}
+    learned_seeds = set()
+    for t in trials:
+        if not strategy_traits(t.get("strategy")).needs_embeddings:
+            continue
+        learned_seeds.add(t.get("seed"))
+        if finite(t.get("probe_train_seconds")):
+            probes[t.get("seed")] = max(probes.get(t.get("seed"), 0.0),
+                                        float(t["probe_train_seconds"]))
+    return {"trial_seconds": sum(seconds), "trials_timed": len(seconds),
+            "probe_seconds": sum(probes.values()), "probes_timed": len(probes),
+            "probes": len(learned_seeds)}
 
 
 def _flag_frontier(rows: list[dict], x: str, flag: str) -> None:

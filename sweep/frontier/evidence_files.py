@@ -132,8 +132,8 @@ def _markdown(tables: dict[str, Any], experiment: str, parent_run_id: str, comma
     lines = [
         f"# {experiment}: evidence report", "",
         f"Sweep: parent run `{parent_run_id}` of experiment `{experiment}`; {tables['num_trials']} "
-        f"trials, {len(configurations)} configurations, seeds {seeds}. Generated from MLflow alone "
-        "by:", "",
+        f"trials, {len(configurations)} configurations, seeds {seeds}. {_compute_line(tables)} "
+        "Generated from MLflow alone by:", "",
         f"    {command}", "",
         "Every figure is over configurations (strategy x compression x dim x table precision; "
         "a lower precision is the trained model scored with its tables stored so): the mean over "
@@ -305,6 +305,21 @@ def _span(low: Any, high: Any) -> str:
     if low is None:
         return "-"
     return f"{low:,}" if low == high else f"{low:,} to {high:,}"
+
+
+def _compute_line(tables: Mapping[str, Any]) -> str:
+    """The sweep's compute in a sentence: its trials' seconds, and its probes' where it has any."""
+    c = tables["compute"]
+    line = (f"Compute: {c['trial_seconds']:,.0f} s of trials ({c['trial_seconds'] / 3600:.1f} h; "
+            f"{c['trials_timed']} of {tables['num_trials']} trials recorded theirs)")
+    if c["probes"] and not c["probes_timed"]:
+        line += (f"; its {c['probes']} probes (one per seed) were trained earlier and cached, so "
+                 "their time is not recorded")
+    elif c["probes"]:
+        line += (f", plus {c['probe_seconds']:,.0f} s training {c['probes_timed']} of "
+                 f"{c['probes']} probes (one per seed; a probe trained earlier and cached "
+                 "records none)")
+    return line + "."
 
 
 def _compute(row: Mapping[str, Any]) -> str:

@@ -44,7 +44,7 @@ def _tiny_experiment(tmp_path) -> str:
                        "unused_row_share": 0.05 * seed, "mean_ids_per_row": 4.0 + seed,
                        "max_ids_per_row": 9.0, "total_seconds": 10.0 + seed,
                        "best_epoch": 1.0 + seed % 2, "epochs_run": 2.0}
-            if strategy == "frequency_embedding":
+            if strategy == "frequency_embedding" and seed < 2:  # seed 2's probe was cached
                 metrics["probe_train_seconds"] = 30.0
             if strategy != "full":
                 metrics |= {"collision.C1.nmi": 0.5, "collision.C2.nmi": 0.7}
@@ -143,6 +143,9 @@ def test_report_tables_regenerate_byte_for_byte_and_match_a_hand_computation(tmp
     assert "| hash-c4-d8 | 0,1,2 |" in markdown and "| 11 s |" in markdown
     assert "| 11 s + 30 s probe |" in markdown
     assert float(configurations["frequency_embedding-c4-d8"]["probe_train_seconds"]) == 30.0
+    # the sweep's compute: 5 configurations x (10 + 11 + 12) s; a probe per seed, one cached
+    assert ("Compute: 165 s of trials (0.0 h; 15 of 15 trials recorded theirs), plus 60 s "
+            "training 2 of 3 probes (one per seed;") in markdown
     # trials.csv: each trial's own values, per seed, that the means above come from
     trials = _read(out / "trials.csv")
     assert len(trials) == sum(len(v) for v in LOSSES.values())  # fp32 only: no precision scored
@@ -239,3 +242,17 @@ def test_report_staleness_tables_match_a_hand_computation_and_go_when_the_sweep_
     assert "Staleness" not in (out / "report.md").read_text()
     assert "staleness.csv" not in (out / ".collide-output.json").read_text()
     capsys.readouterr()
+
+
+def test_the_compute_line_says_when_every_probe_was_cached_and_leaves_probes_out_without_maps():
+    from sweep.frontier.evidence_files import _compute_line
+
+    cached = {"num_trials": 4, "compute": {"trial_seconds": 7200.0, "trials_timed": 3,
+                                           "probe_seconds": 0.0, "probes_timed": 0, "probes": 2}}
+    assert _compute_line(cached) == (
+        "Compute: 7,200 s of trials (2.0 h; 3 of 4 trials recorded theirs); its 2 probes (one "
+        "per seed) were trained earlier and cached, so their time is not recorded.")
+    no_maps = {"num_trials": 1, "compute": {"trial_seconds": 5.0, "trials_timed": 1,
+                                            "probe_seconds": 0.0, "probes_timed": 0, "probes": 0}}
+    assert _compute_line(no_maps) == ("Compute: 5 s of trials (0.0 h; 1 of 1 trials recorded "
+                                      "theirs).")
