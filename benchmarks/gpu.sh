@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks, in one script to run on a machine with a CUDA card.
 #
-#   bash benchmarks/gpu.sh        # training throughput, within about 5 minutes
+#   bash benchmarks/gpu.sh        # training throughput and whole trials, within about 8 minutes
 #   bash benchmarks/gpu.sh all    # that, then two sweeps on CUDA trials, within about 10 minutes
 #
 # 1. Training throughput: the Criteo Kaggle DLRM of benchmarks/train_throughput.py through
@@ -9,7 +9,9 @@
 #    rowwise_adagrad and sgd, against the fp32 GEMM roofline of the same card; each with the
 #    shuffle windows built in line (b0), by one background thread (b1) and by four (b4), side by
 #    side; then a profile of one epoch at each batch (the default optimizer, default threads);
-#    then each distinct row gathered once (gather_unique) against not, on Zipf-drawn ids.
+#    then whole trials (benchmarks/trial_device.py: prepared data read and mapped in blocks, no
+#    Ray) with the windows built in line and ahead; then each distinct row gathered once
+#    (gather_unique) against not, on Zipf-drawn ids.
 # 2. (all) A 16-trial synthetic grid (benchmarks/sweep_efficiency.py) whose trials each take a
 #    quarter of the card (`--gpus-per-trial 0.25`: four at once), with the whole process's
 #    efficiency.
@@ -47,6 +49,8 @@ part throughput 300 python benchmarks/train_throughput.py --device auto --batche
   --samples 2097152 --optimizers adam rowwise_adagrad sgd --build-threads 0 1 4
 part profile 120 python benchmarks/train_throughput.py --device auto --batches 16384 65536 \
   --samples 1048576 --optimizers adam --profile
+part "a whole trial, windows in line and ahead" 240 python benchmarks/trial_device.py \
+  --device cuda --rows 4000000
 part "lookups, Zipf ids" 120 python benchmarks/train_throughput.py --device auto --batches 65536 \
   --samples 2097152 --optimizers adam rowwise_adagrad --zipf 1.05 --compare-lookups
 if [ "${1:-}" = "all" ]; then

@@ -35,7 +35,8 @@ def test_gpu_script_names_the_device_and_without_cuda_runs_the_cpu_check():
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines[0].startswith("device: ")
-    result = json.loads(lines[-1].removeprefix("RESULT "))
+    first = next(ln for ln in lines if ln.startswith("RESULT "))  # the first part: throughput
+    result = json.loads(first.removeprefix("RESULT "))
     import torch
 
     if not torch.cuda.is_available():
@@ -61,3 +62,18 @@ def test_the_reference_comparison_names_what_it_needs(tmp_path):
     assert done.returncode != 0
     assert f"--reference {tmp_path}: no dlrm_s_pytorch.py there; clone " \
            "https://github.com/facebookresearch/dlrm" in done.stderr
+
+
+@pytest.mark.slow
+def test_the_whole_trial_benchmark_runs_both_ways_on_the_same_data():
+    done = subprocess.run([sys.executable, "benchmarks/trial_device.py", "--rows", "20000",
+                           "--runs", "1", "--batch-size", "1024"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1].removeprefix("RESULT "))
+    trials = result["trials"]
+    assert [(t["strategy"], t["build_threads"]) for t in trials] == [
+        ("hash", 0), ("hash", None), ("frequency_embedding", 0), ("frequency_embedding", None)]
+    # on the CPU both are the same path: the same training, the same loss
+    assert trials[0]["val_logloss"] == trials[1]["val_logloss"]
+    assert all(t["samples_per_second"] > 0 for t in trials)
