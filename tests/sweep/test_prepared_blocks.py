@@ -8,9 +8,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from mappers import get_strategy
 from models import EncodedSplit, InMemoryBlocks, TrainConfig, train
+from models.stream import shuffled_windows
 from sweep.datasets import get_source, prepare
 from sweep.datasets.prepared import take_bags
 from sweep.trial import TrialConfig
@@ -142,3 +144,19 @@ def test_a_row_sample_is_seeded_sized_and_independent_of_the_split(tagged):
     assert 60 <= sampled.num_samples <= 140
     assert sample_for(whole.num_samples, whole.num_samples, seed=0) is None
     assert sample_for(whole.num_samples, None, seed=0) is None
+
+
+@pytest.mark.parametrize("strategy", ["hash", "qr", "frequency_embedding"])
+def test_windows_read_and_mapped_by_background_threads_are_the_same(tagged, strategy):
+    """On CUDA a trial reads and maps its next windows in threads (models.stream.built_ahead):
+    the blocks, the maps and the bags come out as they do in line, in the same order."""
+    blocks = PreparedBlocks(tagged, "train", _mappers(tagged, strategy), block_rows=BLOCK)
+    epochs = []
+    for threads in (0, 4):
+        generator = torch.Generator().manual_seed(9)
+        epochs.append([window for _ in range(2)
+                       for window in shuffled_windows(blocks, generator, 2, threads=threads)])
+    assert len(epochs[0]) == len(epochs[1]) == 2 * -(-blocks.num_blocks // 2)
+    for (rows_a, order_a), (rows_b, order_b) in zip(*epochs, strict=True):
+        _same(rows_a, rows_b)
+        assert torch.equal(order_a, order_b)
