@@ -145,8 +145,9 @@ def epoch_windows(num_blocks: int, window_blocks: int,
 
 
 def shuffled_windows(split: SplitBlocks, generator: torch.Generator,
-                     window_blocks: int = WINDOW_BLOCKS, build: Callable[[EncodedSplit], W] | None
-                     = None, threads: int = 0) -> Iterator[tuple[W, Tensor]]:
+                     window_blocks: int = WINDOW_BLOCKS,
+                     build: Callable[[EncodedSplit], W] | None = None,
+                     threads: int = 0) -> Iterator[tuple[W, Tensor]]:
     """One epoch of the shuffle (the module docstring): each window's rows, and the random
     order (int64 positions into them) in which training visits them.
 
